@@ -1,0 +1,218 @@
+//! Adding nodes: naming, implicit constants, shape inference, control and device scopes.
+
+use super::{Endpoint, Graph, GraphData, Node, Operation, Output};
+use crate::error::{Error, Result};
+use crate::ops::{InferError, OpKind};
+use crate::tensor::{DType, Tensor, TensorSpec};
+
+/// An input to a builder call: a tensor of the graph, or a value that becomes a constant
+/// named after the op's argument (`add/y`, `Assign/value`, `Variable/initial_value`).
+#[derive(Clone, Debug)]
+pub enum Operand {
+    /// A tensor already in the graph.
+    Tensor(Output),
+    /// A value to embed as a constant.
+    Value(Tensor),
+}
+
+impl From<Output> for Operand {
+    fn from(t: Output) -> Self {
+        Operand::Tensor(t)
+    }
+}
+impl From<&Output> for Operand {
+    fn from(t: &Output) -> Self {
+        Operand::Tensor(t.clone())
+    }
+}
+impl<T: Into<Tensor>> From<T> for Operand {
+    fn from(v: T) -> Self {
+        Operand::Value(v.into())
+    }
+}
+
+/// A TF1 ref variable: the `VariableV2` node, its `Assign` initializer and its `read` identity.
+#[derive(Clone, Debug)]
+pub struct Variable {
+    pub(crate) var: Output,
+    pub(crate) initializer: Operation,
+    pub(crate) read: Output,
+}
+
+impl Variable {
+    /// The variable's name, e.g. `foo`.
+    pub fn name(&self) -> String {
+        self.var.op().name()
+    }
+    /// The variable tensor itself (`foo:0`); fetching it reads the variable.
+    pub fn tensor(&self) -> &Output {
+        &self.var
+    }
+    /// The variable's initializer (`foo/Assign`).
+    pub fn initializer(&self) -> &Operation {
+        &self.initializer
+    }
+    /// The value other ops consume (`foo/read:0`).
+    pub fn value(&self) -> &Output {
+        &self.read
+    }
+}
+
+impl From<&Variable> for Operand {
+    fn from(v: &Variable) -> Self {
+        Operand::Tensor(v.read.clone())
+    }
+}
+
+impl Graph {
+    /// Adds a node. `default_name` is used unless [`Graph::named`] set one; value operands
+    /// become constants named `<op>/<arg>`; shape inference runs before the node is added.
+    /// A node refused by shape inference keeps its name reserved, as in TF.
+    pub(crate) fn add_op(&self, default_name: &str, op: OpKind, inputs: Vec<(&str, Operand)>) -> Result<Operation> {
+        let mut g = self.write();
+        let name = g.op_name(default_name);
+        let dtype_hint = inputs.iter().find_map(|(_, o)| match o {
+            Operand::Tensor(t) => Some(t.clone()),
+            Operand::Value(_) => None,
+        });
+        let hint = match &dtype_hint {
+            Some(t) => {
+                self.own(&t.graph)?;
+                Some(g.nodes[t.ep.node].outputs[t.ep.index].dtype)
+            }
+            None => None,
+        };
+        let mut eps = Vec::with_capacity(inputs.len());
+        for (arg, operand) in inputs {
+            let ep = match operand {
+                Operand::Tensor(t) => {
+                    self.own(&t.graph).map_err(|_| {
+                        Error::invalid_argument(format!(
+                            "{} must be from the same graph as the other inputs of '{name}'.",
+                            t.python_repr()
+                        ))
+                    })?;
+                    t.ep
+                }
+                Operand::Value(v) => {
+                    let v = match hint {
+                        Some(dt) if dt != v.dtype() => cast_literal(&v, dt)?,
+                        _ => v,
+                    };
+                    let cname = g.names.unique_full(&format!("{name}/{arg}"));
+                    let id = g.push(cname, OpKind::Const(v.clone()), Vec::new(), vec![v.spec()]);
+                    Endpoint { node: id, index: 0 }
+                }
+            };
+            eps.push(ep);
+        }
+        let specs: Vec<TensorSpec> = eps.iter().map(|ep| g.nodes[ep.node].outputs[ep.index].clone()).collect();
+        let outputs = match g.infer(&op, &specs) {
+            Ok(o) => o,
+            Err(InferError::Other(e)) => return Err(e),
+            Err(InferError::Shape(msg)) => {
+                let inputs: Vec<String> = eps.iter().map(|ep| g.input_name(*ep)).collect();
+                let attrs: Vec<String> = op.attrs(&specs).iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let shapes: Vec<String> = specs.iter().map(|s| s.shape.tf_string()).collect();
+                return Err(Error::invalid_argument(format!(
+                    "{msg} for '{{{{node {name}}}}} = {}[{}]({})' with input shapes: {}.",
+                    op.type_name(),
+                    attrs.join(", "),
+                    inputs.join(", "),
+                    shapes.join(", ")
+                )));
+            }
+        };
+        let id = g.push(name, op, eps, outputs);
+        Ok(Operation { graph: self.clone(), id })
+    }
+
+    /// Adds a node and returns its first output.
+    pub(crate) fn add_op1(&self, default_name: &str, op: OpKind, inputs: Vec<(&str, Operand)>) -> Result<Output> {
+        let op = self.add_op(default_name, op, inputs)?;
+        Ok(Output { graph: self.clone(), ep: Endpoint { node: op.id, index: 0 } })
+    }
+}
+
+impl GraphData {
+    /// The unique name of the next op: the pending explicit name or the default.
+    fn op_name(&mut self, default_name: &str) -> String {
+        match self.pending_name.take() {
+            Some(n) if n.ends_with('/') => {
+                let n = n.trim_end_matches('/').to_string();
+                self.names.mark(&n);
+                n
+            }
+            Some(n) => self.names.unique(&n),
+            None => self.names.unique(default_name),
+        }
+    }
+
+    /// Reserves a unique name under the current scope.
+    pub(crate) fn unique_name(&mut self, name: &str) -> String {
+        self.names.unique(name)
+    }
+
+    /// Marks a name as used without changing it.
+    pub(crate) fn mark_name(&mut self, name: &str) {
+        self.names.mark(name)
+    }
+
+    /// Appends a node with the current control and device scopes.
+    pub(crate) fn push(&mut self, name: String, op: OpKind, inputs: Vec<Endpoint>, outputs: Vec<TensorSpec>) -> usize {
+        let mut control: Vec<usize> = Vec::new();
+        for id in self.control_stack.iter().flatten() {
+            if !control.contains(id) {
+                control.push(*id);
+            }
+        }
+        let device = self.device_stack.last().cloned().unwrap_or_default();
+        let id = self.nodes.len();
+        self.by_name.insert(name.clone(), id);
+        self.nodes.push(Node { name, op, inputs, control_inputs: control, device, outputs });
+        id
+    }
+
+    /// Output specs of a node kind given its input specs.
+    fn infer(&self, op: &OpKind, inputs: &[TensorSpec]) -> std::result::Result<Vec<TensorSpec>, InferError> {
+        match op {
+            OpKind::Const(t) => Ok(vec![t.spec()]),
+            OpKind::Placeholder(s) | OpKind::Variable(s) => Ok(vec![s.clone()]),
+            OpKind::Assign(_) => crate::ops::infer_assign(inputs),
+            OpKind::IsVariableInitialized => {
+                Ok(vec![TensorSpec::new(DType::Bool, crate::tensor::Shape::known(&[]))])
+            }
+            OpKind::ReportUninitialized => {
+                Ok(vec![TensorSpec::new(DType::Str, crate::tensor::Shape::partial(&[None]))])
+            }
+            OpKind::NoOp => Ok(Vec::new()),
+            OpKind::Compute(op) => op.infer(inputs),
+        }
+    }
+
+    /// How TF names an input in a NodeDef: `op` for output 0, `op:i` otherwise.
+    fn input_name(&self, ep: Endpoint) -> String {
+        let n = &self.nodes[ep.node].name;
+        if ep.index == 0 {
+            n.clone()
+        } else {
+            format!("{n}:{}", ep.index)
+        }
+    }
+}
+
+/// Converts a literal to the dtype of the tensor it meets, as TF converts Python numbers.
+fn cast_literal(v: &Tensor, dtype: DType) -> Result<Tensor> {
+    match (v, dtype) {
+        (Tensor::F32(a), DType::I32) if a.iter().all(|x| x.fract() == 0.0) => {
+            Ok(a.mapv(|x| x as i32).into())
+        }
+        (Tensor::I32(a), DType::F32) => Ok(a.mapv(|x| x as f32).into()),
+        (Tensor::F32(a), DType::F64) => Ok(a.mapv(f64::from).into()),
+        _ => Err(Error::invalid_argument(format!(
+            "Cannot convert a {} value to a tensor of dtype {}",
+            v.dtype(),
+            dtype
+        ))),
+    }
+}

@@ -1,0 +1,35 @@
+//! # wgflow
+//!
+//! TensorFlow 1's Graph/Session model in Rust: build a graph once, run it many times in
+//! sessions that hold the values. Kernels run on the CPU (ndarray) and, through `wgpu` and
+//! WGSL compute shaders, on any GPU.
+//!
+//! ```
+//! use wgflow::{ConfigProto, Graph, Session, Tensor};
+//!
+//! # fn main() -> wgflow::Result<()> {
+//! let g = Graph::new();
+//! let v = g.variable(42.0f32, "v")?;
+//! let y = (v.value() * 2.0f32)?;
+//! let init = g.global_variables_initializer()?;
+//!
+//! let mut sess = Session::new(&g, ConfigProto::cpu_only())?;
+//! sess.run(&[&init])?;
+//! assert_eq!(sess.eval(&y)?, Tensor::from(84.0f32));
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod graph;
+pub mod ops;
+pub mod session;
+pub mod tensor;
+
+pub use error::{Code, Error, Result};
+pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
+pub use ops::{BinaryKind, Padding, UnaryKind};
+pub use session::{
+    ConfigProto, FeedKey, Fetch, GpuOptions, NodeStats, RunMetadata, RunOptions, Session, SessionStats, TraceLevel,
+};
+pub use tensor::{DType, Shape, Tensor, TensorSpec};

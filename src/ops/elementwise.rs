@@ -1,0 +1,450 @@
+//! Elementwise ops with numpy broadcasting. Each op is one table row: its TF type, its
+//! default node name, its float expression (used for f32 and f64), its int32 expression where
+//! TF has an int32 kernel, and its WGSL expression.
+
+use std::ops;
+
+use ndarray::{ArcArray, ArrayD, IxDyn, Zip};
+use rayon::prelude::*;
+
+use super::{compute, shape_err, InferResult, Op};
+use crate::error::{invalid, Error, Result};
+use crate::graph::{Graph, Operand, Output};
+use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+
+/// Declares an elementwise op family: the enum, its table and its kernels.
+macro_rules! binary_ops {
+    ($( $kind:ident => $tf:literal, $default:literal, |$x:ident, $y:ident| $float:expr, int: $int:expr, wgsl: $wgsl:literal; )*) => {
+        /// A binary elementwise op.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum BinaryKind { $( #[doc = $tf] $kind, )* }
+
+        impl BinaryKind {
+            /// Every binary op.
+            pub const ALL: &'static [BinaryKind] = &[$(BinaryKind::$kind),*];
+            /// TF's op type.
+            pub fn tf_name(self) -> &'static str { match self { $(BinaryKind::$kind => $tf,)* } }
+            /// The default node name of the builder call.
+            pub fn default_name(self) -> &'static str { match self { $(BinaryKind::$kind => $default,)* } }
+            /// The WGSL expression of `a` and `b`.
+            pub fn wgsl(self) -> &'static str { match self { $(BinaryKind::$kind => $wgsl,)* } }
+            fn f32(self) -> fn(f32, f32) -> f32 {
+                match self { $(BinaryKind::$kind => { #[allow(unused_parens)] fn f($x: f32, $y: f32) -> f32 { $float } f },)* }
+            }
+            fn f64(self) -> fn(f64, f64) -> f64 {
+                match self { $(BinaryKind::$kind => { #[allow(unused_parens)] fn f($x: f64, $y: f64) -> f64 { $float } f },)* }
+            }
+            #[allow(unused_variables)]
+            fn i32(self) -> Option<fn(i32, i32) -> i32> {
+                match self { $(BinaryKind::$kind => { let f: Option<fn(i32, i32) -> i32> = $int; f },)* }
+            }
+        }
+    };
+}
+
+/// Declares the unary ops, as `binary_ops!` does.
+macro_rules! unary_ops {
+    ($( $kind:ident => $tf:literal, |$x:ident| $float:expr, int: $int:expr, wgsl: $wgsl:literal; )*) => {
+        /// A unary elementwise op.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum UnaryKind { $( #[doc = $tf] $kind, )* }
+
+        impl UnaryKind {
+            /// Every unary op.
+            pub const ALL: &'static [UnaryKind] = &[$(UnaryKind::$kind),*];
+            /// TF's op type (also the default node name).
+            pub fn tf_name(self) -> &'static str { match self { $(UnaryKind::$kind => $tf,)* } }
+            /// The WGSL expression of `a`.
+            pub fn wgsl(self) -> &'static str { match self { $(UnaryKind::$kind => $wgsl,)* } }
+            fn f32(self) -> fn(f32) -> f32 {
+                match self { $(UnaryKind::$kind => { fn f($x: f32) -> f32 { $float } f },)* }
+            }
+            fn f64(self) -> fn(f64) -> f64 {
+                match self { $(UnaryKind::$kind => { fn f($x: f64) -> f64 { $float } f },)* }
+            }
+            fn i32(self) -> Option<fn(i32) -> i32> {
+                match self { $(UnaryKind::$kind => { let f: Option<fn(i32) -> i32> = $int; f },)* }
+            }
+        }
+    };
+}
+
+binary_ops! {
+    Add => "AddV2", "Add", |x, y| x + y, int: Some(i32::wrapping_add), wgsl: "a + b";
+    Sub => "Sub", "Sub", |x, y| x - y, int: Some(i32::wrapping_sub), wgsl: "a - b";
+    Mul => "Mul", "Mul", |x, y| x * y, int: Some(i32::wrapping_mul), wgsl: "a * b";
+    Div => "RealDiv", "truediv", |x, y| x / y, int: None, wgsl: "a / b";
+    FloorDiv => "FloorDiv", "floordiv", |x, y| (x / y).floor(), int: Some(floor_div), wgsl: "floor(a / b)";
+    TruncateDiv => "TruncateDiv", "truncatediv", |x, y| (x / y).trunc(), int: Some(truncate_div), wgsl: "trunc(a / b)";
+    Maximum => "Maximum", "Maximum", |x, y| if x.is_nan() || y.is_nan() { x + y } else if x >= y { x } else { y },
+        int: Some(std::cmp::max), wgsl: "select(select(b, a, a >= b), a + b, is_nan(a) || is_nan(b))";
+    Minimum => "Minimum", "Minimum", |x, y| if x.is_nan() || y.is_nan() { x + y } else if x <= y { x } else { y },
+        int: Some(std::cmp::min), wgsl: "select(select(b, a, a <= b), a + b, is_nan(a) || is_nan(b))";
+    Pow => "Pow", "Pow", |x, y| x.powf(y), int: None, wgsl: "pow_tf(a, b)";
+    SquaredDifference => "SquaredDifference", "SquaredDifference", |x, y| (x - y) * (x - y),
+        int: None, wgsl: "(a - b) * (a - b)";
+}
+
+unary_ops! {
+    Neg => "Neg", |x| -x, int: Some(i32::wrapping_neg), wgsl: "-a";
+    Abs => "Abs", |x| x.abs(), int: Some(i32::wrapping_abs), wgsl: "abs(a)";
+    Exp => "Exp", |x| x.exp(), int: None, wgsl: "exp(a)";
+    Log => "Log", |x| x.ln(), int: None, wgsl: "log_tf(a)";
+    Sqrt => "Sqrt", |x| x.sqrt(), int: None, wgsl: "sqrt_tf(a)";
+    Rsqrt => "Rsqrt", |x| 1.0 / x.sqrt(), int: None, wgsl: "1.0 / sqrt_tf(a)";
+    Tanh => "Tanh", |x| x.tanh(), int: None, wgsl: "tanh_tf(a)";
+    Sigmoid => "Sigmoid", |x| 1.0 / (1.0 + (-x).exp()), int: None, wgsl: "1.0 / (1.0 + exp(-a))";
+    Relu => "Relu", |x| if x < 0.0 { 0.0 } else { x }, int: Some(|x| x.max(0)), wgsl: "select(a, 0.0, a < 0.0)";
+    Square => "Square", |x| x * x, int: Some(|x: i32| x.wrapping_mul(x)), wgsl: "a * a";
+}
+
+fn floor_div(x: i32, y: i32) -> i32 {
+    if y == 0 {
+        return 0;
+    }
+    let q = x.wrapping_div(y);
+    if (x % y != 0) && ((x < 0) != (y < 0)) {
+        q - 1
+    } else {
+        q
+    }
+}
+
+fn truncate_div(x: i32, y: i32) -> i32 {
+    if y == 0 {
+        0
+    } else {
+        x.wrapping_div(y)
+    }
+}
+
+/// Broadcasts two static shapes with numpy's rules; `Err` holds TF's shape message.
+pub(crate) fn broadcast_static(a: &Shape, b: &Shape) -> std::result::Result<Shape, String> {
+    let (Some(da), Some(db)) = (a.dims(), b.dims()) else {
+        return Ok(Shape::unknown());
+    };
+    let n = da.len().max(db.len());
+    let mut out = vec![None; n];
+    for i in 0..n {
+        let x = if i + da.len() >= n { da[i + da.len() - n] } else { Some(1) };
+        let y = if i + db.len() >= n { db[i + db.len() - n] } else { Some(1) };
+        out[i] = match (x, y) {
+            (Some(1), y) => y,
+            (x, Some(1)) => x,
+            (Some(x), Some(y)) if x == y => Some(x),
+            (Some(x), Some(y)) => return Err(format!("Dimensions must be equal, but are {x} and {y}")),
+            (Some(x), None) | (None, Some(x)) => Some(x),
+            (None, None) => None,
+        };
+    }
+    Ok(Shape::partial(&out))
+}
+
+/// Broadcasts two concrete shapes; the error is TF's run-time message.
+pub(crate) fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for (i, o) in out.iter_mut().enumerate() {
+        let x = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let y = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        *o = match (x, y) {
+            (1, y) => y,
+            (x, 1) => x,
+            (x, y) if x == y => x,
+            _ => invalid!("Incompatible shapes: {} vs. {}", dims_string(a), dims_string(b)),
+        };
+    }
+    Ok(out)
+}
+
+/// Elements above which CPU elementwise kernels split the work across threads.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// Applies `f` elementwise with broadcasting.
+fn zip_map<T, U>(a: &ArcArray<T, IxDyn>, b: &ArcArray<T, IxDyn>, f: fn(T, T) -> U) -> Result<ArrayD<U>>
+where
+    T: Copy + Send + Sync,
+    U: Copy + Send + Sync + Default,
+{
+    let shape = broadcast_shapes(a.shape(), b.shape())?;
+    if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
+        if a.shape() == b.shape() {
+            let mut out = vec![U::default(); sa.len()];
+            if out.len() >= PARALLEL_MIN {
+                out.par_chunks_mut(PARALLEL_MIN)
+                    .zip(sa.par_chunks(PARALLEL_MIN).zip(sb.par_chunks(PARALLEL_MIN)))
+                    .for_each(|(o, (x, y))| o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| *o = f(x, y)));
+            } else {
+                out.iter_mut().zip(sa.iter().zip(sb)).for_each(|(o, (&x, &y))| *o = f(x, y));
+            }
+            return ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::internal(e.to_string()));
+        }
+    }
+    let d = IxDyn(&shape);
+    let (va, vb) = match (a.broadcast(d.clone()), b.broadcast(d)) {
+        (Some(x), Some(y)) => (x, y),
+        _ => invalid!("Incompatible shapes: {} vs. {}", dims_string(a.shape()), dims_string(b.shape())),
+    };
+    Ok(Zip::from(&va).and(&vb).map_collect(|&x, &y| f(x, y)))
+}
+
+/// Applies `f` to every element, in parallel for large tensors.
+fn map<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(a: &ArcArray<T, IxDyn>, f: fn(T) -> U) -> ArrayD<U> {
+    if let Some(s) = a.as_slice() {
+        if s.len() >= PARALLEL_MIN {
+            let mut out = vec![U::default(); s.len()];
+            out.par_chunks_mut(PARALLEL_MIN)
+                .zip(s.par_chunks(PARALLEL_MIN))
+                .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
+            if let Ok(r) = ArrayD::from_shape_vec(IxDyn(a.shape()), out) {
+                return r;
+            }
+        }
+    }
+    a.mapv(f)
+}
+
+/// A binary elementwise node.
+#[derive(Debug)]
+pub(crate) struct Binary(pub(crate) BinaryKind);
+
+impl Op for Binary {
+    fn type_name(&self) -> &'static str {
+        self.0.tf_name()
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        if a.dtype != b.dtype {
+            return Err(Error::invalid_argument(format!(
+                "Input 'y' of '{}' Op has type {} that does not match type {} of argument 'x'.",
+                self.0.tf_name(),
+                b.dtype,
+                a.dtype
+            ))
+            .into());
+        }
+        check_dtype(self.0.tf_name(), a.dtype, self.0.i32().is_some())?;
+        match broadcast_static(&a.shape, &b.shape) {
+            Ok(shape) => Ok(vec![TensorSpec::new(a.dtype, shape)]),
+            Err(msg) => shape_err!("{msg}"),
+        }
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let k = self.0;
+        let out: Tensor = match (inputs[0], inputs[1]) {
+            (Tensor::F32(a), Tensor::F32(b)) => zip_map(a, b, k.f32())?.into(),
+            (Tensor::F64(a), Tensor::F64(b)) => zip_map(a, b, k.f64())?.into(),
+            (Tensor::I32(a), Tensor::I32(b)) => {
+                let f = k.i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?;
+                if matches!(k, BinaryKind::FloorDiv | BinaryKind::TruncateDiv) && b.iter().any(|&v| v == 0) {
+                    invalid!("Integer division by zero");
+                }
+                zip_map(a, b, f)?.into()
+            }
+            (a, b) => invalid!("{}: mismatched or unsupported dtypes {} and {}", k.tf_name(), a.dtype(), b.dtype()),
+        };
+        Ok(vec![out])
+    }
+}
+
+/// A unary elementwise node.
+#[derive(Debug)]
+pub(crate) struct Unary(pub(crate) UnaryKind);
+
+impl Op for Unary {
+    fn type_name(&self) -> &'static str {
+        self.0.tf_name()
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        check_dtype(self.0.tf_name(), inputs[0].dtype, self.0.i32().is_some())?;
+        Ok(vec![inputs[0].clone()])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let k = self.0;
+        let out: Tensor = match inputs[0] {
+            Tensor::F32(a) => map(a, k.f32()).into(),
+            Tensor::F64(a) => map(a, k.f64()).into(),
+            Tensor::I32(a) => map(a, k.i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?).into(),
+            other => return Err(no_kernel(k.tf_name(), other.dtype())),
+        };
+        Ok(vec![out])
+    }
+}
+
+fn no_kernel(op: &str, dtype: DType) -> Error {
+    Error::invalid_argument(format!("Value for attr 'T' of {} is not in the list of allowed values for {op}", dtype.tf_enum()))
+}
+
+fn check_dtype(op: &str, dtype: DType, int_ok: bool) -> Result<()> {
+    match dtype {
+        DType::F32 | DType::F64 => Ok(()),
+        DType::I32 if int_ok => Ok(()),
+        other => Err(no_kernel(op, other)),
+    }
+}
+
+/// `Cast` between numeric dtypes.
+#[derive(Debug)]
+pub(crate) struct Cast(pub(crate) DType);
+
+impl Op for Cast {
+    fn type_name(&self) -> &'static str {
+        "Cast"
+    }
+    fn attrs(&self) -> Vec<(&'static str, super::Attr)> {
+        vec![("DstT", super::Attr::Type(self.0))]
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        Ok(vec![TensorSpec::new(self.0, inputs[0].shape.clone())])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let out: Tensor = match (inputs[0], self.0) {
+            (t, d) if t.dtype() == d => t.clone(),
+            (Tensor::I32(a), DType::F32) => a.mapv(|x| x as f32).into(),
+            (Tensor::I32(a), DType::F64) => a.mapv(f64::from).into(),
+            (Tensor::F32(a), DType::I32) => a.mapv(|x| x as i32).into(),
+            (Tensor::F32(a), DType::F64) => a.mapv(f64::from).into(),
+            (Tensor::F64(a), DType::F32) => a.mapv(|x| x as f32).into(),
+            (Tensor::Bool(a), DType::F32) => a.mapv(|x| f32::from(u8::from(x))).into(),
+            (t, d) => return Err(Error::unimplemented(format!("Cast from {} to {d} is not supported", t.dtype()))),
+        };
+        Ok(vec![out])
+    }
+}
+
+impl Graph {
+    /// A binary elementwise op by kind, with its default name.
+    pub fn binary(&self, kind: BinaryKind, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.add_op1(kind.default_name(), compute(Binary(kind)), vec![("x", x.into()), ("y", y.into())])
+    }
+    /// A unary elementwise op by kind.
+    pub fn unary(&self, kind: UnaryKind, x: impl Into<Operand>) -> Result<Output> {
+        self.add_op1(kind.tf_name(), compute(Unary(kind)), vec![("x", x.into())])
+    }
+    /// `tf.cast(x, dtype)`.
+    pub fn cast(&self, x: impl Into<Operand>, dtype: DType) -> Result<Output> {
+        self.add_op1("Cast", compute(Cast(dtype)), vec![("x", x.into())])
+    }
+    /// `tf.add(x, y)` (`AddV2`, named `Add`).
+    pub fn add(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::Add, x, y)
+    }
+    /// `tf.subtract(x, y)`.
+    pub fn sub(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::Sub, x, y)
+    }
+    /// `tf.multiply(x, y)`.
+    pub fn mul(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::Mul, x, y)
+    }
+    /// `tf.divide(x, y)`: `RealDiv`; int32 inputs are cast to float64 first, as in TF.
+    pub fn div(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        let (x, y) = (x.into(), y.into());
+        let int = |o: &Operand| match o {
+            Operand::Tensor(t) => t.dtype() == DType::I32,
+            Operand::Value(v) => v.dtype() == DType::I32,
+        };
+        if int(&x) && int(&y) {
+            let _scope = self.name_scope("truediv");
+            let cx = self.cast(x, DType::F64)?;
+            let cy = self.cast(y, DType::F64)?;
+            let scope = self.current_scope();
+            return self.named(&format!("{scope}/")).binary(BinaryKind::Div, cx, cy);
+        }
+        self.binary(BinaryKind::Div, x, y)
+    }
+    /// `tf.math.floordiv(x, y)`.
+    pub fn floordiv(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::FloorDiv, x, y)
+    }
+    /// `tf.truncatediv(x, y)`.
+    pub fn truncatediv(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::TruncateDiv, x, y)
+    }
+    /// `tf.maximum(x, y)` (NaN from either side propagates).
+    pub fn maximum(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::Maximum, x, y)
+    }
+    /// `tf.minimum(x, y)` (NaN from either side propagates).
+    pub fn minimum(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::Minimum, x, y)
+    }
+    /// `tf.pow(x, y)`.
+    pub fn pow(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::Pow, x, y)
+    }
+    /// `tf.math.squared_difference(x, y)`.
+    pub fn squared_difference(&self, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
+        self.binary(BinaryKind::SquaredDifference, x, y)
+    }
+    /// `tf.negative(x)`.
+    pub fn neg(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Neg, x)
+    }
+    /// `tf.abs(x)`.
+    pub fn abs(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Abs, x)
+    }
+    /// `tf.exp(x)`.
+    pub fn exp(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Exp, x)
+    }
+    /// `tf.math.log(x)`.
+    pub fn log(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Log, x)
+    }
+    /// `tf.sqrt(x)`.
+    pub fn sqrt(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Sqrt, x)
+    }
+    /// `tf.math.rsqrt(x)`.
+    pub fn rsqrt(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Rsqrt, x)
+    }
+    /// `tf.tanh(x)`.
+    pub fn tanh(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Tanh, x)
+    }
+    /// `tf.sigmoid(x)`.
+    pub fn sigmoid(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Sigmoid, x)
+    }
+    /// `tf.nn.relu(x)`.
+    pub fn relu(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Relu, x)
+    }
+    /// `tf.square(x)`.
+    pub fn square(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Square, x)
+    }
+}
+
+/// Implements a Python operator on tensors (`a + b` is named `add`, as in TF).
+macro_rules! operator {
+    ($trait:ident, $method:ident, $kind:ident, $name:literal) => {
+        impl<R: Into<Operand>> ops::$trait<R> for &Output {
+            type Output = Result<Output>;
+            fn $method(self, rhs: R) -> Result<Output> {
+                self.graph.named($name).binary(BinaryKind::$kind, self, rhs)
+            }
+        }
+        impl<R: Into<Operand>> ops::$trait<R> for Output {
+            type Output = Result<Output>;
+            fn $method(self, rhs: R) -> Result<Output> {
+                (&self).$method(rhs)
+            }
+        }
+    };
+}
+
+operator!(Add, add, Add, "add");
+operator!(Sub, sub, Sub, "sub");
+operator!(Mul, mul, Mul, "mul");
+operator!(Div, div, Div, "truediv");
+
+impl ops::Neg for &Output {
+    type Output = Result<Output>;
+    fn neg(self) -> Result<Output> {
+        self.graph.named("Neg").unary(UnaryKind::Neg, self)
+    }
+}

@@ -1,0 +1,172 @@
+//! Operations. Each op is declared once: its TF type name and attributes, its shape
+//! inference, and its CPU kernel (GPU lowering and gradient are added beside them).
+//!
+//! Stateful and structural ops (constants, placeholders, variables, assignments, no-ops) are
+//! the variants of [`OpKind`]; every pure computation implements [`Op`].
+
+mod array;
+mod elementwise;
+mod linalg;
+mod nn;
+mod reduce;
+mod state;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use elementwise::{BinaryKind, UnaryKind};
+pub use nn::Padding;
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Tensor, TensorSpec};
+
+/// An attribute value, printed as TF prints NodeDefs in its error messages.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attr {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A list of integers.
+    Ints(Vec<i64>),
+    /// A string.
+    Str(String),
+    /// A dtype.
+    Type(DType),
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Attr::Bool(b) => write!(f, "{b}"),
+            Attr::Int(i) => write!(f, "{i}"),
+            Attr::Ints(v) => {
+                let s: Vec<String> = v.iter().map(i64::to_string).collect();
+                write!(f, "[{}]", s.join(", "))
+            }
+            Attr::Str(s) => write!(f, "\"{s}\""),
+            Attr::Type(t) => f.write_str(t.tf_enum()),
+        }
+    }
+}
+
+/// Why shape inference refused a node.
+#[derive(Debug)]
+pub enum InferError {
+    /// A shape error from TF's C++ shape functions; the graph appends the NodeDef and the
+    /// input shapes to the message, as TF does.
+    Shape(String),
+    /// Any other error, reported as it is.
+    Other(Error),
+}
+
+impl From<Error> for InferError {
+    fn from(e: Error) -> Self {
+        InferError::Other(e)
+    }
+}
+
+/// Result of shape inference.
+pub type InferResult = std::result::Result<Vec<TensorSpec>, InferError>;
+
+/// Returns early with a shape error.
+macro_rules! shape_err {
+    ($($arg:tt)*) => {
+        return Err($crate::ops::InferError::Shape(format!($($arg)*)))
+    };
+}
+pub(crate) use shape_err;
+
+/// A pure computation: outputs depend only on inputs.
+pub trait Op: Send + Sync + fmt::Debug {
+    /// TF's op type, e.g. `AddV2`.
+    fn type_name(&self) -> &'static str;
+    /// Attributes other than `T`, for NodeDef summaries and DOT output.
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        Vec::new()
+    }
+    /// Static output specs from static input specs; fails when the mismatch is certain.
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult;
+    /// The CPU kernel: checks run-time shapes and computes the outputs.
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>>;
+}
+
+/// How an assignment combines the old value and the new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssignMode {
+    /// `Assign`: replace.
+    Set,
+    /// `AssignAdd`: add.
+    Add,
+    /// `AssignSub`: subtract.
+    Sub,
+}
+
+/// What a node does.
+#[derive(Clone, Debug)]
+pub enum OpKind {
+    /// A constant value (`Const`).
+    Const(Tensor),
+    /// A value that must be fed (`Placeholder`).
+    Placeholder(TensorSpec),
+    /// A variable held by each session (`VariableV2`).
+    Variable(TensorSpec),
+    /// An update of a variable, returning the new value (`Assign`, `AssignAdd`, `AssignSub`).
+    Assign(AssignMode),
+    /// Whether a variable holds a value (`IsVariableInitialized`).
+    IsVariableInitialized,
+    /// The names of the graph's uninitialized variables, as a string vector.
+    ReportUninitialized,
+    /// Nothing; used for grouping control dependencies (`NoOp`).
+    NoOp,
+    /// A pure computation.
+    Compute(Arc<dyn Op>),
+}
+
+impl OpKind {
+    /// TF's op type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OpKind::Const(_) => "Const",
+            OpKind::Placeholder(_) => "Placeholder",
+            OpKind::Variable(_) => "VariableV2",
+            OpKind::Assign(AssignMode::Set) => "Assign",
+            OpKind::Assign(AssignMode::Add) => "AssignAdd",
+            OpKind::Assign(AssignMode::Sub) => "AssignSub",
+            OpKind::IsVariableInitialized => "IsVariableInitialized",
+            OpKind::ReportUninitialized => "ReportUninitializedVariables",
+            OpKind::NoOp => "NoOp",
+            OpKind::Compute(op) => op.type_name(),
+        }
+    }
+
+    /// The attributes TF would print for this node, sorted by name, `T` included.
+    pub(crate) fn attrs(&self, inputs: &[TensorSpec]) -> Vec<(&'static str, Attr)> {
+        let mut attrs = match self {
+            OpKind::Const(t) => vec![("dtype", Attr::Type(t.dtype()))],
+            OpKind::Placeholder(s) | OpKind::Variable(s) => vec![("dtype", Attr::Type(s.dtype))],
+            OpKind::Compute(op) => op.attrs(),
+            _ => Vec::new(),
+        };
+        if matches!(self, OpKind::Compute(_) | OpKind::Assign(_)) {
+            if let Some(first) = inputs.first() {
+                attrs.push(("T", Attr::Type(first.dtype)));
+            }
+        }
+        attrs.sort_by(|a, b| a.0.cmp(b.0));
+        attrs
+    }
+}
+
+/// Wraps a pure op as a node kind.
+pub(crate) fn compute(op: impl Op + 'static) -> OpKind {
+    OpKind::Compute(Arc::new(op))
+}
+
+pub(crate) use state::infer_assign;
+
+/// Runs a binary elementwise kernel on two host tensors.
+pub(crate) fn binary_compute(kind: BinaryKind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let mut out = elementwise::Binary(kind).compute(&[a, b])?;
+    out.pop().ok_or_else(|| Error::internal("binary op produced no output"))
+}

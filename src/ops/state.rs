@@ -1,0 +1,163 @@
+//! Constants, placeholders, variables and their assignments, no-ops, identity and groups.
+
+use super::{compute, shape_err, AssignMode, InferResult, Op, OpKind};
+use crate::error::Result;
+use crate::graph::{Endpoint, Graph, Operand, Operation, Output, Variable};
+use crate::tensor::{DType, Shape, Tensor, TensorSpec};
+
+/// Shape inference of `Assign*`: the value must fit the variable.
+pub(crate) fn infer_assign(inputs: &[TensorSpec]) -> InferResult {
+    let (var, val) = (&inputs[0], &inputs[1]);
+    if let (Some(a), Some(b)) = (var.shape.dims(), val.shape.dims()) {
+        if a.len() != b.len() {
+            shape_err!("Shapes must be equal rank, but are {} and {}", a.len(), b.len());
+        }
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            if let (Some(x), Some(y)) = (x, y) {
+                if x != y {
+                    shape_err!(
+                        "Dimension {i} in both shapes must be equal, but are {x} and {y}. Shapes are {} and {}",
+                        var.shape,
+                        val.shape
+                    );
+                }
+            }
+        }
+    }
+    let shape = if var.shape.rank().is_some() { var.shape.clone() } else { val.shape.clone() };
+    Ok(vec![TensorSpec::new(var.dtype, shape)])
+}
+
+/// `Identity`: passes its input through.
+#[derive(Debug)]
+pub(crate) struct Identity;
+
+impl Op for Identity {
+    fn type_name(&self) -> &'static str {
+        "Identity"
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        Ok(vec![inputs[0].clone()])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        Ok(vec![inputs[0].clone()])
+    }
+}
+
+impl Graph {
+    /// A constant (`Const`): a float32, int32 scalar, vector or any [`Tensor`].
+    pub fn constant(&self, value: impl Into<Tensor>) -> Result<Output> {
+        let v = value.into();
+        self.add_op1("Const", OpKind::Const(v), Vec::new())
+    }
+
+    /// `tf.ones(shape)`: a float32 constant named `ones`.
+    pub fn ones(&self, shape: &[usize]) -> Result<Output> {
+        self.add_op1("ones", OpKind::Const(Tensor::filled(DType::F32, shape, 1.0)), Vec::new())
+    }
+
+    /// `tf.zeros(shape)`: a float32 constant named `zeros`.
+    pub fn zeros(&self, shape: &[usize]) -> Result<Output> {
+        self.add_op1("zeros", OpKind::Const(Tensor::filled(DType::F32, shape, 0.0)), Vec::new())
+    }
+
+    /// A placeholder of `dtype`; `shape` may be [`Shape::unknown`] or partial.
+    pub fn placeholder(&self, dtype: DType, shape: Shape) -> Result<Output> {
+        self.add_op1("Placeholder", OpKind::Placeholder(TensorSpec::new(dtype, shape)), Vec::new())
+    }
+
+    /// A TF1 variable named `name` (made unique) with TF's nodes: `name/initial_value`,
+    /// `name` (`VariableV2`), `name/Assign` (the initializer) and `name/read`.
+    pub fn variable(&self, init: impl Into<Operand>, name: &str) -> Result<Variable> {
+        let scope = self.name_scope(name);
+        let scope_name = self.current_scope();
+        let init = match init.into() {
+            Operand::Tensor(t) => t,
+            Operand::Value(v) => self.named("initial_value").constant(v)?,
+        };
+        let spec = init.spec();
+        let var = {
+            let mut g = self.write();
+            g.mark_name(&scope_name);
+            let id = g.push(scope_name.clone(), OpKind::Variable(spec.clone()), Vec::new(), vec![spec]);
+            Output { graph: self.clone(), ep: Endpoint { node: id, index: 0 } }
+        };
+        let initializer =
+            self.named("Assign").add_op("Assign", OpKind::Assign(AssignMode::Set), vec![("ref", (&var).into()), ("value", (&init).into())])?;
+        let read = self.named("read").add_op1("Identity", compute(Identity), vec![("input", (&var).into())])?;
+        drop(scope);
+        self.write().variables.push((var.ep.node, initializer.id));
+        Ok(Variable { var, initializer, read })
+    }
+
+    fn assign_mode(&self, v: &Variable, value: impl Into<Operand>, mode: AssignMode) -> Result<Output> {
+        let name = OpKind::Assign(mode).type_name();
+        self.add_op1(name, OpKind::Assign(mode), vec![("ref", (&v.var).into()), ("value", value.into())])
+    }
+
+    /// `v.assign(value)`: sets the variable and returns the new value.
+    pub fn assign(&self, v: &Variable, value: impl Into<Operand>) -> Result<Output> {
+        self.assign_mode(v, value, AssignMode::Set)
+    }
+
+    /// `v.assign_add(value)`: adds to the variable and returns the new value.
+    pub fn assign_add(&self, v: &Variable, value: impl Into<Operand>) -> Result<Output> {
+        self.assign_mode(v, value, AssignMode::Add)
+    }
+
+    /// `v.assign_sub(value)`: subtracts from the variable and returns the new value.
+    pub fn assign_sub(&self, v: &Variable, value: impl Into<Operand>) -> Result<Output> {
+        self.assign_mode(v, value, AssignMode::Sub)
+    }
+
+    /// Every variable of the graph, in creation order.
+    pub fn global_variables(&self) -> Vec<Variable> {
+        let vars = self.read().variables.clone();
+        vars.into_iter()
+            .map(|(var, init)| {
+                let var = Output { graph: self.clone(), ep: Endpoint { node: var, index: 0 } };
+                let read = self.read().nodes.iter().position(|n| {
+                    n.inputs.first() == Some(&var.ep) && n.op.type_name() == "Identity"
+                });
+                let read = read.map_or(var.clone(), |id| Output { graph: self.clone(), ep: Endpoint { node: id, index: 0 } });
+                Variable { var, initializer: Operation { graph: self.clone(), id: init }, read }
+            })
+            .collect()
+    }
+
+    /// `tf.global_variables_initializer()`: a `NoOp` named `init` with a control input on
+    /// every variable's initializer. Running it (again) resets every variable.
+    pub fn global_variables_initializer(&self) -> Result<Operation> {
+        let inits: Vec<Operation> = self.global_variables().into_iter().map(|v| v.initializer).collect();
+        let refs: Vec<&Operation> = inits.iter().collect();
+        self.named("init").group(&refs)
+    }
+
+    /// `tf.no_op()`.
+    pub fn no_op(&self) -> Result<Operation> {
+        self.add_op("NoOp", OpKind::NoOp, Vec::new())
+    }
+
+    /// `tf.group(ops)`: a `NoOp` with control inputs on `ops`.
+    pub fn group(&self, ops: &[&Operation]) -> Result<Operation> {
+        let _deps = self.control_dependencies(ops)?;
+        self.add_op("NoOp", OpKind::NoOp, Vec::new())
+    }
+
+    /// `tf.identity(x)`.
+    pub fn identity(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.add_op1("Identity", compute(Identity), vec![("input", x.into())])
+    }
+
+    /// `tf.is_variable_initialized(v)`: a bool scalar.
+    pub fn is_variable_initialized(&self, v: &Variable) -> Result<Output> {
+        self.add_op1("IsVariableInitialized", OpKind::IsVariableInitialized, vec![("ref", (&v.var).into())])
+    }
+
+    /// `tf.report_uninitialized_variables()`: the names of the uninitialized variables.
+    pub fn report_uninitialized_variables(&self) -> Result<Output> {
+        let vars: Vec<Operand> = self.global_variables().iter().map(|v| (&v.var).into()).collect();
+        let inputs = vars.into_iter().map(|v| ("var_list", v)).collect();
+        self.add_op1("report_uninitialized_variables", OpKind::ReportUninitialized, inputs)
+    }
+}

@@ -1,0 +1,104 @@
+//! A ConfigProto-like session configuration, and per-run options and metadata.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Session configuration, after TF's `ConfigProto`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigProto {
+    /// Devices per type, e.g. `{"GPU": 0}` forces everything onto the CPU.
+    pub device_count: BTreeMap<String, usize>,
+    /// Fall back to the CPU when a node cannot go where it was asked.
+    pub allow_soft_placement: bool,
+    /// Log each node's device, in TF's format.
+    pub log_device_placement: bool,
+    /// GPU memory and adapter options.
+    pub gpu_options: GpuOptions,
+    /// Threads for the CPU kernels; 0 uses every core.
+    pub intra_op_parallelism_threads: usize,
+}
+
+impl Default for ConfigProto {
+    fn default() -> Self {
+        ConfigProto {
+            device_count: BTreeMap::new(),
+            allow_soft_placement: true,
+            log_device_placement: false,
+            gpu_options: GpuOptions::default(),
+            intra_op_parallelism_threads: 0,
+        }
+    }
+}
+
+impl ConfigProto {
+    /// A config that runs everything on the CPU (`device_count {"GPU": 0}`).
+    pub fn cpu_only() -> Self {
+        let mut c = ConfigProto::default();
+        c.device_count.insert("GPU".into(), 0);
+        c
+    }
+    /// How many devices of `kind` ("GPU", "CPU") the config allows, if it says.
+    pub fn devices(&self, kind: &str) -> Option<usize> {
+        self.device_count.get(kind).copied()
+    }
+}
+
+/// GPU options, after TF's `GPUOptions`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuOptions {
+    /// Fraction of the adapter's memory this process may use (when the adapter reports it).
+    pub per_process_gpu_memory_fraction: f64,
+    /// An explicit byte budget for GPU allocations.
+    pub memory_limit_bytes: Option<u64>,
+    /// Allocate as needed (`true`) or reserve the budget up front.
+    pub allow_growth: bool,
+    /// The adapter to use, by index or by a substring of its name (`WGFLOW_ADAPTER` also works).
+    pub adapter: Option<String>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions { per_process_gpu_memory_fraction: 1.0, memory_limit_bytes: None, allow_growth: true, adapter: None }
+    }
+}
+
+/// How much a run records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TraceLevel {
+    /// Nothing.
+    #[default]
+    NoTrace,
+    /// Per-node step stats.
+    FullTrace,
+}
+
+/// Options for one run, after TF's `RunOptions`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunOptions {
+    /// What the run records into its metadata.
+    pub trace_level: TraceLevel,
+    /// Fail with `DeadlineExceeded` when the run takes longer.
+    pub timeout: Option<Duration>,
+}
+
+/// One node's execution record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeStats {
+    /// Node name.
+    pub name: String,
+    /// Op type.
+    pub op: String,
+    /// Full device name, e.g. `/job:localhost/replica:0/task:0/device:CPU:0`.
+    pub device: String,
+    /// Start, in microseconds since the run began.
+    pub start_us: f64,
+    /// Duration in microseconds.
+    pub duration_us: f64,
+}
+
+/// What a run recorded, after TF's `RunMetadata`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunMetadata {
+    /// Per-node stats, in execution order.
+    pub step_stats: Vec<NodeStats>,
+}

@@ -1,0 +1,151 @@
+//! The CPU executor: runs a plan's steps on host tensors and the session's variables.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::config::{NodeStats, RunMetadata, RunOptions, TraceLevel};
+use super::plan::{FetchFrom, Input, Plan, Step};
+use crate::error::{Error, Result};
+use crate::graph::NodeId;
+use crate::ops::{AssignMode, OpKind};
+use crate::tensor::Tensor;
+
+/// The session's variables: one value per initialized `VariableV2` node.
+#[derive(Debug, Default)]
+pub(crate) struct Variables {
+    pub(crate) values: HashMap<NodeId, Tensor>,
+}
+
+pub(crate) const CPU_DEVICE: &str = "/job:localhost/replica:0/task:0/device:CPU:0";
+
+/// Runs `plan` with `feeds` (one per plan feed slot) and returns the fetched values.
+pub(crate) fn execute(
+    plan: &Plan,
+    feeds: Vec<Tensor>,
+    vars: &mut Variables,
+    options: &RunOptions,
+    mut metadata: Option<&mut RunMetadata>,
+) -> Result<Vec<Option<Tensor>>> {
+    let start = Instant::now();
+    let mut slots: Vec<Option<Tensor>> = vec![None; plan.slots];
+    for ((slot, _), t) in plan.feeds.iter().zip(feeds) {
+        slots[*slot] = Some(t);
+    }
+    for step in &plan.steps {
+        if let Some(limit) = options.timeout {
+            if start.elapsed() > limit {
+                return Err(Error::new(crate::error::Code::DeadlineExceeded, "Timed out waiting for the run to finish"));
+            }
+        }
+        let t0 = Instant::now();
+        let outs = run_step(plan, step, &slots, vars).map_err(|e| e.at(&step.name))?;
+        for (slot, value) in step.outputs.iter().zip(outs) {
+            if let Some(s) = slot {
+                slots[*s] = Some(value);
+            }
+        }
+        for &s in &step.frees {
+            slots[s] = None;
+        }
+        if let (Some(md), TraceLevel::FullTrace) = (metadata.as_deref_mut(), options.trace_level) {
+            md.step_stats.push(NodeStats {
+                name: step.name.clone(),
+                op: step.op.type_name().to_string(),
+                device: CPU_DEVICE.to_string(),
+                start_us: (t0 - start).as_secs_f64() * 1e6,
+                duration_us: t0.elapsed().as_secs_f64() * 1e6,
+            });
+        }
+    }
+    plan.fetches
+        .iter()
+        .map(|f| match f {
+            FetchFrom::Nothing => Ok(None),
+            FetchFrom::Slot(s) => slots[*s].clone().map(Some).ok_or_else(|| Error::internal("fetched value was not computed")),
+            FetchFrom::Var(id, name) => read_var(vars, *id, name).map(Some),
+        })
+        .collect()
+}
+
+fn read_var(vars: &Variables, id: NodeId, name: &str) -> Result<Tensor> {
+    vars.values
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| Error::failed_precondition(format!("Attempting to use uninitialized value {name}")))
+}
+
+fn input(plan: &Plan, slots: &[Option<Tensor>], vars: &Variables, i: &Input) -> Result<Tensor> {
+    match i {
+        Input::Slot(s) => slots[*s].clone().ok_or_else(|| Error::internal("input value missing")),
+        Input::Var(id) => read_var(vars, *id, plan.var_names.get(id).map_or("?", String::as_str)),
+    }
+}
+
+fn run_step(plan: &Plan, step: &Step, slots: &[Option<Tensor>], vars: &mut Variables) -> Result<Vec<Tensor>> {
+    match &step.op {
+        OpKind::Const(t) => Ok(vec![t.clone()]),
+        OpKind::Placeholder(spec) => {
+            let shape = match spec.shape.rank() {
+                Some(_) => format!(" and shape {}", spec.shape),
+                None => String::new(),
+            };
+            Err(Error::invalid_argument(format!(
+                "You must feed a value for placeholder tensor '{}' with dtype {}{shape}",
+                step.name,
+                spec.dtype.tf_name()
+            )))
+        }
+        OpKind::Variable(_) => Ok(Vec::new()),
+        OpKind::NoOp => Ok(Vec::new()),
+        OpKind::Assign(mode) => {
+            let Input::Var(var) = step.inputs[0] else {
+                return Err(Error::invalid_argument("Assign needs a variable as its first input"));
+            };
+            let value = input(plan, slots, vars, &step.inputs[1])?;
+            let new = match mode {
+                AssignMode::Set => value,
+                AssignMode::Add | AssignMode::Sub => {
+                    let name = plan.var_names.get(&var).map_or("?", String::as_str);
+                    let old = read_var(vars, var, name)?;
+                    if old.shape() != value.shape() || old.dtype() != value.dtype() {
+                        return Err(Error::invalid_argument(format!(
+                            "Cannot update variable with shape {} using a Tensor with shape {}, shapes must be equal.",
+                            crate::tensor::dims_string(old.shape()),
+                            crate::tensor::dims_string(value.shape())
+                        )));
+                    }
+                    let kind = if *mode == AssignMode::Add {
+                        crate::ops::BinaryKind::Add
+                    } else {
+                        crate::ops::BinaryKind::Sub
+                    };
+                    crate::ops::binary_compute(kind, &old, &value)?
+                }
+            };
+            vars.values.insert(var, new.clone());
+            Ok(vec![new])
+        }
+        OpKind::IsVariableInitialized => {
+            let Input::Var(var) = step.inputs[0] else {
+                return Err(Error::invalid_argument("IsVariableInitialized needs a variable input"));
+            };
+            Ok(vec![Tensor::from(vars.values.contains_key(&var))])
+        }
+        OpKind::ReportUninitialized => {
+            let names: Vec<String> = step
+                .inputs
+                .iter()
+                .filter_map(|i| match i {
+                    Input::Var(id) if !vars.values.contains_key(id) => plan.var_names.get(id).cloned(),
+                    _ => None,
+                })
+                .collect();
+            Ok(vec![Tensor::from(names)])
+        }
+        OpKind::Compute(op) => {
+            let ins = step.inputs.iter().map(|i| input(plan, slots, vars, i)).collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&Tensor> = ins.iter().collect();
+            op.compute(&refs)
+        }
+    }
+}

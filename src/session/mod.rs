@@ -1,0 +1,253 @@
+//! Sessions: they hold every value (variables, intermediates) and run the part of a graph
+//! that the fetches need.
+
+mod config;
+mod exec;
+mod fetch;
+mod plan;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use config::{ConfigProto, GpuOptions, NodeStats, RunMetadata, RunOptions, TraceLevel};
+pub use fetch::{FeedKey, Fetch};
+
+use crate::error::{Error, Result};
+use crate::graph::{Endpoint, Graph, Operation, Output};
+use crate::ops::OpKind;
+use crate::tensor::Tensor;
+use exec::Variables;
+use plan::{Plan, Signature, Target};
+
+/// Counters a session keeps, so its promises can be tested.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Runs started.
+    pub runs: u64,
+    /// Plans built (pruning and sorting); a repeated run signature builds none.
+    pub plans_built: u64,
+}
+
+/// A session on a graph, after TF1's `tf.Session`.
+///
+/// Two sessions on one graph are independent: each has its own variables. A session is
+/// `Send`, so sessions can run on different threads at the same time.
+pub struct Session {
+    graph: Graph,
+    config: ConfigProto,
+    state: Option<Variables>,
+    plans: HashMap<Signature, Arc<Plan>>,
+    stats: SessionStats,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Session {
+    /// A session on `graph` with `config`.
+    pub fn new(graph: &Graph, config: ConfigProto) -> Result<Session> {
+        let pool = match config.intra_op_parallelism_threads {
+            0 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::internal(format!("thread pool: {e}")))?,
+            ),
+        };
+        Ok(Session {
+            graph: graph.clone(),
+            config,
+            state: Some(Variables::default()),
+            plans: HashMap::new(),
+            stats: SessionStats::default(),
+            pool,
+        })
+    }
+
+    /// The session's graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The session's configuration.
+    pub fn config(&self) -> &ConfigProto {
+        &self.config
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// Runs the fetches (tensors yield values, operations yield `None`).
+    pub fn run<F: Into<Fetch> + Clone>(&mut self, fetches: &[F]) -> Result<Vec<Option<Tensor>>> {
+        let fetches: Vec<Fetch> = fetches.iter().cloned().map(Into::into).collect();
+        self.run_with(&fetches, &[], &RunOptions::default(), None)
+    }
+
+    /// Runs the fetches with `feeds` replacing the values of the fed tensors.
+    pub fn run_feed<F: Into<Fetch> + Clone, K: Into<FeedKey> + Clone>(
+        &mut self,
+        fetches: &[F],
+        feeds: &[(K, Tensor)],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let fetches: Vec<Fetch> = fetches.iter().cloned().map(Into::into).collect();
+        let feeds: Vec<(FeedKey, Tensor)> = feeds.iter().map(|(k, t)| (k.clone().into(), t.clone())).collect();
+        self.run_with(&fetches, &feeds, &RunOptions::default(), None)
+    }
+
+    /// Evaluates one tensor (TF's `Tensor.eval`).
+    pub fn eval(&mut self, fetch: impl Into<Fetch>) -> Result<Tensor> {
+        self.eval_feed::<FeedKey>(fetch, &[])
+    }
+
+    /// Evaluates one tensor with feeds.
+    pub fn eval_feed<K: Into<FeedKey> + Clone>(&mut self, fetch: impl Into<Fetch>, feeds: &[(K, Tensor)]) -> Result<Tensor> {
+        let fetch = fetch.into();
+        let mut out = self.run_feed(std::slice::from_ref(&fetch), feeds)?;
+        out.pop()
+            .flatten()
+            .ok_or_else(|| Error::invalid_argument(format!("{fetch:?} is an operation and yields no value")))
+    }
+
+    /// The full form of `run`: fetches, feeds, options, and metadata to fill.
+    pub fn run_with(
+        &mut self,
+        fetches: &[Fetch],
+        feeds: &[(FeedKey, Tensor)],
+        options: &RunOptions,
+        metadata: Option<&mut RunMetadata>,
+    ) -> Result<Vec<Option<Tensor>>> {
+        if self.state.is_none() {
+            return Err(Error::failed_precondition("Attempted to use a closed Session."));
+        }
+        self.stats.runs += 1;
+        let (sig, feed_values) = self.signature(fetches, feeds)?;
+        let plan = match self.plans.get(&sig) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Arc::new(Plan::build(&self.graph.read(), &sig)?);
+                self.stats.plans_built += 1;
+                self.plans.insert(sig, p.clone());
+                p
+            }
+        };
+        for ((_, spec), (key, value)) in plan.feeds.iter().zip(&feed_values) {
+            check_feed(key, spec, value)?;
+        }
+        let values: Vec<Tensor> = feed_values.into_iter().map(|(_, t)| t).collect();
+        let vars = self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
+        match &self.pool {
+            Some(pool) => pool.install(|| exec::execute(&plan, values, vars, options, metadata)),
+            None => exec::execute(&plan, values, vars, options, metadata),
+        }
+    }
+
+    /// Closes the session: its values are freed and later runs fail.
+    pub fn close(&mut self) {
+        self.state = None;
+        self.plans.clear();
+    }
+
+    /// Whether the session was closed.
+    pub fn is_closed(&self) -> bool {
+        self.state.is_none()
+    }
+
+    /// Resolves fetches and feeds to graph ids. Feeds come back sorted by endpoint, with
+    /// the name TF would print for each.
+    fn signature(&self, fetches: &[Fetch], feeds: &[(FeedKey, Tensor)]) -> Result<(Signature, Vec<(String, Tensor)>)> {
+        let mut targets = Vec::with_capacity(fetches.len());
+        for f in fetches {
+            targets.push(match f {
+                Fetch::Tensor(t) => Target::Tensor(self.own_tensor(t, "fetch")?),
+                Fetch::Operation(op) => {
+                    self.graph.own(&op.graph).map_err(|_| {
+                        Error::invalid_argument(format!("Operation {:?} is not an element of this graph.", op.name()))
+                    })?;
+                    Target::Op(op.id)
+                }
+                Fetch::Name(n) if n.contains(':') => Target::Tensor(
+                    self.graph.tensor_by_name(n).map_err(|e| fetch_name_error(n, e))?.ep,
+                ),
+                Fetch::Name(n) => Target::Op(self.graph.operation_by_name(n).map_err(|e| fetch_name_error(n, e))?.id),
+            });
+        }
+        let mut resolved: Vec<(Endpoint, String, Tensor)> = Vec::with_capacity(feeds.len());
+        for (key, value) in feeds {
+            let t = match key {
+                FeedKey::Tensor(t) => {
+                    self.own_tensor(t, "feed")?;
+                    t.clone()
+                }
+                FeedKey::Name(n) => self.graph.tensor_by_name(n).map_err(|e| {
+                    Error::new(e.code, format!("Cannot interpret feed_dict key as Tensor: {}", e.message))
+                })?,
+            };
+            let g = self.graph.read();
+            if g.unfeedable.contains(&t.ep) || matches!(g.nodes[t.ep.node].op, OpKind::Variable(_)) {
+                return Err(Error::invalid_argument(format!(
+                    "Tensor {}:{} may not be fed.",
+                    g.nodes[t.ep.node].name, t.ep.index
+                )));
+            }
+            let name = format!("{}:{}", g.nodes[t.ep.node].name, t.ep.index);
+            drop(g);
+            resolved.retain(|(ep, _, _)| *ep != t.ep);
+            resolved.push((t.ep, name, value.clone()));
+        }
+        resolved.sort_by_key(|(ep, _, _)| *ep);
+        let sig = Signature {
+            fetches: targets,
+            feeds: resolved.iter().map(|(ep, _, _)| *ep).collect(),
+            version: self.graph.read().version,
+        };
+        Ok((sig, resolved.into_iter().map(|(_, n, t)| (n, t)).collect()))
+    }
+
+    fn own_tensor(&self, t: &Output, what: &str) -> Result<Endpoint> {
+        self.graph.own(&t.graph).map_err(|_| {
+            let r = t.python_repr();
+            Error::invalid_argument(format!(
+                "Argument `{what}` = {r} cannot be interpreted as a Tensor. (Tensor {r} is not an element of this graph.)"
+            ))
+        })?;
+        Ok(t.ep)
+    }
+}
+
+fn fetch_name_error(name: &str, e: Error) -> Error {
+    Error::new(e.code, format!("Fetch argument '{name}' cannot be interpreted as a Tensor. ({})", e.message))
+}
+
+/// Checks a fed value against the static spec of the tensor it replaces.
+fn check_feed(name: &str, spec: &crate::tensor::TensorSpec, value: &Tensor) -> Result<()> {
+    if value.dtype() != spec.dtype {
+        return Err(Error::invalid_argument(format!(
+            "Cannot feed value of dtype {} for Tensor {name}, which has dtype {}",
+            value.dtype(),
+            spec.dtype
+        )));
+    }
+    if !spec.shape.is_compatible_with(value.shape()) {
+        return Err(Error::invalid_argument(format!(
+            "Cannot feed value of shape {} for Tensor {name}, which has shape {}",
+            crate::tensor::Shape::known(value.shape()).python_string(),
+            spec.shape.python_string()
+        )));
+    }
+    Ok(())
+}
+
+impl Output {
+    /// Evaluates this tensor in `session` (TF's `Tensor.eval`).
+    pub fn eval(&self, session: &mut Session) -> Result<Tensor> {
+        session.eval(self)
+    }
+}
+
+impl Operation {
+    /// Runs this operation in `session` (TF's `Operation.run`).
+    pub fn run(&self, session: &mut Session) -> Result<()> {
+        session.run(&[self]).map(|_| ())
+    }
+}

@@ -1,0 +1,348 @@
+//! Element types, static (possibly partial) shapes and host tensors.
+
+use std::fmt;
+
+use ndarray::{ArcArray, ArrayD, IxDyn};
+
+use crate::error::{invalid, Error, Result};
+
+/// The element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit float (`tf.float32`).
+    F32,
+    /// 32-bit signed integer (`tf.int32`).
+    I32,
+    /// 64-bit float (`tf.float64`), produced by `div` of int32 tensors.
+    F64,
+    /// Boolean (`tf.bool`).
+    Bool,
+    /// Strings (`tf.string`), used for variable names in reports.
+    Str,
+}
+
+impl DType {
+    /// TF's short name, as in "with dtype float".
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            DType::F32 => "float",
+            DType::I32 => "int32",
+            DType::F64 => "double",
+            DType::Bool => "bool",
+            DType::Str => "string",
+        }
+    }
+    /// TF's enum name, as in "T=DT_FLOAT".
+    pub fn tf_enum(self) -> &'static str {
+        match self {
+            DType::F32 => "DT_FLOAT",
+            DType::I32 => "DT_INT32",
+            DType::F64 => "DT_DOUBLE",
+            DType::Bool => "DT_BOOL",
+            DType::Str => "DT_STRING",
+        }
+    }
+    /// numpy's name, as in "dtype=float32".
+    pub fn numpy_name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::I32 => "int32",
+            DType::F64 => "float64",
+            DType::Bool => "bool",
+            DType::Str => "string",
+        }
+    }
+    /// Bytes per element (strings count as pointers).
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F64 | DType::Str => 8,
+            DType::Bool => 1,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.numpy_name())
+    }
+}
+
+/// A static shape: unknown rank, or a rank with some dimensions unknown.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Shape(Option<Vec<Option<usize>>>);
+
+impl Shape {
+    /// A shape whose rank is unknown.
+    pub fn unknown() -> Self {
+        Shape(None)
+    }
+    /// A fully known shape.
+    pub fn known(dims: &[usize]) -> Self {
+        Shape(Some(dims.iter().map(|&d| Some(d)).collect()))
+    }
+    /// A shape of known rank with `None` for unknown dimensions.
+    pub fn partial(dims: &[Option<usize>]) -> Self {
+        Shape(Some(dims.to_vec()))
+    }
+    /// A shape of known rank whose dimensions are all unknown.
+    pub fn unknown_dims(rank: usize) -> Self {
+        Shape(Some(vec![None; rank]))
+    }
+    /// The rank, if known.
+    pub fn rank(&self) -> Option<usize> {
+        self.0.as_ref().map(Vec::len)
+    }
+    /// The dimensions, if the rank is known.
+    pub fn dims(&self) -> Option<&[Option<usize>]> {
+        self.0.as_deref()
+    }
+    /// Dimension `i` (negative counts from the end), if known.
+    pub fn dim(&self, i: isize) -> Option<usize> {
+        let dims = self.0.as_ref()?;
+        let i = if i < 0 { dims.len() as isize + i } else { i };
+        dims.get(usize::try_from(i).ok()?).copied().flatten()
+    }
+    /// The dimensions when every one is known.
+    pub fn to_vec(&self) -> Option<Vec<usize>> {
+        self.0.as_ref()?.iter().copied().collect()
+    }
+    /// Whether a concrete shape fits this partial one.
+    pub fn is_compatible_with(&self, dims: &[usize]) -> bool {
+        match &self.0 {
+            None => true,
+            Some(d) => d.len() == dims.len() && d.iter().zip(dims).all(|(a, b)| a.is_none_or(|a| a == *b)),
+        }
+    }
+    /// TF's C++ form used in op error messages: `[2,3]`, `[?,3]`, `?`.
+    pub fn tf_string(&self) -> String {
+        match &self.0 {
+            None => "?".to_string(),
+            Some(d) => {
+                let parts: Vec<String> = d.iter().map(|x| x.map_or("?".to_string(), |v| v.to_string())).collect();
+                format!("[{}]", parts.join(","))
+            }
+        }
+    }
+    /// Python's `TensorShape` form: `(2,)`, `(None, 3)`, `<unknown>`.
+    pub fn python_string(&self) -> String {
+        match &self.0 {
+            None => "<unknown>".to_string(),
+            Some(d) => python_tuple(d.iter().map(|x| x.map_or("None".to_string(), |v| v.to_string()))),
+        }
+    }
+}
+
+/// Formats items as a Python tuple: `()`, `(3,)`, `(2, 3)`.
+pub(crate) fn python_tuple(items: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = items.collect();
+    match v.len() {
+        1 => format!("({},)", v[0]),
+        _ => format!("({})", v.join(", ")),
+    }
+}
+
+/// Formats a concrete shape TF's C++ way: `[2,3]`.
+pub(crate) fn dims_string(dims: &[usize]) -> String {
+    Shape::known(dims).tf_string()
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.tf_string())
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape::known(d)
+    }
+}
+
+/// The static description of a tensor: its dtype and (possibly partial) shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorSpec {
+    /// Element type.
+    pub dtype: DType,
+    /// Static shape.
+    pub shape: Shape,
+}
+
+impl TensorSpec {
+    /// A spec from a dtype and shape.
+    pub fn new(dtype: DType, shape: Shape) -> Self {
+        TensorSpec { dtype, shape }
+    }
+}
+
+/// A host tensor: an n-dimensional array of one of the supported element types.
+///
+/// Storage is reference counted (`ArcArray`), so cloning a tensor is cheap and
+/// copies happen only on write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tensor {
+    /// float32 data.
+    F32(ArcArray<f32, IxDyn>),
+    /// int32 data.
+    I32(ArcArray<i32, IxDyn>),
+    /// float64 data.
+    F64(ArcArray<f64, IxDyn>),
+    /// bool data.
+    Bool(ArcArray<bool, IxDyn>),
+    /// string data.
+    Str(ArcArray<String, IxDyn>),
+}
+
+/// Implements the conversions between a Rust element type and a `Tensor` variant.
+macro_rules! element {
+    ($t:ty, $variant:ident, $as:ident, $dtype:ident) => {
+        impl From<ArrayD<$t>> for Tensor {
+            fn from(a: ArrayD<$t>) -> Self {
+                Tensor::$variant(a.into_shared())
+            }
+        }
+        impl From<ArcArray<$t, IxDyn>> for Tensor {
+            fn from(a: ArcArray<$t, IxDyn>) -> Self {
+                Tensor::$variant(a)
+            }
+        }
+        impl From<$t> for Tensor {
+            fn from(v: $t) -> Self {
+                Tensor::$variant(ArrayD::from_elem(IxDyn(&[]), v).into_shared())
+            }
+        }
+        impl From<Vec<$t>> for Tensor {
+            fn from(v: Vec<$t>) -> Self {
+                let n = v.len();
+                Tensor::$variant(ArrayD::from_shape_vec(IxDyn(&[n]), v).unwrap_or_default().into_shared())
+            }
+        }
+        impl<const N: usize> From<[$t; N]> for Tensor {
+            fn from(v: [$t; N]) -> Self {
+                Tensor::from(v.to_vec())
+            }
+        }
+        impl Tensor {
+            /// The data as an array of this element type, or `InvalidArgument` on a dtype mismatch.
+            pub fn $as(&self) -> Result<&ArcArray<$t, IxDyn>> {
+                match self {
+                    Tensor::$variant(a) => Ok(a),
+                    other => invalid!("expected a {} tensor, got {}", DType::$dtype, other.dtype()),
+                }
+            }
+        }
+    };
+}
+
+element!(f32, F32, as_f32, F32);
+element!(i32, I32, as_i32, I32);
+element!(f64, F64, as_f64, F64);
+element!(bool, Bool, as_bool, Bool);
+element!(String, Str, as_str, Str);
+
+impl From<&str> for Tensor {
+    fn from(v: &str) -> Self {
+        Tensor::from(v.to_string())
+    }
+}
+
+impl Tensor {
+    /// A float32 tensor of `shape` from row-major `data`.
+    pub fn from_f32(shape: &[usize], data: Vec<f32>) -> Result<Self> {
+        from_vec(shape, data).map(Tensor::F32)
+    }
+    /// An int32 tensor of `shape` from row-major `data`.
+    pub fn from_i32(shape: &[usize], data: Vec<i32>) -> Result<Self> {
+        from_vec(shape, data).map(Tensor::I32)
+    }
+    /// A tensor of `shape` filled with `value`.
+    pub fn filled(dtype: DType, shape: &[usize], value: f64) -> Self {
+        let d = IxDyn(shape);
+        match dtype {
+            DType::F32 => Tensor::F32(ArrayD::from_elem(d, value as f32).into_shared()),
+            DType::I32 => Tensor::I32(ArrayD::from_elem(d, value as i32).into_shared()),
+            DType::F64 => Tensor::F64(ArrayD::from_elem(d, value).into_shared()),
+            DType::Bool => Tensor::Bool(ArrayD::from_elem(d, value != 0.0).into_shared()),
+            DType::Str => Tensor::Str(ArrayD::from_elem(d, String::new()).into_shared()),
+        }
+    }
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Tensor::F32(_) => DType::F32,
+            Tensor::I32(_) => DType::I32,
+            Tensor::F64(_) => DType::F64,
+            Tensor::Bool(_) => DType::Bool,
+            Tensor::Str(_) => DType::Str,
+        }
+    }
+    /// The concrete shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Tensor::F32(a) => a.shape(),
+            Tensor::I32(a) => a.shape(),
+            Tensor::F64(a) => a.shape(),
+            Tensor::Bool(a) => a.shape(),
+            Tensor::Str(a) => a.shape(),
+        }
+    }
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The size of the data in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.len() * self.dtype().size()
+    }
+    /// The static spec of this tensor.
+    pub fn spec(&self) -> TensorSpec {
+        TensorSpec::new(self.dtype(), Shape::known(self.shape()))
+    }
+    /// The float32 elements in row-major order.
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        Ok(self.as_f32()?.iter().copied().collect())
+    }
+    /// The single float32 value of a one-element tensor.
+    pub fn scalar_f32(&self) -> Result<f32> {
+        let a = self.as_f32()?;
+        match a.len() {
+            1 => Ok(a.iter().copied().next().unwrap_or_default()),
+            n => invalid!("expected one element, got {n}"),
+        }
+    }
+    /// A view of the same data with a new shape of the same size.
+    pub fn reshaped(&self, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != self.len() {
+            invalid!(
+                "Input to reshape is a tensor with {} values, but the requested shape has {}",
+                self.len(),
+                n
+            );
+        }
+        let d = IxDyn(shape);
+        let r = match self {
+            Tensor::F32(a) => a.to_shape(d).map(|v| Tensor::F32(v.to_owned().into_shared())),
+            Tensor::I32(a) => a.to_shape(d).map(|v| Tensor::I32(v.to_owned().into_shared())),
+            Tensor::F64(a) => a.to_shape(d).map(|v| Tensor::F64(v.to_owned().into_shared())),
+            Tensor::Bool(a) => a.to_shape(d).map(|v| Tensor::Bool(v.to_owned().into_shared())),
+            Tensor::Str(a) => a.to_shape(d).map(|v| Tensor::Str(v.to_owned().into_shared())),
+        };
+        r.map_err(|e| Error::internal(format!("reshape: {e}")))
+    }
+}
+
+/// Builds a shared array from a shape and row-major data, checking the size.
+pub(crate) fn from_vec<T: Clone>(shape: &[usize], data: Vec<T>) -> Result<ArcArray<T, IxDyn>> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        invalid!("shape {} needs {} values, got {}", dims_string(shape), n, data.len());
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), data)
+        .map(ArrayD::into_shared)
+        .map_err(|e| Error::invalid_argument(e.to_string()))
+}
