@@ -23,6 +23,7 @@
 pub mod error;
 pub mod graph;
 pub mod ops;
+mod runtime;
 pub mod session;
 pub mod tensor;
 

@@ -318,11 +318,7 @@ impl Tensor {
     pub fn reshaped(&self, shape: &[usize]) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         if n != self.len() {
-            invalid!(
-                "Input to reshape is a tensor with {} values, but the requested shape has {}",
-                self.len(),
-                n
-            );
+            invalid!("Input to reshape is a tensor with {} values, but the requested shape has {}", self.len(), n);
         }
         let d = IxDyn(shape);
         let r = match self {

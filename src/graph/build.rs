@@ -179,9 +179,7 @@ impl GraphData {
             OpKind::Const(t) => Ok(vec![t.spec()]),
             OpKind::Placeholder(s) | OpKind::Variable(s) => Ok(vec![s.clone()]),
             OpKind::Assign(_) => crate::ops::infer_assign(inputs),
-            OpKind::IsVariableInitialized => {
-                Ok(vec![TensorSpec::new(DType::Bool, crate::tensor::Shape::known(&[]))])
-            }
+            OpKind::IsVariableInitialized => Ok(vec![TensorSpec::new(DType::Bool, crate::tensor::Shape::known(&[]))]),
             OpKind::ReportUninitialized => {
                 Ok(vec![TensorSpec::new(DType::Str, crate::tensor::Shape::partial(&[None]))])
             }
@@ -204,15 +202,11 @@ impl GraphData {
 /// Converts a literal to the dtype of the tensor it meets, as TF converts Python numbers.
 fn cast_literal(v: &Tensor, dtype: DType) -> Result<Tensor> {
     match (v, dtype) {
-        (Tensor::F32(a), DType::I32) if a.iter().all(|x| x.fract() == 0.0) => {
-            Ok(a.mapv(|x| x as i32).into())
-        }
+        (Tensor::F32(a), DType::I32) if a.iter().all(|x| x.fract() == 0.0) => Ok(a.mapv(|x| x as i32).into()),
         (Tensor::I32(a), DType::F32) => Ok(a.mapv(|x| x as f32).into()),
         (Tensor::F32(a), DType::F64) => Ok(a.mapv(f64::from).into()),
-        _ => Err(Error::invalid_argument(format!(
-            "Cannot convert a {} value to a tensor of dtype {}",
-            v.dtype(),
-            dtype
-        ))),
+        _ => {
+            Err(Error::invalid_argument(format!("Cannot convert a {} value to a tensor of dtype {}", v.dtype(), dtype)))
+        }
     }
 }

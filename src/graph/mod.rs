@@ -41,7 +41,6 @@ pub(crate) struct GraphData {
     pub(crate) version: u64,
 }
 
-
 /// Restores a graph scope (name, control dependencies or device) when dropped.
 #[must_use = "the scope ends when this guard is dropped"]
 pub struct ScopeGuard {
@@ -120,8 +119,9 @@ impl Graph {
                 "The name '{name}' looks like an (invalid) Operation name, not a Tensor. Tensor names must be of the form \"<op_name>:<output_index>\"."
             )));
         };
-        let index: usize =
-            idx.parse().map_err(|_| Error::invalid_argument(format!("The name '{name}' is not a valid tensor name.")))?;
+        let index: usize = idx
+            .parse()
+            .map_err(|_| Error::invalid_argument(format!("The name '{name}' is not a valid tensor name.")))?;
         let g = self.read();
         let Some(&node) = g.by_name.get(op) else {
             return Err(Error::not_found(format!(

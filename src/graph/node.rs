@@ -66,7 +66,8 @@ impl Operation {
     }
     /// Output `index`, if the operation has it.
     pub fn output(&self, index: usize) -> Option<Output> {
-        (index < self.num_outputs()).then(|| Output { graph: self.graph.clone(), ep: Endpoint { node: self.id, index } })
+        (index < self.num_outputs())
+            .then(|| Output { graph: self.graph.clone(), ep: Endpoint { node: self.id, index } })
     }
     /// The device requested for this operation ("" when none was).
     pub fn device(&self) -> String {

@@ -272,7 +272,10 @@ impl Op for Unary {
 }
 
 fn no_kernel(op: &str, dtype: DType) -> Error {
-    Error::invalid_argument(format!("Value for attr 'T' of {} is not in the list of allowed values for {op}", dtype.tf_enum()))
+    Error::invalid_argument(format!(
+        "Value for attr 'T' of {} is not in the list of allowed values for {op}",
+        dtype.tf_enum()
+    ))
 }
 
 fn check_dtype(op: &str, dtype: DType, int_ok: bool) -> Result<()> {

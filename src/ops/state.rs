@@ -82,8 +82,11 @@ impl Graph {
             let id = g.push(scope_name.clone(), OpKind::Variable(spec.clone()), Vec::new(), vec![spec]);
             Output { graph: self.clone(), ep: Endpoint { node: id, index: 0 } }
         };
-        let initializer =
-            self.named("Assign").add_op("Assign", OpKind::Assign(AssignMode::Set), vec![("ref", (&var).into()), ("value", (&init).into())])?;
+        let initializer = self.named("Assign").add_op(
+            "Assign",
+            OpKind::Assign(AssignMode::Set),
+            vec![("ref", (&var).into()), ("value", (&init).into())],
+        )?;
         let read = self.named("read").add_op1("Identity", compute(Identity), vec![("input", (&var).into())])?;
         drop(scope);
         self.write().variables.push((var.ep.node, initializer.id));
@@ -116,10 +119,13 @@ impl Graph {
         vars.into_iter()
             .map(|(var, init)| {
                 let var = Output { graph: self.clone(), ep: Endpoint { node: var, index: 0 } };
-                let read = self.read().nodes.iter().position(|n| {
-                    n.inputs.first() == Some(&var.ep) && n.op.type_name() == "Identity"
-                });
-                let read = read.map_or(var.clone(), |id| Output { graph: self.clone(), ep: Endpoint { node: id, index: 0 } });
+                let read = self
+                    .read()
+                    .nodes
+                    .iter()
+                    .position(|n| n.inputs.first() == Some(&var.ep) && n.op.type_name() == "Identity");
+                let read =
+                    read.map_or(var.clone(), |id| Output { graph: self.clone(), ep: Endpoint { node: id, index: 0 } });
                 Variable { var, initializer: Operation { graph: self.clone(), id: init }, read }
             })
             .collect()

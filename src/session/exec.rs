@@ -34,7 +34,10 @@ pub(crate) fn execute(
     for step in &plan.steps {
         if let Some(limit) = options.timeout {
             if start.elapsed() > limit {
-                return Err(Error::new(crate::error::Code::DeadlineExceeded, "Timed out waiting for the run to finish"));
+                return Err(Error::new(
+                    crate::error::Code::DeadlineExceeded,
+                    "Timed out waiting for the run to finish",
+                ));
             }
         }
         let t0 = Instant::now();
@@ -61,7 +64,9 @@ pub(crate) fn execute(
         .iter()
         .map(|f| match f {
             FetchFrom::Nothing => Ok(None),
-            FetchFrom::Slot(s) => slots[*s].clone().map(Some).ok_or_else(|| Error::internal("fetched value was not computed")),
+            FetchFrom::Slot(s) => {
+                slots[*s].clone().map(Some).ok_or_else(|| Error::internal("fetched value was not computed"))
+            }
             FetchFrom::Var(id, name) => read_var(vars, *id, name).map(Some),
         })
         .collect()

@@ -101,7 +101,11 @@ impl Session {
     }
 
     /// Evaluates one tensor with feeds.
-    pub fn eval_feed<K: Into<FeedKey> + Clone>(&mut self, fetch: impl Into<Fetch>, feeds: &[(K, Tensor)]) -> Result<Tensor> {
+    pub fn eval_feed<K: Into<FeedKey> + Clone>(
+        &mut self,
+        fetch: impl Into<Fetch>,
+        feeds: &[(K, Tensor)],
+    ) -> Result<Tensor> {
         let fetch = fetch.into();
         let mut out = self.run_feed(std::slice::from_ref(&fetch), feeds)?;
         out.pop()
@@ -135,7 +139,8 @@ impl Session {
             check_feed(key, spec, value)?;
         }
         let values: Vec<Tensor> = feed_values.into_iter().map(|(_, t)| t).collect();
-        let vars = self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
+        let vars =
+            self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
         match &self.pool {
             Some(pool) => pool.install(|| exec::execute(&plan, values, vars, options, metadata)),
             None => exec::execute(&plan, values, vars, options, metadata),
@@ -166,9 +171,9 @@ impl Session {
                     })?;
                     Target::Op(op.id)
                 }
-                Fetch::Name(n) if n.contains(':') => Target::Tensor(
-                    self.graph.tensor_by_name(n).map_err(|e| fetch_name_error(n, e))?.ep,
-                ),
+                Fetch::Name(n) if n.contains(':') => {
+                    Target::Tensor(self.graph.tensor_by_name(n).map_err(|e| fetch_name_error(n, e))?.ep)
+                }
                 Fetch::Name(n) => Target::Op(self.graph.operation_by_name(n).map_err(|e| fetch_name_error(n, e))?.id),
             });
         }

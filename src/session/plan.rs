@@ -122,7 +122,14 @@ impl Plan {
                     }
                 })
                 .collect();
-            steps.push(Step { node: id, name: node.name.clone(), op: node.op.clone(), inputs, outputs, frees: Vec::new() });
+            steps.push(Step {
+                node: id,
+                name: node.name.clone(),
+                op: node.op.clone(),
+                inputs,
+                outputs,
+                frees: Vec::new(),
+            });
         }
         let mut fetched: BTreeSet<usize> = BTreeSet::new();
         let fetches = sig
@@ -193,8 +200,13 @@ fn topo_order(g: &GraphData, needed: &[bool]) -> Result<Vec<NodeId>> {
     let mut indegree: HashMap<NodeId, usize> = HashMap::new();
     let mut consumers: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for (id, node) in g.nodes.iter().enumerate().filter(|(id, _)| needed[*id]) {
-        let deps: BTreeSet<NodeId> =
-            node.inputs.iter().map(|ep| ep.node).chain(node.control_inputs.iter().copied()).filter(|d| needed[*d]).collect();
+        let deps: BTreeSet<NodeId> = node
+            .inputs
+            .iter()
+            .map(|ep| ep.node)
+            .chain(node.control_inputs.iter().copied())
+            .filter(|d| needed[*d])
+            .collect();
         indegree.insert(id, deps.len());
         for d in deps {
             consumers.entry(d).or_default().push(id);
@@ -206,7 +218,11 @@ fn topo_order(g: &GraphData, needed: &[bool]) -> Result<Vec<NodeId>> {
     let mut ids: Vec<NodeId> = indegree.iter().filter(|(_, &d)| d == 0).map(|(&id, _)| id).collect();
     ids.sort_unstable();
     for id in ids {
-        if writes(id) { ready_writes.push_back(id) } else { ready.push_back(id) }
+        if writes(id) {
+            ready_writes.push_back(id)
+        } else {
+            ready.push_back(id)
+        }
     }
     let mut order = Vec::with_capacity(indegree.len());
     while let Some(id) = ready.pop_front().or_else(|| ready_writes.pop_front()) {
@@ -215,7 +231,11 @@ fn topo_order(g: &GraphData, needed: &[bool]) -> Result<Vec<NodeId>> {
             if let Some(d) = indegree.get_mut(&c) {
                 *d -= 1;
                 if *d == 0 {
-                    if writes(c) { ready_writes.push_back(c) } else { ready.push_back(c) }
+                    if writes(c) {
+                        ready_writes.push_back(c)
+                    } else {
+                        ready.push_back(c)
+                    }
                 }
             }
         }

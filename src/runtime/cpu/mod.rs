@@ -1,0 +1,3 @@
+//! CPU kernel helpers shared by several ops.
+
+pub(crate) mod gemm;

@@ -1,0 +1,3 @@
+//! Kernel runtimes: the CPU's (ndarray, a SIMD GEMM) and, later, the GPU's (wgpu).
+
+pub(crate) mod cpu;
