@@ -27,6 +27,9 @@ mod runtime;
 pub mod session;
 pub mod tensor;
 
+#[doc(hidden)]
+pub use runtime::gpu::__gpu_testing;
+
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
 pub use ops::{BinaryKind, Padding, UnaryKind};

@@ -1,0 +1,59 @@
+//! The GPU runtime on wgpu: one shared device ([`context`]), pipelines cached by their WGSL
+//! ([`pipeline`]), per-session buffer pools ([`pool`]), and the stream that records a run's work
+//! into one encoder and submits it once ([`stream`]). The WGSL sources are in [`shaders`].
+
+mod compat;
+pub(crate) mod context;
+pub(crate) mod pipeline;
+pub(crate) mod pool;
+pub(crate) mod shaders;
+pub(crate) mod stream;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Transfer and compile counts, as a session reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// Bytes copied from host tensors to the device.
+    pub bytes_uploaded: u64,
+    /// Bytes read back from the device.
+    pub bytes_downloaded: u64,
+    /// Pipelines compiled (cache misses).
+    pub pipelines_compiled: u64,
+    /// Queue submits.
+    pub submits: u64,
+    /// Bytes of device memory held now.
+    pub bytes_held: u64,
+}
+
+impl GpuStats {
+    /// The counts since `before` (bytes held stays the current value).
+    pub fn since(&self, before: &GpuStats) -> GpuStats {
+        GpuStats {
+            bytes_uploaded: self.bytes_uploaded - before.bytes_uploaded,
+            bytes_downloaded: self.bytes_downloaded - before.bytes_downloaded,
+            pipelines_compiled: self.pipelines_compiled - before.pipelines_compiled,
+            submits: self.submits - before.submits,
+            bytes_held: self.bytes_held,
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The GPU runtime's API for wgflow's own integration tests and examples; not a stable API.
+#[doc(hidden)]
+pub mod __gpu_testing {
+    pub use super::context::{adapter_name, available_adapters, GpuContext, ADAPTER_ENV, TIMEOUT_ENV};
+    pub use super::pipeline::Kernel;
+    pub use super::pool::{size_class, BufferKind, BufferPool, HeldBytes};
+    pub use super::shaders::{
+        binary_wgsl, binary_wgsl_typed, broadcast_shape, broadcast_uniforms, unary_wgsl, unary_wgsl_typed, wgsl_scalar,
+        ELEMENTWISE_WORKGROUP_SIZE, MAX_BROADCAST_RANK, PRELUDE,
+    };
+    pub use super::stream::{workgroup_grid, GpuTensor, Stream};
+    pub use super::GpuStats;
+}

@@ -1,0 +1,133 @@
+//! Compute pipelines, cached by their WGSL text, with explicit bind group layouts:
+//! binding 0 the uniform params, bindings 1..=n read-only storage inputs, n+1 the output.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::context::GpuContext;
+use super::lock;
+use crate::error::{Error, Result};
+
+/// A compiled kernel and what dispatching it needs.
+pub struct Kernel {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) bind_layout: Arc<wgpu::BindGroupLayout>,
+    /// The number of read-only storage inputs (bindings 1..=inputs).
+    pub inputs: usize,
+    /// `@workgroup_size` of the entry point.
+    pub workgroup_size: [u32; 3],
+}
+
+/// Pipelines keyed by the WGSL source itself (the map hashes the text and compares it in
+/// full, so a key cannot drift from its shader), and bind group layouts by input count.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    kernels: std::sync::Mutex<HashMap<String, Arc<Kernel>>>,
+    layouts: std::sync::Mutex<HashMap<usize, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>>,
+    compiled: AtomicU64,
+}
+
+impl PipelineCache {
+    pub(crate) fn compiled(&self) -> u64 {
+        self.compiled.load(Ordering::Relaxed)
+    }
+}
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// The compute entry point's workgroup size, from naga's parse (which also gives WGSL errors
+/// with line and column).
+fn workgroup_size(wgsl: &str) -> Result<[u32; 3]> {
+    let module = naga::front::wgsl::parse_str(wgsl)
+        .map_err(|e| Error::internal(format!("WGSL does not compile:\n{}", e.emit_to_string(wgsl))))?;
+    let mut compute = module.entry_points.iter().filter(|e| e.stage == naga::ShaderStage::Compute);
+    match (compute.next(), compute.next()) {
+        (Some(entry), None) => Ok(entry.workgroup_size),
+        _ => Err(Error::internal("a wgflow kernel must have exactly one @compute entry point")),
+    }
+}
+
+impl GpuContext {
+    /// The explicit layouts for kernels with `inputs` storage inputs.
+    fn layouts(&self, inputs: usize) -> Result<(Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)> {
+        let mut layouts = lock(&self.pipelines.layouts);
+        if let Some(l) = layouts.get(&inputs) {
+            return Ok(l.clone());
+        }
+        let n = u32::try_from(inputs).map_err(|_| Error::internal("too many kernel inputs"))?;
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        entries.extend((1..=n).map(|b| storage(b, true)));
+        entries.push(storage(n + 1, false));
+        let made = self.scoped(&format!("creating the bind group layout for {inputs} inputs"), || {
+            let bind = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("wgflow kernel bindings"),
+                entries: &entries,
+            });
+            let pipeline = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("wgflow kernel layout"),
+                bind_group_layouts: &[Some(&bind)],
+                immediate_size: 0,
+            });
+            (Arc::new(bind), Arc::new(pipeline))
+        })?;
+        layouts.insert(inputs, made.clone());
+        Ok(made)
+    }
+
+    /// The kernel for `wgsl` with `inputs` storage inputs, compiling it on first use. The flag
+    /// says whether this call compiled it. Concurrent callers of the same text compile it once.
+    pub fn kernel(&self, wgsl: &str, inputs: usize) -> Result<(Arc<Kernel>, bool)> {
+        let mut kernels = lock(&self.pipelines.kernels);
+        if let Some(k) = kernels.get(wgsl) {
+            if k.inputs != inputs {
+                return Err(Error::internal(format!(
+                    "a kernel compiled for {} inputs was dispatched with {inputs}",
+                    k.inputs
+                )));
+            }
+            return Ok((k.clone(), false));
+        }
+        let workgroup_size = workgroup_size(wgsl)?;
+        let (bind_layout, layout) = self.layouts(inputs)?;
+        let pipeline = self.scoped("creating a compute pipeline", || {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("wgflow kernel"),
+                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(wgsl)),
+            });
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("wgflow kernel"),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: None,
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            })
+        })?;
+        let kernel = Arc::new(Kernel { pipeline, bind_layout, inputs, workgroup_size });
+        kernels.insert(wgsl.to_string(), kernel.clone());
+        self.pipelines.compiled.fetch_add(1, Ordering::Relaxed);
+        Ok((kernel, true))
+    }
+}

@@ -1,0 +1,58 @@
+//! Every WGSL source parses and validates with naga, without a GPU: the standalone files in
+//! shaders/ as they are, and the templates through the functions that instantiate them.
+
+use std::path::Path;
+
+use wgflow::__gpu_testing::{binary_wgsl, binary_wgsl_typed, unary_wgsl, unary_wgsl_typed};
+use wgflow::DType;
+
+/// Template files and the instantiations that cover them.
+const TEMPLATES: &[&str] = &["elementwise.wgsl", "unary.wgsl"];
+const BINARY_EXPRS: &[&str] =
+    &["a + b", "select(select(b, a, a >= b), a + b, is_nan(a) || is_nan(b))", "pow_tf(a, b)", "max_tf(a, b)"];
+const UNARY_EXPRS: &[&str] = &["-a", "log_tf(a)", "tanh_tf(a)", "sqrt_tf(a)", "select(a, 0.0, a < 0.0)"];
+
+fn validate(what: &str, source: &str) {
+    let module = match naga::front::wgsl::parse_str(source) {
+        Ok(m) => m,
+        Err(e) => panic!("{what} does not parse:\n{}", e.emit_to_string(source)),
+    };
+    let mut validator =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+    if let Err(e) = validator.validate(&module) {
+        panic!("{what} does not validate:\n{}", e.emit_to_string(source));
+    }
+    println!("validated {what}");
+}
+
+#[test]
+fn every_wgsl_file_and_template_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no WGSL files in {}", dir.display());
+    for path in &files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {name}: {e}"));
+        if source.contains("OP_EXPR") {
+            assert!(TEMPLATES.contains(&name.as_str()), "template {name} is not covered by an instantiation below");
+            println!("template {name}: validated through its instantiations");
+        } else {
+            validate(&format!("shaders/{name}"), &source);
+        }
+    }
+    for expr in BINARY_EXPRS {
+        validate(&format!("elementwise.wgsl with {expr:?}"), &binary_wgsl(expr));
+    }
+    for expr in UNARY_EXPRS {
+        validate(&format!("unary.wgsl with {expr:?}"), &unary_wgsl(expr));
+    }
+    let int_add = binary_wgsl_typed("a + b", DType::I32, DType::I32).expect("int32 is a GPU type");
+    validate("elementwise.wgsl with \"a + b\" on int32", &int_add);
+    let int_neg = unary_wgsl_typed("-a", DType::I32, DType::I32).expect("int32 is a GPU type");
+    validate("unary.wgsl with \"-a\" on int32", &int_neg);
+}
