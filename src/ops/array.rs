@@ -1,1 +1,398 @@
-//! (to be written)
+//! Data movement: `Reshape`, `Transpose` and `ConcatV2`, for every dtype.
+
+use ndarray::{ArcArray, ArrayD, IxDyn};
+
+use super::{compute, shape_err, Attr, InferError, InferResult, Op};
+use crate::error::{invalid, Error, Result};
+use crate::graph::{Graph, Operand, Output};
+use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+
+/// Applies a generic expression to the array inside any tensor, keeping the variant.
+macro_rules! each_dtype {
+    ($t:expr, |$a:ident| $body:expr) => {
+        match $t {
+            Tensor::F32($a) => Tensor::from($body),
+            Tensor::I32($a) => Tensor::from($body),
+            Tensor::F64($a) => Tensor::from($body),
+            Tensor::Bool($a) => Tensor::from($body),
+            Tensor::Str($a) => Tensor::from($body),
+        }
+    };
+}
+
+/// `Reshape` to a fixed shape in which one entry may be -1 (inferred from the size).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Reshape {
+    /// The requested shape.
+    pub(crate) shape: Vec<i64>,
+}
+
+impl Reshape {
+    /// Checks the entries: at most one -1 and nothing else negative (TF's kernel messages).
+    fn validate(&self) -> Result<Option<usize>> {
+        let mut unknown = None;
+        for (i, &d) in self.shape.iter().enumerate() {
+            if d == -1 {
+                if let Some(j) = unknown {
+                    invalid!("Only one input size may be -1, not both {j} and {i}");
+                }
+                unknown = Some(i);
+            } else if d < 0 {
+                invalid!("Size {i} must be non-negative, not {d}");
+            }
+        }
+        Ok(unknown)
+    }
+
+    /// The concrete output shape for an input of `n` elements.
+    fn resolve(&self, n: usize) -> Result<Vec<usize>> {
+        let unknown = self.validate()?;
+        let mut dims: Vec<usize> = self.shape.iter().map(|&d| d.max(0) as usize).collect();
+        let product: usize = dims.iter().enumerate().filter(|(i, _)| Some(*i) != unknown).map(|(_, &d)| d).product();
+        if let Some(u) = unknown {
+            if product == 0 {
+                if n != 0 {
+                    invalid!("Reshape cannot infer the missing input size for an empty tensor unless all specified input sizes are non-zero");
+                }
+                dims[u] = 0;
+            } else {
+                if !n.is_multiple_of(product) {
+                    invalid!("Input to reshape is a tensor with {n} values, but the requested shape requires a multiple of {product}");
+                }
+                dims[u] = n / product;
+            }
+        }
+        let total: usize = dims.iter().product();
+        if total != n {
+            invalid!("Input to reshape is a tensor with {n} values, but the requested shape has {total}");
+        }
+        Ok(dims)
+    }
+}
+
+impl Op for Reshape {
+    fn type_name(&self) -> &'static str {
+        "Reshape"
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("Tshape", Attr::Type(DType::I32))]
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        let x = &inputs[0];
+        let unknown = self.validate()?;
+        let mut out: Vec<Option<usize>> = self.shape.iter().map(|&d| usize::try_from(d).ok()).collect();
+        let known_out: usize = out.iter().flatten().product();
+        if let Some(dims) = x.shape.dims() {
+            let in_unknown: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].is_none()).collect();
+            let known_in: usize = dims.iter().flatten().product();
+            let shape_str = Shape::partial(&out).tf_string();
+            match (in_unknown.len(), unknown) {
+                (0, None) if known_in != known_out => {
+                    shape_err!(
+                        "Cannot reshape a tensor with {known_in} elements to shape {shape_str} ({known_out} elements)"
+                    )
+                }
+                (0, Some(u)) if known_out > 0 => {
+                    if !known_in.is_multiple_of(known_out) {
+                        shape_err!("Dimension size must be evenly divisible by {known_out} but is {known_in}");
+                    }
+                    out[u] = Some(known_in / known_out);
+                }
+                (1, None) if known_in != 0 && !known_out.is_multiple_of(known_in) => {
+                    shape_err!("Dimension size must be evenly divisible by {known_in} but is {known_out}")
+                }
+                _ => {}
+            }
+        }
+        Ok(vec![TensorSpec::new(x.dtype, Shape::partial(&out))])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let x = inputs[0];
+        let dims = self.resolve(x.len())?;
+        Ok(vec![each_dtype!(x, |a| reshape_arc(a, &dims)?)])
+    }
+}
+
+/// Reshapes without copying when the data is in standard layout.
+fn reshape_arc<T: Clone>(a: &ArcArray<T, IxDyn>, dims: &[usize]) -> Result<ArcArray<T, IxDyn>> {
+    let shared = if a.is_standard_layout() { a.clone() } else { a.as_standard_layout().into_owned().into_shared() };
+    shared.into_shape_with_order(IxDyn(dims)).map_err(|e| Error::internal(format!("reshape: {e}")))
+}
+
+/// `Transpose` by a permutation (`None`: reverse the dimensions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Transpose {
+    /// Output dimension `i` is input dimension `perm[i]`.
+    pub(crate) perm: Option<Vec<usize>>,
+}
+
+impl Transpose {
+    /// The permutation for a rank-`rank` input, checked.
+    fn perm_for(&self, rank: usize) -> Result<Vec<usize>> {
+        let Some(perm) = &self.perm else {
+            return Ok((0..rank).rev().collect());
+        };
+        if perm.len() != rank {
+            invalid!("transpose expects a vector of size {rank}. But input(1) is a vector of size {}", perm.len());
+        }
+        let mut seen = vec![false; rank];
+        for &d in perm {
+            if d >= rank {
+                invalid!("{d} is out of range [0 .. {rank})");
+            }
+            seen[d] = true;
+        }
+        if let Some(i) = seen.iter().position(|s| !s) {
+            let list: Vec<String> = perm.iter().map(usize::to_string).collect();
+            invalid!("{i} is missing from {{{}}}.", list.join(","));
+        }
+        Ok(perm.clone())
+    }
+}
+
+impl Op for Transpose {
+    fn type_name(&self) -> &'static str {
+        "Transpose"
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("Tperm", Attr::Type(DType::I32))]
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        let x = &inputs[0];
+        let shape = match (x.shape.dims(), &self.perm) {
+            (Some(dims), _) => {
+                if let Some(p) = self.perm.as_ref().filter(|p| p.len() != dims.len()) {
+                    shape_err!("Dimension must be {} but is {}", dims.len(), p.len());
+                }
+                let perm = self.perm_for(dims.len())?;
+                Shape::partial(&perm.iter().map(|&i| dims[i]).collect::<Vec<_>>())
+            }
+            (None, Some(p)) => {
+                self.perm_for(p.len())?;
+                Shape::unknown_dims(p.len())
+            }
+            (None, None) => Shape::unknown(),
+        };
+        Ok(vec![TensorSpec::new(x.dtype, shape)])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let x = inputs[0];
+        let perm = self.perm_for(x.shape().len())?;
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(vec![x.clone()]);
+        }
+        Ok(vec![each_dtype!(x, |a| a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())])
+    }
+}
+
+/// `ConcatV2` of `n` values along `axis` (negative counts from the end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Concat {
+    /// The axis to join along.
+    pub(crate) axis: i64,
+    /// The number of values (TF's `N` attribute).
+    pub(crate) n: usize,
+}
+
+fn concat_axis(axis: i64, rank: usize) -> Result<usize> {
+    let r = rank as i64;
+    if axis < -r || axis >= r {
+        invalid!("ConcatOp : Expected concatenating dimensions in the range [{}, {r}), but got {axis}", -r);
+    }
+    Ok((if axis < 0 { axis + r } else { axis }) as usize)
+}
+
+impl Op for Concat {
+    fn type_name(&self) -> &'static str {
+        "ConcatV2"
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("N", Attr::Int(self.n as i64)), ("Tidx", Attr::Type(DType::I32))]
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        let dtype = inputs[0].dtype;
+        if inputs.iter().any(|s| s.dtype != dtype) {
+            let types: Vec<&str> = inputs.iter().map(|s| s.dtype.numpy_name()).collect();
+            return Err(Error::invalid_argument(format!(
+                "Tensors in list passed to 'values' of 'ConcatV2' Op have types [{}] that don't all match.",
+                types.join(", ")
+            ))
+            .into());
+        }
+        let min_rank = if self.axis < 0 { (-self.axis) as usize } else { self.axis as usize + 1 };
+        let mut out: Option<Vec<Option<usize>>> = None;
+        let mut first: Option<&Shape> = None;
+        for s in inputs {
+            let Some(dims) = s.shape.dims() else { continue };
+            if dims.len() < min_rank {
+                shape_err!("Shape must be at least rank {min_rank} but is rank {}", dims.len());
+            }
+            let Some(acc) = out.as_mut() else {
+                out = Some(dims.to_vec());
+                first = Some(&s.shape);
+                continue;
+            };
+            if acc.len() != dims.len() {
+                shape_err!("Shape must be rank {} but is rank {}", acc.len(), dims.len());
+            }
+            let axis = concat_axis(self.axis, dims.len()).map_err(InferError::Other)?;
+            for (j, (a, &d)) in acc.iter_mut().zip(dims).enumerate() {
+                if j == axis {
+                    continue;
+                }
+                match (*a, d) {
+                    (Some(x), Some(y)) if x != y => shape_err!(
+                        "Dimension {j} in both shapes must be equal, but are {x} and {y}. Shapes are {} and {}",
+                        first.map_or_else(|| "?".to_string(), Shape::tf_string),
+                        s.shape
+                    ),
+                    (None, y) => *a = y,
+                    _ => {}
+                }
+            }
+        }
+        let Some(mut dims) = out else {
+            return Ok(vec![TensorSpec::new(dtype, Shape::unknown())]);
+        };
+        let axis = concat_axis(self.axis, dims.len()).map_err(InferError::Other)?;
+        let all_known = inputs.iter().all(|s| s.shape.rank().is_some());
+        dims[axis] = if all_known {
+            inputs.iter().map(|s| s.shape.dims().and_then(|d| d[axis])).sum::<Option<usize>>()
+        } else {
+            None
+        };
+        Ok(vec![TensorSpec::new(dtype, Shape::partial(&dims))])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let first = inputs.first().ok_or_else(|| Error::invalid_argument("ConcatV2 needs at least one value"))?;
+        let s0 = first.shape();
+        if s0.is_empty() {
+            invalid!("ConcatOp : Can't concatenate scalars (use tf.stack instead)");
+        }
+        let axis = concat_axis(self.axis, s0.len())?;
+        for (i, t) in inputs.iter().enumerate().skip(1) {
+            let s = t.shape();
+            if s.len() != s0.len() {
+                invalid!(
+                    "ConcatOp : Ranks of all input tensors should match: shape[0] = {} vs. shape[{i}] = {}",
+                    dims_string(s0),
+                    dims_string(s)
+                );
+            }
+            if let Some(j) = (0..s.len()).find(|&j| j != axis && s[j] != s0[j]) {
+                invalid!(
+                    "ConcatOp : Dimension {j} in both shapes must be equal: shape[0] = {} vs. shape[{i}] = {}",
+                    dims_string(s0),
+                    dims_string(s)
+                );
+            }
+            if t.dtype() != first.dtype() {
+                invalid!("ConcatOp : expected all inputs to be {}, got {} at {i}", first.dtype(), t.dtype());
+            }
+        }
+        let out = match first {
+            Tensor::F32(_) => concat_arrays(inputs, axis, Tensor::as_f32)?.into(),
+            Tensor::I32(_) => concat_arrays(inputs, axis, Tensor::as_i32)?.into(),
+            Tensor::F64(_) => concat_arrays(inputs, axis, Tensor::as_f64)?.into(),
+            Tensor::Bool(_) => concat_arrays(inputs, axis, Tensor::as_bool)?.into(),
+            Tensor::Str(_) => concat_arrays(inputs, axis, Tensor::as_str)?.into(),
+        };
+        Ok(vec![out])
+    }
+}
+
+/// Joins arrays of equal rank (checked) along `axis`: for each outer index, each input's
+/// contiguous block in turn.
+fn concat_arrays<T: Clone>(
+    inputs: &[&Tensor],
+    axis: usize,
+    get: fn(&Tensor) -> Result<&ArcArray<T, IxDyn>>,
+) -> Result<ArrayD<T>> {
+    let arrays = inputs.iter().map(|t| get(t).map(|a| a.as_standard_layout())).collect::<Result<Vec<_>>>()?;
+    let mut shape = arrays[0].shape().to_vec();
+    shape[axis] = arrays.iter().map(|a| a.shape()[axis]).sum();
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut blocks = Vec::with_capacity(arrays.len());
+    for a in &arrays {
+        let s = a.as_slice().ok_or_else(|| Error::internal("concat: input not contiguous"))?;
+        blocks.push((s, a.shape()[axis] * inner));
+    }
+    let mut out = Vec::with_capacity(shape.iter().product());
+    for o in 0..outer {
+        for &(s, len) in &blocks {
+            out.extend_from_slice(&s[o * len..(o + 1) * len]);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::internal(e.to_string()))
+}
+
+impl Graph {
+    /// `tf.reshape(x, shape)` (`Reshape`): one entry of `shape` may be -1, inferred from the
+    /// number of elements. A size mismatch known statically fails here; one found at run time
+    /// fails the run, with TF's messages either way.
+    pub fn reshape(&self, x: impl Into<Operand>, shape: &[i64]) -> Result<Output> {
+        self.add_op1("Reshape", compute(Reshape { shape: shape.to_vec() }), vec![("tensor", x.into())])
+    }
+
+    /// `tf.transpose(x, perm)` (`Transpose`, named `transpose`): output dimension `i` is input
+    /// dimension `perm[i]`; `None` reverses the dimensions.
+    pub fn transpose(&self, x: impl Into<Operand>, perm: Option<&[usize]>) -> Result<Output> {
+        self.add_op1("transpose", compute(Transpose { perm: perm.map(<[usize]>::to_vec) }), vec![("x", x.into())])
+    }
+
+    /// `tf.concat(values, axis)` (`ConcatV2`, named `concat`); a negative axis counts from the
+    /// end. As in TF, a single value gives an `Identity` named `concat`.
+    pub fn concat(&self, values: &[Output], axis: i64) -> Result<Output> {
+        match values {
+            [] => invalid!("List argument 'values' to 'ConcatV2' Op with length 0 shorter than minimum length 2."),
+            [one] => self.named("concat").identity(one),
+            _ => {
+                let inputs = values.iter().map(|v| ("values", Operand::from(v))).collect();
+                self.add_op1("concat", compute(Concat { axis, n: values.len() }), inputs)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{ConfigProto, DType, Graph, Session, Shape, Tensor};
+
+    #[test]
+    fn reshape_infers_minus_one_and_rejects_bad_sizes() {
+        let g = Graph::new();
+        let x = g.ones(&[2, 3, 4]).unwrap();
+        let r = g.reshape(&x, &[4, -1]).unwrap();
+        assert_eq!(r.shape(), Shape::known(&[4, 6]));
+        let err = g.reshape(&x, &[5, -1]).unwrap_err();
+        assert!(err.message.starts_with("Dimension size must be evenly divisible by 5 but is 24"), "{}", err.message);
+        let err = g.reshape(&x, &[5, 5]).unwrap_err();
+        assert!(err.message.starts_with("Cannot reshape a tensor with 24 elements to shape [5,5] (25 elements)"));
+        assert!(g.reshape(&x, &[-1, -1]).is_err());
+
+        let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
+        let r = g.reshape(&p, &[-1, 5]).unwrap();
+        let mut sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+        let err = sess.eval_feed(&r, &[(&p, Tensor::filled(DType::F32, &[6], 1.0))]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Input to reshape is a tensor with 6 values, but the requested shape requires a multiple of 5"
+        );
+        let got = sess.eval_feed(&r, &[(&p, Tensor::filled(DType::F32, &[10], 1.0))]).unwrap();
+        assert_eq!(got.shape(), &[2, 5]);
+    }
+
+    #[test]
+    fn transpose_and_concat_errors() {
+        let g = Graph::new();
+        let x = g.ones(&[2, 3]).unwrap();
+        assert!(g.transpose(&x, Some(&[0, 0])).is_err());
+        assert!(g.transpose(&x, Some(&[0, 1, 2])).is_err());
+        let y = g.ones(&[3, 3]).unwrap();
+        assert!(g.concat(&[x.clone(), y.clone()], 1).is_err());
+        assert!(g.concat(&[x.clone(), y.clone()], 2).is_err());
+        let c = g.concat(&[x, y], -2).unwrap();
+        assert_eq!(c.shape(), Shape::known(&[5, 3]));
+    }
+}

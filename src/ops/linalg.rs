@@ -1,1 +1,279 @@
-//! (to be written)
+//! Matrix products: `MatMul` (two matrices) and `BatchMatMulV2` (stacks of matrices with
+//! numpy-broadcast batch dimensions). The CPU kernel runs the SIMD GEMM once per batch.
+
+use ndarray::{ArcArray, ArrayD, IxDyn};
+use rayon::prelude::*;
+
+use super::elementwise::broadcast_static;
+use super::{compute, shape_err, Attr, InferResult, Op};
+use crate::error::{invalid, Error, Result};
+use crate::graph::{Graph, Operand, Output};
+use crate::runtime::cpu::gemm::{matmul, MatRef};
+use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+
+/// `MatMul`: the product of two rank-2 tensors, either of them optionally transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MatMul {
+    /// Use the transpose of the first input.
+    pub(crate) transpose_a: bool,
+    /// Use the transpose of the second input.
+    pub(crate) transpose_b: bool,
+}
+
+/// `BatchMatMulV2`: matrix products over the last two dimensions, batch dimensions broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchMatMul {
+    /// Use the transpose (adjoint) of each matrix of the first input.
+    pub(crate) adj_x: bool,
+    /// Use the transpose (adjoint) of each matrix of the second input.
+    pub(crate) adj_y: bool,
+}
+
+/// Both inputs must be float32 of the same dtype.
+fn check_dtypes(op: &str, arg0: &str, arg1: &str, a: DType, b: DType) -> Result<()> {
+    if a != b {
+        invalid!("Input '{arg1}' of '{op}' Op has type {b} that does not match type {a} of argument '{arg0}'.");
+    }
+    if a != DType::F32 {
+        return Err(Error::unimplemented(format!("{op}: only float32 is supported, got {a}")));
+    }
+    Ok(())
+}
+
+/// TF's `Merge` of two dimensions: equal when both are known.
+fn merge_dim(a: Option<usize>, b: Option<usize>) -> std::result::Result<Option<usize>, String> {
+    match (a, b) {
+        (Some(x), Some(y)) if x != y => Err(format!("Dimensions must be equal, but are {x} and {y}")),
+        (Some(x), _) | (_, Some(x)) => Ok(Some(x)),
+        (None, None) => Ok(None),
+    }
+}
+
+impl Op for MatMul {
+    fn type_name(&self) -> &'static str {
+        "MatMul"
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![
+            ("transpose_a", Attr::Bool(self.transpose_a)),
+            ("transpose_b", Attr::Bool(self.transpose_b)),
+            ("grad_a", Attr::Bool(false)),
+            ("grad_b", Attr::Bool(false)),
+        ]
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        check_dtypes("MatMul", "a", "b", a.dtype, b.dtype)?;
+        let mut dims = Vec::with_capacity(2);
+        for s in [&a.shape, &b.shape] {
+            match s.dims() {
+                Some(d) if d.len() == 2 => dims.push([d[0], d[1]]),
+                Some(d) => shape_err!("Shape must be rank 2 but is rank {}", d.len()),
+                None => dims.push([None, None]),
+            }
+        }
+        let (da, db) = (dims[0], dims[1]);
+        let (rows, inner_a) = if self.transpose_a { (da[1], da[0]) } else { (da[0], da[1]) };
+        let (inner_b, cols) = if self.transpose_b { (db[1], db[0]) } else { (db[0], db[1]) };
+        if let Err(msg) = merge_dim(inner_a, inner_b) {
+            shape_err!("{msg}");
+        }
+        Ok(vec![TensorSpec::new(DType::F32, Shape::partial(&[rows, cols]))])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let (a, b) = (inputs[0].as_f32()?, inputs[1].as_f32()?);
+        for (i, t) in [a, b].iter().enumerate() {
+            if t.ndim() != 2 {
+                invalid!("In[{i}] is not a matrix. Instead it has shape {}", dims_string(t.shape()));
+            }
+        }
+        Ok(vec![batch_matmul(a, b, self.transpose_a, self.transpose_b)?.into()])
+    }
+}
+
+impl Op for BatchMatMul {
+    fn type_name(&self) -> &'static str {
+        "BatchMatMulV2"
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![
+            ("adj_x", Attr::Bool(self.adj_x)),
+            ("adj_y", Attr::Bool(self.adj_y)),
+            ("grad_x", Attr::Bool(false)),
+            ("grad_y", Attr::Bool(false)),
+        ]
+    }
+    fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        check_dtypes("BatchMatMulV2", "x", "y", a.dtype, b.dtype)?;
+        for s in [&a.shape, &b.shape] {
+            if let Some(r) = s.rank().filter(|&r| r < 2) {
+                shape_err!("Shape must be at least rank 2 but is rank {r}");
+            }
+        }
+        let (Some(da), Some(db)) = (a.shape.dims(), b.shape.dims()) else {
+            return Ok(vec![TensorSpec::new(DType::F32, Shape::unknown())]);
+        };
+        let (ra, rb) = (da.len(), db.len());
+        let (rows, inner_a) = if self.adj_x { (da[ra - 1], da[ra - 2]) } else { (da[ra - 2], da[ra - 1]) };
+        let (inner_b, cols) = if self.adj_y { (db[rb - 1], db[rb - 2]) } else { (db[rb - 2], db[rb - 1]) };
+        if let Err(msg) = merge_dim(inner_a, inner_b) {
+            shape_err!("{msg}");
+        }
+        let batch = match broadcast_static(&Shape::partial(&da[..ra - 2]), &Shape::partial(&db[..rb - 2])) {
+            Ok(s) => s,
+            Err(msg) => shape_err!("{msg}"),
+        };
+        let mut out = batch.dims().map(<[_]>::to_vec).unwrap_or_default();
+        out.extend([rows, cols]);
+        Ok(vec![TensorSpec::new(DType::F32, Shape::partial(&out))])
+    }
+    fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let (a, b) = (inputs[0].as_f32()?, inputs[1].as_f32()?);
+        for (i, t) in [a, b].iter().enumerate() {
+            if t.ndim() < 2 {
+                invalid!("In[{i}] ndims must be >= 2: {}", t.ndim());
+            }
+        }
+        Ok(vec![batch_matmul(a, b, self.adj_x, self.adj_y)?.into()])
+    }
+}
+
+/// Per-batch work (m*n*k) below which batches run in parallel, each GEMM on one thread;
+/// above it, batches run one after another and each GEMM uses every thread.
+const BATCH_PARALLEL_MAX_WORK: usize = 1 << 18;
+
+/// Offsets (in matrices) into an operand of batch shape `dims` for every index of the
+/// broadcast batch shape `out`; size-1 (and missing leading) dimensions repeat.
+fn batch_offsets(dims: &[usize], out: &[usize]) -> Vec<usize> {
+    let lead = out.len() - dims.len();
+    let mut strides = vec![0usize; out.len()];
+    let mut s = 1;
+    for i in (0..dims.len()).rev() {
+        strides[lead + i] = if dims[i] == 1 { 0 } else { s };
+        s *= dims[i];
+    }
+    let total: usize = out.iter().product();
+    let mut offsets = Vec::with_capacity(total);
+    let mut idx = vec![0usize; out.len()];
+    for _ in 0..total {
+        offsets.push(idx.iter().zip(&strides).map(|(i, s)| i * s).sum());
+        for d in (0..out.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < out[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    offsets
+}
+
+/// The shared kernel of `MatMul` and `BatchMatMulV2` (rank >= 2 checked by the caller).
+fn batch_matmul(a: &ArcArray<f32, IxDyn>, b: &ArcArray<f32, IxDyn>, ta: bool, tb: bool) -> Result<ArrayD<f32>> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let (ra, rb) = (sa.len(), sb.len());
+    let (a_rows, a_cols, b_rows, b_cols) = (sa[ra - 2], sa[ra - 1], sb[rb - 2], sb[rb - 1]);
+    let (m, k) = if ta { (a_cols, a_rows) } else { (a_rows, a_cols) };
+    let (k2, n) = if tb { (b_cols, b_rows) } else { (b_rows, b_cols) };
+    if k != k2 {
+        invalid!("Matrix size-incompatible: In[0]: {}, In[1]: {}", dims_string(sa), dims_string(sb));
+    }
+    let (ba, bb) = (&sa[..ra - 2], &sb[..rb - 2]);
+    let batch = super::elementwise::broadcast_shapes(ba, bb).map_err(|_| {
+        Error::invalid_argument(format!(
+            "In[0] and In[1] must have compatible batch dimensions: {} vs. {}",
+            dims_string(sa),
+            dims_string(sb)
+        ))
+    })?;
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    let nbatch: usize = batch.iter().product();
+    let mut out = vec![0.0f32; nbatch * m * n];
+    if !out.is_empty() {
+        let (ca, cb) = (a.as_standard_layout(), b.as_standard_layout());
+        let da = ca.as_slice().ok_or_else(|| Error::internal("matmul: input 0 not contiguous"))?;
+        let db = cb.as_slice().ok_or_else(|| Error::internal("matmul: input 1 not contiguous"))?;
+        let (oa, ob) = (batch_offsets(ba, &batch), batch_offsets(bb, &batch));
+        let (size_a, size_b) = (a_rows * a_cols, b_rows * b_cols);
+        let one = |i: usize, o: &mut [f32]| -> Result<()> {
+            let ma = MatRef { data: &da[oa[i] * size_a..][..size_a], rows: a_rows, cols: a_cols, transpose: ta };
+            let mb = MatRef { data: &db[ob[i] * size_b..][..size_b], rows: b_rows, cols: b_cols, transpose: tb };
+            matmul(ma, mb, o, false)
+        };
+        if nbatch > 1 && m * n * k < BATCH_PARALLEL_MAX_WORK {
+            out.par_chunks_mut(m * n).enumerate().try_for_each(|(i, o)| one(i, o))?;
+        } else {
+            out.chunks_mut(m * n).enumerate().try_for_each(|(i, o)| one(i, o))?;
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| Error::internal(e.to_string()))
+}
+
+impl Graph {
+    /// `tf.matmul(a, b, transpose_a, transpose_b)` for float32 tensors.
+    ///
+    /// Two inputs of static rank 2 make a `MatMul` node; otherwise (a rank above 2 or an
+    /// unknown rank) a `BatchMatMulV2` node that multiplies the matrices in the last two
+    /// dimensions and broadcasts the leading (batch) dimensions. Either way the node is named
+    /// `MatMul`. A static inner-dimension mismatch fails here with TF's message; one found at
+    /// run time fails the run with `Matrix size-incompatible: ...`.
+    pub fn matmul(
+        &self,
+        a: impl Into<Operand>,
+        b: impl Into<Operand>,
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> Result<Output> {
+        let (a, b) = (a.into(), b.into());
+        let rank = |o: &Operand| match o {
+            Operand::Tensor(t) => t.shape().rank(),
+            Operand::Value(v) => Some(v.shape().len()),
+        };
+        let batched = [rank(&a), rank(&b)].iter().any(|r| r.is_none_or(|r| r > 2));
+        let inputs = if batched { vec![("x", a), ("y", b)] } else { vec![("a", a), ("b", b)] };
+        let op = if batched {
+            compute(BatchMatMul { adj_x: transpose_a, adj_y: transpose_b })
+        } else {
+            compute(MatMul { transpose_a, transpose_b })
+        };
+        self.add_op1("MatMul", op, inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Code, ConfigProto, DType, Graph, Session, Shape, Tensor};
+
+    #[test]
+    fn static_mismatch_has_tf_message() {
+        let g = Graph::new();
+        let a = g.ones(&[2, 3]).unwrap();
+        let b = g.ones(&[2, 3]).unwrap();
+        let err = g.matmul(&a, &b, false, false).unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument);
+        assert_eq!(
+            err.message,
+            "Dimensions must be equal, but are 3 and 2 for '{{node MatMul}} = MatMul[T=DT_FLOAT, grad_a=false, \
+             grad_b=false, transpose_a=false, transpose_b=false](ones, ones_1)' with input shapes: [2,3], [2,3]."
+        );
+    }
+
+    #[test]
+    fn runtime_mismatch_and_broadcast() {
+        let g = Graph::new();
+        let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
+        let q = g.placeholder(DType::F32, Shape::unknown()).unwrap();
+        let m = g.matmul(&p, &q, false, false).unwrap();
+        assert_eq!(m.op().op_type(), "BatchMatMulV2");
+        let mut sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+        let ones = Tensor::filled(DType::F32, &[2, 3], 1.0);
+        let err = sess.eval_feed(&m, &[(&p, ones.clone()), (&q, ones.clone())]).unwrap_err();
+        assert_eq!(err.message, "Matrix size-incompatible: In[0]: [2,3], In[1]: [2,3]");
+        let b = Tensor::filled(DType::F32, &[3, 1, 3, 2], 1.0);
+        let got = sess.eval_feed(&m, &[(&p, ones), (&q, b)]).unwrap();
+        assert_eq!(got.shape(), &[3, 1, 2, 2]);
+        assert!(got.to_f32_vec().unwrap().iter().all(|&x| x == 3.0));
+    }
+}
