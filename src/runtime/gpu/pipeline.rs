@@ -20,12 +20,15 @@ pub struct Kernel {
     pub workgroup_size: [u32; 3],
 }
 
+/// The bind group layout and pipeline layout shared by kernels with the same input count.
+type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
+
 /// Pipelines keyed by the WGSL source itself (the map hashes the text and compares it in
 /// full, so a key cannot drift from its shader), and bind group layouts by input count.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     kernels: std::sync::Mutex<HashMap<String, Arc<Kernel>>>,
-    layouts: std::sync::Mutex<HashMap<usize, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>>,
+    layouts: std::sync::Mutex<HashMap<usize, Layouts>>,
     compiled: AtomicU64,
 }
 
@@ -62,7 +65,7 @@ fn workgroup_size(wgsl: &str) -> Result<[u32; 3]> {
 
 impl GpuContext {
     /// The explicit layouts for kernels with `inputs` storage inputs.
-    fn layouts(&self, inputs: usize) -> Result<(Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)> {
+    fn layouts(&self, inputs: usize) -> Result<Layouts> {
         let mut layouts = lock(&self.pipelines.layouts);
         if let Some(l) = layouts.get(&inputs) {
             return Ok(l.clone());

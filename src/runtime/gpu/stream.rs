@@ -202,19 +202,20 @@ impl<'p> Stream<'p> {
         }
         let ctx = &self.ctx;
         let encoder = self.encoder.as_mut().ok_or_else(|| Error::internal("the stream was already finished"))?;
-        ctx.scoped("recording a GPU dispatch", || {
+        // Checked before anything is recorded, so that a bad binding leaves the encoder usable.
+        let bind_group = ctx.scoped("binding a GPU dispatch", || {
             ctx.queue.write_buffer(&params, 0, bytemuck::cast_slice(&words));
-            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
                 layout: &kernel.bind_layout,
                 entries: &entries,
-            });
-            let mut pass =
-                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(x, y, 1);
-        })
+            })
+        })?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
     }
 
     /// Records a copy of `tensor` (as it is at this point of the stream) for readback, and
