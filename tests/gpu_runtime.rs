@@ -321,6 +321,9 @@ fn bad_kernels_are_errors_not_panics() {
     assert_eq!(err.code, Code::Internal);
     assert!(err.message.contains("binding a GPU dispatch"), "{err}");
     println!("binding past the buffer: {err}");
+    let err = s.dispatch(&binary_wgsl("a + b"), &[], &[&a, &a], &out, 4, WG).expect_err("params missing");
+    assert_eq!(err.code, Code::Internal);
+    println!("params missing: {err}");
     let err = s.dispatch(&unary_wgsl("-a"), &[], &[&a], &out, 4, 32).expect_err("wrong workgroup size");
     assert_eq!(err.code, Code::Internal);
     let err = s.dispatch(&unary_wgsl("-a"), &[], &[&out], &out, 4, WG).expect_err("aliasing");
@@ -347,4 +350,36 @@ fn a_lost_device_is_unavailable() {
     println!("{err}");
     let err = Stream::new(&mut pool).map(|_| ()).expect_err("no new work on a lost device");
     assert_eq!(err.code, Code::Unavailable);
+}
+
+#[test]
+fn a_gpu_past_its_timeout_is_unavailable_not_a_hang() {
+    let Some(_) = context() else { return };
+    let private = GpuContext::open_private(None).expect("a second device");
+    let mut pool = BufferPool::new(private);
+    let n = 1 << 22;
+    let a = Tensor::from_f32(&[n], (0..n).map(|i| i as f32 * 1e-3).collect()).expect("tensor");
+    let mut s = Stream::new(&mut pool).expect("stream");
+    let g = s.upload(&a).expect("upload");
+    let mut x = s.alloc(DType::F32, &[n]).expect("alloc");
+    let mut y = s.alloc(DType::F32, &[n]).expect("alloc");
+    s.dispatch(&unary_wgsl("tanh_tf(a)"), &[], &[&g], &x, n as u64, WG).expect("dispatch");
+    for _ in 0..20 {
+        s.dispatch(&unary_wgsl("tanh_tf(a) + log_tf(a)"), &[], &[&x], &y, n as u64, WG).expect("dispatch");
+        std::mem::swap(&mut x, &mut y);
+    }
+    s.fetch(&x).expect("fetch");
+    let start = std::time::Instant::now();
+    match s.finish_within(std::time::Duration::from_micros(1)) {
+        Err(e) => {
+            assert_eq!(e.code, Code::Unavailable, "{e}");
+            println!("after {:?}: {e}", start.elapsed());
+        }
+        Ok(_) => println!("the GPU finished within 1 us; the timeout path was not exercised"),
+    }
+    // The device still works afterwards.
+    let mut s = Stream::new(&mut pool).expect("stream");
+    let g = s.upload(&Tensor::from_f32(&[2], vec![1., 2.]).expect("tensor")).expect("upload");
+    s.fetch(&g).expect("fetch");
+    assert_eq!(f32s(&s.finish().expect("finish")[0]), vec![1., 2.]);
 }

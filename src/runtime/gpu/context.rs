@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::lock;
 use super::pipeline::PipelineCache;
+use super::GpuStats;
 use crate::error::{Code, Error, Result};
 
 /// Names the adapter to use: an index into the adapter list, or a part of its name.
@@ -35,8 +36,8 @@ struct Health {
     uncaptured: Mutex<Option<String>>,
 }
 
-/// The process's one context, and the last failure to open one (so that a machine without a GPU
-/// does not enumerate adapters for every session).
+/// The process's one context, and the last `NotFound` from opening one (so that a machine
+/// without a GPU does not enumerate adapters for every session).
 struct Slot {
     ready: Option<Arc<GpuContext>>,
     failed: Option<(Option<String>, Error)>,
@@ -153,7 +154,10 @@ impl GpuContext {
                 Ok(ctx)
             }
             Err(e) => {
-                slot.failed = Some((choice, e.clone()));
+                // Remember only the lack of an adapter; other failures may pass.
+                if e.code == Code::NotFound {
+                    slot.failed = Some((choice, e.clone()));
+                }
                 Err(e)
             }
         }
@@ -199,7 +203,7 @@ impl GpuContext {
         }));
         let h = health.clone();
         device.set_device_lost_callback(move |reason, message| {
-            log::error!("GPU device lost ({reason:?}): {message}");
+            log::warn!("GPU device lost ({reason:?}): {message}");
             *lock(&h.lost) = Some(format!("{reason:?}: {message}"));
         });
         let timeout = std::env::var(TIMEOUT_ENV)
@@ -237,13 +241,19 @@ impl GpuContext {
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
     }
-    /// How long a run waits for the GPU before it reports `Unavailable`.
+    /// How long `Stream::finish` waits for the GPU before it reports `Unavailable`
+    /// (60 s, or `WGFLOW_GPU_TIMEOUT_MS`).
     pub fn poll_timeout(&self) -> Duration {
         self.timeout
     }
     /// Pipelines compiled by this context so far, across all sessions.
     pub fn pipelines_compiled(&self) -> u64 {
         self.pipelines.compiled()
+    }
+    /// Context-wide counts: pipelines compiled and bytes held by all pools. Transfers and
+    /// submits are counted per pool ([`BufferPool::stats`](super::pool::BufferPool::stats)).
+    pub fn stats(&self) -> GpuStats {
+        GpuStats { pipelines_compiled: self.pipelines_compiled(), bytes_held: self.bytes_held(), ..GpuStats::default() }
     }
     /// Bytes of device memory held by all buffer pools of this context.
     pub fn bytes_held(&self) -> u64 {

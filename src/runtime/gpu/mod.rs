@@ -30,10 +30,10 @@ impl GpuStats {
     /// The counts since `before` (bytes held stays the current value).
     pub fn since(&self, before: &GpuStats) -> GpuStats {
         GpuStats {
-            bytes_uploaded: self.bytes_uploaded - before.bytes_uploaded,
-            bytes_downloaded: self.bytes_downloaded - before.bytes_downloaded,
-            pipelines_compiled: self.pipelines_compiled - before.pipelines_compiled,
-            submits: self.submits - before.submits,
+            bytes_uploaded: self.bytes_uploaded.saturating_sub(before.bytes_uploaded),
+            bytes_downloaded: self.bytes_downloaded.saturating_sub(before.bytes_downloaded),
+            pipelines_compiled: self.pipelines_compiled.saturating_sub(before.pipelines_compiled),
+            submits: self.submits.saturating_sub(before.submits),
             bytes_held: self.bytes_held,
         }
     }

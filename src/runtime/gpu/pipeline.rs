@@ -18,6 +18,8 @@ pub struct Kernel {
     pub inputs: usize,
     /// `@workgroup_size` of the entry point.
     pub workgroup_size: [u32; 3],
+    /// The size of the uniform params struct at binding 0.
+    pub params_bytes: u64,
 }
 
 /// The bind group layout and pipeline layout shared by kernels with the same input count.
@@ -51,16 +53,27 @@ fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// The compute entry point's workgroup size, from naga's parse (which also gives WGSL errors
-/// with line and column).
-fn workgroup_size(wgsl: &str) -> Result<[u32; 3]> {
+/// What dispatching a kernel needs to know about its WGSL, from naga's parse (which also gives
+/// WGSL errors with line and column).
+struct Reflection {
+    workgroup_size: [u32; 3],
+    params_bytes: u64,
+}
+
+fn reflect(wgsl: &str) -> Result<Reflection> {
     let module = naga::front::wgsl::parse_str(wgsl)
         .map_err(|e| Error::internal(format!("WGSL does not compile:\n{}", e.emit_to_string(wgsl))))?;
     let mut compute = module.entry_points.iter().filter(|e| e.stage == naga::ShaderStage::Compute);
-    match (compute.next(), compute.next()) {
-        (Some(entry), None) => Ok(entry.workgroup_size),
-        _ => Err(Error::internal("a wgflow kernel must have exactly one @compute entry point")),
-    }
+    let workgroup_size = match (compute.next(), compute.next()) {
+        (Some(entry), None) => entry.workgroup_size,
+        _ => return Err(Error::internal("a wgflow kernel must have exactly one @compute entry point")),
+    };
+    let params_bytes = module
+        .global_variables
+        .iter()
+        .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == 0))
+        .map_or(0, |(_, v)| u64::from(module.types[v.ty].inner.size(module.to_ctx())));
+    Ok(Reflection { workgroup_size, params_bytes })
 }
 
 impl GpuContext {
@@ -112,7 +125,7 @@ impl GpuContext {
             }
             return Ok((k.clone(), false));
         }
-        let workgroup_size = workgroup_size(wgsl)?;
+        let Reflection { workgroup_size, params_bytes } = reflect(wgsl)?;
         let (bind_layout, layout) = self.layouts(inputs)?;
         let pipeline = self.scoped("creating a compute pipeline", || {
             let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -128,7 +141,7 @@ impl GpuContext {
                 cache: None,
             })
         })?;
-        let kernel = Arc::new(Kernel { pipeline, bind_layout, inputs, workgroup_size });
+        let kernel = Arc::new(Kernel { pipeline, bind_layout, inputs, workgroup_size, params_bytes });
         kernels.insert(wgsl.to_string(), kernel.clone());
         self.pipelines.compiled.fetch_add(1, Ordering::Relaxed);
         Ok((kernel, true))

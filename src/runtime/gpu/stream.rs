@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::num::NonZeroU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ndarray::{ArcArray, IxDyn};
 
@@ -81,7 +82,8 @@ pub fn workgroup_grid(invocations: u64, workgroup_size: u32, max_per_dim: u32) -
         if groups <= max { (groups, 1) } else { (groups.div_ceil(groups.div_ceil(max)), groups.div_ceil(max)) };
     let too_many =
         || Error::resource_exhausted(format!("{invocations} GPU invocations are more than one dispatch can index"));
-    if y > max || x * y * u64::from(workgroup_size) > 1u64 << 32 {
+    let threads = x.checked_mul(y).and_then(|g| g.checked_mul(u64::from(workgroup_size)));
+    if y > max || threads.is_none_or(|t| t > 1u64 << 32) {
         return Err(too_many());
     }
     Ok((u32::try_from(x).map_err(|_| too_many())?, u32::try_from(y).map_err(|_| too_many())?))
@@ -186,6 +188,13 @@ impl<'p> Stream<'p> {
         words.extend_from_slice(uniforms);
         words.resize(words.len().div_ceil(4) * 4, 0);
         let params_bytes = words.len() as u64 * 4;
+        if params_bytes < kernel.params_bytes {
+            return Err(Error::internal(format!(
+                "the kernel's params take {} bytes, but the count and {} uniforms fill {params_bytes}",
+                kernel.params_bytes,
+                uniforms.len()
+            )));
+        }
         let params = self.pool.take_kind(params_bytes, BufferKind::Uniform)?;
         self.after.push(params.clone());
         let mut entries = Vec::with_capacity(inputs.len() + 2);
@@ -238,7 +247,13 @@ impl<'p> Stream<'p> {
 
     /// Submits the recorded work (exactly one submit), waits for it with the context's
     /// timeout (`Unavailable` past it or on device loss), and reads back every fetched tensor.
-    pub fn finish(mut self) -> Result<Vec<Tensor>> {
+    pub fn finish(self) -> Result<Vec<Tensor>> {
+        let timeout = self.ctx.poll_timeout();
+        self.finish_within(timeout)
+    }
+
+    /// [`Stream::finish`], waiting at most `timeout` for the GPU.
+    pub fn finish_within(mut self, timeout: Duration) -> Result<Vec<Tensor>> {
         let ctx = self.ctx.clone();
         let encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream was already finished"))?;
         let submitted = ctx.scoped("submitting the run's GPU work", || ctx.queue.submit([encoder.finish()]));
@@ -246,7 +261,7 @@ impl<'p> Stream<'p> {
         let index = submitted?;
         let slots: Vec<_> =
             self.readbacks.iter().map(|r| (r.bytes > 0).then(|| compat::request_read(&r.staging, r.bytes))).collect();
-        if let Err(e) = compat::wait_for(&ctx.device, index, ctx.poll_timeout()).and_then(|()| ctx.ensure_alive()) {
+        if let Err(e) = compat::wait_for(&ctx.device, index, timeout).and_then(|()| ctx.ensure_alive()) {
             // The GPU may still use these buffers: keep them out of the pool until it is dropped.
             self.after.clear();
             self.readbacks.clear();
