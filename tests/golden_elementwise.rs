@@ -50,7 +50,8 @@ fn run_case(case: &serde_json::Value, device: Device) -> Result<(), String> {
     let g = Graph::new();
     let op = case["op"].as_str().ok_or("op")?;
     let inputs: Vec<_> = case["inputs"].as_array().ok_or("inputs")?.iter().map(common::tensor).collect();
-    let consts = inputs.iter().map(|t| g.constant(t.clone())).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    let consts =
+        inputs.iter().map(|t| g.constant(t.clone())).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
     let y = if let Some(k) = binary(op) {
         g.binary(k, &consts[0], &consts[1])
     } else if let Some(k) = unary(op) {
@@ -90,7 +91,8 @@ fn run_errors(meta: &serde_json::Value, device: Device, tally: &mut common::Tall
             let _ = g.add(&p, &q);
             let s = g.named("add").add(&p, &q).expect("add");
             let mut sess = Session::new(&g, device.config()).expect("session");
-            let feeds = [(&p, wgflow::Tensor::from(vec![1.0f32, 2.0])), (&q, wgflow::Tensor::from(vec![1.0f32, 2.0, 3.0]))];
+            let feeds =
+                [(&p, wgflow::Tensor::from(vec![1.0f32, 2.0])), (&q, wgflow::Tensor::from(vec![1.0f32, 2.0, 3.0]))];
             match sess.eval_feed(&s, &feeds) {
                 Ok(_) => Err("ran without error".to_string()),
                 Err(err) => common::check_error(&err, class, msg).and_then(|_| {

@@ -80,7 +80,21 @@ impl Plan {
             feeds.push((slots, g.nodes[ep.node].outputs[ep.index].clone()));
             slots += 1;
         }
-        let is_var = |ep: &Endpoint| matches!(g.nodes[ep.node].op, OpKind::Variable(_));
+        // A variable's tensor, and the identity that reads it (`foo/read`), alias the
+        // variable's buffer as TF's ref variables do: a consumer sees the value current when
+        // it runs (after an assign it depends on), not a snapshot.
+        let ref_of = |ep: &Endpoint| -> Option<NodeId> {
+            let node = &g.nodes[ep.node];
+            match &node.op {
+                OpKind::Variable(_) => Some(ep.node),
+                OpKind::Compute(op) if op.type_name() == "Identity" => {
+                    let src = node.inputs.first()?;
+                    matches!(g.nodes[src.node].op, OpKind::Variable(_)).then_some(src.node)
+                }
+                _ => None,
+            }
+        };
+        let is_var = |ep: &Endpoint| ref_of(ep).is_some();
         // Slots for every endpoint some needed step or fetch reads.
         let mut read: BTreeSet<Endpoint> = BTreeSet::new();
         for &id in &order {
@@ -109,7 +123,7 @@ impl Plan {
                         last_use.insert(s, pos);
                         Input::Slot(s)
                     }
-                    None => Input::Var(ep.node),
+                    None => Input::Var(ref_of(ep).unwrap_or(ep.node)),
                 })
                 .collect();
             let outputs = (0..node.outputs.len())
@@ -142,7 +156,10 @@ impl Plan {
                         fetched.insert(s);
                         FetchFrom::Slot(s)
                     }
-                    None => FetchFrom::Var(ep.node, g.nodes[ep.node].name.clone()),
+                    None => {
+                        let var = ref_of(ep).unwrap_or(ep.node);
+                        FetchFrom::Var(var, g.nodes[var].name.clone())
+                    }
                 },
             })
             .collect();

@@ -46,7 +46,8 @@ fn float(v: &Value) -> f64 {
 
 /// A golden tensor `{dtype, shape, data}` as a wgflow tensor.
 pub fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
+    let shape: Vec<usize> =
+        v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
     let data = v["data"].as_array().expect("data");
     match v["dtype"].as_str().expect("dtype") {
         "float32" => Tensor::from_f32(&shape, data.iter().map(|x| float(x) as f32).collect()).expect("f32 tensor"),
