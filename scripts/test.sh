@@ -19,4 +19,11 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
 
-cargo test "$@" 2>&1
+# In CI, talk to lavapipe directly: the Vulkan loader then skips probing other drivers.
+lvp=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+if [ "${CI:-}" = "true" ] && [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ]; then
+  export VK_ICD_FILENAMES="$lvp"
+fi
+
+# --nocapture lets the golden suites print their conformance lines.
+cargo test "$@" -- --nocapture 2>&1

@@ -148,11 +148,6 @@ impl GraphData {
         }
     }
 
-    /// Reserves a unique name under the current scope.
-    pub(crate) fn unique_name(&mut self, name: &str) -> String {
-        self.names.unique(name)
-    }
-
     /// Marks a name as used without changing it.
     pub(crate) fn mark_name(&mut self, name: &str) {
         self.names.mark(name)
