@@ -181,3 +181,25 @@ fn tanh_tf(x: f32) -> f32 {
     q = q * c2 + 4.89352518554385e-03;
     return clamp(p / q, -1.0, 1.0);
 }
+
+// exp with TF-like accuracy over the whole float range (the builtin's error grows with |x| on
+// some drivers): x = k*ln2 + r with ln2 split in two (Cody-Waite), a degree-7 polynomial for
+// exp(r), and the power of two applied in two halves so 2^k never overflows on the way.
+fn exp_tf(x: f32) -> f32 {
+    if (is_nan(x)) {
+        return x;
+    }
+    if (x > 88.72284) {
+        return inf_f32();
+    }
+    if (x < -103.97208) {
+        return 0.0;
+    }
+    let k = round(x * 1.44269504);
+    let r = (x - k * 0.693145752) - k * 1.42860677e-6;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (0.166666672 + r * (0.0416666679 + r * (0.00833333377
+        + r * (0.00138888892 + r * 0.000198412701))))));
+    let ki = i32(k);
+    let half = ki / 2;
+    return ldexp(ldexp(p, half), ki - half);
+}

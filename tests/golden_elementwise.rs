@@ -66,6 +66,7 @@ fn run_case(case: &serde_json::Value, device: Device) -> Result<(), String> {
     }
     let mut sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let got = sess.eval(&y).map_err(|e| e.to_string())?;
+    device.check_ran_here(&sess)?;
     common::compare(&got, &common::tensor(&case["output"]), tolerance(op))
 }
 
@@ -121,4 +122,11 @@ fn run_suite(device: Device) {
 #[test]
 fn golden_elementwise_cpu() {
     run_suite(Device::Cpu);
+}
+
+#[test]
+fn golden_elementwise_gpu() {
+    if common::gpu_ready() {
+        run_suite(Device::Gpu);
+    }
 }

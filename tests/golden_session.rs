@@ -429,3 +429,10 @@ fn run_suite(device: Device) {
 fn golden_session_cpu() {
     run_suite(Device::Cpu);
 }
+
+#[test]
+fn golden_session_gpu() {
+    if common::gpu_ready() {
+        run_suite(Device::Gpu);
+    }
+}

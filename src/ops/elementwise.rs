@@ -7,9 +7,10 @@ use std::ops;
 use ndarray::{ArcArray, ArrayD, IxDyn, Zip};
 use rayon::prelude::*;
 
-use super::{compute, shape_err, InferResult, Op};
+use super::{cached_wgsl, compute, shape_err, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
+use crate::runtime::gpu::shaders as gpu_shaders;
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
 /// Declares an elementwise op family: the enum, its table and its kernels.
@@ -88,14 +89,51 @@ binary_ops! {
 unary_ops! {
     Neg => "Neg", |x| -x, int: Some(i32::wrapping_neg), wgsl: "-a";
     Abs => "Abs", |x| x.abs(), int: Some(i32::wrapping_abs), wgsl: "abs(a)";
-    Exp => "Exp", |x| x.exp(), int: None, wgsl: "exp(a)";
+    Exp => "Exp", |x| x.exp(), int: None, wgsl: "exp_tf(a)";
     Log => "Log", |x| x.ln(), int: None, wgsl: "log_tf(a)";
     Sqrt => "Sqrt", |x| x.sqrt(), int: None, wgsl: "sqrt_tf(a)";
     Rsqrt => "Rsqrt", |x| 1.0 / x.sqrt(), int: None, wgsl: "1.0 / sqrt_tf(a)";
     Tanh => "Tanh", |x| x.tanh(), int: None, wgsl: "tanh_tf(a)";
-    Sigmoid => "Sigmoid", |x| 1.0 / (1.0 + (-x).exp()), int: None, wgsl: "1.0 / (1.0 + exp(-a))";
+    Sigmoid => "Sigmoid", |x| 1.0 / (1.0 + (-x).exp()), int: None, wgsl: "1.0 / (1.0 + exp_tf(-a))";
     Relu => "Relu", |x| if x < 0.0 { 0.0 } else { x }, int: Some(|x| x.max(0)), wgsl: "select(a, 0.0, a < 0.0)";
     Square => "Square", |x| x * x, int: Some(|x: i32| x.wrapping_mul(x)), wgsl: "a * a";
+}
+
+impl BinaryKind {
+    /// The WGSL expression for int32 operands, where the GPU has one.
+    fn wgsl_i32(self) -> Option<&'static str> {
+        Some(match self {
+            BinaryKind::Add => "a + b",
+            BinaryKind::Sub => "a - b",
+            BinaryKind::Mul => "a * b",
+            BinaryKind::Maximum => "max(a, b)",
+            BinaryKind::Minimum => "min(a, b)",
+            BinaryKind::TruncateDiv => "a / b",
+            BinaryKind::FloorDiv => "select(a / b, a / b - 1, (a % b != 0) && ((a < 0) != (b < 0)))",
+            _ => return None,
+        })
+    }
+}
+
+impl UnaryKind {
+    /// The WGSL expression for an int32 operand, where the GPU has one.
+    fn wgsl_i32(self) -> Option<&'static str> {
+        Some(match self {
+            UnaryKind::Neg => "-a",
+            UnaryKind::Abs => "abs(a)",
+            UnaryKind::Relu => "max(a, 0)",
+            UnaryKind::Square => "a * a",
+            _ => return None,
+        })
+    }
+}
+
+/// The elementwise kernel's workgroup size.
+const WG: u32 = gpu_shaders::ELEMENTWISE_WORKGROUP_SIZE;
+
+fn elementwise_kernel(wgsl: &'static str, uniforms: Vec<u32>, dtype: DType, shape: Vec<usize>) -> GpuLowering {
+    let invocations = shape.iter().product::<usize>() as u64;
+    GpuLowering::Kernel { wgsl: wgsl.into(), uniforms, invocations, workgroup_size: WG, out: (dtype, shape) }
 }
 
 fn floor_div(x: i32, y: i32) -> i32 {
@@ -245,6 +283,33 @@ impl Op for Binary {
         };
         Ok(vec![out])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        let supported = match inputs[0].0 {
+            DType::F32 => true,
+            DType::I32 => self.0.wgsl_i32().is_some(),
+            _ => false,
+        };
+        supported.then(|| self.lower(inputs[0], inputs[1]))
+    }
+}
+
+impl Binary {
+    fn lower(&self, a: (DType, &[usize]), b: (DType, &[usize])) -> Result<GpuLowering> {
+        let k = self.0;
+        let out = broadcast_shapes(a.1, b.1)?;
+        let wgsl = match a.0 {
+            DType::F32 => cached_wgsl(format!("binary {k:?} f32"), || Ok(gpu_shaders::binary_wgsl(k.wgsl())))?,
+            DType::I32 => {
+                let expr = k.wgsl_i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?;
+                cached_wgsl(format!("binary {k:?} i32"), || {
+                    gpu_shaders::binary_wgsl_typed(expr, DType::I32, DType::I32)
+                })?
+            }
+            other => return Err(no_kernel(k.tf_name(), other)),
+        };
+        let uniforms = gpu_shaders::broadcast_uniforms(a.1, b.1, &out)?;
+        Ok(elementwise_kernel(wgsl, uniforms, a.0, out))
+    }
 }
 
 /// A unary elementwise node.
@@ -268,6 +333,19 @@ impl Op for Unary {
             other => return Err(no_kernel(k.tf_name(), other.dtype())),
         };
         Ok(vec![out])
+    }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        let k = self.0;
+        let (dtype, shape) = inputs[0];
+        let wgsl = match dtype {
+            DType::F32 => cached_wgsl(format!("unary {k:?} f32"), || Ok(gpu_shaders::unary_wgsl(k.wgsl()))),
+            DType::I32 => {
+                let expr = k.wgsl_i32()?;
+                cached_wgsl(format!("unary {k:?} i32"), || gpu_shaders::unary_wgsl_typed(expr, dtype, dtype))
+            }
+            _ => return None,
+        };
+        Some(wgsl.map(|w| elementwise_kernel(w, Vec::new(), dtype, shape.to_vec())))
     }
 }
 

@@ -89,6 +89,32 @@ pub trait Op: Send + Sync + fmt::Debug {
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult;
     /// The CPU kernel: checks run-time shapes and computes the outputs.
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>>;
+    /// The GPU lowering for inputs of these concrete specs (dtype, shape); `None` when the op
+    /// has no GPU kernel for them. Run-time shape errors are returned here, as by `compute`.
+    fn gpu(&self, _inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        None
+    }
+}
+
+/// How an op runs on the GPU: one compute dispatch, or a view of its first input.
+#[derive(Debug)]
+pub enum GpuLowering {
+    /// A WGSL kernel writing one output. Its uniform (binding 0) gets the invocation count
+    /// followed by `uniforms`; inputs bind to 1..=n, the output to n+1.
+    Kernel {
+        /// The kernel source, prelude included.
+        wgsl: std::borrow::Cow<'static, str>,
+        /// Uniform words after the count.
+        uniforms: Vec<u32>,
+        /// Invocations (threads) to launch.
+        invocations: u64,
+        /// The kernel's 1-D `@workgroup_size`.
+        workgroup_size: u32,
+        /// The output's dtype and shape.
+        out: (DType, Vec<usize>),
+    },
+    /// The output is the first input's buffer with another shape (reshape, identity).
+    View(Vec<usize>),
 }
 
 /// How an assignment combines the old value and the new one.
@@ -158,12 +184,32 @@ impl OpKind {
     }
 }
 
+/// WGSL sources built once per process and kept for its lifetime (one per op kind and
+/// dtype, so the set is small and bounded).
+pub(crate) fn cached_wgsl(key: String, make: impl FnOnce() -> Result<String>) -> Result<&'static str> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = map.get(&key) {
+        return Ok(s);
+    }
+    let text: &'static str = Box::leak(make()?.into_boxed_str());
+    map.insert(key, text);
+    Ok(text)
+}
+
 /// Wraps a pure op as a node kind.
 pub(crate) fn compute(op: impl Op + 'static) -> OpKind {
     OpKind::Compute(Arc::new(op))
 }
 
 pub(crate) use state::infer_assign;
+
+/// The pure op of a binary elementwise kind.
+pub(crate) fn binary_op(kind: BinaryKind) -> impl Op {
+    elementwise::Binary(kind)
+}
 
 /// Runs a binary elementwise kernel on two host tensors.
 pub(crate) fn binary_compute(kind: BinaryKind, a: &Tensor, b: &Tensor) -> Result<Tensor> {

@@ -42,6 +42,9 @@ impl Op for Identity {
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         Ok(vec![inputs[0].clone()])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<super::GpuLowering>> {
+        Some(Ok(super::GpuLowering::View(inputs[0].1.to_vec())))
+    }
 }
 
 impl Graph {

@@ -89,17 +89,7 @@ fn input(plan: &Plan, slots: &[Option<Tensor>], vars: &Variables, i: &Input) -> 
 fn run_step(plan: &Plan, step: &Step, slots: &[Option<Tensor>], vars: &mut Variables) -> Result<Vec<Tensor>> {
     match &step.op {
         OpKind::Const(t) => Ok(vec![t.clone()]),
-        OpKind::Placeholder(spec) => {
-            let shape = match spec.shape.rank() {
-                Some(_) => format!(" and shape {}", spec.shape),
-                None => String::new(),
-            };
-            Err(Error::invalid_argument(format!(
-                "You must feed a value for placeholder tensor '{}' with dtype {}{shape}",
-                step.name,
-                spec.dtype.tf_name()
-            )))
-        }
+        OpKind::Placeholder(spec) => Err(unfed_placeholder(&step.name, spec)),
         OpKind::Variable(_) => Ok(Vec::new()),
         OpKind::NoOp => Ok(Vec::new()),
         OpKind::Assign(mode) => {
@@ -153,4 +143,16 @@ fn run_step(plan: &Plan, step: &Step, slots: &[Option<Tensor>], vars: &mut Varia
             op.compute(&refs)
         }
     }
+}
+
+/// TF's error for a placeholder that was not fed.
+pub(crate) fn unfed_placeholder(name: &str, spec: &crate::tensor::TensorSpec) -> Error {
+    let shape = match spec.shape.rank() {
+        Some(_) => format!(" and shape {}", spec.shape),
+        None => String::new(),
+    };
+    Error::invalid_argument(format!(
+        "You must feed a value for placeholder tensor '{name}' with dtype {}{shape}",
+        spec.dtype.tf_name()
+    ))
 }

@@ -4,6 +4,7 @@
 mod config;
 mod exec;
 mod fetch;
+mod gpu_exec;
 mod plan;
 
 use std::collections::HashMap;
@@ -26,6 +27,24 @@ pub struct SessionStats {
     pub runs: u64,
     /// Plans built (pruning and sorting); a repeated run signature builds none.
     pub plans_built: u64,
+    /// Bytes copied from the host to the GPU, in all runs so far.
+    pub bytes_uploaded: u64,
+    /// Bytes read back from the GPU, in all runs so far.
+    pub bytes_downloaded: u64,
+    /// GPU pipelines this session compiled (cache misses).
+    pub pipelines_compiled: u64,
+    /// GPU queue submits.
+    pub submits: u64,
+    /// GPU memory this session holds now, in bytes.
+    pub gpu_bytes_held: u64,
+    /// Ops of a GPU session that ran on the CPU because they have no GPU kernel.
+    pub cpu_fallbacks: u64,
+}
+
+/// Where a session's values live.
+enum Backend {
+    Cpu(Variables),
+    Gpu(Box<gpu_exec::GpuState>),
 }
 
 /// A session on a graph, after TF1's `tf.Session`.
@@ -35,7 +54,7 @@ pub struct SessionStats {
 pub struct Session {
     graph: Graph,
     config: ConfigProto,
-    state: Option<Variables>,
+    state: Option<Backend>,
     plans: HashMap<Signature, Arc<Plan>>,
     stats: SessionStats,
     pool: Option<rayon::ThreadPool>,
@@ -53,10 +72,22 @@ impl Session {
                     .map_err(|e| Error::internal(format!("thread pool: {e}")))?,
             ),
         };
+        let backend = if config.devices("GPU") == Some(0) {
+            Backend::Cpu(Variables::default())
+        } else {
+            match crate::runtime::gpu::context::GpuContext::get(config.gpu_options.adapter.as_deref()) {
+                Ok(ctx) => Backend::Gpu(Box::new(gpu_exec::GpuState::new(ctx))),
+                Err(e) if e.code == crate::error::Code::NotFound => {
+                    log::info!("no GPU adapter ({}): the session runs on the CPU", e.message);
+                    Backend::Cpu(Variables::default())
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Session {
             graph: graph.clone(),
             config,
-            state: Some(Variables::default()),
+            state: Some(backend),
             plans: HashMap::new(),
             stats: SessionStats::default(),
             pool,
@@ -75,7 +106,25 @@ impl Session {
 
     /// The session's counters.
     pub fn stats(&self) -> SessionStats {
-        self.stats
+        let mut s = self.stats;
+        if let Some(Backend::Gpu(g)) = &self.state {
+            let gs = g.stats();
+            s.bytes_uploaded = gs.bytes_uploaded;
+            s.bytes_downloaded = gs.bytes_downloaded;
+            s.pipelines_compiled = gs.pipelines_compiled;
+            s.submits = gs.submits;
+            s.gpu_bytes_held = gs.bytes_held;
+            s.cpu_fallbacks = g.cpu_fallbacks();
+        }
+        s
+    }
+
+    /// Where this session runs: `"GPU: <adapter>"` or `"CPU"`.
+    pub fn device(&self) -> String {
+        match &self.state {
+            Some(Backend::Gpu(g)) => format!("GPU: {}", g.pool.context().info().name),
+            _ => "CPU".to_string(),
+        }
     }
 
     /// Runs the fetches (tensors yield values, operations yield `None`).
@@ -139,11 +188,15 @@ impl Session {
             check_feed(key, spec, value)?;
         }
         let values: Vec<Tensor> = feed_values.into_iter().map(|(_, t)| t).collect();
-        let vars =
+        let state =
             self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
+        let run = move || match state {
+            Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, metadata),
+            Backend::Gpu(gpu) => gpu.execute(&plan, values, options, metadata),
+        };
         match &self.pool {
-            Some(pool) => pool.install(|| exec::execute(&plan, values, vars, options, metadata)),
-            None => exec::execute(&plan, values, vars, options, metadata),
+            Some(pool) => pool.install(run),
+            None => run(),
         }
     }
 

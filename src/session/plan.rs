@@ -35,6 +35,7 @@ pub(crate) enum Input {
 /// One node to execute.
 #[derive(Debug)]
 pub(crate) struct Step {
+    pub(crate) node: NodeId,
     pub(crate) name: String,
     pub(crate) op: OpKind,
     pub(crate) inputs: Vec<Input>,
@@ -135,7 +136,14 @@ impl Plan {
                     }
                 })
                 .collect();
-            steps.push(Step { name: node.name.clone(), op: node.op.clone(), inputs, outputs, frees: Vec::new() });
+            steps.push(Step {
+                node: id,
+                name: node.name.clone(),
+                op: node.op.clone(),
+                inputs,
+                outputs,
+                frees: Vec::new(),
+            });
         }
         let mut fetched: BTreeSet<usize> = BTreeSet::new();
         let fetches = sig

@@ -10,20 +10,49 @@ use wgflow::{ConfigProto, DType, Tensor};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
     Cpu,
+    Gpu,
 }
 
 impl Device {
     pub fn name(self) -> &'static str {
         match self {
             Device::Cpu => "cpu",
+            Device::Gpu => "gpu",
         }
     }
     /// The session config that runs everything on this device.
     pub fn config(self) -> ConfigProto {
         match self {
             Device::Cpu => ConfigProto::cpu_only(),
+            Device::Gpu => ConfigProto::default(),
         }
     }
+    /// A failure if a session meant for this device ran anything elsewhere.
+    pub fn check_ran_here(self, sess: &wgflow::Session) -> Result<(), String> {
+        let s = sess.stats();
+        match self {
+            Device::Gpu if !sess.device().starts_with("GPU") => Err(format!("session runs on {}", sess.device())),
+            Device::Gpu if s.cpu_fallbacks > 0 => Err(format!("{} ops fell back to the CPU", s.cpu_fallbacks)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether the GPU tests can run: with CI=true a missing adapter is a failure; elsewhere the
+/// tests say they skip.
+pub fn gpu_ready() -> bool {
+    let sess = wgflow::Session::new(&wgflow::Graph::new(), ConfigProto::default()).expect("session");
+    let device = sess.device();
+    if device.starts_with("GPU") {
+        println!("gpu tests run on {device}");
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no GPU adapter was found (is lavapipe installed?)"
+    );
+    println!("SKIPPED: no GPU adapter (set CI=true to make this a failure)");
+    false
 }
 
 /// The golden file `name` from `../shared/goldens/`.

@@ -116,6 +116,11 @@ impl<'p> Stream<'p> {
         Ok(Stream { pool, ctx, encoder: Some(encoder), readbacks: Vec::new(), after: Vec::new() })
     }
 
+    /// The device context the stream records for.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
     /// The pool's counts so far (this stream's work included).
     pub fn stats(&self) -> GpuStats {
         self.pool.stats()
@@ -240,6 +245,19 @@ impl<'p> Stream<'p> {
         Ok(self.readbacks.len() - 1)
     }
 
+    /// Records a copy of `src` into `dst` (same byte length), ordered after earlier commands.
+    pub fn copy(&mut self, src: &GpuTensor, dst: &GpuTensor) -> Result<()> {
+        let bytes = gpu_bytes(src.dtype, &src.shape)?;
+        if bytes != gpu_bytes(dst.dtype, &dst.shape)? {
+            return Err(Error::internal("a GPU copy between tensors of different sizes"));
+        }
+        let encoder = self.encoder.as_mut().ok_or_else(|| Error::internal("the stream was already finished"))?;
+        if bytes > 0 && !Arc::ptr_eq(&src.buffer, &dst.buffer) {
+            encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, bytes);
+        }
+        Ok(())
+    }
+
     /// Gives a tensor's buffer back to the pool once this stream's work is done.
     pub fn release(&mut self, tensor: GpuTensor) {
         self.after.push(tensor.buffer);
@@ -254,6 +272,25 @@ impl<'p> Stream<'p> {
 
     /// [`Stream::finish`], waiting at most `timeout` for the GPU.
     pub fn finish_within(mut self, timeout: Duration) -> Result<Vec<Tensor>> {
+        self.flush(timeout)
+    }
+
+    /// Submits the work recorded so far, reads back what was fetched, and goes on with a new
+    /// encoder on the same pool (used when a CPU op needs device values in the middle of a run).
+    pub fn flush(&mut self, timeout: Duration) -> Result<Vec<Tensor>> {
+        let out = self.submit_and_read(timeout)?;
+        for buffer in self.after.drain(..) {
+            self.pool.give(buffer);
+        }
+        for r in self.readbacks.drain(..) {
+            self.pool.give(r.staging);
+        }
+        self.encoder =
+            Some(self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgflow run") }));
+        Ok(out)
+    }
+
+    fn submit_and_read(&mut self, timeout: Duration) -> Result<Vec<Tensor>> {
         let ctx = self.ctx.clone();
         let encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream was already finished"))?;
         let submitted = ctx.scoped("submitting the run's GPU work", || ctx.queue.submit([encoder.finish()]));
