@@ -119,6 +119,16 @@ impl Session {
         s
     }
 
+    /// A counter of the GPU bytes this session holds that stays readable after the session
+    /// is dropped (for tests of memory release); `None` for a CPU session.
+    #[doc(hidden)]
+    pub fn gpu_memory_counter(&self) -> Option<crate::runtime::gpu::pool::HeldBytes> {
+        match &self.state {
+            Some(Backend::Gpu(g)) => Some(g.pool.held_counter()),
+            _ => None,
+        }
+    }
+
     /// Where this session runs: `"GPU: <adapter>"` or `"CPU"`.
     pub fn device(&self) -> String {
         match &self.state {

@@ -1,0 +1,108 @@
+//! The GPU session's promises, checked with its counters: variables stay resident, only
+//! feeds go up and only fetches come down, one submit per run, no recompilation, and each
+//! session holds (and frees) its own memory.
+
+mod common;
+
+use wgflow::{ConfigProto, DType, Graph, Session, Shape, Tensor};
+
+const N: usize = 1 << 20;
+
+fn gpu_session(g: &Graph) -> Session {
+    Session::new(g, ConfigProto::default()).expect("session")
+}
+
+#[test]
+fn assign_add_loop_on_a_resident_variable_moves_no_bytes_until_fetched() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let v = g.variable(Tensor::filled(DType::F32, &[N], 0.0), "v").unwrap();
+    let step = g.assign_add(&v, Tensor::filled(DType::F32, &[N], 1.0)).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let mut s = gpu_session(&g);
+    s.run(&[&init]).unwrap();
+    s.run(&[step.op()]).unwrap(); // uploads the increment constant once
+    let before = s.stats();
+    for _ in 0..100 {
+        s.run(&[step.op()]).unwrap();
+    }
+    let after = s.stats();
+    assert_eq!(after.bytes_uploaded - before.bytes_uploaded, 0, "the loop uploaded bytes");
+    assert_eq!(after.bytes_downloaded - before.bytes_downloaded, 0, "the loop downloaded bytes");
+    assert_eq!(after.pipelines_compiled - before.pipelines_compiled, 0);
+    let value = s.eval(&v).unwrap();
+    assert_eq!(s.stats().bytes_downloaded - after.bytes_downloaded, 4 * N as u64);
+    let data = value.to_f32_vec().unwrap();
+    assert!(data.iter().all(|&x| x == 101.0), "got {}", data[0]);
+}
+
+#[test]
+fn second_run_of_a_signature_compiles_nothing_and_submits_once() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let p = g.placeholder(DType::F32, Shape::known(&[4])).unwrap();
+    let y = g.relu(&((&p * 2.0f32).unwrap() - 1.0f32).unwrap()).unwrap();
+    let mut s = gpu_session(&g);
+    let feed = Tensor::from(vec![0.0f32, 1.0, 2.0, -3.0]);
+    s.eval_feed(&y, &[(&p, feed.clone())]).unwrap();
+    let before = s.stats();
+    let got = s.eval_feed(&y, &[(&p, feed)]).unwrap();
+    let after = s.stats();
+    assert_eq!(got, Tensor::from(vec![0.0f32, 1.0, 3.0, 0.0]));
+    assert_eq!(after.pipelines_compiled - before.pipelines_compiled, 0);
+    assert_eq!(after.submits - before.submits, 1);
+    assert_eq!(after.bytes_uploaded - before.bytes_uploaded, 16, "only the feed goes up");
+    assert_eq!(after.bytes_downloaded - before.bytes_downloaded, 16, "only the fetch comes down");
+    assert_eq!(after.plans_built, before.plans_built);
+}
+
+#[test]
+fn two_sessions_hold_their_own_values_and_dropping_one_frees_its_memory() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let v = g.variable(Tensor::filled(DType::F32, &[N], 1.0), "w").unwrap();
+    let set = g.assign(&v, Tensor::filled(DType::F32, &[N], 7.0)).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let mut a = gpu_session(&g);
+    let mut b = gpu_session(&g);
+    a.run(&[&init]).unwrap();
+    b.run(&[&init]).unwrap();
+    b.run(&[&set]).unwrap();
+    assert_eq!(a.eval(&v).unwrap().to_f32_vec().unwrap()[N - 1], 1.0);
+    assert_eq!(b.eval(&v).unwrap().to_f32_vec().unwrap()[N - 1], 7.0);
+    assert!(a.stats().gpu_bytes_held >= 4 * N as u64, "a holds {}", a.stats().gpu_bytes_held);
+    assert!(b.stats().gpu_bytes_held >= 4 * N as u64);
+    let held_a = a.stats().gpu_bytes_held;
+    let held = common::pool_bytes_held_of(&b);
+    drop(b);
+    assert_eq!(held.get(), 0, "dropping the session returns its GPU memory");
+    assert_eq!(a.stats().gpu_bytes_held, held_a, "the other session is untouched");
+    a.close();
+    assert_eq!(a.stats().gpu_bytes_held, 0, "closing a session returns its GPU memory");
+}
+
+#[test]
+fn uninitialized_variable_and_shape_errors_on_the_gpu() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let v = g.variable(vec![1.0f32, 2.0], "v").unwrap();
+    let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
+    let y = (v.value() + &p).unwrap();
+    let mut s = gpu_session(&g);
+    let e = s.eval_feed(&y, &[(&p, Tensor::from(vec![1.0f32, 2.0]))]).unwrap_err();
+    assert_eq!(e.message, "Attempting to use uninitialized value v");
+    s.run(&[v.initializer()]).unwrap();
+    let e = s.eval_feed(&y, &[(&p, Tensor::from(vec![1.0f32, 2.0, 3.0]))]).unwrap_err();
+    assert_eq!(e.message, "Incompatible shapes: [2] vs. [3]");
+    assert_eq!(e.node.as_deref(), Some("add"));
+    let ok = s.eval_feed(&y, &[(&p, Tensor::from(vec![1.0f32, 2.0]))]).unwrap();
+    assert_eq!(ok, Tensor::from(vec![2.0f32, 4.0]));
+}
