@@ -4,6 +4,11 @@ use wgflow::{ConfigProto, Graph, Padding, Session, Tensor};
 
 fn main() -> wgflow::Result<()> {
     let config = ConfigProto::default();
+    let probe = Session::new(&Graph::new(), config.clone())?;
+    match probe.device().strip_prefix("GPU: ") {
+        Some(adapter) => println!("running on the GPU: {adapter}"),
+        None => println!("no GPU adapter found: running on the CPU"),
+    }
 
     // A variable set to 42, assigned 13, and read in a second session.
     let g = Graph::new();
