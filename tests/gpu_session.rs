@@ -106,3 +106,20 @@ fn uninitialized_variable_and_shape_errors_on_the_gpu() {
     let ok = s.eval_feed(&y, &[(&p, Tensor::from(vec![1.0f32, 2.0]))]).unwrap();
     assert_eq!(ok, Tensor::from(vec![2.0f32, 4.0]));
 }
+
+#[test]
+fn a_tensor_over_the_storage_binding_limit_is_resource_exhausted_naming_the_node() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let limit = wgflow::__gpu_testing::GpuContext::get(None).unwrap().limits().max_storage_buffer_binding_size as usize;
+    let g = Graph::new();
+    let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
+    let y = g.named("too_big").square(&p).unwrap();
+    let mut s = gpu_session(&g);
+    let n = limit / 4 + 1024;
+    let e = s.eval_feed(&y, &[(&p, Tensor::filled(DType::F32, &[n], 1.0))]).unwrap_err();
+    assert_eq!(e.code, wgflow::Code::ResourceExhausted, "{e}");
+    assert!(e.node.is_some(), "{e}");
+    assert!(e.message.contains(&limit.to_string()), "the message names the limit: {}", e.message);
+}

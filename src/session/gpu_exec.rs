@@ -65,8 +65,12 @@ impl GpuState {
         let GpuState { pool, vars, consts, cpu_fallbacks } = self;
         let mut run = Run { stream: Some(Stream::new(pool)?), owned: HashSet::new(), options, fallbacks: 0 };
         let mut slots: Vec<Option<Value>> = vec![None; plan.slots];
-        for ((slot, _), t) in plan.feeds.iter().zip(feeds) {
-            let v = if on_gpu(t.dtype()) { Value::Dev(run.on_device(&Value::Host(t))?) } else { Value::Host(t) };
+        for (((slot, _), t), node) in plan.feeds.iter().zip(feeds).zip(&plan.feed_nodes) {
+            let v = if on_gpu(t.dtype()) {
+                Value::Dev(run.on_device(&Value::Host(t)).map_err(|e| e.at(node))?)
+            } else {
+                Value::Host(t)
+            };
             slots[*slot] = Some(v);
         }
         for step in &plan.steps {

@@ -60,6 +60,8 @@ pub(crate) struct Plan {
     pub(crate) slots: usize,
     /// Slot and static spec of each feed, in the signature's feed order.
     pub(crate) feeds: Vec<(usize, TensorSpec)>,
+    /// The node of each feed, for error messages.
+    pub(crate) feed_nodes: Vec<String>,
     pub(crate) fetches: Vec<FetchFrom>,
     /// Variable names by node, for error messages.
     pub(crate) var_names: HashMap<NodeId, String>,
@@ -175,7 +177,8 @@ impl Plan {
             .filter(|(_, n)| matches!(n.op, OpKind::Variable(_)))
             .map(|(i, n)| (i, n.name.clone()))
             .collect();
-        Ok(Plan { steps, slots, feeds, fetches, var_names })
+        let feed_nodes = sig.feeds.iter().map(|ep| g.nodes[ep.node].name.clone()).collect();
+        Ok(Plan { steps, slots, feeds, feed_nodes, fetches, var_names })
     }
 }
 
