@@ -20,6 +20,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod graph;
 pub mod ops;
@@ -29,6 +31,12 @@ pub mod tensor;
 
 #[doc(hidden)]
 pub use runtime::gpu::__gpu_testing;
+
+/// The op kernels' WGSL instantiations, for the shader validation test.
+#[doc(hidden)]
+pub mod __ops_gpu_testing {
+    pub use crate::ops::gpu_util::instantiations;
+}
 
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
