@@ -91,6 +91,7 @@ fn run_case(case: &Value, device: Device) -> Result<(), String> {
     }
     let mut sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let got = sess.eval(&y).map_err(|e| e.to_string())?;
+    device.check_ran_here(&sess)?;
     common::compare(&got, &want, Tol::Close { rtol: 1e-5, atol: 1e-5 })
 }
 
@@ -107,4 +108,11 @@ fn run_suite(device: Device) {
 #[test]
 fn golden_linalg_reduce_cpu() {
     run_suite(Device::Cpu);
+}
+
+#[test]
+fn golden_linalg_reduce_gpu() {
+    if common::gpu_ready() {
+        run_suite(Device::Gpu)
+    }
 }

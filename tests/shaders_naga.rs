@@ -4,10 +4,13 @@
 use std::path::Path;
 
 use wgflow::__gpu_testing::{binary_wgsl, binary_wgsl_typed, unary_wgsl, unary_wgsl_typed};
+use wgflow::__ops_gpu_testing::instantiations;
 use wgflow::DType;
 
 /// Template files and the instantiations that cover them.
-const TEMPLATES: &[&str] = &["elementwise.wgsl", "unary.wgsl"];
+/// A template is a file containing `OP_EXPR` or starting with `// TEMPLATE`.
+const TEMPLATES: &[&str] =
+    &["elementwise.wgsl", "unary.wgsl", "matmul.wgsl", "reduce.wgsl", "softmax.wgsl", "transpose.wgsl", "concat.wgsl"];
 const BINARY_EXPRS: &[&str] =
     &["a + b", "select(select(b, a, a >= b), a + b, is_nan(a) || is_nan(b))", "pow_tf(a, b)", "max_tf(a, b)"];
 const UNARY_EXPRS: &[&str] = &["-a", "log_tf(a)", "tanh_tf(a)", "sqrt_tf(a)", "select(a, 0.0, a < 0.0)"];
@@ -38,7 +41,7 @@ fn every_wgsl_file_and_template_validates() {
     for path in &files {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {name}: {e}"));
-        if source.contains("OP_EXPR") {
+        if source.contains("OP_EXPR") || source.starts_with("// TEMPLATE") {
             assert!(TEMPLATES.contains(&name.as_str()), "template {name} is not covered by an instantiation below");
             println!("template {name}: validated through its instantiations");
         } else {
@@ -55,4 +58,11 @@ fn every_wgsl_file_and_template_validates() {
     validate("elementwise.wgsl with \"a + b\" on int32", &int_add);
     let int_neg = unary_wgsl_typed("-a", DType::I32, DType::I32).expect("int32 is a GPU type");
     validate("unary.wgsl with \"-a\" on int32", &int_neg);
+    let ops = instantiations().expect("the op kernels instantiate");
+    for name in ["matmul.wgsl", "reduce.wgsl", "softmax.wgsl", "transpose.wgsl", "concat.wgsl"] {
+        assert!(ops.iter().any(|(n, _)| n.starts_with(name)), "no instantiation of {name}");
+    }
+    for (name, source) in &ops {
+        validate(name, source);
+    }
 }

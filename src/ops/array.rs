@@ -2,7 +2,7 @@
 
 use ndarray::{ArcArray, ArrayD, IxDyn};
 
-use super::{compute, shape_err, Attr, InferError, InferResult, Op};
+use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
@@ -111,6 +111,9 @@ impl Op for Reshape {
         let dims = self.resolve(x.len())?;
         Ok(vec![each_dtype!(x, |a| reshape_arc(a, &dims)?)])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        Some(self.resolve(inputs[0].1.iter().product()).map(GpuLowering::View))
+    }
 }
 
 /// Reshapes without copying when the data is in standard layout.
@@ -183,6 +186,13 @@ impl Op for Transpose {
         }
         Ok(vec![each_dtype!(x, |a| a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        let (dtype, dims) = inputs[0];
+        match self.perm_for(dims.len()) {
+            Ok(perm) => gpu_util::transpose(dtype, dims, &perm),
+            Err(e) => Some(Err(e)),
+        }
+    }
 }
 
 /// `ConcatV2` of `n` values along `axis` (negative counts from the end).
@@ -192,6 +202,37 @@ pub(crate) struct Concat {
     pub(crate) axis: i64,
     /// The number of values (TF's `N` attribute).
     pub(crate) n: usize,
+}
+
+impl Concat {
+    /// The run-time checks of the kernel: equal ranks, dimensions and dtypes; the axis.
+    fn check(&self, inputs: &[(DType, &[usize])]) -> Result<usize> {
+        let (d0, s0) = *inputs.first().ok_or_else(|| Error::invalid_argument("ConcatV2 needs at least one value"))?;
+        if s0.is_empty() {
+            invalid!("ConcatOp : Can't concatenate scalars (use tf.stack instead)");
+        }
+        let axis = concat_axis(self.axis, s0.len())?;
+        for (i, &(d, s)) in inputs.iter().enumerate().skip(1) {
+            if s.len() != s0.len() {
+                invalid!(
+                    "ConcatOp : Ranks of all input tensors should match: shape[0] = {} vs. shape[{i}] = {}",
+                    dims_string(s0),
+                    dims_string(s)
+                );
+            }
+            if let Some(j) = (0..s.len()).find(|&j| j != axis && s[j] != s0[j]) {
+                invalid!(
+                    "ConcatOp : Dimension {j} in both shapes must be equal: shape[0] = {} vs. shape[{i}] = {}",
+                    dims_string(s0),
+                    dims_string(s)
+                );
+            }
+            if d != d0 {
+                invalid!("ConcatOp : expected all inputs to be {d0}, got {d} at {i}");
+            }
+        }
+        Ok(axis)
+    }
 }
 
 fn concat_axis(axis: i64, rank: usize) -> Result<usize> {
@@ -263,33 +304,18 @@ impl Op for Concat {
         };
         Ok(vec![TensorSpec::new(dtype, Shape::partial(&dims))])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        let axis = match self.check(inputs) {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        let shapes: Vec<&[usize]> = inputs.iter().map(|s| s.1).collect();
+        gpu_util::concat(inputs[0].0, &shapes, axis)
+    }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let first = inputs.first().ok_or_else(|| Error::invalid_argument("ConcatV2 needs at least one value"))?;
-        let s0 = first.shape();
-        if s0.is_empty() {
-            invalid!("ConcatOp : Can't concatenate scalars (use tf.stack instead)");
-        }
-        let axis = concat_axis(self.axis, s0.len())?;
-        for (i, t) in inputs.iter().enumerate().skip(1) {
-            let s = t.shape();
-            if s.len() != s0.len() {
-                invalid!(
-                    "ConcatOp : Ranks of all input tensors should match: shape[0] = {} vs. shape[{i}] = {}",
-                    dims_string(s0),
-                    dims_string(s)
-                );
-            }
-            if let Some(j) = (0..s.len()).find(|&j| j != axis && s[j] != s0[j]) {
-                invalid!(
-                    "ConcatOp : Dimension {j} in both shapes must be equal: shape[0] = {} vs. shape[{i}] = {}",
-                    dims_string(s0),
-                    dims_string(s)
-                );
-            }
-            if t.dtype() != first.dtype() {
-                invalid!("ConcatOp : expected all inputs to be {}, got {} at {i}", first.dtype(), t.dtype());
-            }
-        }
+        let specs: Vec<(DType, &[usize])> = inputs.iter().map(|t| (t.dtype(), t.shape())).collect();
+        let axis = self.check(&specs)?;
         let out = match first {
             Tensor::F32(_) => concat_arrays(inputs, axis, Tensor::as_f32)?.into(),
             Tensor::I32(_) => concat_arrays(inputs, axis, Tensor::as_i32)?.into(),

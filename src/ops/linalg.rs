@@ -5,7 +5,7 @@ use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
 
 use super::elementwise::broadcast_static;
-use super::{compute, shape_err, Attr, InferResult, Op};
+use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::cpu::gemm::{matmul, MatRef};
@@ -89,6 +89,16 @@ impl Op for MatMul {
         }
         Ok(vec![batch_matmul(a, b, self.transpose_a, self.transpose_b)?.into()])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        let shapes = [inputs[0].1, inputs[1].1];
+        if let Some(i) = shapes.iter().position(|s| s.len() != 2) {
+            return Some(Err(Error::invalid_argument(format!(
+                "In[{i}] is not a matrix. Instead it has shape {}",
+                dims_string(shapes[i])
+            ))));
+        }
+        gpu_matmul(inputs, self.transpose_a, self.transpose_b)
+    }
 }
 
 impl Op for BatchMatMul {
@@ -137,6 +147,12 @@ impl Op for BatchMatMul {
         }
         Ok(vec![batch_matmul(a, b, self.adj_x, self.adj_y)?.into()])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        if let Some(i) = inputs.iter().position(|s| s.1.len() < 2) {
+            return Some(Err(Error::invalid_argument(format!("In[{i}] ndims must be >= 2: {}", inputs[i].1.len()))));
+        }
+        gpu_matmul(inputs, self.adj_x, self.adj_y)
+    }
 }
 
 /// Per-batch work (m*n*k) below which batches run in parallel, each GEMM on one thread;
@@ -169,24 +185,44 @@ fn batch_offsets(dims: &[usize], out: &[usize]) -> Vec<usize> {
     offsets
 }
 
-/// The shared kernel of `MatMul` and `BatchMatMulV2` (rank >= 2 checked by the caller).
-fn batch_matmul(a: &ArcArray<f32, IxDyn>, b: &ArcArray<f32, IxDyn>, ta: bool, tb: bool) -> Result<ArrayD<f32>> {
-    let (sa, sb) = (a.shape(), b.shape());
+/// The run-time shape checks of `MatMul` and `BatchMatMulV2` (rank >= 2 checked by the
+/// caller): `(m, k, n)` and the broadcast batch dimensions.
+fn matmul_dims(sa: &[usize], sb: &[usize], ta: bool, tb: bool) -> Result<((usize, usize, usize), Vec<usize>)> {
     let (ra, rb) = (sa.len(), sb.len());
-    let (a_rows, a_cols, b_rows, b_cols) = (sa[ra - 2], sa[ra - 1], sb[rb - 2], sb[rb - 1]);
-    let (m, k) = if ta { (a_cols, a_rows) } else { (a_rows, a_cols) };
-    let (k2, n) = if tb { (b_cols, b_rows) } else { (b_rows, b_cols) };
+    let (m, k) = if ta { (sa[ra - 1], sa[ra - 2]) } else { (sa[ra - 2], sa[ra - 1]) };
+    let (k2, n) = if tb { (sb[rb - 1], sb[rb - 2]) } else { (sb[rb - 2], sb[rb - 1]) };
     if k != k2 {
         invalid!("Matrix size-incompatible: In[0]: {}, In[1]: {}", dims_string(sa), dims_string(sb));
     }
-    let (ba, bb) = (&sa[..ra - 2], &sb[..rb - 2]);
-    let batch = super::elementwise::broadcast_shapes(ba, bb).map_err(|_| {
+    let batch = super::elementwise::broadcast_shapes(&sa[..ra - 2], &sb[..rb - 2]).map_err(|_| {
         Error::invalid_argument(format!(
             "In[0] and In[1] must have compatible batch dimensions: {} vs. {}",
             dims_string(sa),
             dims_string(sb)
         ))
     })?;
+    Ok(((m, k, n), batch))
+}
+
+/// The GPU lowering of both ops, after the CPU kernel's checks.
+fn gpu_matmul(inputs: &[(DType, &[usize])], ta: bool, tb: bool) -> Option<Result<GpuLowering>> {
+    let ((da, sa), (db, sb)) = (inputs[0], inputs[1]);
+    if da != DType::F32 || db != DType::F32 {
+        return None;
+    }
+    match matmul_dims(sa, sb, ta, tb) {
+        Ok((mkn, batch)) => gpu_util::matmul(mkn, &sa[..sa.len() - 2], &sb[..sb.len() - 2], &batch, ta, tb),
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// The shared kernel of `MatMul` and `BatchMatMulV2` (rank >= 2 checked by the caller).
+fn batch_matmul(a: &ArcArray<f32, IxDyn>, b: &ArcArray<f32, IxDyn>, ta: bool, tb: bool) -> Result<ArrayD<f32>> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let (ra, rb) = (sa.len(), sb.len());
+    let (a_rows, a_cols, b_rows, b_cols) = (sa[ra - 2], sa[ra - 1], sb[rb - 2], sb[rb - 1]);
+    let ((m, k, n), batch) = matmul_dims(sa, sb, ta, tb)?;
+    let (ba, bb) = (&sa[..ra - 2], &sb[..rb - 2]);
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
     let nbatch: usize = batch.iter().product();

@@ -6,6 +6,7 @@
 
 mod array;
 mod elementwise;
+pub(crate) mod gpu_util;
 mod linalg;
 mod nn;
 mod reduce;

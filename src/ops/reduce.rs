@@ -8,7 +8,7 @@
 use ndarray::{ArcArray, ArrayD, ArrayView, IxDyn, NdFloat};
 use rayon::prelude::*;
 
-use super::{compute, shape_err, Attr, InferError, InferResult, Op};
+use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::tensor::{DType, Shape, Tensor, TensorSpec};
@@ -129,6 +129,16 @@ impl Op for Reduce {
             other => return Err(no_kernel(self.kind.tf_name(), other.dtype())),
         };
         Ok(vec![out])
+    }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        let (dtype, dims) = inputs[0];
+        match self.mask(dims.len()) {
+            Ok(mask) => gpu_util::reduce(self.kind, dtype, dims, &mask, self.out_dims(dims, &mask, 1)),
+            Err(a) => Some(Err(Error::invalid_argument(format!(
+                "Invalid reduction dimension ({a} for input with {} dimension(s)",
+                dims.len()
+            )))),
+        }
     }
 }
 
@@ -381,6 +391,16 @@ impl Op for Softmax {
             other => return Err(no_kernel("Softmax", other.dtype())),
         };
         Ok(vec![out])
+    }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        let (dtype, dims) = inputs[0];
+        if dtype != DType::F32 {
+            return None;
+        }
+        if dims.is_empty() {
+            return Some(Err(Error::invalid_argument("logits must have >= 1 dimension, got []")));
+        }
+        Some(self.axis_for(dims.len()).and_then(|axis| gpu_util::softmax(dims, axis)))
     }
 }
 

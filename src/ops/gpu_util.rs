@@ -1,0 +1,270 @@
+//! GPU lowerings of the matrix products, reductions, softmax and data movement ops: the WGSL
+//! instantiations (shaders/matmul.wgsl, reduce.wgsl, softmax.wgsl, transpose.wgsl,
+//! concat.wgsl) and the uniforms each kernel expects. The ops' `gpu()` methods check run-time
+//! shapes with their CPU code, then call in here.
+
+use super::reduce::ReduceKind;
+use super::{cached_wgsl, GpuLowering};
+use crate::error::{Error, Result};
+use crate::runtime::gpu::shaders as gpu_shaders;
+use crate::tensor::DType;
+
+const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
+const TRANSPOSE: &str = include_str!("../../shaders/transpose.wgsl");
+const CONCAT: &str = include_str!("../../shaders/concat.wgsl");
+
+/// The workgroup size of every kernel here (each file declares it as `WG_SIZE`).
+const WG: u32 = 64;
+/// The highest rank the kernels index (batch dims of matmul, transpose, reductions).
+const MAX_RANK: usize = 8;
+/// The most inputs a concat kernel binds (with its output, within the 8 storage buffers a
+/// stage may always bind).
+pub(crate) const MAX_CONCAT_INPUTS: usize = 7;
+/// Output tile side of the matmul kernel.
+const TILE: usize = 32;
+
+fn with_prelude(body: &str) -> String {
+    format!("{}\n{body}", gpu_shaders::PRELUDE)
+}
+
+/// A template without its comment lines, which name the placeholders.
+fn code_of(template: &str) -> String {
+    template.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+}
+
+/// A `u32` uniform word, or `ResourceExhausted` for sizes beyond the kernels' 32-bit indexing.
+fn word(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::resource_exhausted(format!("size {v} is over 2^32 for a GPU kernel")))
+}
+
+/// `dims` right-aligned in `MAX_RANK` slots (leading slots 1, or 0 for strides).
+fn slots(dims: &[usize], fill: u32) -> Result<Vec<u32>> {
+    let mut w = vec![fill; MAX_RANK];
+    for (slot, &d) in w[MAX_RANK - dims.len()..].iter_mut().zip(dims) {
+        *slot = word(d)?;
+    }
+    Ok(w)
+}
+
+fn kernel(wgsl: &'static str, uniforms: Vec<u32>, invocations: usize, dtype: DType, shape: Vec<usize>) -> GpuLowering {
+    GpuLowering::Kernel {
+        wgsl: wgsl.into(),
+        uniforms,
+        invocations: invocations as u64,
+        workgroup_size: WG,
+        out: (dtype, shape),
+    }
+}
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1].saturating_mul(dims[i + 1]);
+    }
+    s
+}
+
+/// The float32 batched matmul kernel.
+pub fn matmul_wgsl() -> String {
+    with_prelude(MATMUL)
+}
+
+/// The reduction kernel for `kind` on `dtype` (float32 or int32).
+pub fn reduce_wgsl(kind: ReduceKind, dtype: DType) -> Result<String> {
+    let (init, combine, finish) = match (kind, dtype) {
+        (ReduceKind::Sum, DType::F32) => ("0.0", "acc + v", "acc"),
+        (ReduceKind::Mean, DType::F32) => ("0.0", "acc + v", "acc / f32(n)"),
+        (ReduceKind::Max, DType::F32) => ("-inf_f32()", "max_tf(acc, v)", "acc"),
+        (ReduceKind::Sum, DType::I32) => ("0", "acc + v", "acc"),
+        (ReduceKind::Mean, DType::I32) => ("0", "acc + v", "select(acc / max(i32(n), 1), 0, n == 0u)"),
+        (ReduceKind::Max, DType::I32) => ("bitcast<i32>(0x80000000u)", "max(acc, v)", "acc"),
+        (_, other) => return Err(Error::unimplemented(format!("no GPU reduction for {other}"))),
+    };
+    let body = code_of(REDUCE)
+        .replace("ELEM_TYPE", gpu_shaders::wgsl_scalar(dtype)?)
+        .replace("REDUCE_INIT", init)
+        .replace("REDUCE_COMBINE", combine)
+        .replace("REDUCE_FINISH", finish);
+    Ok(with_prelude(&body))
+}
+
+/// The float32 softmax kernel.
+pub fn softmax_wgsl() -> String {
+    with_prelude(SOFTMAX)
+}
+
+/// The transpose kernel (any 4-byte element type).
+pub fn transpose_wgsl() -> String {
+    with_prelude(TRANSPOSE)
+}
+
+/// The concat kernel for `n` inputs (any 4-byte element type).
+pub fn concat_wgsl(n: usize) -> String {
+    let bindings: Vec<String> =
+        (0..n).map(|k| format!("@group(0) @binding({}) var<storage, read> in_{k}: array<u32>;", k + 1)).collect();
+    let chain: Vec<String> = (0..n)
+        .map(|k| {
+            let len = format!("params.blocks[{}u][{}u]", k / 4, k % 4);
+            format!("if (w < {len}) {{\n        out[i] = in_{k}[o * {len} + w];\n        return;\n    }}\n    w = w - {len};")
+        })
+        .collect();
+    let body = code_of(CONCAT)
+        .replace("INPUT_BINDINGS", &bindings.join("\n"))
+        .replace("OUTPUT_BINDING", &(n + 1).to_string())
+        .replace("BLOCK_WORDS", &n.div_ceil(4).max(1).to_string())
+        .replace("SELECT_CHAIN", &chain.join("\n    "));
+    with_prelude(&body)
+}
+
+/// `MatMul` / `BatchMatMulV2` on shapes the CPU checks accepted: `m x k` times `k x n` per
+/// batch, batch dims `ba` and `bb` broadcast to `batch`. `None` beyond rank-8 batches.
+pub(crate) fn matmul(
+    (m, k, n): (usize, usize, usize),
+    ba: &[usize],
+    bb: &[usize],
+    batch: &[usize],
+    ta: bool,
+    tb: bool,
+) -> Option<Result<GpuLowering>> {
+    if batch.len() > MAX_RANK {
+        return None;
+    }
+    Some((|| {
+        let wgsl = cached_wgsl("matmul f32".into(), || Ok(matmul_wgsl()))?;
+        let mut uniforms = vec![word(m)?, word(n)?, word(k)?, u32::from(ta) | (u32::from(tb) << 1)];
+        uniforms.extend(gpu_shaders::broadcast_uniforms(ba, bb, batch)?);
+        let mut out = batch.to_vec();
+        out.extend([m, n]);
+        word(out.iter().product())?;
+        let groups = batch.iter().product::<usize>() * m.div_ceil(TILE) * n.div_ceil(TILE);
+        Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out))
+    })())
+}
+
+/// A reduction of `dims` over the axes in `mask`, output shape `out` (checked by the CPU
+/// code). `None` for dtypes without a kernel.
+pub(crate) fn reduce(
+    kind: ReduceKind,
+    dtype: DType,
+    dims: &[usize],
+    mask: &[bool],
+    out: Vec<usize>,
+) -> Option<Result<GpuLowering>> {
+    if !matches!(dtype, DType::F32 | DType::I32) {
+        return None;
+    }
+    // Merge adjacent axes of the same kind (size-1 axes drop out), as the CPU kernel does.
+    let mut groups: Vec<(usize, bool)> = Vec::new();
+    for (&d, &m) in dims.iter().zip(mask) {
+        match groups.last_mut() {
+            _ if d == 1 => {}
+            Some((size, kind)) if *kind == m => *size *= d,
+            _ => groups.push((d, m)),
+        }
+    }
+    let sizes: Vec<usize> = groups.iter().map(|g| g.0).collect();
+    let st = strides(&sizes);
+    let pick = |reduced: bool| -> (Vec<usize>, Vec<usize>) {
+        groups.iter().zip(&st).filter(|(g, _)| g.1 == reduced).map(|(g, &s)| (g.0, s)).unzip()
+    };
+    let (kept_dims, kept_strides) = pick(false);
+    let (red_dims, red_strides) = pick(true);
+    if kept_dims.len() > MAX_RANK || red_dims.len() > MAX_RANK {
+        return None;
+    }
+    let n: usize = dims.iter().zip(mask).filter(|(_, &m)| m).map(|(&d, _)| d).product();
+    if dtype == DType::I32 && kind == ReduceKind::Mean && n > i32::MAX as usize {
+        return None;
+    }
+    Some((|| {
+        let wgsl = cached_wgsl(format!("reduce {kind:?} {dtype}"), || reduce_wgsl(kind, dtype))?;
+        let total: usize = dims.iter().product();
+        word(total)?;
+        let mut uniforms = vec![word(kept_dims.len())?, word(red_dims.len())?, word(n)?];
+        for (v, fill) in [(&kept_dims, 1), (&kept_strides, 0), (&red_dims, 1), (&red_strides, 0)] {
+            uniforms.extend(slots(v, fill)?);
+        }
+        let count: usize = out.iter().product();
+        Ok(kernel(wgsl, uniforms, count, dtype, out))
+    })())
+}
+
+/// Softmax of float32 `dims` along `axis` (checked by the CPU code).
+pub(crate) fn softmax(dims: &[usize], axis: usize) -> Result<GpuLowering> {
+    let wgsl = cached_wgsl("softmax f32".into(), || Ok(softmax_wgsl()))?;
+    let n = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let outer: usize = dims[..axis].iter().product();
+    word(dims.iter().product())?;
+    let rows = if n == 0 { 0 } else { outer * inner };
+    Ok(kernel(wgsl, vec![word(n)?, word(inner.max(1))?, 0], rows, DType::F32, dims.to_vec()))
+}
+
+/// Transpose of `dims` by a checked permutation; a view when the data order is unchanged.
+pub(crate) fn transpose(dtype: DType, dims: &[usize], perm: &[usize]) -> Option<Result<GpuLowering>> {
+    let out: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
+    // Only the order of the non-unit axes matters.
+    let moved: Vec<usize> = perm.iter().copied().filter(|&p| dims[p] != 1).collect();
+    if moved.windows(2).all(|w| w[0] < w[1]) {
+        return Some(Ok(GpuLowering::View(out)));
+    }
+    if dims.len() > MAX_RANK {
+        return None;
+    }
+    Some((|| {
+        let wgsl = cached_wgsl("transpose".into(), || Ok(transpose_wgsl()))?;
+        let st = strides(dims);
+        let in_strides: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
+        let count: usize = out.iter().product();
+        word(count)?;
+        let mut uniforms = vec![word(dims.len())?, 0, 0];
+        uniforms.extend(slots(&out, 1)?);
+        uniforms.extend(slots(&in_strides, 0)?);
+        Ok(kernel(wgsl, uniforms, count, dtype, out))
+    })())
+}
+
+/// ConcatV2 of inputs of `shapes` (checked by the CPU code) along `axis`. `None` for more
+/// inputs than a kernel binds.
+pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<Result<GpuLowering>> {
+    let n = shapes.len();
+    if n == 0 || n > MAX_CONCAT_INPUTS {
+        return None;
+    }
+    Some((|| {
+        let wgsl = cached_wgsl(format!("concat {n}"), || Ok(concat_wgsl(n)))?;
+        let mut out = shapes[0].to_vec();
+        out[axis] = shapes.iter().map(|s| s[axis]).sum();
+        let inner: usize = out[axis + 1..].iter().product();
+        let count: usize = out.iter().product();
+        word(count)?;
+        let mut uniforms = vec![word(out[axis] * inner)?, 0, 0];
+        let mut blocks = vec![0u32; n.div_ceil(4) * 4];
+        for (b, s) in blocks.iter_mut().zip(shapes) {
+            *b = word(s[axis] * inner)?;
+        }
+        uniforms.extend(blocks);
+        Ok(kernel(wgsl, uniforms, count, dtype, out))
+    })())
+}
+
+/// Every instantiation of the templates here, named, for the naga validation test.
+pub fn instantiations() -> Result<Vec<(String, String)>> {
+    let mut all = vec![
+        ("matmul.wgsl".to_string(), matmul_wgsl()),
+        ("softmax.wgsl".to_string(), softmax_wgsl()),
+        ("transpose.wgsl".to_string(), transpose_wgsl()),
+    ];
+    for kind in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max] {
+        for dtype in [DType::F32, DType::I32] {
+            all.push((format!("reduce.wgsl {kind:?} {dtype}"), reduce_wgsl(kind, dtype)?));
+        }
+    }
+    for n in [1, 2, 3, 4, 5, MAX_CONCAT_INPUTS] {
+        all.push((format!("concat.wgsl with {n} inputs"), concat_wgsl(n)));
+    }
+    Ok(all)
+}
