@@ -31,6 +31,7 @@ fn run_case(case: &Value, device: Device) -> Result<(), String> {
     let out = conv(&g, case, &input, &filter).map_err(|e| format!("build: {e}"))?;
     let mut sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let got = sess.eval(&out).map_err(|e| format!("run: {e}"))?;
+    device.check_ran_here(&sess)?;
     let want = common::tensor(&case["output"]);
     let exact = case["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "exact"));
     let tol = if exact { Tol::Exact } else { Tol::Close { rtol: 1e-5, atol: 1e-4 } };
@@ -50,6 +51,13 @@ fn run_suite(device: Device) {
 #[test]
 fn golden_conv2d_cpu() {
     run_suite(Device::Cpu)
+}
+
+#[test]
+fn golden_conv2d_gpu() {
+    if common::gpu_ready() {
+        run_suite(Device::Gpu)
+    }
 }
 
 /// Checks one error case in one variant: `static` (constant `tf.ones` inputs) or `dynamic`
@@ -115,4 +123,11 @@ fn run_error_suite(device: Device) {
 #[test]
 fn golden_conv2d_errors_cpu() {
     run_error_suite(Device::Cpu)
+}
+
+#[test]
+fn golden_conv2d_errors_gpu() {
+    if common::gpu_ready() {
+        run_error_suite(Device::Gpu)
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use wgflow::__gpu_testing::{binary_wgsl, binary_wgsl_typed, unary_wgsl, unary_wgsl_typed};
+use wgflow::__gpu_testing::{binary_wgsl, binary_wgsl_typed, unary_wgsl, unary_wgsl_typed, PRELUDE};
 use wgflow::__ops_gpu_testing::instantiations;
 use wgflow::DType;
 
@@ -11,6 +11,9 @@ use wgflow::DType;
 /// A template is a file containing `OP_EXPR` or starting with `// TEMPLATE`.
 const TEMPLATES: &[&str] =
     &["elementwise.wgsl", "unary.wgsl", "matmul.wgsl", "reduce.wgsl", "softmax.wgsl", "transpose.wgsl", "concat.wgsl"];
+/// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
+/// the template with `WORKGROUP_SIZE` replaced.
+const NN_TEMPLATES: &[&str] = &["bias_add.wgsl", "conv2d.wgsl", "pool.wgsl"];
 const BINARY_EXPRS: &[&str] =
     &["a + b", "select(select(b, a, a >= b), a + b, is_nan(a) || is_nan(b))", "pow_tf(a, b)", "max_tf(a, b)"];
 const UNARY_EXPRS: &[&str] = &["-a", "log_tf(a)", "tanh_tf(a)", "sqrt_tf(a)", "select(a, 0.0, a < 0.0)"];
@@ -41,7 +44,10 @@ fn every_wgsl_file_and_template_validates() {
     for path in &files {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {name}: {e}"));
-        if source.contains("OP_EXPR") || source.starts_with("// TEMPLATE") {
+        if NN_TEMPLATES.contains(&name.as_str()) {
+            let wgsl = format!("{PRELUDE}\n{}", source.replace("WORKGROUP_SIZE", "64u"));
+            validate(&format!("{name} instantiated"), &wgsl);
+        } else if source.contains("OP_EXPR") || source.starts_with("// TEMPLATE") {
             assert!(TEMPLATES.contains(&name.as_str()), "template {name} is not covered by an instantiation below");
             println!("template {name}: validated through its instantiations");
         } else {

@@ -5,7 +5,9 @@
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
 
-use super::{compute, shape_err, Attr, InferError, InferResult, Op};
+mod gpu;
+
+use super::{compute, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::cpu::conv::{self, array, contiguous};
@@ -159,6 +161,9 @@ impl Op for Conv2D {
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         Ok(vec![conv::conv2d_nhwc(inputs[0], inputs[1], self.strides, self.dilations, self.padding)?])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        gpu::conv2d(inputs, self.strides, self.dilations, self.padding)
+    }
 }
 
 /// Which pool.
@@ -234,6 +239,9 @@ impl Op for Pool {
         };
         Ok(vec![out])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        gpu::pool(inputs, self.kind == PoolKind::Max, self.ksize, self.strides, self.padding)
+    }
 }
 
 /// The run-time error for a dtype wgflow's CPU kernel does not handle.
@@ -301,20 +309,7 @@ impl Op for BiasAdd {
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let (x, b) = (inputs[0], inputs[1]);
-        let (xs, bs) = (x.shape(), b.shape());
-        if xs.len() < 2 {
-            invalid!("Input tensor must be at least 2D: {}", dims_string(xs));
-        }
-        if bs.len() != 1 {
-            invalid!("Biases must be 1D: {}", dims_string(bs));
-        }
-        if bs[0] != xs[xs.len() - 1] {
-            invalid!(
-                "Must provide as many biases as the last dimension of the input tensor: {} vs. {}",
-                dims_string(bs),
-                dims_string(xs)
-            );
-        }
+        check_bias_shapes(x.shape(), b.shape())?;
         let out: Tensor = match (x, b) {
             (Tensor::F32(x), Tensor::F32(b)) => bias_add(x, b)?.into(),
             (Tensor::F64(x), Tensor::F64(b)) => bias_add(x, b)?.into(),
@@ -323,6 +318,27 @@ impl Op for BiasAdd {
         };
         Ok(vec![out])
     }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+        gpu::bias_add(inputs)
+    }
+}
+
+/// `BiasAdd`'s run-time shape checks, in TF's order and words.
+fn check_bias_shapes(xs: &[usize], bs: &[usize]) -> Result<()> {
+    if xs.len() < 2 {
+        invalid!("Input tensor must be at least 2D: {}", dims_string(xs));
+    }
+    if bs.len() != 1 {
+        invalid!("Biases must be 1D: {}", dims_string(bs));
+    }
+    if bs[0] != xs[xs.len() - 1] {
+        invalid!(
+            "Must provide as many biases as the last dimension of the input tensor: {} vs. {}",
+            dims_string(bs),
+            dims_string(xs)
+        );
+    }
+    Ok(())
 }
 
 impl Graph {

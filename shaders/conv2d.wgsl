@@ -1,0 +1,95 @@
+// TEMPLATE: Conv2D on NHWC float32 input with a [KH, KW, Cin/groups, Cout] filter, as an implicit
+// GEMM: each thread computes 4 consecutive output channels of one group for one output pixel,
+// looping over the receptive field (KH * KW * Cin/groups) with the im2col coordinates computed on
+// the fly; padding reads as zero. Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends
+// prelude.wgsl and replaces WORKGROUP_SIZE.
+//
+// Thread i: pixel = i / (groups * quads), then group and quad (4 channels) within the pixel, so
+// neighbouring threads share the pixel's input and read neighbouring filter columns. The
+// accumulators start at +0.0 and only add, so a zero sum is +0.0 as in TF's CPU kernel.
+
+const WG_SIZE: u32 = WORKGROUP_SIZE;
+
+struct Params {
+    count: u32,
+    in_h: u32,
+    in_w: u32,
+    in_c: u32,
+    k_h: u32,
+    k_w: u32,
+    patch_c: u32,
+    out_c: u32,
+    cout_g: u32,
+    stride_h: u32,
+    stride_w: u32,
+    dil_h: u32,
+    dil_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_h: u32,
+    out_w: u32,
+    quads: u32,
+    groups: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> in_x: array<f32>;
+@group(0) @binding(2) var<storage, read> filt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG_SIZE);
+    if (i >= params.count) {
+        return;
+    }
+    let per_pixel = params.groups * params.quads;
+    let pixel = i / per_pixel;
+    let within = i % per_pixel;
+    let grp = within / params.quads;
+    let c0 = (within % params.quads) * 4u;
+    // Channels this thread writes: 4, or fewer in a group's last quad.
+    let n_valid = min(4u, params.cout_g - c0);
+    let ow = pixel % params.out_w;
+    let oh = (pixel / params.out_w) % params.out_h;
+    let n = pixel / (params.out_w * params.out_h);
+    let in_c0 = grp * params.patch_c;
+    let f_col = grp * params.cout_g + c0;
+
+    var acc = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+    for (var kh = 0u; kh < params.k_h; kh = kh + 1u) {
+        let ih = i32(oh * params.stride_h + kh * params.dil_h) - i32(params.pad_h);
+        if (ih < 0 || ih >= i32(params.in_h)) {
+            continue;
+        }
+        for (var kw = 0u; kw < params.k_w; kw = kw + 1u) {
+            let iw = i32(ow * params.stride_w + kw * params.dil_w) - i32(params.pad_w);
+            if (iw < 0 || iw >= i32(params.in_w)) {
+                continue;
+            }
+            let x_base = ((n * params.in_h + u32(ih)) * params.in_w + u32(iw)) * params.in_c + in_c0;
+            var f_idx = (kh * params.k_w + kw) * params.patch_c * params.out_c + f_col;
+            if (n_valid == 4u) {
+                for (var ci = 0u; ci < params.patch_c; ci = ci + 1u) {
+                    let w = vec4<f32>(filt[f_idx], filt[f_idx + 1u], filt[f_idx + 2u], filt[f_idx + 3u]);
+                    acc = acc + in_x[x_base + ci] * w;
+                    f_idx = f_idx + params.out_c;
+                }
+            } else {
+                for (var ci = 0u; ci < params.patch_c; ci = ci + 1u) {
+                    var w = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+                    for (var k = 0u; k < n_valid; k = k + 1u) {
+                        w[k] = filt[f_idx + k];
+                    }
+                    acc = acc + in_x[x_base + ci] * w;
+                    f_idx = f_idx + params.out_c;
+                }
+            }
+        }
+    }
+    let o = pixel * params.out_c + f_col;
+    for (var k = 0u; k < n_valid; k = k + 1u) {
+        out[o + k] = acc[k];
+    }
+}

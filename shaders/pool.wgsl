@@ -1,0 +1,77 @@
+// TEMPLATE: MaxPool / AvgPool on NHWC float32 input, one thread per output element.
+// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// WORKGROUP_SIZE.
+//
+// Output channel c reads input channels c * win_c .. c * win_c + win_c (win_c is 1 except for
+// TF's depthwise max pool, whose spatial window is 1x1). Padded cells take no part: the max
+// starts at -inf and a NaN wins and stays (as TF's CPU kernel), the average divides the +0.0-based
+// sum by the number of valid cells.
+
+const WG_SIZE: u32 = WORKGROUP_SIZE;
+
+struct Params {
+    count: u32,
+    in_h: u32,
+    in_w: u32,
+    in_c: u32,
+    win_h: u32,
+    win_w: u32,
+    win_c: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_h: u32,
+    out_w: u32,
+    out_c: u32,
+    is_max: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> in_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// The valid input range [lo, hi) of window `o` along one axis.
+fn span(o: u32, stride: u32, pad: u32, window: u32, size: u32) -> vec2<u32> {
+    let start = o * stride;
+    let lo = min(select(start - pad, 0u, start < pad), size);
+    let end = start + window;
+    let hi = min(select(end - pad, 0u, end < pad), size);
+    return vec2<u32>(lo, max(hi, lo));
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG_SIZE);
+    if (i >= params.count) {
+        return;
+    }
+    let c = i % params.out_c;
+    let ow = (i / params.out_c) % params.out_w;
+    let oh = (i / (params.out_c * params.out_w)) % params.out_h;
+    let n = i / (params.out_c * params.out_w * params.out_h);
+    let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
+    let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+    let is_max = params.is_max != 0u;
+    var acc = select(0.0, -inf_f32(), is_max);
+    for (var ih = rows.x; ih < rows.y; ih = ih + 1u) {
+        for (var iw = cols.x; iw < cols.y; iw = iw + 1u) {
+            let base = ((n * params.in_h + ih) * params.in_w + iw) * params.in_c + c * params.win_c;
+            for (var k = 0u; k < params.win_c; k = k + 1u) {
+                let v = in_x[base + k];
+                if (is_max) {
+                    if (is_nan(v) || v > acc) {
+                        acc = v;
+                    }
+                } else {
+                    acc = acc + v;
+                }
+            }
+        }
+    }
+    if (!is_max) {
+        acc = acc / f32((rows.y - rows.x) * (cols.y - cols.x));
+    }
+    out[i] = acc;
+}

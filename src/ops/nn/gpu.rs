@@ -1,0 +1,229 @@
+//! GPU lowerings of the NN ops (float32): `Conv2D` as an implicit GEMM, `MaxPool` / `AvgPool`
+//! one thread per output element, `BiasAdd` one thread per element. The run-time checks and
+//! the geometry (output sizes, TF's pads) are the CPU kernels', so both devices agree.
+
+use super::Padding;
+use crate::error::{invalid, Error, Result};
+use crate::ops::{cached_wgsl, GpuLowering};
+use crate::runtime::cpu::conv::{windowed, ConvGeom};
+use crate::runtime::gpu::shaders::PRELUDE;
+use crate::tensor::{dims_string, DType};
+
+const CONV_TEMPLATE: &str = include_str!("../../../shaders/conv2d.wgsl");
+const POOL_TEMPLATE: &str = include_str!("../../../shaders/pool.wgsl");
+const BIAS_ADD_TEMPLATE: &str = include_str!("../../../shaders/bias_add.wgsl");
+
+/// The workgroup size of the NN kernels.
+const WG: u32 = 64;
+
+/// A kernel from one of the NN templates: the prelude, then the template with its
+/// `WORKGROUP_SIZE` replaced (tests/shaders_naga.rs instantiates them the same way).
+fn nn_wgsl(key: &str, template: &'static str) -> Result<&'static str> {
+    cached_wgsl(format!("nn {key} f32"), || {
+        Ok(format!("{PRELUDE}\n{}", template.replace("WORKGROUP_SIZE", &format!("{WG}u"))))
+    })
+}
+
+/// A dimension or count as a uniform word.
+fn word(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::resource_exhausted(format!("GPU kernel dimension {v} over 2^32")))
+}
+
+fn kernel(wgsl: &'static str, uniforms: Vec<u32>, invocations: usize, out: Vec<usize>) -> Result<GpuLowering> {
+    word(out.iter().product())?;
+    Ok(GpuLowering::Kernel {
+        wgsl: wgsl.into(),
+        uniforms,
+        invocations: invocations as u64,
+        workgroup_size: WG,
+        out: (DType::F32, out),
+    })
+}
+
+/// `Conv2D`'s run-time checks on shapes, in the CPU kernel's order and words
+/// (`runtime::cpu::conv::conv2d_nhwc`), and the geometry it computes.
+pub(super) fn conv_geometry(
+    xs: &[usize],
+    fs: &[usize],
+    s: [usize; 4],
+    d: [usize; 4],
+    padding: Padding,
+) -> Result<ConvGeom> {
+    if s[0] != 1 || s[3] != 1 {
+        return Err(Error::unimplemented(
+            "Current implementation does not yet support strides in the batch and depth dimensions.",
+        ));
+    }
+    if s[1] == 0 || s[2] == 0 {
+        invalid!("Row and column strides should be larger than 0.");
+    }
+    if d[0] != 1 || d[3] != 1 {
+        return Err(Error::unimplemented(
+            "Current implementation does not yet support dilations in the batch and depth dimensions.",
+        ));
+    }
+    if d[1] == 0 || d[2] == 0 {
+        invalid!("Dilated rates should be larger than 0.");
+    }
+    if xs.len() != 4 {
+        invalid!("input must be 4-dimensional{}", dims_string(xs));
+    }
+    if fs.len() != 4 {
+        invalid!("filter must be 4-dimensional: {}", dims_string(fs));
+    }
+    let (in_c, patch_c, out_c) = (xs[3], fs[2], fs[3]);
+    if fs.iter().product::<usize>() == 0 {
+        invalid!("filter must not have zero elements (i.e. all dimensions must be non-zero)");
+    }
+    if !in_c.is_multiple_of(patch_c) {
+        invalid!("input depth must be evenly divisible by filter depth: {in_c} vs {patch_c}");
+    }
+    let groups = in_c / patch_c;
+    if groups == 0 || !out_c.is_multiple_of(groups) || out_c < groups {
+        invalid!("output depth must be evenly divisible by number of groups: {out_c} vs {groups}");
+    }
+    let (out_h, pad_h) = windowed(xs[1], fs[0], d[1], s[1], padding)?;
+    let (out_w, pad_w) = windowed(xs[2], fs[1], d[2], s[2], padding)?;
+    Ok(ConvGeom {
+        batch: xs[0],
+        in_h: xs[1],
+        in_w: xs[2],
+        in_c,
+        k_h: fs[0],
+        k_w: fs[1],
+        patch_c,
+        out_c,
+        stride: [s[1], s[2]],
+        dilation: [d[1], d[2]],
+        pad: [pad_h, pad_w],
+        out_h,
+        out_w,
+    })
+}
+
+/// `Conv2D` on float32 NHWC input: one thread per 4 output channels of one group and pixel.
+pub(super) fn conv2d(
+    inputs: &[(DType, &[usize])],
+    strides: [usize; 4],
+    dilations: [usize; 4],
+    padding: Padding,
+) -> Option<Result<GpuLowering>> {
+    let [(DType::F32, xs), (DType::F32, fs)] = inputs else {
+        return None;
+    };
+    Some(conv2d_lowering(xs, fs, strides, dilations, padding))
+}
+
+fn conv2d_lowering(xs: &[usize], fs: &[usize], s: [usize; 4], d: [usize; 4], p: Padding) -> Result<GpuLowering> {
+    let g = conv_geometry(xs, fs, s, d, p)?;
+    word(xs.iter().product())?;
+    word(fs.iter().product())?;
+    let groups = g.in_c / g.patch_c;
+    let cout_g = g.out_c / groups;
+    let quads = cout_g.div_ceil(4);
+    let out = vec![g.batch, g.out_h, g.out_w, g.out_c];
+    let invocations = g.batch * g.out_h * g.out_w * groups * quads;
+    word(invocations)?;
+    let uniforms = [
+        g.in_h,
+        g.in_w,
+        g.in_c,
+        g.k_h,
+        g.k_w,
+        g.patch_c,
+        g.out_c,
+        cout_g,
+        g.stride[0],
+        g.stride[1],
+        g.dilation[0],
+        g.dilation[1],
+        g.pad[0],
+        g.pad[1],
+        g.out_h,
+        g.out_w,
+        quads,
+        groups,
+    ]
+    .into_iter()
+    .map(word)
+    .collect::<Result<Vec<u32>>>()?;
+    kernel(nn_wgsl("conv2d", CONV_TEMPLATE)?, uniforms, invocations, out)
+}
+
+/// `MaxPool` (`max`) / `AvgPool` on float32 NHWC input.
+pub(super) fn pool(
+    inputs: &[(DType, &[usize])],
+    max: bool,
+    ksize: [usize; 4],
+    strides: [usize; 4],
+    padding: Padding,
+) -> Option<Result<GpuLowering>> {
+    let [(DType::F32, xs)] = inputs else {
+        return None;
+    };
+    Some(pool_lowering(xs, max, ksize, strides, padding))
+}
+
+/// The checks of `runtime::cpu::pool::pool_nhwc`, in its order and words, then the kernel.
+fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding: Padding) -> Result<GpuLowering> {
+    if let Some(i) = k.iter().position(|&k| k == 0) {
+        invalid!("Sliding window ksize for dimension {i} was zero.");
+    }
+    if k[0] != 1 || s[0] != 1 {
+        return Err(Error::unimplemented("Pooling is not yet supported on the batch dimension."));
+    }
+    if xs.len() != 4 {
+        invalid!("tensor_in must be 4-dimensional");
+    }
+    let depth = k[3] != 1 || s[3] != 1;
+    if !max && depth {
+        return Err(Error::unimplemented("Non-spatial pooling is not yet supported."));
+    }
+    if depth && (k[1] != 1 || k[2] != 1) {
+        return Err(Error::unimplemented(
+            "MaxPooling supports exactly one of pooling across depth or pooling across width/height.",
+        ));
+    }
+    let (out_h, pad_h) = windowed(xs[1], k[1], 1, s[1], padding)?;
+    let (out_w, pad_w) = windowed(xs[2], k[2], 1, s[2], padding)?;
+    let mut out_c = xs[3];
+    if depth {
+        if !xs[3].is_multiple_of(k[3]) {
+            return Err(Error::unimplemented(
+                "Depthwise max pooling requires the depth window to evenly divide the input depth",
+            ));
+        }
+        if s[3] != k[3] {
+            return Err(Error::unimplemented(
+                "Depthwise max pooling requires the depth window to equal the depth stride",
+            ));
+        }
+        if (out_h, out_w) != (xs[1], xs[2]) {
+            return Err(Error::unimplemented("Depthwise max pooling with spatial strides is not supported"));
+        }
+        out_c = xs[3] / k[3];
+    }
+    word(xs.iter().product())?;
+    let out = vec![xs[0], out_h, out_w, out_c];
+    let invocations = out.iter().product();
+    let uniforms =
+        [xs[1], xs[2], xs[3], k[1], k[2], k[3], s[1], s[2], pad_h, pad_w, out_h, out_w, out_c, usize::from(max)]
+            .into_iter()
+            .map(word)
+            .collect::<Result<Vec<u32>>>()?;
+    kernel(nn_wgsl("pool", POOL_TEMPLATE)?, uniforms, invocations, out)
+}
+
+/// `BiasAdd` on float32: `bias` along the last dimension of `x`.
+pub(super) fn bias_add(inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
+    let [(DType::F32, xs), (DType::F32, bs)] = inputs else {
+        return None;
+    };
+    Some(bias_add_lowering(xs, bs))
+}
+
+fn bias_add_lowering(xs: &[usize], bs: &[usize]) -> Result<GpuLowering> {
+    super::check_bias_shapes(xs, bs)?;
+    let channels = word(bs[0])?;
+    kernel(nn_wgsl("bias_add", BIAS_ADD_TEMPLATE)?, vec![channels], xs.iter().product(), xs.to_vec())
+}
