@@ -45,7 +45,7 @@ fn second_run_of_a_signature_compiles_nothing_and_submits_once() {
     }
     let g = Graph::new();
     let p = g.placeholder(DType::F32, Shape::known(&[4])).unwrap();
-    let y = g.relu(&((&p * 2.0f32).unwrap() - 1.0f32).unwrap()).unwrap();
+    let y = g.relu(((&p * 2.0f32).unwrap() - 1.0f32).unwrap()).unwrap();
     let mut s = gpu_session(&g);
     let feed = Tensor::from(vec![0.0f32, 1.0, 2.0, -3.0]);
     s.eval_feed(&y, &[(&p, feed.clone())]).unwrap();
