@@ -1,0 +1,79 @@
+//! The GPU NN kernels against the CPU ones, bit for bit, on cases the goldens leave out:
+//! grouped convolutions with 4k channels per group, odd channel counts, dilations with SAME
+//! padding, an empty batch, depthwise max pooling, NaN in max pooling, SAME average pooling,
+//! and a rank-3 `BiasAdd`. Values are multiples of 1/4, so every summation order is exact.
+
+mod common;
+
+use common::{Device, Tol};
+use wgflow::{Graph, Output, Padding, Session, Tensor};
+
+fn data(n: usize, seed: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7 + seed * 3) % 13) as f32 * 0.25 - 1.5).collect()
+}
+
+fn tensor(shape: &[usize], seed: usize) -> Tensor {
+    Tensor::from_f32(shape, data(shape.iter().product(), seed)).expect("f32 tensor")
+}
+
+/// Runs `build` on both devices and compares the GPU result with the CPU's exactly.
+fn same_on_both(what: &str, inputs: &[Tensor], build: impl Fn(&Graph, &[Output]) -> wgflow::Result<Output>) {
+    let run = |device: Device| -> Tensor {
+        let g = Graph::new();
+        let xs: Vec<Output> = inputs.iter().map(|t| g.constant(t.clone()).expect("constant")).collect();
+        let y = build(&g, &xs).unwrap_or_else(|e| panic!("{what}: build: {e}"));
+        let mut sess = Session::new(&g, device.config()).expect("session");
+        let out = sess.eval(&y).unwrap_or_else(|e| panic!("{what} on {}: {e}", device.name()));
+        device.check_ran_here(&sess).unwrap_or_else(|e| panic!("{what}: {e}"));
+        out
+    };
+    let (cpu, gpu) = (run(Device::Cpu), run(Device::Gpu));
+    common::compare(&gpu, &cpu, Tol::Exact).unwrap_or_else(|e| panic!("{what}: gpu vs cpu: {e}"));
+    println!("{what}: gpu == cpu, shape {:?}", gpu.shape());
+}
+
+/// Input shape, filter shape, strides, padding, dilations.
+type ConvCase = (&'static [usize], &'static [usize], &'static [usize], Padding, &'static [usize]);
+
+#[test]
+fn conv2d_gpu_matches_cpu() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let cases: &[ConvCase] = &[
+        (&[2, 7, 6, 8], &[3, 2, 4, 8], &[2, 1], Padding::Same, &[1, 1]), // 2 groups of 4 channels
+        (&[1, 6, 6, 6], &[2, 2, 2, 12], &[1], Padding::Valid, &[1]),     // 3 groups of 4
+        (&[1, 6, 5, 6], &[3, 3, 2, 9], &[1], Padding::Same, &[2, 1]),    // 3 groups of 3, dilated
+        (&[2, 5, 5, 3], &[3, 3, 3, 5], &[2], Padding::Same, &[1]),       // 5 channels: 4 + 1
+        (&[1, 9, 8, 4], &[3, 2, 4, 16], &[1, 2], Padding::Same, &[2, 3]), // dilated SAME
+        (&[0, 4, 4, 3], &[3, 3, 3, 4], &[1], Padding::Same, &[1]),       // empty batch
+    ];
+    for (x, f, s, p, d) in cases {
+        let what = format!("conv2d {x:?} * {f:?} strides {s:?} {p:?} dilations {d:?}");
+        same_on_both(&what, &[tensor(x, 1), tensor(f, 2)], |g, i| g.conv2d(&i[0], &i[1], s, *p, d));
+    }
+}
+
+#[test]
+fn pools_and_bias_add_gpu_match_cpu() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let mut x = tensor(&[2, 5, 6, 4], 3);
+    if let Tensor::F32(a) = &mut x {
+        a[[0, 1, 1, 2]] = f32::NAN;
+        a[[1, 4, 5, 0]] = f32::NAN;
+    }
+    for p in [Padding::Same, Padding::Valid] {
+        for (k, s) in [(&[2usize, 2][..], &[2usize, 2][..]), (&[3, 2], &[2, 3]), (&[1, 1], &[1, 1])] {
+            let what = format!("max_pool k {k:?} s {s:?} {p:?}");
+            same_on_both(&what, std::slice::from_ref(&x), |g, i| g.max_pool(&i[0], k, s, p));
+            let what = format!("avg_pool k {k:?} s {s:?} {p:?}");
+            same_on_both(&what, &[tensor(&[2, 5, 6, 4], 4)], |g, i| g.avg_pool(&i[0], k, s, p));
+        }
+    }
+    same_on_both("depthwise max_pool", std::slice::from_ref(&x), |g, i| {
+        g.max_pool(&i[0], &[1, 1, 1, 2], &[1, 1, 1, 2], Padding::Valid)
+    });
+    same_on_both("bias_add rank 3", &[tensor(&[3, 4, 5], 5), tensor(&[5], 6)], |g, i| g.bias_add(&i[0], &i[1]));
+}
