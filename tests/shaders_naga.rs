@@ -3,14 +3,25 @@
 
 use std::path::Path;
 
-use wgflow::__gpu_testing::{binary_wgsl, binary_wgsl_typed, unary_wgsl, unary_wgsl_typed, PRELUDE};
+use wgflow::__gpu_testing::{
+    binary_vec4_wgsl, binary_wgsl, binary_wgsl_typed, unary_vec4_wgsl, unary_wgsl, unary_wgsl_typed, PRELUDE,
+};
 use wgflow::__ops_gpu_testing::instantiations;
 use wgflow::DType;
 
 /// Template files and the instantiations that cover them.
 /// A template is a file containing `OP_EXPR` or starting with `// TEMPLATE`.
-const TEMPLATES: &[&str] =
-    &["elementwise.wgsl", "unary.wgsl", "matmul.wgsl", "reduce.wgsl", "softmax.wgsl", "transpose.wgsl", "concat.wgsl"];
+const TEMPLATES: &[&str] = &[
+    "elementwise.wgsl",
+    "unary.wgsl",
+    "elementwise_vec4.wgsl",
+    "unary_vec4.wgsl",
+    "matmul.wgsl",
+    "reduce.wgsl",
+    "softmax.wgsl",
+    "transpose.wgsl",
+    "concat.wgsl",
+];
 /// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
 const NN_TEMPLATES: &[&str] = &["bias_add.wgsl", "conv2d.wgsl", "pool.wgsl"];
@@ -59,6 +70,14 @@ fn every_wgsl_file_and_template_validates() {
     }
     for expr in UNARY_EXPRS {
         validate(&format!("unary.wgsl with {expr:?}"), &unary_wgsl(expr));
+    }
+    for (expr, dtype) in [("pow_tf(a, b)", DType::F32), ("a + b", DType::F32), ("max(a, b)", DType::I32)] {
+        let src = binary_vec4_wgsl(expr, dtype).expect("a GPU type");
+        validate(&format!("elementwise_vec4.wgsl with {expr:?} on {dtype}"), &src);
+    }
+    for (expr, dtype) in [("exp_tf(a)", DType::F32), ("tanh_tf(a)", DType::F32), ("-a", DType::I32)] {
+        let src = unary_vec4_wgsl(expr, dtype).expect("a GPU type");
+        validate(&format!("unary_vec4.wgsl with {expr:?} on {dtype}"), &src);
     }
     let int_add = binary_wgsl_typed("a + b", DType::I32, DType::I32).expect("int32 is a GPU type");
     validate("elementwise.wgsl with \"a + b\" on int32", &int_add);

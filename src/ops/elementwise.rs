@@ -136,6 +136,24 @@ fn elementwise_kernel(wgsl: &'static str, uniforms: Vec<u32>, dtype: DType, shap
     GpuLowering::Kernel { wgsl: wgsl.into(), uniforms, invocations, workgroup_size: WG, out: (dtype, shape) }
 }
 
+/// The vec4 variant: four elements per thread, for operands of the output's shape.
+fn vec4_kernel(wgsl: &'static str, dtype: DType, shape: Vec<usize>) -> GpuLowering {
+    let invocations = (shape.iter().product::<usize>() / 4) as u64;
+    GpuLowering::Kernel {
+        wgsl: wgsl.into(),
+        uniforms: Vec::new(),
+        invocations,
+        workgroup_size: WG,
+        out: (dtype, shape),
+    }
+}
+
+/// Whether a tensor of `shape` can be read as vec4s.
+fn vec4_fits(shape: &[usize]) -> bool {
+    let n: usize = shape.iter().product();
+    n > 0 && n % 4 == 0
+}
+
 fn floor_div(x: i32, y: i32) -> i32 {
     if y == 0 {
         return 0;
@@ -297,6 +315,15 @@ impl Binary {
     fn lower(&self, a: (DType, &[usize]), b: (DType, &[usize])) -> Result<GpuLowering> {
         let k = self.0;
         let out = broadcast_shapes(a.1, b.1)?;
+        if a.1 == b.1 && vec4_fits(a.1) {
+            let expr = match a.0 {
+                DType::F32 => k.wgsl(),
+                _ => k.wgsl_i32().ok_or_else(|| no_kernel(k.tf_name(), a.0))?,
+            };
+            let dt = a.0;
+            let wgsl = cached_wgsl(format!("binary vec4 {k:?} {dt}"), || gpu_shaders::binary_vec4_wgsl(expr, dt))?;
+            return Ok(vec4_kernel(wgsl, a.0, out));
+        }
         let wgsl = match a.0 {
             DType::F32 => cached_wgsl(format!("binary {k:?} f32"), || Ok(gpu_shaders::binary_wgsl(k.wgsl())))?,
             DType::I32 => {
@@ -337,6 +364,15 @@ impl Op for Unary {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         let k = self.0;
         let (dtype, shape) = inputs[0];
+        if vec4_fits(shape) {
+            let expr = match dtype {
+                DType::F32 => k.wgsl(),
+                DType::I32 => k.wgsl_i32()?,
+                _ => return None,
+            };
+            let wgsl = cached_wgsl(format!("unary vec4 {k:?} {dtype}"), || gpu_shaders::unary_vec4_wgsl(expr, dtype));
+            return Some(wgsl.map(|w| vec4_kernel(w, dtype, shape.to_vec())));
+        }
         let wgsl = match dtype {
             DType::F32 => cached_wgsl(format!("unary {k:?} f32"), || Ok(gpu_shaders::unary_wgsl(k.wgsl()))),
             DType::I32 => {

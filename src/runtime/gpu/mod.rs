@@ -51,8 +51,8 @@ pub mod __gpu_testing {
     pub use super::pipeline::Kernel;
     pub use super::pool::{size_class, BufferKind, BufferPool, HeldBytes};
     pub use super::shaders::{
-        binary_wgsl, binary_wgsl_typed, broadcast_shape, broadcast_uniforms, unary_wgsl, unary_wgsl_typed, wgsl_scalar,
-        ELEMENTWISE_WORKGROUP_SIZE, MAX_BROADCAST_RANK, PRELUDE,
+        binary_vec4_wgsl, binary_wgsl, binary_wgsl_typed, broadcast_shape, broadcast_uniforms, unary_vec4_wgsl,
+        unary_wgsl, unary_wgsl_typed, wgsl_scalar, ELEMENTWISE_WORKGROUP_SIZE, MAX_BROADCAST_RANK, PRELUDE,
     };
     pub use super::stream::{workgroup_grid, GpuTensor, Stream};
     pub use super::GpuStats;

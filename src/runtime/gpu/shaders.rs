@@ -8,6 +8,8 @@ use crate::tensor::{dims_string, DType};
 pub const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
 const BINARY_TEMPLATE: &str = include_str!("../../../shaders/elementwise.wgsl");
 const UNARY_TEMPLATE: &str = include_str!("../../../shaders/unary.wgsl");
+const BINARY_VEC4_TEMPLATE: &str = include_str!("../../../shaders/elementwise_vec4.wgsl");
+const UNARY_VEC4_TEMPLATE: &str = include_str!("../../../shaders/unary_vec4.wgsl");
 
 /// The workgroup size of the elementwise templates; pass it to `Stream::dispatch`.
 pub const ELEMENTWISE_WORKGROUP_SIZE: u32 = 64;
@@ -52,6 +54,19 @@ pub fn unary_wgsl(expr: &str) -> String {
 /// [`unary_wgsl`] for other element types (float32 and int32).
 pub fn unary_wgsl_typed(expr: &str, input: DType, output: DType) -> Result<String> {
     Ok(instantiate(UNARY_TEMPLATE, expr, wgsl_scalar(input)?, wgsl_scalar(output)?))
+}
+
+/// A binary kernel for two inputs of the output's shape, four elements per thread (vec4
+/// loads); dispatch `len / 4` invocations. Bindings as [`binary_wgsl`], no uniforms.
+pub fn binary_vec4_wgsl(expr: &str, dtype: DType) -> Result<String> {
+    let t = wgsl_scalar(dtype)?;
+    Ok(instantiate(BINARY_VEC4_TEMPLATE, expr, t, t))
+}
+
+/// A unary kernel, four elements per thread (vec4 loads); dispatch `len / 4` invocations.
+pub fn unary_vec4_wgsl(expr: &str, dtype: DType) -> Result<String> {
+    let t = wgsl_scalar(dtype)?;
+    Ok(instantiate(UNARY_VEC4_TEMPLATE, expr, t, t))
 }
 
 /// numpy's broadcast of two shapes, or `InvalidArgument` in TF's words.

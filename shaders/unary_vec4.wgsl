@@ -1,0 +1,30 @@
+// TEMPLATE: a unary elementwise op, four elements per thread through vec4 loads and stores.
+// Instantiated by `unary_vec4_wgsl` (src/runtime/gpu/shaders.rs), which prepends prelude.wgsl
+// and replaces IN_TYPE, OUT_TYPE, WORKGROUP_SIZE and OP_EXPR (an expression of the scalar `a`,
+// applied per lane). `count` is the number of vec4s.
+
+alias InT = IN_TYPE;
+alias OutT = OUT_TYPE;
+const WG_SIZE: u32 = WORKGROUP_SIZE;
+
+struct Params {
+    count: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> in_a: array<vec4<InT>>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<OutT>>;
+
+fn op(a: InT) -> OutT {
+    return OutT(OP_EXPR);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG_SIZE);
+    if (i >= params.count) {
+        return;
+    }
+    let a = in_a[i];
+    out[i] = vec4<OutT>(op(a.x), op(a.y), op(a.z), op(a.w));
+}
