@@ -151,7 +151,7 @@ fn vec4_kernel(wgsl: &'static str, dtype: DType, shape: Vec<usize>) -> GpuLoweri
 /// Whether a tensor of `shape` can be read as vec4s.
 fn vec4_fits(shape: &[usize]) -> bool {
     let n: usize = shape.iter().product();
-    n > 0 && n % 4 == 0
+    n > 0 && n.is_multiple_of(4)
 }
 
 fn floor_div(x: i32, y: i32) -> i32 {
