@@ -55,6 +55,7 @@ fn second_run_of_a_signature_compiles_nothing_and_submits_once() {
     assert_eq!(got, Tensor::from(vec![0.0f32, 1.0, 3.0, 0.0]));
     assert_eq!(after.pipelines_compiled - before.pipelines_compiled, 0);
     assert_eq!(after.submits - before.submits, 1);
+    assert_eq!(after.gpu_buffers_allocated, before.gpu_buffers_allocated, "a repeated run allocates nothing");
     assert_eq!(after.bytes_uploaded - before.bytes_uploaded, 16, "only the feed goes up");
     assert_eq!(after.bytes_downloaded - before.bytes_downloaded, 16, "only the fetch comes down");
     assert_eq!(after.plans_built, before.plans_built);

@@ -39,6 +39,8 @@ pub struct SessionStats {
     pub gpu_bytes_held: u64,
     /// Ops of a GPU session that ran on the CPU because they have no GPU kernel.
     pub cpu_fallbacks: u64,
+    /// GPU buffers this session's pool has created; a repeated run reuses them and adds none.
+    pub gpu_buffers_allocated: u64,
 }
 
 /// Where a session's values live.
@@ -115,6 +117,7 @@ impl Session {
             s.submits = gs.submits;
             s.gpu_bytes_held = gs.bytes_held;
             s.cpu_fallbacks = g.cpu_fallbacks();
+            s.gpu_buffers_allocated = g.pool.buffers_allocated() as u64;
         }
         s
     }
