@@ -5,9 +5,9 @@
 use super::Padding;
 use crate::error::{invalid, Error, Result};
 use crate::ops::{cached_wgsl, GpuLowering};
-use crate::runtime::cpu::conv::{windowed, ConvGeom};
+use crate::runtime::cpu::conv::{conv_geometry, windowed};
 use crate::runtime::gpu::shaders::PRELUDE;
-use crate::tensor::{dims_string, DType};
+use crate::tensor::DType;
 
 const CONV_TEMPLATE: &str = include_str!("../../../shaders/conv2d.wgsl");
 const POOL_TEMPLATE: &str = include_str!("../../../shaders/pool.wgsl");
@@ -37,67 +37,6 @@ fn kernel(wgsl: &'static str, uniforms: Vec<u32>, invocations: usize, out: Vec<u
         invocations: invocations as u64,
         workgroup_size: WG,
         out: (DType::F32, out),
-    })
-}
-
-/// `Conv2D`'s run-time checks on shapes, in the CPU kernel's order and words
-/// (`runtime::cpu::conv::conv2d_nhwc`), and the geometry it computes.
-pub(super) fn conv_geometry(
-    xs: &[usize],
-    fs: &[usize],
-    s: [usize; 4],
-    d: [usize; 4],
-    padding: Padding,
-) -> Result<ConvGeom> {
-    if s[0] != 1 || s[3] != 1 {
-        return Err(Error::unimplemented(
-            "Current implementation does not yet support strides in the batch and depth dimensions.",
-        ));
-    }
-    if s[1] == 0 || s[2] == 0 {
-        invalid!("Row and column strides should be larger than 0.");
-    }
-    if d[0] != 1 || d[3] != 1 {
-        return Err(Error::unimplemented(
-            "Current implementation does not yet support dilations in the batch and depth dimensions.",
-        ));
-    }
-    if d[1] == 0 || d[2] == 0 {
-        invalid!("Dilated rates should be larger than 0.");
-    }
-    if xs.len() != 4 {
-        invalid!("input must be 4-dimensional{}", dims_string(xs));
-    }
-    if fs.len() != 4 {
-        invalid!("filter must be 4-dimensional: {}", dims_string(fs));
-    }
-    let (in_c, patch_c, out_c) = (xs[3], fs[2], fs[3]);
-    if fs.iter().product::<usize>() == 0 {
-        invalid!("filter must not have zero elements (i.e. all dimensions must be non-zero)");
-    }
-    if !in_c.is_multiple_of(patch_c) {
-        invalid!("input depth must be evenly divisible by filter depth: {in_c} vs {patch_c}");
-    }
-    let groups = in_c / patch_c;
-    if groups == 0 || !out_c.is_multiple_of(groups) || out_c < groups {
-        invalid!("output depth must be evenly divisible by number of groups: {out_c} vs {groups}");
-    }
-    let (out_h, pad_h) = windowed(xs[1], fs[0], d[1], s[1], padding)?;
-    let (out_w, pad_w) = windowed(xs[2], fs[1], d[2], s[2], padding)?;
-    Ok(ConvGeom {
-        batch: xs[0],
-        in_h: xs[1],
-        in_w: xs[2],
-        in_c,
-        k_h: fs[0],
-        k_w: fs[1],
-        patch_c,
-        out_c,
-        stride: [s[1], s[2]],
-        dilation: [d[1], d[2]],
-        pad: [pad_h, pad_w],
-        out_h,
-        out_w,
     })
 }
 

@@ -53,16 +53,15 @@ impl ConvGeom {
     }
 }
 
-/// `Conv2D`'s run-time checks, in TF's order and words, then the kernel. `strides` and
-/// `dilations` are NHWC.
-pub(crate) fn conv2d_nhwc(
-    x: &Tensor,
-    f: &Tensor,
-    strides: [usize; 4],
-    dilations: [usize; 4],
+/// `Conv2D`'s run-time checks on shapes, in TF's order and words, and the geometry they
+/// give; shared by the CPU kernel and the GPU lowering so both devices agree.
+pub(crate) fn conv_geometry(
+    xs: &[usize],
+    fs: &[usize],
+    s: [usize; 4],
+    d: [usize; 4],
     padding: Padding,
-) -> Result<Tensor> {
-    let (s, d) = (strides, dilations);
+) -> Result<ConvGeom> {
     if s[0] != 1 || s[3] != 1 {
         return Err(Error::unimplemented(
             "Current implementation does not yet support strides in the batch and depth dimensions.",
@@ -79,7 +78,6 @@ pub(crate) fn conv2d_nhwc(
     if d[1] == 0 || d[2] == 0 {
         invalid!("Dilated rates should be larger than 0.");
     }
-    let (xs, fs) = (x.shape(), f.shape());
     if xs.len() != 4 {
         invalid!("input must be 4-dimensional{}", dims_string(xs));
     }
@@ -87,7 +85,7 @@ pub(crate) fn conv2d_nhwc(
         invalid!("filter must be 4-dimensional: {}", dims_string(fs));
     }
     let (in_c, patch_c, out_c) = (xs[3], fs[2], fs[3]);
-    if f.is_empty() {
+    if fs.iter().product::<usize>() == 0 {
         invalid!("filter must not have zero elements (i.e. all dimensions must be non-zero)");
     }
     if !in_c.is_multiple_of(patch_c) {
@@ -99,7 +97,7 @@ pub(crate) fn conv2d_nhwc(
     }
     let (out_h, pad_h) = windowed(xs[1], fs[0], d[1], s[1], padding)?;
     let (out_w, pad_w) = windowed(xs[2], fs[1], d[2], s[2], padding)?;
-    let geom = ConvGeom {
+    Ok(ConvGeom {
         batch: xs[0],
         in_h: xs[1],
         in_w: xs[2],
@@ -113,11 +111,23 @@ pub(crate) fn conv2d_nhwc(
         pad: [pad_h, pad_w],
         out_h,
         out_w,
-    };
+    })
+}
+
+/// `Conv2D`: the run-time checks of [`conv_geometry`], then the kernel. `strides` and
+/// `dilations` are NHWC.
+pub(crate) fn conv2d_nhwc(
+    x: &Tensor,
+    f: &Tensor,
+    strides: [usize; 4],
+    dilations: [usize; 4],
+    padding: Padding,
+) -> Result<Tensor> {
+    let geom = conv_geometry(x.shape(), f.shape(), strides, dilations, padding)?;
     let (Tensor::F32(xa), Tensor::F32(fa)) = (x, f) else {
         return Err(Error::unimplemented(format!("wgflow has no CPU Conv2D kernel for {}", x.dtype())));
     };
-    let shape = [xs[0], out_h, out_w, out_c];
+    let shape = [geom.batch, geom.out_h, geom.out_w, geom.out_c];
     let mut out = vec![0.0f32; shape.iter().product()];
     if !out.is_empty() {
         conv2d(&contiguous(xa), &contiguous(fa), &geom, &mut out)?;
