@@ -3,9 +3,10 @@
 //! the geometry (output sizes, TF's pads) are the CPU kernels', so both devices agree.
 
 use super::Padding;
-use crate::error::{invalid, Error, Result};
+use crate::error::{Error, Result};
 use crate::ops::{cached_wgsl, GpuLowering};
-use crate::runtime::cpu::conv::{conv_geometry, windowed};
+use crate::runtime::cpu::conv::conv_geometry;
+use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
 use crate::runtime::gpu::shaders::PRELUDE;
 use crate::tensor::DType;
 
@@ -103,45 +104,10 @@ pub(super) fn pool(
     Some(pool_lowering(xs, max, ksize, strides, padding))
 }
 
-/// The checks of `runtime::cpu::pool::pool_nhwc`, in its order and words, then the kernel.
+/// The checks of [`pool_geometry`] (shared with the CPU kernel), then the kernel.
 fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding: Padding) -> Result<GpuLowering> {
-    if let Some(i) = k.iter().position(|&k| k == 0) {
-        invalid!("Sliding window ksize for dimension {i} was zero.");
-    }
-    if k[0] != 1 || s[0] != 1 {
-        return Err(Error::unimplemented("Pooling is not yet supported on the batch dimension."));
-    }
-    if xs.len() != 4 {
-        invalid!("tensor_in must be 4-dimensional");
-    }
-    let depth = k[3] != 1 || s[3] != 1;
-    if !max && depth {
-        return Err(Error::unimplemented("Non-spatial pooling is not yet supported."));
-    }
-    if depth && (k[1] != 1 || k[2] != 1) {
-        return Err(Error::unimplemented(
-            "MaxPooling supports exactly one of pooling across depth or pooling across width/height.",
-        ));
-    }
-    let (out_h, pad_h) = windowed(xs[1], k[1], 1, s[1], padding)?;
-    let (out_w, pad_w) = windowed(xs[2], k[2], 1, s[2], padding)?;
-    let mut out_c = xs[3];
-    if depth {
-        if !xs[3].is_multiple_of(k[3]) {
-            return Err(Error::unimplemented(
-                "Depthwise max pooling requires the depth window to evenly divide the input depth",
-            ));
-        }
-        if s[3] != k[3] {
-            return Err(Error::unimplemented(
-                "Depthwise max pooling requires the depth window to equal the depth stride",
-            ));
-        }
-        if (out_h, out_w) != (xs[1], xs[2]) {
-            return Err(Error::unimplemented("Depthwise max pooling with spatial strides is not supported"));
-        }
-        out_c = xs[3] / k[3];
-    }
+    let PoolShape { out_h, out_w, pad: [pad_h, pad_w], depth_window } = pool_geometry(xs, max, k, s, padding)?;
+    let out_c = depth_window.map_or(xs[3], |kd| xs[3] / kd);
     word(xs.iter().product())?;
     let out = vec![xs[0], out_h, out_w, out_c];
     let invocations = out.iter().product();

@@ -76,26 +76,34 @@ impl PoolElem for i32 {
     }
 }
 
-/// `MaxPool` (`max`) or `AvgPool`'s run-time checks, in TF's order and words, then the
-/// kernel. `ksize` and `strides` are NHWC.
-pub(crate) fn pool_nhwc<T: PoolElem>(
+/// The output size and pads of a pool, or its depth window for a depthwise max pool.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolShape {
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    pub(crate) pad: [usize; 2],
+    /// `Some(k)` when the window runs across depth (max pool only): `k` channels become one.
+    pub(crate) depth_window: Option<usize>,
+}
+
+/// `MaxPool` (`max`) or `AvgPool`'s run-time checks on shapes, in TF's order and words, and
+/// the geometry they give; shared by the CPU kernel and the GPU lowering.
+pub(crate) fn pool_geometry(
+    xs: &[usize],
     max: bool,
-    a: &ArcArray<T, IxDyn>,
-    ksize: [usize; 4],
-    strides: [usize; 4],
+    k: [usize; 4],
+    s: [usize; 4],
     padding: Padding,
-) -> Result<ArrayD<T>> {
-    if let Some(i) = ksize.iter().position(|&k| k == 0) {
+) -> Result<PoolShape> {
+    if let Some(i) = k.iter().position(|&k| k == 0) {
         invalid!("Sliding window ksize for dimension {i} was zero.");
     }
-    if ksize[0] != 1 || strides[0] != 1 {
+    if k[0] != 1 || s[0] != 1 {
         return Err(Error::unimplemented("Pooling is not yet supported on the batch dimension."));
     }
-    if a.ndim() != 4 {
+    if xs.len() != 4 {
         invalid!("tensor_in must be 4-dimensional");
     }
-    let xs = a.shape();
-    let (k, s) = (ksize, strides);
     let depth = k[3] != 1 || s[3] != 1;
     if !max && depth {
         return Err(Error::unimplemented("Non-spatial pooling is not yet supported."));
@@ -107,7 +115,6 @@ pub(crate) fn pool_nhwc<T: PoolElem>(
     }
     let (out_h, pad_h) = windowed(xs[1], k[1], 1, s[1], padding)?;
     let (out_w, pad_w) = windowed(xs[2], k[2], 1, s[2], padding)?;
-    let x = contiguous(a);
     if depth {
         if !xs[3].is_multiple_of(k[3]) {
             return Err(Error::unimplemented(
@@ -122,9 +129,27 @@ pub(crate) fn pool_nhwc<T: PoolElem>(
         if (out_h, out_w) != (xs[1], xs[2]) {
             return Err(Error::unimplemented("Depthwise max pooling with spatial strides is not supported"));
         }
-        let mut out = vec![T::ZERO; x.len() / k[3]];
-        depth_max_pool(&x, k[3], &mut out)?;
-        return array(&[xs[0], xs[1], xs[2], xs[3] / k[3]], out);
+    }
+    Ok(PoolShape { out_h, out_w, pad: [pad_h, pad_w], depth_window: depth.then_some(k[3]) })
+}
+
+/// `MaxPool` (`max`) or `AvgPool`: the checks of [`pool_geometry`], then the
+/// kernel. `ksize` and `strides` are NHWC.
+pub(crate) fn pool_nhwc<T: PoolElem>(
+    max: bool,
+    a: &ArcArray<T, IxDyn>,
+    ksize: [usize; 4],
+    strides: [usize; 4],
+    padding: Padding,
+) -> Result<ArrayD<T>> {
+    let xs = a.shape();
+    let (k, s) = (ksize, strides);
+    let PoolShape { out_h, out_w, pad: [pad_h, pad_w], depth_window } = pool_geometry(xs, max, k, s, padding)?;
+    let x = contiguous(a);
+    if let Some(kd) = depth_window {
+        let mut out = vec![T::ZERO; x.len() / kd];
+        depth_max_pool(&x, kd, &mut out)?;
+        return array(&[xs[0], xs[1], xs[2], xs[3] / kd], out);
     }
     let g = PoolGeom {
         batch: xs[0],
