@@ -124,3 +124,32 @@ fn a_tensor_over_the_storage_binding_limit_is_resource_exhausted_naming_the_node
     assert!(e.node.is_some(), "{e}");
     assert!(e.message.contains(&limit.to_string()), "the message names the limit: {}", e.message);
 }
+
+#[test]
+fn two_gpu_sessions_run_at_once_on_two_threads() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let v = g.variable(Tensor::filled(DType::F32, &[4096], 0.0), "acc").unwrap();
+    let step = g.assign_add(&v, Tensor::filled(DType::F32, &[4096], 1.0)).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let sessions: Vec<Session> = (0..2).map(|_| gpu_session(&g)).collect();
+    let handles: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut s)| {
+            let (init, step, v) = (init.clone(), step.clone(), v.clone());
+            std::thread::spawn(move || {
+                s.run(&[&init]).unwrap();
+                for _ in 0..(20 + 10 * t) {
+                    s.run(&[step.op()]).unwrap();
+                }
+                s.eval(&v).unwrap().to_f32_vec().unwrap()
+            })
+        })
+        .collect();
+    let got: Vec<Vec<f32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(got[0].iter().all(|&x| x == 20.0), "first session: {}", got[0][0]);
+    assert!(got[1].iter().all(|&x| x == 30.0), "second session: {}", got[1][0]);
+}

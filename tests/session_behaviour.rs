@@ -170,3 +170,17 @@ fn int32_division_is_float64_as_in_tf() {
     assert_eq!(got.dtype(), DType::F64);
     assert_eq!(got.as_f64().unwrap().iter().copied().collect::<Vec<_>>(), vec![3.5, -3.5]);
 }
+
+#[test]
+fn sessions_and_graphs_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Session>();
+    assert_send::<Graph>();
+    // A session made on one thread runs on another.
+    let g = Graph::new();
+    let c = g.constant(vec![1.0f32, 2.0]).unwrap();
+    let y = (&c * 3.0f32).unwrap();
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let got = std::thread::spawn(move || s.eval(&y).unwrap()).join().unwrap();
+    assert_eq!(got, f32s(&[3.0, 6.0]));
+}
