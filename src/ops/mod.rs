@@ -10,6 +10,7 @@ pub(crate) mod gpu_util;
 mod linalg;
 mod nn;
 mod reduce;
+mod softmax;
 mod state;
 
 use std::fmt;
