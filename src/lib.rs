@@ -25,6 +25,7 @@
 pub mod error;
 pub mod graph;
 pub mod ops;
+pub mod placement;
 mod runtime;
 pub mod session;
 pub mod tensor;
@@ -41,6 +42,7 @@ pub mod __ops_gpu_testing {
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
 pub use ops::{BinaryKind, Padding, UnaryKind};
+pub use placement::DeviceKind;
 pub use session::{
     ConfigProto, FeedKey, Fetch, GpuOptions, NodeStats, RunMetadata, RunOptions, Session, SessionStats, TraceLevel,
 };

@@ -16,8 +16,6 @@ pub(crate) struct Variables {
     pub(crate) values: HashMap<NodeId, Tensor>,
 }
 
-pub(crate) const CPU_DEVICE: &str = "/job:localhost/replica:0/task:0/device:CPU:0";
-
 /// Runs `plan` with `feeds` (one per plan feed slot) and returns the fetched values.
 pub(crate) fn execute(
     plan: &Plan,
@@ -54,7 +52,7 @@ pub(crate) fn execute(
             md.step_stats.push(NodeStats {
                 name: step.name.clone(),
                 op: step.op.type_name().to_string(),
-                device: CPU_DEVICE.to_string(),
+                device: step.device.full_name().to_string(),
                 start_us: (t0 - start).as_secs_f64() * 1e6,
                 duration_us: t0.elapsed().as_secs_f64() * 1e6,
             });

@@ -12,13 +12,12 @@ use super::plan::{FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::ops::{AssignMode, BinaryKind, GpuLowering, Op, OpKind};
+use crate::placement::DeviceKind;
 use crate::runtime::gpu::context::GpuContext;
 use crate::runtime::gpu::pool::BufferPool;
 use crate::runtime::gpu::stream::{GpuTensor, Stream};
 use crate::runtime::gpu::GpuStats;
 use crate::tensor::{DType, Tensor};
-
-pub(crate) const GPU_DEVICE: &str = "/job:localhost/replica:0/task:0/device:GPU:0";
 
 /// What a GPU session holds: its buffer pool, its variables and its resident constants.
 pub(crate) struct GpuState {
@@ -92,7 +91,7 @@ impl GpuState {
                 md.step_stats.push(NodeStats {
                     name: step.name.clone(),
                     op: step.op.type_name().to_string(),
-                    device: GPU_DEVICE.to_string(),
+                    device: step.device.full_name().to_string(),
                     start_us: (t0 - start).as_secs_f64() * 1e6,
                     duration_us: t0.elapsed().as_secs_f64() * 1e6,
                 });
@@ -260,7 +259,7 @@ impl<'p> Run<'p, '_> {
         consts: &mut HashMap<NodeId, GpuTensor>,
     ) -> Result<Vec<Value>> {
         match &step.op {
-            OpKind::Const(t) if on_gpu(t.dtype()) => {
+            OpKind::Const(t) if on_gpu(t.dtype()) && step.device == DeviceKind::Gpu => {
                 if let Some(c) = consts.get(&step.node) {
                     return Ok(vec![Value::Dev(c.clone())]);
                 }
@@ -271,9 +270,15 @@ impl<'p> Run<'p, '_> {
             OpKind::Const(t) => Ok(vec![Value::Host(t.clone())]),
             OpKind::Compute(op) => {
                 let ins = step.inputs.iter().map(|i| self.input(plan, slots, vars, i)).collect::<Result<Vec<_>>>()?;
+                if step.device == DeviceKind::Cpu {
+                    return self.on_cpu(op.as_ref(), &ins);
+                }
                 match self.compute(op.as_ref(), &ins)? {
                     Some(v) => Ok(vec![v]),
-                    None => self.cpu_fallback(op.as_ref(), &ins),
+                    None => {
+                        self.fallbacks += 1;
+                        self.on_cpu(op.as_ref(), &ins)
+                    }
                 }
             }
             OpKind::Assign(mode) => {
@@ -341,10 +346,9 @@ impl<'p> Run<'p, '_> {
         }
     }
 
-    /// Runs an op without a GPU kernel on the CPU; its results stay on the host until a GPU
-    /// op needs them.
-    fn cpu_fallback(&mut self, op: &dyn Op, ins: &[Value]) -> Result<Vec<Value>> {
-        self.fallbacks += 1;
+    /// Runs an op on the CPU (placed there, or without a GPU kernel); its results stay on the
+    /// host until a GPU op needs them.
+    fn on_cpu(&mut self, op: &dyn Op, ins: &[Value]) -> Result<Vec<Value>> {
         let host = self.download(ins)?;
         let refs: Vec<&Tensor> = host.iter().collect();
         Ok(op.compute(&refs)?.into_iter().map(Value::Host).collect())

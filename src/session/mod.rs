@@ -60,6 +60,7 @@ pub struct Session {
     plans: HashMap<Signature, Arc<Plan>>,
     stats: SessionStats,
     pool: Option<rayon::ThreadPool>,
+    placement_log: Vec<String>,
 }
 
 impl Session {
@@ -93,6 +94,7 @@ impl Session {
             plans: HashMap::new(),
             stats: SessionStats::default(),
             pool,
+            placement_log: Vec::new(),
         })
     }
 
@@ -130,6 +132,13 @@ impl Session {
             Some(Backend::Gpu(g)) => Some(g.pool.held_counter()),
             _ => None,
         }
+    }
+
+    /// The placement of every node of every plan built so far, one line per node in TF's
+    /// format (`conv: (Conv2D): /job:localhost/replica:0/task:0/device:GPU:0`). With
+    /// `log_device_placement` the lines are also logged (`log` at info level) as plans are built.
+    pub fn placement_log(&self) -> &[String] {
+        &self.placement_log
     }
 
     /// Where this session runs: `"GPU: <adapter>"` or `"CPU"`.
@@ -191,7 +200,15 @@ impl Session {
         let plan = match self.plans.get(&sig) {
             Some(p) => p.clone(),
             None => {
-                let p = Arc::new(Plan::build(&self.graph.read(), &sig)?);
+                let gpu = matches!(self.state, Some(Backend::Gpu(_)));
+                let p = Arc::new(Plan::build(&self.graph.read(), &sig, gpu, self.config.allow_soft_placement)?);
+                for step in &p.steps {
+                    let line = crate::placement::log_line(&step.name, step.op.type_name(), step.device);
+                    if self.config.log_device_placement {
+                        log::info!("{line}");
+                    }
+                    self.placement_log.push(line);
+                }
                 self.stats.plans_built += 1;
                 self.plans.insert(sig, p.clone());
                 p

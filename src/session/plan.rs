@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use crate::error::{Error, Result};
 use crate::graph::{Endpoint, GraphData, NodeId};
 use crate::ops::OpKind;
+use crate::placement::{self, DeviceKind};
 use crate::tensor::TensorSpec;
 
 /// What a run asks for, resolved to graph ids.
@@ -36,6 +37,8 @@ pub(crate) enum Input {
 #[derive(Debug)]
 pub(crate) struct Step {
     pub(crate) node: NodeId,
+    /// Where the step runs.
+    pub(crate) device: DeviceKind,
     pub(crate) name: String,
     pub(crate) op: OpKind,
     pub(crate) inputs: Vec<Input>,
@@ -69,7 +72,9 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Builds the plan of `sig` on graph `g`.
-    pub(crate) fn build(g: &GraphData, sig: &Signature) -> Result<Plan> {
+    /// Builds the plan of `sig` on graph `g`; `gpu` says whether the session has a GPU and
+    /// `soft` whether soft placement is allowed.
+    pub(crate) fn build(g: &GraphData, sig: &Signature, gpu: bool, soft: bool) -> Result<Plan> {
         let fed: BTreeSet<Endpoint> = sig.feeds.iter().copied().collect();
         let needed = prune(g, sig, &fed);
         let order = topo_order(g, &needed)?;
@@ -138,8 +143,10 @@ impl Plan {
                     }
                 })
                 .collect();
+            let device = placement::place(&node.name, &node.op, &node.device, gpu, soft)?;
             steps.push(Step {
                 node: id,
+                device,
                 name: node.name.clone(),
                 op: node.op.clone(),
                 inputs,

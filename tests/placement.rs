@@ -1,0 +1,92 @@
+//! Device placement so far: explicit device scopes, `device_count {"GPU": 0}`, soft placement
+//! and its refusal, and TF's placement log format.
+
+mod common;
+
+use wgflow::{Code, ConfigProto, DType, Graph, RunMetadata, RunOptions, Session, Shape, Tensor, TraceLevel};
+
+const CPU: &str = "/job:localhost/replica:0/task:0/device:CPU:0";
+const GPU: &str = "/job:localhost/replica:0/task:0/device:GPU:0";
+
+/// x + 1 on the default device, then square under a `/cpu:0` scope.
+fn graph() -> (Graph, wgflow::Output, wgflow::Output) {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, Shape::known(&[4])).unwrap();
+    let a = (&x + 1.0f32).unwrap();
+    let y = {
+        let _d = g.device("/cpu:0");
+        g.square(&a).unwrap()
+    };
+    (g, x, y)
+}
+
+fn traced_run(s: &mut Session, x: &wgflow::Output, y: &wgflow::Output) -> (Tensor, RunMetadata) {
+    let mut md = RunMetadata::default();
+    let opts = RunOptions { trace_level: TraceLevel::FullTrace, ..Default::default() };
+    let out = s
+        .run_with(&[y.into()], &[(x.into(), Tensor::from(vec![0.0f32, 1.0, 2.0, -3.0]))], &opts, Some(&mut md))
+        .unwrap();
+    (out[0].clone().unwrap(), md)
+}
+
+fn device_of<'a>(md: &'a RunMetadata, node: &str) -> &'a str {
+    &md.step_stats.iter().find(|s| s.name == node).unwrap_or_else(|| panic!("no stats for {node}")).device
+}
+
+#[test]
+fn an_explicit_cpu_scope_is_honoured_in_a_gpu_session() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let (g, x, y) = graph();
+    let mut s = Session::new(&g, ConfigProto { log_device_placement: true, ..Default::default() }).unwrap();
+    let (got, md) = traced_run(&mut s, &x, &y);
+    assert_eq!(got, Tensor::from(vec![1.0f32, 4.0, 9.0, 4.0]));
+    assert_eq!(device_of(&md, "add"), GPU);
+    assert_eq!(device_of(&md, "Square"), CPU);
+    assert_eq!(s.stats().cpu_fallbacks, 0, "a node placed on the CPU is not a fallback");
+    let log = s.placement_log();
+    assert!(log.contains(&format!("add: (AddV2): {GPU}")), "{log:?}");
+    assert!(log.contains(&format!("Square: (Square): {CPU}")), "{log:?}");
+    assert!(log.contains(&format!("add/y: (Const): {GPU}")), "{log:?}");
+}
+
+#[test]
+fn device_count_gpu_zero_puts_every_node_on_the_cpu() {
+    let (g, x, y) = graph();
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let (got, md) = traced_run(&mut s, &x, &y);
+    assert_eq!(got, Tensor::from(vec![1.0f32, 4.0, 9.0, 4.0]));
+    assert!(md.step_stats.iter().all(|st| st.device == CPU), "{:?}", md.step_stats);
+    assert!(s.placement_log().iter().all(|l| l.ends_with(CPU)), "{:?}", s.placement_log());
+    assert_eq!(s.placement_log().len(), md.step_stats.len(), "every executed node is logged");
+}
+
+#[test]
+fn a_gpu_request_without_a_gpu_needs_soft_placement() {
+    let g = Graph::new();
+    let c = g.constant(vec![1.0f32, 2.0]).unwrap();
+    let y = {
+        let _d = g.device("/device:GPU:0");
+        g.neg(&c).unwrap()
+    };
+    let mut soft = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    assert_eq!(soft.eval(&y).unwrap(), Tensor::from(vec![-1.0f32, -2.0]));
+    assert!(soft.placement_log().contains(&format!("Neg: (Neg): {CPU}")));
+    let strict = ConfigProto { allow_soft_placement: false, ..ConfigProto::cpu_only() };
+    let e = Session::new(&g, strict).unwrap().eval(&y).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.message.starts_with("Cannot assign a device for operation Neg: "), "{}", e.message);
+    assert_eq!(e.node.as_deref(), Some("Neg"));
+}
+
+#[test]
+fn a_malformed_device_is_an_error_naming_the_node() {
+    let g = Graph::new();
+    let y = {
+        let _d = g.device("/tpu:0");
+        g.constant(1.0f32).unwrap()
+    };
+    let e = Session::new(&g, ConfigProto::cpu_only()).unwrap().eval(&y).unwrap_err();
+    assert_eq!((e.code, e.node.as_deref()), (Code::InvalidArgument, Some("Const")));
+}
