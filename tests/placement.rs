@@ -90,3 +90,36 @@ fn a_malformed_device_is_an_error_naming_the_node() {
     let e = Session::new(&g, ConfigProto::cpu_only()).unwrap().eval(&y).unwrap_err();
     assert_eq!((e.code, e.node.as_deref()), (Code::InvalidArgument, Some("Const")));
 }
+
+#[test]
+fn run_metadata_covers_every_node_and_its_bytes_match_the_counters() {
+    let gpu = common::gpu_ready();
+    let (g, x, y) = graph();
+    let config = if gpu { ConfigProto::default() } else { ConfigProto::cpu_only() };
+    let mut s = Session::new(&g, config).unwrap();
+    let before = s.stats();
+    let (_, md) = traced_run(&mut s, &x, &y);
+    let after = s.stats();
+    // Every node of the plan has a record, and every record is a node of the plan.
+    let mut logged: Vec<String> = s.placement_log().iter().map(|l| l.split(':').next().unwrap().to_string()).collect();
+    let mut stepped: Vec<String> = md.step_stats.iter().map(|st| st.name.clone()).collect();
+    logged.sort();
+    stepped.sort();
+    assert_eq!(logged, stepped);
+    assert_eq!(md.bytes_uploaded, after.bytes_uploaded - before.bytes_uploaded);
+    assert_eq!(md.bytes_downloaded, after.bytes_downloaded - before.bytes_downloaded);
+    if gpu {
+        // The feed goes up; the CPU-placed square reads `add` back; the fetch is on the host.
+        assert_eq!(md.bytes_uploaded, 16 + 4, "the feed and the constant 1.0");
+        assert_eq!(md.bytes_downloaded, 16, "add, read back for the CPU node");
+        let parts = md.nodes_by_device();
+        assert_eq!(parts[CPU], vec!["Square".to_string()]);
+        assert!(parts[GPU].contains(&"add".to_string()));
+    }
+    let trace: serde_json::Value = serde_json::from_str(&md.to_chrome_trace()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let complete: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert_eq!(complete.len(), md.step_stats.len());
+    assert!(complete.iter().any(|e| e["name"] == "Square" && e["cat"] == "Square"));
+    assert!(events.iter().any(|e| e["ph"] == "M" && e["args"]["name"] == CPU));
+}

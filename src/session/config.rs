@@ -99,6 +99,45 @@ pub struct NodeStats {
 /// What a run recorded, after TF's `RunMetadata`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunMetadata {
-    /// Per-node stats, in execution order.
+    /// Per-node stats, in execution order (with `TraceLevel::FullTrace`).
     pub step_stats: Vec<NodeStats>,
+    /// Bytes this run copied from the host to the GPU.
+    pub bytes_uploaded: u64,
+    /// Bytes this run read back from the GPU.
+    pub bytes_downloaded: u64,
+}
+
+impl RunMetadata {
+    /// The executed nodes grouped by device (the run's partition), in execution order.
+    pub fn nodes_by_device(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in &self.step_stats {
+            out.entry(s.device.clone()).or_default().push(s.name.clone());
+        }
+        out
+    }
+
+    /// The step stats as a Chrome trace (JSON for Perfetto or chrome://tracing), like TF's
+    /// timeline: one process per device, one complete event per node.
+    pub fn to_chrome_trace(&self) -> String {
+        let devices: Vec<&str> = {
+            let mut d: Vec<&str> = self.step_stats.iter().map(|s| s.device.as_str()).collect();
+            d.sort_unstable();
+            d.dedup();
+            d
+        };
+        let pid = |device: &str| devices.iter().position(|d| *d == device).unwrap_or(0);
+        let mut events: Vec<serde_json::Value> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| serde_json::json!({"name": "process_name", "ph": "M", "pid": i, "args": {"name": d}}))
+            .collect();
+        events.extend(self.step_stats.iter().map(|s| {
+            serde_json::json!({
+                "name": s.name, "cat": s.op, "ph": "X", "pid": pid(&s.device), "tid": 0,
+                "ts": s.start_us, "dur": s.duration_us, "args": {"name": s.name, "op": s.op},
+            })
+        }));
+        serde_json::json!({ "traceEvents": events }).to_string()
+    }
 }

@@ -218,16 +218,31 @@ impl Session {
             check_feed(key, spec, value)?;
         }
         let values: Vec<Tensor> = feed_values.into_iter().map(|(_, t)| t).collect();
+        let before = self.gpu_transfers();
         let state =
             self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
+        let mut metadata = metadata;
+        let md = metadata.as_deref_mut();
         let run = move || match state {
-            Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, metadata),
-            Backend::Gpu(gpu) => gpu.execute(&plan, values, options, metadata),
+            Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, md),
+            Backend::Gpu(gpu) => gpu.execute(&plan, values, options, md),
         };
-        match &self.pool {
+        let out = match &self.pool {
             Some(pool) => pool.install(run),
             None => run(),
+        };
+        if let Some(md) = metadata {
+            let after = self.gpu_transfers();
+            md.bytes_uploaded += after.0 - before.0;
+            md.bytes_downloaded += after.1 - before.1;
         }
+        out
+    }
+
+    /// Bytes uploaded and downloaded by this session so far.
+    fn gpu_transfers(&self) -> (u64, u64) {
+        let s = self.stats();
+        (s.bytes_uploaded, s.bytes_downloaded)
     }
 
     /// Closes the session: its values are freed and later runs fail.
