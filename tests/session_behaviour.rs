@@ -184,3 +184,14 @@ fn sessions_and_graphs_are_send() {
     let got = std::thread::spawn(move || s.eval(&y).unwrap()).join().unwrap();
     assert_eq!(got, f32s(&[3.0, 6.0]));
 }
+
+#[test]
+fn mismatched_input_dtypes_fail_at_build_time_in_tf_words() {
+    let g = Graph::new();
+    let f = g.constant(vec![1.0f32, 2.0]).unwrap();
+    let i = g.constant(vec![1i32, 2]).unwrap();
+    let e = g.add(&f, &i).unwrap_err();
+    assert_eq!(e.message, "Input 'y' of 'AddV2' Op has type int32 that does not match type float32 of argument 'x'.");
+    let e = g.bias_add(&f, &i).unwrap_err();
+    assert_eq!(e.message, "Input 'bias' of 'BiasAdd' Op has type int32 that does not match type float32 of argument 'value'.");
+}

@@ -270,15 +270,7 @@ impl Op for Binary {
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let (a, b) = (&inputs[0], &inputs[1]);
-        if a.dtype != b.dtype {
-            return Err(Error::invalid_argument(format!(
-                "Input 'y' of '{}' Op has type {} that does not match type {} of argument 'x'.",
-                self.0.tf_name(),
-                b.dtype,
-                a.dtype
-            ))
-            .into());
-        }
+        super::same_dtype(self.0.tf_name(), ("x", a.dtype), ("y", b.dtype))?;
         check_dtype(self.0.tf_name(), a.dtype, self.0.i32().is_some())?;
         match broadcast_static(&a.shape, &b.shape) {
             Ok(shape) => Ok(vec![TensorSpec::new(a.dtype, shape)]),

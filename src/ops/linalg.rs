@@ -31,9 +31,7 @@ pub(crate) struct BatchMatMul {
 
 /// Both inputs must be float32 of the same dtype.
 fn check_dtypes(op: &str, arg0: &str, arg1: &str, a: DType, b: DType) -> Result<()> {
-    if a != b {
-        invalid!("Input '{arg1}' of '{op}' Op has type {b} that does not match type {a} of argument '{arg0}'.");
-    }
+    super::same_dtype(op, (arg0, a), (arg1, b))?;
     if a != DType::F32 {
         return Err(Error::unimplemented(format!("{op}: only float32 is supported, got {a}")));
     }

@@ -201,6 +201,17 @@ pub(crate) fn cached_wgsl(key: String, make: impl FnOnce() -> Result<String>) ->
     Ok(text)
 }
 
+/// TF's error when a node's second typed input does not match its first, e.g. "Input 'y' of
+/// 'AddV2' Op has type int32 that does not match type float32 of argument 'x'."
+pub(crate) fn same_dtype(op: &str, (arg0, a): (&str, DType), (arg1, b): (&str, DType)) -> Result<()> {
+    if a == b {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(format!(
+        "Input '{arg1}' of '{op}' Op has type {b} that does not match type {a} of argument '{arg0}'."
+    )))
+}
+
 /// Wraps a pure op as a node kind.
 pub(crate) fn compute(op: impl Op + 'static) -> OpKind {
     OpKind::Compute(Arc::new(op))

@@ -126,13 +126,7 @@ impl Op for Conv2D {
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let (x, f) = (&inputs[0], &inputs[1]);
-        if x.dtype != f.dtype {
-            let msg = format!(
-                "Input 'filter' of 'Conv2D' Op has type {} that does not match type {} of argument 'input'.",
-                f.dtype, x.dtype
-            );
-            return Err(Error::invalid_argument(msg).into());
-        }
+        super::same_dtype("Conv2D", ("input", x.dtype), ("filter", f.dtype))?;
         if !matches!(x.dtype, DType::F32 | DType::F64 | DType::I32) {
             return Err(bad_dtype("input", x.dtype, "float16, bfloat16, float32, float64, int32"));
         }
@@ -282,13 +276,7 @@ impl Op for BiasAdd {
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let (x, b) = (&inputs[0], &inputs[1]);
-        if x.dtype != b.dtype {
-            let msg = format!(
-                "Input 'bias' of 'BiasAdd' Op has type {} that does not match type {} of argument 'value'.",
-                b.dtype, x.dtype
-            );
-            return Err(Error::invalid_argument(msg).into());
-        }
+        super::same_dtype("BiasAdd", ("value", x.dtype), ("bias", b.dtype))?;
         if !matches!(x.dtype, DType::F32 | DType::F64 | DType::I32) {
             return Err(bad_dtype("value", x.dtype, NUMBER_TYPES));
         }
