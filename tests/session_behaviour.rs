@@ -193,5 +193,8 @@ fn mismatched_input_dtypes_fail_at_build_time_in_tf_words() {
     let e = g.add(&f, &i).unwrap_err();
     assert_eq!(e.message, "Input 'y' of 'AddV2' Op has type int32 that does not match type float32 of argument 'x'.");
     let e = g.bias_add(&f, &i).unwrap_err();
-    assert_eq!(e.message, "Input 'bias' of 'BiasAdd' Op has type int32 that does not match type float32 of argument 'value'.");
+    assert_eq!(
+        e.message,
+        "Input 'bias' of 'BiasAdd' Op has type int32 that does not match type float32 of argument 'value'."
+    );
 }
