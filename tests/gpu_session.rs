@@ -153,3 +153,22 @@ fn two_gpu_sessions_run_at_once_on_two_threads() {
     assert!(got[0].iter().all(|&x| x == 20.0), "first session: {}", got[0][0]);
     assert!(got[1].iter().all(|&x| x == 30.0), "second session: {}", got[1][0]);
 }
+
+#[test]
+fn failed_runs_do_not_keep_buffers() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
+    let q = g.placeholder(DType::F32, Shape::unknown()).unwrap();
+    let y = g.relu(&(&p + &q).unwrap()).unwrap();
+    let mut s = gpu_session(&g);
+    let bad = [(&p, Tensor::from(vec![1.0f32; 64])), (&q, Tensor::from(vec![1.0f32; 3]))];
+    assert!(s.run_feed(&[&y], &bad).is_err());
+    let after_first = s.stats().gpu_buffers_allocated;
+    for _ in 0..5 {
+        assert!(s.run_feed(&[&y], &bad).is_err());
+    }
+    assert_eq!(s.stats().gpu_buffers_allocated, after_first, "failed runs reuse their buffers");
+}

@@ -123,3 +123,21 @@ fn run_metadata_covers_every_node_and_its_bytes_match_the_counters() {
     assert!(complete.iter().any(|e| e["name"] == "Square" && e["cat"] == "Square"));
     assert!(events.iter().any(|e| e["ph"] == "M" && e["args"]["name"] == CPU));
 }
+
+#[test]
+fn a_run_past_its_timeout_is_deadline_exceeded_on_every_device() {
+    let mut configs = vec![ConfigProto::cpu_only()];
+    if common::gpu_ready() {
+        configs.push(ConfigProto::default());
+    }
+    for config in configs {
+        let (g, x, y) = graph();
+        let mut s = Session::new(&g, config).unwrap();
+        let opts = RunOptions { timeout: Some(std::time::Duration::ZERO), ..Default::default() };
+        let feed = Tensor::from(vec![0.0f32; 4]);
+        let e = s.run_with(&[(&y).into()], &[((&x).into(), feed.clone())], &opts, None).unwrap_err();
+        assert_eq!(e.code, Code::DeadlineExceeded, "{} {e}", s.device());
+        // The session is still usable afterwards.
+        assert_eq!(s.eval_feed(&y, &[(&x, feed)]).unwrap(), Tensor::from(vec![1.0f32; 4]));
+    }
+}

@@ -30,14 +30,7 @@ pub(crate) fn execute(
         slots[*slot] = Some(t);
     }
     for step in &plan.steps {
-        if let Some(limit) = options.timeout {
-            if start.elapsed() > limit {
-                return Err(Error::new(
-                    crate::error::Code::DeadlineExceeded,
-                    "Timed out waiting for the run to finish",
-                ));
-            }
-        }
+        check_deadline(options, start)?;
         let t0 = Instant::now();
         let outs = run_step(plan, step, &slots, vars).map_err(|e| e.at(&step.name))?;
         for (slot, value) in step.outputs.iter().zip(outs) {
@@ -153,4 +146,14 @@ pub(crate) fn unfed_placeholder(name: &str, spec: &crate::tensor::TensorSpec) ->
         "You must feed a value for placeholder tensor '{name}' with dtype {}{shape}",
         spec.dtype.tf_name()
     ))
+}
+
+/// `DeadlineExceeded` once a run has taken longer than its `RunOptions::timeout`.
+pub(crate) fn check_deadline(options: &RunOptions, start: Instant) -> Result<()> {
+    match options.timeout {
+        Some(limit) if start.elapsed() > limit => {
+            Err(Error::new(crate::error::Code::DeadlineExceeded, "Timed out waiting for the run to finish"))
+        }
+        _ => Ok(()),
+    }
 }

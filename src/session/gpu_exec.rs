@@ -74,9 +74,22 @@ impl GpuState {
         }
         for step in &plan.steps {
             let t0 = Instant::now();
-            let outs = run.step(plan, step, &slots, vars, consts).map_err(|e| e.at(&step.name));
+            let outs = super::exec::check_deadline(options, start)
+                .and_then(|()| run.step(plan, step, &slots, vars, consts))
+                .map_err(|e| e.at(&step.name));
             *cpu_fallbacks += std::mem::take(&mut run.fallbacks);
-            let outs = outs?;
+            let outs = match outs {
+                Ok(outs) => outs,
+                Err(e) => {
+                    // Nothing was submitted: the run's buffers go straight back to the pool.
+                    for v in slots.into_iter().flatten() {
+                        if let Value::Dev(t) = v {
+                            run.release(t);
+                        }
+                    }
+                    return Err(e);
+                }
+            };
             for (slot, value) in step.outputs.iter().zip(outs) {
                 if let Some(s) = slot {
                     slots[*s] = Some(value);
