@@ -162,7 +162,7 @@ fn failed_runs_do_not_keep_buffers() {
     let g = Graph::new();
     let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let q = g.placeholder(DType::F32, Shape::unknown()).unwrap();
-    let y = g.relu(&(&p + &q).unwrap()).unwrap();
+    let y = g.relu((&p + &q).unwrap()).unwrap();
     let mut s = gpu_session(&g);
     let bad = [(&p, Tensor::from(vec![1.0f32; 64])), (&q, Tensor::from(vec![1.0f32; 3]))];
     assert!(s.run_feed(&[&y], &bad).is_err());
