@@ -26,6 +26,7 @@ fn conv(g: &Graph, case: &Value, input: &Output, filter: &Output) -> wgflow::Res
 
 fn run_case(case: &Value, device: Device) -> Result<(), String> {
     let g = Graph::new();
+    let _placement = device.scope(&g);
     let input = g.constant(common::tensor(&case["input"])).map_err(|e| e.to_string())?;
     let filter = g.constant(common::tensor(&case["filter"])).map_err(|e| e.to_string())?;
     let out = conv(&g, case, &input, &filter).map_err(|e| format!("build: {e}"))?;
@@ -129,5 +130,12 @@ fn golden_conv2d_errors_cpu() {
 fn golden_conv2d_errors_gpu() {
     if common::gpu_ready() {
         run_error_suite(Device::Gpu)
+    }
+}
+
+#[test]
+fn golden_conv2d_mixed() {
+    if common::gpu_ready() {
+        run_suite(Device::Mixed);
     }
 }

@@ -48,6 +48,7 @@ fn unary(op: &str) -> Option<UnaryKind> {
 
 fn run_case(case: &serde_json::Value, device: Device) -> Result<(), String> {
     let g = Graph::new();
+    let _placement = device.scope(&g);
     let op = case["op"].as_str().ok_or("op")?;
     let inputs: Vec<_> = case["inputs"].as_array().ok_or("inputs")?.iter().map(common::tensor).collect();
     let consts =
@@ -128,5 +129,12 @@ fn golden_elementwise_cpu() {
 fn golden_elementwise_gpu() {
     if common::gpu_ready() {
         run_suite(Device::Gpu);
+    }
+}
+
+#[test]
+fn golden_elementwise_mixed() {
+    if common::gpu_ready() {
+        run_suite(Device::Mixed);
     }
 }

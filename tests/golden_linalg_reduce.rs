@@ -70,6 +70,7 @@ fn build(g: &Graph, op: &str, attrs: &Value, x: &[Output]) -> Result<Output, Str
 
 fn run_case(case: &Value, device: Device) -> Result<(), String> {
     let g = Graph::new();
+    let _placement = device.scope(&g);
     let op = case["op"].as_str().ok_or("op")?;
     let inputs = case["inputs"].as_array().ok_or("inputs")?;
     let consts = inputs
@@ -114,5 +115,12 @@ fn golden_linalg_reduce_cpu() {
 fn golden_linalg_reduce_gpu() {
     if common::gpu_ready() {
         run_suite(Device::Gpu)
+    }
+}
+
+#[test]
+fn golden_linalg_reduce_mixed() {
+    if common::gpu_ready() {
+        run_suite(Device::Mixed);
     }
 }

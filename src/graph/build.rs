@@ -161,7 +161,11 @@ impl GraphData {
                 control.push(*id);
             }
         }
-        let device = self.device_stack.last().cloned().unwrap_or_default();
+        let device = match self.device_stack.last() {
+            Some(super::DeviceRequest::Name(d)) => d.clone(),
+            Some(super::DeviceRequest::Func(f)) => f(&name, op.type_name()),
+            None => String::new(),
+        };
         let id = self.nodes.len();
         self.by_name.insert(name.clone(), id);
         self.nodes.push(Node { name, op, inputs, control_inputs: control, device, outputs });

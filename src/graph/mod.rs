@@ -32,13 +32,32 @@ pub(crate) struct GraphData {
     by_name: std::collections::HashMap<String, NodeId>,
     names: Names,
     control_stack: Vec<Vec<NodeId>>,
-    device_stack: Vec<String>,
+    device_stack: Vec<DeviceRequest>,
     pending_name: Option<String>,
     /// Variables in creation order: (variable node, its initializer node).
     pub(crate) variables: Vec<(NodeId, NodeId)>,
     pub(crate) unfeedable: HashSet<Endpoint>,
     /// Bumped whenever an existing node changes (not when nodes are added).
     pub(crate) version: u64,
+}
+
+/// TF's device function: the device an op requests, from its name and type.
+pub(crate) type DeviceFn = Arc<dyn Fn(&str, &str) -> String + Send + Sync>;
+
+/// A device scope: a device name, or a device function.
+#[derive(Clone)]
+pub(crate) enum DeviceRequest {
+    Name(String),
+    Func(DeviceFn),
+}
+
+impl std::fmt::Debug for DeviceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceRequest::Name(n) => write!(f, "{n:?}"),
+            DeviceRequest::Func(_) => f.write_str("<device function>"),
+        }
+    }
 }
 
 /// Restores a graph scope (name, control dependencies or device) when dropped.
@@ -167,7 +186,14 @@ impl Graph {
 
     /// Ops created while the guard lives request `device` (`"/gpu:0"`, `"/device:CPU:0"`, …).
     pub fn device(&self, device: &str) -> ScopeGuard {
-        self.write().device_stack.push(device.to_string());
+        self.write().device_stack.push(DeviceRequest::Name(device.to_string()));
+        ScopeGuard { graph: self.clone(), restore: Restore::Device }
+    }
+
+    /// Ops created while the guard lives request the device `f(op_name, op_type)` returns
+    /// (TF's `tf.device(device_function)`; `""` means no request).
+    pub fn device_fn(&self, f: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> ScopeGuard {
+        self.write().device_stack.push(DeviceRequest::Func(Arc::new(f)));
         ScopeGuard { graph: self.clone(), restore: Restore::Device }
     }
 

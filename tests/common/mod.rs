@@ -11,6 +11,8 @@ use wgflow::{ConfigProto, DType, Tensor};
 pub enum Device {
     Cpu,
     Gpu,
+    /// A GPU session where every other node is placed on the CPU by a device function.
+    Mixed,
 }
 
 impl Device {
@@ -18,21 +20,41 @@ impl Device {
         match self {
             Device::Cpu => "cpu",
             Device::Gpu => "gpu",
+            Device::Mixed => "mixed",
         }
     }
     /// The session config that runs everything on this device.
     pub fn config(self) -> ConfigProto {
         match self {
             Device::Cpu => ConfigProto::cpu_only(),
-            Device::Gpu => ConfigProto::default(),
+            Device::Gpu | Device::Mixed => ConfigProto::default(),
         }
+    }
+    /// The placement scope a graph is built under on this device: for `Mixed`, every other
+    /// node is put on `/cpu:0` (TF's device function), the rest go to the GPU.
+    pub fn scope(self, g: &wgflow::Graph) -> Option<wgflow::ScopeGuard> {
+        (self == Device::Mixed).then(|| {
+            let n = std::sync::atomic::AtomicUsize::new(0);
+            g.device_fn(move |_, _| {
+                let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i % 2 == 1 {
+                    "/cpu:0".to_string()
+                } else {
+                    String::new()
+                }
+            })
+        })
     }
     /// A failure if a session meant for this device ran anything elsewhere.
     pub fn check_ran_here(self, sess: &wgflow::Session) -> Result<(), String> {
         let s = sess.stats();
         match self {
-            Device::Gpu if !sess.device().starts_with("GPU") => Err(format!("session runs on {}", sess.device())),
-            Device::Gpu if s.cpu_fallbacks > 0 => Err(format!("{} ops fell back to the CPU", s.cpu_fallbacks)),
+            Device::Gpu | Device::Mixed if !sess.device().starts_with("GPU") => {
+                Err(format!("session runs on {}", sess.device()))
+            }
+            Device::Gpu | Device::Mixed if s.cpu_fallbacks > 0 => {
+                Err(format!("{} ops fell back to the CPU", s.cpu_fallbacks))
+            }
             _ => Ok(()),
         }
     }

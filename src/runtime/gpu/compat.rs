@@ -2,7 +2,7 @@
 //! an upgrade touches this file only.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Code, Error, Result};
 
@@ -31,6 +31,22 @@ pub(crate) fn request_read(buffer: &wgpu::Buffer, bytes: u64) -> MapSlot {
         }
     });
     slot
+}
+
+/// Waits for the map callback of [`request_read`]. The GPU work is done when this is called,
+/// but when several threads poll the shared device, another thread's poll may still be
+/// delivering this callback: poll again (without blocking) until it lands or `timeout` passes.
+pub(crate) fn await_mapped(device: &wgpu::Device, slot: &MapSlot, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let done = slot.lock().map_err(|_| Error::internal("buffer map state poisoned"))?.is_some();
+        if done || Instant::now() >= deadline {
+            return Ok(());
+        }
+        // A failed poll here shows up as the missing mapping below.
+        let _ = device.poll(wgpu::PollType::Poll);
+        std::thread::yield_now();
+    }
 }
 
 /// Reads the first `bytes` of a buffer mapped by [`request_read`] as `T`s, then unmaps it.

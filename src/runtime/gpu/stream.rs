@@ -304,6 +304,9 @@ impl<'p> Stream<'p> {
             self.readbacks.clear();
             return Err(e);
         }
+        for slot in slots.iter().flatten() {
+            compat::await_mapped(&ctx.device, slot, timeout)?;
+        }
         let mut out = Vec::with_capacity(self.readbacks.len());
         let mut failed = None;
         for (r, slot) in self.readbacks.iter_mut().zip(slots) {
