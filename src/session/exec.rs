@@ -8,7 +8,7 @@ use super::plan::{FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::ops::{AssignMode, OpKind};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// The session's variables: one value per initialized `VariableV2` node.
 #[derive(Debug, Default)]
@@ -41,15 +41,7 @@ pub(crate) fn execute(
         for &s in &step.frees {
             slots[s] = None;
         }
-        if let (Some(md), TraceLevel::FullTrace) = (metadata.as_deref_mut(), options.trace_level) {
-            md.step_stats.push(NodeStats {
-                name: step.name.clone(),
-                op: step.op.type_name().to_string(),
-                device: step.device.full_name().to_string(),
-                start_us: (t0 - start).as_secs_f64() * 1e6,
-                duration_us: t0.elapsed().as_secs_f64() * 1e6,
-            });
-        }
+        record_step(metadata.as_deref_mut(), options, step, start, t0);
     }
     plan.fetches
         .iter()
@@ -64,10 +56,7 @@ pub(crate) fn execute(
 }
 
 fn read_var(vars: &Variables, id: NodeId, name: &str) -> Result<Tensor> {
-    vars.values
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| Error::failed_precondition(format!("Attempting to use uninitialized value {name}")))
+    vars.values.get(&id).cloned().ok_or_else(|| uninitialized(name))
 }
 
 fn input(plan: &Plan, slots: &[Option<Tensor>], vars: &Variables, i: &Input) -> Result<Tensor> {
@@ -93,13 +82,7 @@ fn run_step(plan: &Plan, step: &Step, slots: &[Option<Tensor>], vars: &mut Varia
                 AssignMode::Add | AssignMode::Sub => {
                     let name = plan.var_names.get(&var).map_or("?", String::as_str);
                     let old = read_var(vars, var, name)?;
-                    if old.shape() != value.shape() || old.dtype() != value.dtype() {
-                        return Err(Error::invalid_argument(format!(
-                            "Cannot update variable with shape {} using a Tensor with shape {}, shapes must be equal.",
-                            crate::tensor::dims_string(old.shape()),
-                            crate::tensor::dims_string(value.shape())
-                        )));
-                    }
+                    check_update((old.dtype(), old.shape()), (value.dtype(), value.shape()))?;
                     let kind = if *mode == AssignMode::Add {
                         crate::ops::BinaryKind::Add
                     } else {
@@ -155,5 +138,41 @@ pub(crate) fn check_deadline(options: &RunOptions, start: Instant) -> Result<()>
             Err(Error::new(crate::error::Code::DeadlineExceeded, "Timed out waiting for the run to finish"))
         }
         _ => Ok(()),
+    }
+}
+
+/// TF's error for reading a variable no initializer has run on.
+pub(crate) fn uninitialized(name: &str) -> Error {
+    Error::failed_precondition(format!("Attempting to use uninitialized value {name}"))
+}
+
+/// `AssignAdd`/`AssignSub` need an update of the variable's dtype and exact shape.
+pub(crate) fn check_update((old_dtype, old): (DType, &[usize]), (new_dtype, new): (DType, &[usize])) -> Result<()> {
+    if old == new && old_dtype == new_dtype {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(format!(
+        "Cannot update variable with shape {} using a Tensor with shape {}, shapes must be equal.",
+        crate::tensor::dims_string(old),
+        crate::tensor::dims_string(new)
+    )))
+}
+
+/// Adds a step's device and timing to the run's metadata when the run is traced.
+pub(crate) fn record_step(
+    metadata: Option<&mut RunMetadata>,
+    options: &RunOptions,
+    step: &Step,
+    start: Instant,
+    t0: Instant,
+) {
+    if let (Some(md), TraceLevel::FullTrace) = (metadata, options.trace_level) {
+        md.step_stats.push(NodeStats {
+            name: step.name.clone(),
+            op: step.op.type_name().to_string(),
+            device: step.device.full_name().to_string(),
+            start_us: (t0 - start).as_secs_f64() * 1e6,
+            duration_us: t0.elapsed().as_secs_f64() * 1e6,
+        });
     }
 }

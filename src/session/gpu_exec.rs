@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::config::{NodeStats, RunMetadata, RunOptions, TraceLevel};
+use super::config::{RunMetadata, RunOptions};
 use super::plan::{FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
@@ -100,15 +100,7 @@ impl GpuState {
                     run.release(t);
                 }
             }
-            if let (Some(md), TraceLevel::FullTrace) = (metadata.as_deref_mut(), options.trace_level) {
-                md.step_stats.push(NodeStats {
-                    name: step.name.clone(),
-                    op: step.op.type_name().to_string(),
-                    device: step.device.full_name().to_string(),
-                    start_us: (t0 - start).as_secs_f64() * 1e6,
-                    duration_us: t0.elapsed().as_secs_f64() * 1e6,
-                });
-            }
+            super::exec::record_step(metadata.as_deref_mut(), options, step, start, t0);
         }
         // Record the readbacks, then submit once.
         let mut pending: Vec<Result<Option<Value>>> = Vec::with_capacity(plan.fetches.len());
@@ -146,9 +138,7 @@ impl GpuState {
 }
 
 fn read_var(vars: &HashMap<NodeId, GpuTensor>, id: NodeId, name: &str) -> Result<GpuTensor> {
-    vars.get(&id)
-        .cloned()
-        .ok_or_else(|| Error::failed_precondition(format!("Attempting to use uninitialized value {name}")))
+    vars.get(&id).cloned().ok_or_else(|| super::exec::uninitialized(name))
 }
 
 /// The state of one run: its stream and the buffers it allocated.
@@ -305,13 +295,7 @@ impl<'p> Run<'p, '_> {
                     AssignMode::Add | AssignMode::Sub => {
                         let name = plan.var_names.get(&var).map_or("?", String::as_str);
                         let old = read_var(vars, var, name)?;
-                        if old.shape != value.shape || old.dtype != value.dtype {
-                            return Err(Error::invalid_argument(format!(
-                                "Cannot update variable with shape {} using a Tensor with shape {}, shapes must be equal.",
-                                crate::tensor::dims_string(&old.shape),
-                                crate::tensor::dims_string(&value.shape)
-                            )));
-                        }
+                        super::exec::check_update((old.dtype, &old.shape), (value.dtype, &value.shape))?;
                         let kind = if *mode == AssignMode::Add { BinaryKind::Add } else { BinaryKind::Sub };
                         match self.compute(&crate::ops::binary_op(kind), &[Value::Dev(old), Value::Dev(value)])? {
                             Some(Value::Dev(t)) => t,
