@@ -100,17 +100,7 @@ fn run_step(plan: &Plan, step: &Step, slots: &[Option<Tensor>], vars: &mut Varia
             };
             Ok(vec![Tensor::from(vars.values.contains_key(&var))])
         }
-        OpKind::ReportUninitialized => {
-            let names: Vec<String> = step
-                .inputs
-                .iter()
-                .filter_map(|i| match i {
-                    Input::Var(id) if !vars.values.contains_key(id) => plan.var_names.get(id).cloned(),
-                    _ => None,
-                })
-                .collect();
-            Ok(vec![Tensor::from(names)])
-        }
+        OpKind::ReportUninitialized => Ok(vec![uninitialized_names(plan, step, |id| vars.values.contains_key(&id))]),
         OpKind::Compute(op) => {
             let ins = step.inputs.iter().map(|i| input(plan, slots, vars, i)).collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Tensor> = ins.iter().collect();
@@ -175,4 +165,18 @@ pub(crate) fn record_step(
             duration_us: t0.elapsed().as_secs_f64() * 1e6,
         });
     }
+}
+
+/// The result of `report_uninitialized_variables`: the names of the step's variables for which
+/// `initialized` is false.
+pub(crate) fn uninitialized_names(plan: &Plan, step: &Step, initialized: impl Fn(NodeId) -> bool) -> Tensor {
+    let names: Vec<String> = step
+        .inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Var(id) if !initialized(*id) => plan.var_names.get(id).cloned(),
+            _ => None,
+        })
+        .collect();
+    Tensor::from(names)
 }

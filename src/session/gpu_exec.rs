@@ -328,15 +328,7 @@ impl<'p> Run<'p, '_> {
                 _ => Err(Error::invalid_argument("IsVariableInitialized needs a variable input")),
             },
             OpKind::ReportUninitialized => {
-                let names: Vec<String> = step
-                    .inputs
-                    .iter()
-                    .filter_map(|i| match i {
-                        Input::Var(id) if !vars.contains_key(id) => plan.var_names.get(id).cloned(),
-                        _ => None,
-                    })
-                    .collect();
-                Ok(vec![Value::Host(Tensor::from(names))])
+                Ok(vec![Value::Host(super::exec::uninitialized_names(plan, step, |id| vars.contains_key(&id)))])
             }
             OpKind::Placeholder(spec) => Err(super::exec::unfed_placeholder(&step.name, spec)),
             OpKind::Variable(_) | OpKind::NoOp => Ok(Vec::new()),
