@@ -102,18 +102,23 @@ fn run_metadata_covers_every_node_and_its_bytes_match_the_counters() {
     let after = s.stats();
     // Every node of the plan has a record, and every record is a node of the plan.
     let mut logged: Vec<String> = s.placement_log().iter().map(|l| l.split(':').next().unwrap().to_string()).collect();
-    let mut stepped: Vec<String> = md.step_stats.iter().map(|st| st.name.clone()).collect();
+    let (transfers, nodes): (Vec<_>, Vec<_>) = md.step_stats.iter().partition(|st| st.op.starts_with("Memcpy"));
+    let mut stepped: Vec<String> = nodes.iter().map(|st| st.name.clone()).collect();
     logged.sort();
     stepped.sort();
     assert_eq!(logged, stepped);
+    let transfers: Vec<&str> = transfers.iter().map(|st| st.name.as_str()).collect();
+    let partition: usize = md.partition.values().map(Vec::len).sum();
+    assert_eq!(partition, md.step_stats.len(), "the partition lists every step");
     assert_eq!(md.bytes_uploaded, after.bytes_uploaded - before.bytes_uploaded);
     assert_eq!(md.bytes_downloaded, after.bytes_downloaded - before.bytes_downloaded);
     if gpu {
         // The feed goes up; the CPU-placed square reads `add` back; the fetch is on the host.
         assert_eq!(md.bytes_uploaded, 16 + 4, "the feed and the constant 1.0");
         assert_eq!(md.bytes_downloaded, 16, "add, read back for the CPU node");
+        assert_eq!(transfers, ["Placeholder/MemcpyHtoD", "add/MemcpyDtoH"], "one transfer per crossing edge");
         let parts = md.nodes_by_device();
-        assert_eq!(parts[CPU], vec!["Square".to_string()]);
+        assert_eq!(parts[CPU], vec!["add/MemcpyDtoH".to_string(), "Square".to_string()]);
         assert!(parts[GPU].contains(&"add".to_string()));
     }
     let trace: serde_json::Value = serde_json::from_str(&md.to_chrome_trace()).unwrap();

@@ -97,6 +97,9 @@ impl Op for MatMul {
         }
         gpu_matmul(inputs, self.transpose_a, self.transpose_b)
     }
+    fn flops(&self, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
+        matmul_flops(inputs, outputs, self.transpose_a)
+    }
 }
 
 impl Op for BatchMatMul {
@@ -151,6 +154,18 @@ impl Op for BatchMatMul {
         }
         gpu_matmul(inputs, self.adj_x, self.adj_y)
     }
+    fn flops(&self, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
+        matmul_flops(inputs, outputs, self.adj_x)
+    }
+}
+
+/// Two FLOPs per output element and step of the inner dimension.
+fn matmul_flops(inputs: &[TensorSpec], outputs: &[TensorSpec], transpose_a: bool) -> f64 {
+    let inner = inputs[0].shape.dims().and_then(|d| {
+        let i = if transpose_a { d.len().checked_sub(2)? } else { d.len().checked_sub(1)? };
+        d[i]
+    });
+    2.0 * inner.unwrap_or(1) as f64 * outputs.iter().map(super::spec_elements).sum::<f64>()
 }
 
 /// Per-batch work (m*n*k) below which batches run in parallel, each GEMM on one thread;

@@ -96,6 +96,16 @@ pub trait Op: Send + Sync + fmt::Debug {
     fn gpu(&self, _inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         None
     }
+    /// Floating-point operations for inputs and outputs of these static specs (unknown
+    /// dimensions count as 1), for the cost model. Defaults to one per output element.
+    fn flops(&self, _inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
+        outputs.iter().map(spec_elements).sum()
+    }
+}
+
+/// Elements of a static spec, unknown dimensions (or rank) counted as 1.
+pub(crate) fn spec_elements(spec: &TensorSpec) -> f64 {
+    spec.shape.dims().map(|d| d.iter().map(|x| x.unwrap_or(1) as f64).product()).unwrap_or(1.0)
 }
 
 /// How an op runs on the GPU: one compute dispatch, or a view of its first input.

@@ -158,6 +158,11 @@ impl Op for Conv2D {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::conv2d(inputs, self.strides, self.dilations, self.padding)
     }
+    fn flops(&self, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
+        // Two FLOPs per output element and filter tap of one group's input depth.
+        let taps: f64 = inputs[1].shape.dims().map_or(1.0, |d| d[..3].iter().map(|x| x.unwrap_or(1) as f64).product());
+        2.0 * taps * outputs.iter().map(super::spec_elements).sum::<f64>()
+    }
 }
 
 /// Which pool.

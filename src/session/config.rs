@@ -16,6 +16,8 @@ pub struct ConfigProto {
     pub gpu_options: GpuOptions,
     /// Threads for the CPU kernels; 0 uses every core.
     pub intra_op_parallelism_threads: usize,
+    /// How nodes that could run on either device are placed (TF's rule by default).
+    pub placement_policy: crate::placement::PlacementPolicy,
 }
 
 impl Default for ConfigProto {
@@ -26,6 +28,7 @@ impl Default for ConfigProto {
             log_device_placement: false,
             gpu_options: GpuOptions::default(),
             intra_op_parallelism_threads: 0,
+            placement_policy: crate::placement::PlacementPolicy::Tf,
         }
     }
 }
@@ -50,7 +53,12 @@ pub struct GpuOptions {
     pub per_process_gpu_memory_fraction: f64,
     /// An explicit byte budget for GPU allocations.
     pub memory_limit_bytes: Option<u64>,
-    /// Allocate as needed (`true`) or reserve the budget up front.
+    /// The adapter's memory in bytes, which `per_process_gpu_memory_fraction` applies to. wgpu
+    /// offers no query for it, so it is `None` (no fraction budget) unless set here.
+    pub adapter_memory_bytes: Option<u64>,
+    /// Allocate as needed (`true`). `false` asks TF's "reserve the budget up front", which wgflow
+    /// does not do: its buffers are separate wgpu allocations, not carved from one block. The
+    /// session logs a warning and allocates as needed, within the budget either way.
     pub allow_growth: bool,
     /// The adapter to use, by index or by a substring of its name (`WGFLOW_ADAPTER` also works).
     pub adapter: Option<String>,
@@ -58,7 +66,13 @@ pub struct GpuOptions {
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { per_process_gpu_memory_fraction: 1.0, memory_limit_bytes: None, allow_growth: true, adapter: None }
+        GpuOptions {
+            per_process_gpu_memory_fraction: 1.0,
+            memory_limit_bytes: None,
+            adapter_memory_bytes: None,
+            allow_growth: true,
+            adapter: None,
+        }
     }
 }
 
@@ -105,6 +119,11 @@ pub struct RunMetadata {
     pub bytes_uploaded: u64,
     /// Bytes this run read back from the GPU.
     pub bytes_downloaded: u64,
+    /// The run's partition: the nodes (and transfers) of its plan on each device, in order.
+    pub partition: BTreeMap<String, Vec<String>>,
+    /// The most bytes held at once during the run, per device: the session's GPU buffers
+    /// (variables, constants and intermediates), and the host values of the run.
+    pub peak_bytes: BTreeMap<String, u64>,
 }
 
 impl RunMetadata {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::config::{NodeStats, RunMetadata, RunOptions, TraceLevel};
-use super::plan::{FetchFrom, Input, Plan, Step};
+use super::plan::{Action, FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::ops::{AssignMode, OpKind};
@@ -26,7 +26,9 @@ pub(crate) fn execute(
 ) -> Result<Vec<Option<Tensor>>> {
     let start = Instant::now();
     let mut slots: Vec<Option<Tensor>> = vec![None; plan.slots];
+    let (mut live, mut peak) = (0u64, 0u64);
     for ((slot, _), t) in plan.feeds.iter().zip(feeds) {
+        live += t.byte_len() as u64;
         slots[*slot] = Some(t);
     }
     for step in &plan.steps {
@@ -35,13 +37,20 @@ pub(crate) fn execute(
         let outs = run_step(plan, step, &slots, vars).map_err(|e| e.at(&step.name))?;
         for (slot, value) in step.outputs.iter().zip(outs) {
             if let Some(s) = slot {
+                live += value.byte_len() as u64;
                 slots[*s] = Some(value);
             }
         }
+        peak = peak.max(live);
         for &s in &step.frees {
-            slots[s] = None;
+            if let Some(t) = slots[s].take() {
+                live = live.saturating_sub(t.byte_len() as u64);
+            }
         }
         record_step(metadata.as_deref_mut(), options, step, start, t0);
+    }
+    if let Some(md) = metadata {
+        md.peak_bytes.insert(crate::placement::DeviceKind::Cpu.full_name().to_string(), peak);
     }
     plan.fetches
         .iter()
@@ -59,50 +68,74 @@ fn read_var(vars: &Variables, id: NodeId, name: &str) -> Result<Tensor> {
     vars.values.get(&id).cloned().ok_or_else(|| uninitialized(name))
 }
 
-fn input(plan: &Plan, slots: &[Option<Tensor>], vars: &Variables, i: &Input) -> Result<Tensor> {
-    match i {
-        Input::Slot(s) => slots[*s].clone().ok_or_else(|| Error::internal("input value missing")),
-        Input::Var(id) => read_var(vars, *id, plan.var_names.get(id).map_or("?", String::as_str)),
+/// The value of each input of `step`: `None` for a variable that holds no value yet.
+fn inputs(step: &Step, slots: &[Option<Tensor>], vars: &Variables) -> Result<Vec<Option<Tensor>>> {
+    step.inputs
+        .iter()
+        .map(|i| match i {
+            Input::Slot(s) => slots[*s].clone().map(Some).ok_or_else(|| Error::internal("input value missing")),
+            Input::Var(id) => Ok(vars.values.get(id).cloned()),
+        })
+        .collect()
+}
+
+/// Input `k` of `step`, failing as TF does when it is an uninitialized variable.
+fn value(plan: &Plan, step: &Step, ins: &[Option<Tensor>], k: usize) -> Result<Tensor> {
+    match (ins.get(k), step.inputs.get(k)) {
+        (Some(Some(t)), _) => Ok(t.clone()),
+        (_, Some(Input::Var(id))) => Err(uninitialized(plan.var_names.get(id).map_or("?", String::as_str))),
+        _ => Err(Error::internal("input value missing")),
     }
 }
 
 fn run_step(plan: &Plan, step: &Step, slots: &[Option<Tensor>], vars: &mut Variables) -> Result<Vec<Tensor>> {
-    match &step.op {
+    match &step.action {
+        Action::Transfer => Ok(vec![value(plan, step, &inputs(step, slots, vars)?, 0)?]),
+        Action::Node(op) => {
+            let ins = inputs(step, slots, vars)?;
+            host_step(plan, step, op, ins, vars)
+        }
+    }
+}
+
+/// Runs node `op` of `step` on the host, with its input values (`None`: an uninitialized
+/// variable) and the host's variables. The GPU executor runs its CPU-placed nodes here too.
+pub(crate) fn host_step(
+    plan: &Plan,
+    step: &Step,
+    op: &OpKind,
+    ins: Vec<Option<Tensor>>,
+    vars: &mut Variables,
+) -> Result<Vec<Tensor>> {
+    match op {
         OpKind::Const(t) => Ok(vec![t.clone()]),
         OpKind::Placeholder(spec) => Err(unfed_placeholder(&step.name, spec)),
-        OpKind::Variable(_) => Ok(Vec::new()),
-        OpKind::NoOp => Ok(Vec::new()),
+        OpKind::Variable(_) | OpKind::NoOp => Ok(Vec::new()),
         OpKind::Assign(mode) => {
             let Input::Var(var) = step.inputs[0] else {
                 return Err(Error::invalid_argument("Assign needs a variable as its first input"));
             };
-            let value = input(plan, slots, vars, &step.inputs[1])?;
+            let update = value(plan, step, &ins, 1)?;
             let new = match mode {
-                AssignMode::Set => value,
+                AssignMode::Set => update,
                 AssignMode::Add | AssignMode::Sub => {
-                    let name = plan.var_names.get(&var).map_or("?", String::as_str);
-                    let old = read_var(vars, var, name)?;
-                    check_update((old.dtype(), old.shape()), (value.dtype(), value.shape()))?;
+                    let old = value(plan, step, &ins, 0)?;
+                    check_update((old.dtype(), old.shape()), (update.dtype(), update.shape()))?;
                     let kind = if *mode == AssignMode::Add {
                         crate::ops::BinaryKind::Add
                     } else {
                         crate::ops::BinaryKind::Sub
                     };
-                    crate::ops::binary_compute(kind, &old, &value)?
+                    crate::ops::binary_compute(kind, &old, &update)?
                 }
             };
             vars.values.insert(var, new.clone());
             Ok(vec![new])
         }
-        OpKind::IsVariableInitialized => {
-            let Input::Var(var) = step.inputs[0] else {
-                return Err(Error::invalid_argument("IsVariableInitialized needs a variable input"));
-            };
-            Ok(vec![Tensor::from(vars.values.contains_key(&var))])
-        }
+        OpKind::IsVariableInitialized => Ok(vec![Tensor::from(matches!(ins.first(), Some(Some(_))))]),
         OpKind::ReportUninitialized => Ok(vec![uninitialized_names(plan, step, |id| vars.values.contains_key(&id))]),
         OpKind::Compute(op) => {
-            let ins = step.inputs.iter().map(|i| input(plan, slots, vars, i)).collect::<Result<Vec<_>>>()?;
+            let ins = (0..ins.len()).map(|k| value(plan, step, &ins, k)).collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Tensor> = ins.iter().collect();
             op.compute(&refs)
         }
@@ -159,7 +192,7 @@ pub(crate) fn record_step(
     if let (Some(md), TraceLevel::FullTrace) = (metadata, options.trace_level) {
         md.step_stats.push(NodeStats {
             name: step.name.clone(),
-            op: step.op.type_name().to_string(),
+            op: step.type_name().to_string(),
             device: step.device.full_name().to_string(),
             start_us: (t0 - start).as_secs_f64() * 1e6,
             duration_us: t0.elapsed().as_secs_f64() * 1e6,

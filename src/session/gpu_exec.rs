@@ -1,14 +1,17 @@
 //! The GPU executor: runs a plan on one device stream. Constants are uploaded once and stay
 //! resident, variables live in the session's buffers, only feeds are uploaded and only fetches
-//! are read back, after one submit. An op without a GPU kernel runs on the CPU (its device
-//! inputs are read back first, which costs an extra submit).
+//! are read back, after one submit. Nodes placed on the CPU run on the host, with their own
+//! variables; the plan's transfer steps move values between the devices (a batch of readbacks
+//! in the middle of a run costs one extra submit). An op that finds no GPU kernel at run time
+//! for its concrete inputs runs on the CPU too, counted as a fallback.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::config::{RunMetadata, RunOptions};
-use super::plan::{FetchFrom, Input, Plan, Step};
+use super::exec::Variables;
+use super::plan::{Action, FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::ops::{AssignMode, BinaryKind, GpuLowering, Op, OpKind};
@@ -23,6 +26,8 @@ use crate::tensor::{DType, Tensor};
 pub(crate) struct GpuState {
     pub(crate) pool: BufferPool,
     pub(crate) vars: HashMap<NodeId, GpuTensor>,
+    /// Variables placed on the CPU.
+    host_vars: Variables,
     consts: HashMap<NodeId, GpuTensor>,
     cpu_fallbacks: u64,
 }
@@ -39,8 +44,17 @@ fn on_gpu(dtype: DType) -> bool {
 }
 
 impl GpuState {
-    pub(crate) fn new(ctx: Arc<GpuContext>) -> Self {
-        GpuState { pool: BufferPool::new(ctx), vars: HashMap::new(), consts: HashMap::new(), cpu_fallbacks: 0 }
+    /// An empty state on `ctx`, allocating within `budget` bytes if given.
+    pub(crate) fn new(ctx: Arc<GpuContext>, budget: Option<u64>) -> Self {
+        let mut pool = BufferPool::new(ctx);
+        pool.set_budget(budget);
+        GpuState {
+            pool,
+            vars: HashMap::new(),
+            host_vars: Variables::default(),
+            consts: HashMap::new(),
+            cpu_fallbacks: 0,
+        }
     }
 
     pub(crate) fn stats(&self) -> GpuStats {
@@ -61,46 +75,58 @@ impl GpuState {
         mut metadata: Option<&mut RunMetadata>,
     ) -> Result<Vec<Option<Tensor>>> {
         let start = Instant::now();
-        let GpuState { pool, vars, consts, cpu_fallbacks } = self;
-        let mut run = Run { stream: Some(Stream::new(pool)?), owned: HashSet::new(), options, fallbacks: 0 };
+        let GpuState { pool, vars, host_vars, consts, cpu_fallbacks } = self;
+        pool.reset_peak();
+        let mut run = Run {
+            stream: Some(Stream::new(pool)?),
+            owned: HashSet::new(),
+            options,
+            fallbacks: 0,
+            host_bytes: 0,
+            host_peak: 0,
+        };
         let mut slots: Vec<Option<Value>> = vec![None; plan.slots];
-        for (((slot, _), t), node) in plan.feeds.iter().zip(feeds).zip(&plan.feed_nodes) {
-            let v = if on_gpu(t.dtype()) {
-                Value::Dev(run.on_device(&Value::Host(t)).map_err(|e| e.at(node))?)
-            } else {
-                Value::Host(t)
-            };
-            slots[*slot] = Some(v);
+        for ((slot, _), t) in plan.feeds.iter().zip(feeds) {
+            run.host_bytes += t.byte_len() as u64;
+            slots[*slot] = Some(Value::Host(t));
         }
-        for step in &plan.steps {
+        let mut stores = Stores { vars, host_vars, consts };
+        let mut i = 0;
+        while i < plan.steps.len() {
             let t0 = Instant::now();
-            let outs = super::exec::check_deadline(options, start)
-                .and_then(|()| run.step(plan, step, &slots, vars, consts))
-                .map_err(|e| e.at(&step.name));
+            // Readbacks placed together are done with one submit.
+            let batch = readback_batch(plan, i);
+            let result = super::exec::check_deadline(options, start).and_then(|()| {
+                if batch > 0 {
+                    run.readbacks(plan, &plan.steps[i..i + batch], &mut slots, &stores)
+                } else {
+                    let step = &plan.steps[i];
+                    let outs = run.step(plan, step, &slots, &mut stores).map_err(|e| e.at(&step.name))?;
+                    run.store(step, outs, &mut slots);
+                    Ok(())
+                }
+            });
             *cpu_fallbacks += std::mem::take(&mut run.fallbacks);
-            let outs = match outs {
-                Ok(outs) => outs,
-                Err(e) => {
-                    // Nothing was submitted: the run's buffers go straight back to the pool.
-                    for v in slots.into_iter().flatten() {
-                        if let Value::Dev(t) = v {
-                            run.release(t);
-                        }
+            if let Err(e) = result {
+                // Nothing was submitted: the run's buffers go straight back to the pool.
+                for v in slots.into_iter().flatten() {
+                    if let Value::Dev(t) = v {
+                        run.release(t);
                     }
-                    return Err(e);
                 }
-            };
-            for (slot, value) in step.outputs.iter().zip(outs) {
-                if let Some(s) = slot {
-                    slots[*s] = Some(value);
-                }
+                return Err(e);
             }
-            for &s in &step.frees {
-                if let Some(Value::Dev(t)) = slots[s].take() {
-                    run.release(t);
+            for step in &plan.steps[i..i + batch.max(1)] {
+                for &s in &step.frees {
+                    match slots[s].take() {
+                        Some(Value::Dev(t)) => run.release(t),
+                        Some(Value::Host(t)) => run.host_bytes = run.host_bytes.saturating_sub(t.byte_len() as u64),
+                        None => {}
+                    }
                 }
+                super::exec::record_step(metadata.as_deref_mut(), options, step, start, t0);
             }
-            super::exec::record_step(metadata.as_deref_mut(), options, step, start, t0);
+            i += batch.max(1);
         }
         // Record the readbacks, then submit once.
         let mut pending: Vec<Result<Option<Value>>> = Vec::with_capacity(plan.fetches.len());
@@ -108,7 +134,7 @@ impl GpuState {
             pending.push(match f {
                 FetchFrom::Nothing => Ok(None),
                 FetchFrom::Slot(s) => slots[*s].clone().map(Some).ok_or_else(|| Error::internal("fetch not computed")),
-                FetchFrom::Var(id, name) => read_var(vars, *id, name).map(|t| Some(Value::Dev(t))),
+                FetchFrom::Var(id, name) => stores.read_var(*id, name).map(Some),
             });
         }
         let mut positions = Vec::with_capacity(pending.len());
@@ -123,7 +149,13 @@ impl GpuState {
         for t in remaining {
             run.release(t);
         }
+        let host_peak = run.host_peak;
         let mut downloaded = run.finish()?;
+        drop(run);
+        if let Some(md) = metadata {
+            md.peak_bytes.insert(DeviceKind::Gpu.full_name().to_string(), pool.peak());
+            md.peak_bytes.insert(DeviceKind::Cpu.full_name().to_string(), host_peak);
+        }
         let mut out = Vec::with_capacity(pending.len());
         for (p, pos) in pending.into_iter().zip(positions) {
             out.push(match (p?, pos) {
@@ -137,8 +169,31 @@ impl GpuState {
     }
 }
 
-fn read_var(vars: &HashMap<NodeId, GpuTensor>, id: NodeId, name: &str) -> Result<GpuTensor> {
-    vars.get(&id).cloned().ok_or_else(|| super::exec::uninitialized(name))
+/// The number of device-to-host transfers starting at step `i` (0 when step `i` is not one).
+fn readback_batch(plan: &Plan, i: usize) -> usize {
+    plan.steps[i..].iter().take_while(|s| matches!(s.action, Action::Transfer) && s.device == DeviceKind::Cpu).count()
+}
+
+/// Where a run finds the session's values.
+struct Stores<'a> {
+    vars: &'a mut HashMap<NodeId, GpuTensor>,
+    host_vars: &'a mut Variables,
+    consts: &'a mut HashMap<NodeId, GpuTensor>,
+}
+
+impl Stores<'_> {
+    /// A variable's value, on whichever device holds it.
+    fn read_var(&self, id: NodeId, name: &str) -> Result<Value> {
+        match (self.vars.get(&id), self.host_vars.values.get(&id)) {
+            (Some(t), _) => Ok(Value::Dev(t.clone())),
+            (None, Some(t)) => Ok(Value::Host(t.clone())),
+            (None, None) => Err(super::exec::uninitialized(name)),
+        }
+    }
+
+    fn initialized(&self, id: NodeId) -> bool {
+        self.vars.contains_key(&id) || self.host_vars.values.contains_key(&id)
+    }
 }
 
 /// The state of one run: its stream and the buffers it allocated.
@@ -148,6 +203,9 @@ struct Run<'p, 'o> {
     owned: HashSet<usize>,
     options: &'o RunOptions,
     fallbacks: u64,
+    /// Bytes of the host values alive now, and their most in this run.
+    host_bytes: u64,
+    host_peak: u64,
 }
 
 impl<'p> Run<'p, '_> {
@@ -176,7 +234,20 @@ impl<'p> Run<'p, '_> {
         }
     }
 
-    /// Reads device values back in the middle of a run (for a CPU-only op): one extra submit.
+    /// Puts a step's outputs in their slots, counting host bytes.
+    fn store(&mut self, step: &Step, outs: Vec<Value>, slots: &mut [Option<Value>]) {
+        for (slot, value) in step.outputs.iter().zip(outs) {
+            if let Some(s) = slot {
+                if let Value::Host(t) = &value {
+                    self.host_bytes += t.byte_len() as u64;
+                    self.host_peak = self.host_peak.max(self.host_bytes);
+                }
+                slots[*s] = Some(value);
+            }
+        }
+    }
+
+    /// Reads device values back in the middle of a run: one extra submit for all of them.
     fn download(&mut self, values: &[Value]) -> Result<Vec<Tensor>> {
         let mut idx = Vec::with_capacity(values.len());
         for v in values {
@@ -185,10 +256,14 @@ impl<'p> Run<'p, '_> {
                 Value::Host(_) => None,
             });
         }
-        let timeout = self.options.timeout;
-        let stream = self.stream()?;
-        let timeout = timeout.unwrap_or_else(|| stream.context().poll_timeout());
-        let mut got = stream.flush(timeout)?;
+        let mut got = if idx.iter().any(Option::is_some) {
+            let timeout = self.options.timeout;
+            let stream = self.stream()?;
+            let timeout = timeout.unwrap_or_else(|| stream.context().poll_timeout());
+            stream.flush(timeout)?
+        } else {
+            Vec::new()
+        };
         values
             .iter()
             .zip(idx)
@@ -198,6 +273,19 @@ impl<'p> Run<'p, '_> {
                 _ => Err(Error::internal("a device input was not read back")),
             })
             .collect()
+    }
+
+    /// Runs a batch of device-to-host transfer steps with one readback.
+    fn readbacks(&mut self, plan: &Plan, batch: &[Step], slots: &mut [Option<Value>], stores: &Stores) -> Result<()> {
+        let values = batch
+            .iter()
+            .map(|step| self.input(plan, slots, stores, &step.inputs[0]).map_err(|e| e.at(&step.name)))
+            .collect::<Result<Vec<_>>>()?;
+        let host = self.download(&values)?;
+        for (step, t) in batch.iter().zip(host) {
+            self.store(step, vec![Value::Host(t)], slots);
+        }
+        Ok(())
     }
 
     fn on_device(&mut self, v: &Value) -> Result<GpuTensor> {
@@ -210,16 +298,10 @@ impl<'p> Run<'p, '_> {
         }
     }
 
-    fn input(
-        &self,
-        plan: &Plan,
-        slots: &[Option<Value>],
-        vars: &HashMap<NodeId, GpuTensor>,
-        i: &Input,
-    ) -> Result<Value> {
+    fn input(&self, plan: &Plan, slots: &[Option<Value>], stores: &Stores, i: &Input) -> Result<Value> {
         match i {
             Input::Slot(s) => slots[*s].clone().ok_or_else(|| Error::internal("input value missing")),
-            Input::Var(id) => read_var(vars, *id, plan.var_names.get(id).map_or("?", String::as_str)).map(Value::Dev),
+            Input::Var(id) => stores.read_var(*id, plan.var_names.get(id).map_or("?", String::as_str)),
         }
     }
 
@@ -253,93 +335,132 @@ impl<'p> Run<'p, '_> {
         }
     }
 
-    fn step(
-        &mut self,
-        plan: &Plan,
-        step: &Step,
-        slots: &[Option<Value>],
-        vars: &mut HashMap<NodeId, GpuTensor>,
-        consts: &mut HashMap<NodeId, GpuTensor>,
-    ) -> Result<Vec<Value>> {
-        match &step.op {
-            OpKind::Const(t) if on_gpu(t.dtype()) && step.device == DeviceKind::Gpu => {
-                if let Some(c) = consts.get(&step.node) {
+    fn step(&mut self, plan: &Plan, step: &Step, slots: &[Option<Value>], stores: &mut Stores) -> Result<Vec<Value>> {
+        let op = match &step.action {
+            Action::Transfer => {
+                let v = self.input(plan, slots, stores, &step.inputs[0])?;
+                return Ok(vec![match step.device {
+                    DeviceKind::Gpu => Value::Dev(self.on_device(&v)?),
+                    DeviceKind::Cpu => Value::Host(self.download(&[v])?.remove(0)),
+                }]);
+            }
+            Action::Node(op) => op,
+        };
+        match op {
+            OpKind::IsVariableInitialized => match step.inputs[0] {
+                Input::Var(var) => return Ok(vec![Value::Host(Tensor::from(stores.initialized(var)))]),
+                _ => return Err(Error::invalid_argument("IsVariableInitialized needs a variable input")),
+            },
+            OpKind::ReportUninitialized => {
+                return Ok(vec![Value::Host(super::exec::uninitialized_names(plan, step, |id| stores.initialized(id)))])
+            }
+            _ if step.device == DeviceKind::Cpu => return self.on_host(plan, step, op, slots, stores),
+            _ => {}
+        }
+        match op {
+            OpKind::Const(t) if on_gpu(t.dtype()) => {
+                if let Some(c) = stores.consts.get(&step.node) {
                     return Ok(vec![Value::Dev(c.clone())]);
                 }
                 let c = self.stream()?.upload(t)?;
-                consts.insert(step.node, c.clone());
+                stores.consts.insert(step.node, c.clone());
                 Ok(vec![Value::Dev(c)])
             }
-            OpKind::Const(t) => Ok(vec![Value::Host(t.clone())]),
             OpKind::Compute(op) => {
-                let ins = step.inputs.iter().map(|i| self.input(plan, slots, vars, i)).collect::<Result<Vec<_>>>()?;
-                if step.device == DeviceKind::Cpu {
-                    return self.on_cpu(op.as_ref(), &ins);
-                }
+                let ins = step.inputs.iter().map(|i| self.input(plan, slots, stores, i)).collect::<Result<Vec<_>>>()?;
                 match self.compute(op.as_ref(), &ins)? {
                     Some(v) => Ok(vec![v]),
                     None => {
                         self.fallbacks += 1;
-                        self.on_cpu(op.as_ref(), &ins)
+                        self.on_host(plan, step, &OpKind::Compute(op.clone()), slots, stores)
                     }
                 }
             }
-            OpKind::Assign(mode) => {
-                let Input::Var(var) = step.inputs[0] else {
-                    return Err(Error::invalid_argument("Assign needs a variable as its first input"));
-                };
-                let value = self.input(plan, slots, vars, &step.inputs[1])?;
-                let value = self.on_device(&value)?;
-                let new = match mode {
-                    AssignMode::Set => value,
-                    AssignMode::Add | AssignMode::Sub => {
-                        let name = plan.var_names.get(&var).map_or("?", String::as_str);
-                        let old = read_var(vars, var, name)?;
-                        super::exec::check_update((old.dtype, &old.shape), (value.dtype, &value.shape))?;
-                        let kind = if *mode == AssignMode::Add { BinaryKind::Add } else { BinaryKind::Sub };
-                        match self.compute(&crate::ops::binary_op(kind), &[Value::Dev(old), Value::Dev(value)])? {
-                            Some(Value::Dev(t)) => t,
-                            _ => return Err(Error::unimplemented("this variable update has no GPU kernel")),
-                        }
-                    }
-                };
-                // The variable keeps its own buffer; the new value is copied into it in order.
-                let target = match vars.get(&var) {
-                    Some(old) if old.byte_len() == new.byte_len() && old.dtype == new.dtype => {
-                        let mut t = old.clone();
-                        t.shape = new.shape.clone();
-                        t
-                    }
-                    _ => {
-                        let stream = self.stream()?;
-                        let t = stream.alloc(new.dtype, &new.shape)?;
-                        if let Some(old) = vars.remove(&var) {
-                            stream.release(old);
-                        }
-                        t
-                    }
-                };
-                self.stream()?.copy(&new, &target)?;
-                vars.insert(var, target.clone());
-                Ok(vec![Value::Dev(target)])
-            }
-            OpKind::IsVariableInitialized => match step.inputs[0] {
-                Input::Var(var) => Ok(vec![Value::Host(Tensor::from(vars.contains_key(&var)))]),
-                _ => Err(Error::invalid_argument("IsVariableInitialized needs a variable input")),
-            },
-            OpKind::ReportUninitialized => {
-                Ok(vec![Value::Host(super::exec::uninitialized_names(plan, step, |id| vars.contains_key(&id)))])
-            }
-            OpKind::Placeholder(spec) => Err(super::exec::unfed_placeholder(&step.name, spec)),
-            OpKind::Variable(_) | OpKind::NoOp => Ok(Vec::new()),
+            OpKind::Assign(mode) => self.assign(plan, step, *mode, slots, stores),
+            _ => self.on_host(plan, step, op, slots, stores),
         }
     }
 
-    /// Runs an op on the CPU (placed there, or without a GPU kernel); its results stay on the
-    /// host until a GPU op needs them.
-    fn on_cpu(&mut self, op: &dyn Op, ins: &[Value]) -> Result<Vec<Value>> {
-        let host = self.download(ins)?;
-        let refs: Vec<&Tensor> = host.iter().collect();
-        Ok(op.compute(&refs)?.into_iter().map(Value::Host).collect())
+    /// An assignment to a variable on the GPU: the variable keeps its buffer, and the new
+    /// value is copied into it in stream order.
+    fn assign(
+        &mut self,
+        plan: &Plan,
+        step: &Step,
+        mode: AssignMode,
+        slots: &[Option<Value>],
+        stores: &mut Stores,
+    ) -> Result<Vec<Value>> {
+        let Input::Var(var) = step.inputs[0] else {
+            return Err(Error::invalid_argument("Assign needs a variable as its first input"));
+        };
+        let value = self.input(plan, slots, stores, &step.inputs[1])?;
+        let value = self.on_device(&value)?;
+        let new = match mode {
+            AssignMode::Set => value,
+            AssignMode::Add | AssignMode::Sub => {
+                let name = plan.var_names.get(&var).map_or("?", String::as_str);
+                let old = match stores.read_var(var, name)? {
+                    Value::Dev(t) => t,
+                    Value::Host(_) => return Err(Error::internal("a GPU assignment to a variable on the CPU")),
+                };
+                super::exec::check_update((old.dtype, &old.shape), (value.dtype, &value.shape))?;
+                let kind = if mode == AssignMode::Add { BinaryKind::Add } else { BinaryKind::Sub };
+                match self.compute(&crate::ops::binary_op(kind), &[Value::Dev(old), Value::Dev(value)])? {
+                    Some(Value::Dev(t)) => t,
+                    _ => return Err(Error::unimplemented("this variable update has no GPU kernel")),
+                }
+            }
+        };
+        let target = match stores.vars.get(&var) {
+            Some(old) if old.byte_len() == new.byte_len() && old.dtype == new.dtype => {
+                let mut t = old.clone();
+                t.shape = new.shape.clone();
+                t
+            }
+            _ => {
+                let stream = self.stream()?;
+                let t = stream.alloc(new.dtype, &new.shape)?;
+                if let Some(old) = stores.vars.remove(&var) {
+                    stream.release(old);
+                }
+                t
+            }
+        };
+        self.stream()?.copy(&new, &target)?;
+        stores.vars.insert(var, target.clone());
+        Ok(vec![Value::Dev(target)])
+    }
+
+    /// Runs a node on the host (placed on the CPU, or without a GPU kernel for its inputs),
+    /// with the CPU's variables. Device inputs are read back first (one extra submit); after
+    /// placement's transfers there are none unless the node fell back.
+    fn on_host(
+        &mut self,
+        plan: &Plan,
+        step: &Step,
+        op: &OpKind,
+        slots: &[Option<Value>],
+        stores: &mut Stores,
+    ) -> Result<Vec<Value>> {
+        let mut values = Vec::with_capacity(step.inputs.len());
+        let mut present = Vec::with_capacity(step.inputs.len());
+        for i in &step.inputs {
+            match self.input(plan, slots, stores, i) {
+                Ok(v) => {
+                    values.push(v);
+                    present.push(true);
+                }
+                Err(e) if matches!(i, Input::Var(_)) && e.code == crate::error::Code::FailedPrecondition => {
+                    values.push(Value::Host(Tensor::from(0.0f32)));
+                    present.push(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let host = self.download(&values)?;
+        let ins = host.into_iter().zip(present).map(|(t, p)| p.then_some(t)).collect();
+        let outs = super::exec::host_step(plan, step, op, ins, stores.host_vars)?;
+        Ok(outs.into_iter().map(Value::Host).collect())
     }
 }

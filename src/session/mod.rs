@@ -1,6 +1,7 @@
 //! Sessions: they hold every value (variables, intermediates) and run the part of a graph
 //! that the fetches need.
 
+mod calibrate;
 mod config;
 mod exec;
 mod fetch;
@@ -61,6 +62,10 @@ pub struct Session {
     stats: SessionStats,
     pool: Option<rayon::ThreadPool>,
     placement_log: Vec<String>,
+    /// What placement knows of the GPU; `None` in a CPU session.
+    gpu_target: Option<crate::placement::GpuTarget>,
+    /// Devices of the variable groups placed so far: a variable never moves.
+    pinned: HashMap<crate::graph::NodeId, crate::placement::DeviceKind>,
 }
 
 impl Session {
@@ -75,11 +80,20 @@ impl Session {
                     .map_err(|e| Error::internal(format!("thread pool: {e}")))?,
             ),
         };
+        let mut gpu_target = None;
         let backend = if config.devices("GPU") == Some(0) {
             Backend::Cpu(Variables::default())
         } else {
             match crate::runtime::gpu::context::GpuContext::get(config.gpu_options.adapter.as_deref()) {
-                Ok(ctx) => Backend::Gpu(Box::new(gpu_exec::GpuState::new(ctx))),
+                Ok(ctx) => {
+                    if !config.gpu_options.allow_growth {
+                        log::warn!("allow_growth = false: wgflow allocates GPU buffers as needed, within the budget");
+                    }
+                    let target = placement_target(&config, &ctx)?;
+                    let state = gpu_exec::GpuState::new(ctx, target.budget);
+                    gpu_target = Some(target);
+                    Backend::Gpu(Box::new(state))
+                }
                 Err(e) if e.code == crate::error::Code::NotFound => {
                     log::info!("no GPU adapter ({}): the session runs on the CPU", e.message);
                     Backend::Cpu(Variables::default())
@@ -95,6 +109,8 @@ impl Session {
             stats: SessionStats::default(),
             pool,
             placement_log: Vec::new(),
+            gpu_target,
+            pinned: HashMap::new(),
         })
     }
 
@@ -200,10 +216,15 @@ impl Session {
         let plan = match self.plans.get(&sig) {
             Some(p) => p.clone(),
             None => {
-                let gpu = matches!(self.state, Some(Backend::Gpu(_)));
-                let p = Arc::new(Plan::build(&self.graph.read(), &sig, gpu, self.config.allow_soft_placement)?);
-                for step in &p.steps {
-                    let line = crate::placement::log_line(&step.name, step.op.type_name(), step.device);
+                let mut placer = crate::placement::Placer {
+                    gpu: self.gpu_target.as_ref(),
+                    soft: self.config.allow_soft_placement,
+                    policy: self.config.placement_policy,
+                    pinned: &mut self.pinned,
+                };
+                let p = Arc::new(Plan::build(&self.graph.read(), &sig, &mut placer)?);
+                for step in p.steps.iter().filter(|s| matches!(s.action, plan::Action::Node(_))) {
+                    let line = crate::placement::log_line(&step.name, step.type_name(), step.device);
                     if self.config.log_device_placement {
                         log::info!("{line}");
                     }
@@ -222,6 +243,11 @@ impl Session {
         let state =
             self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
         let mut metadata = metadata;
+        if let Some(md) = metadata.as_deref_mut() {
+            for step in &plan.steps {
+                md.partition.entry(step.device.full_name().to_string()).or_default().push(step.name.clone());
+            }
+        }
         let md = metadata.as_deref_mut();
         let run = move || match state {
             Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, md),
@@ -316,6 +342,30 @@ impl Session {
         })?;
         Ok(t.ep)
     }
+}
+
+/// What placement needs to know of the session's GPU: its binding limit, the memory budget
+/// (an explicit byte limit, else a fraction of the adapter's memory where that is known: wgpu
+/// cannot query it, so the config states it) and the cost model.
+fn placement_target(
+    config: &ConfigProto,
+    ctx: &crate::runtime::gpu::context::GpuContext,
+) -> Result<crate::placement::GpuTarget> {
+    let options = &config.gpu_options;
+    if !(options.per_process_gpu_memory_fraction > 0.0 && options.per_process_gpu_memory_fraction <= 1.0) {
+        return Err(Error::invalid_argument(format!(
+            "per_process_gpu_memory_fraction must be in (0, 1], got {}",
+            options.per_process_gpu_memory_fraction
+        )));
+    }
+    let budget = options.memory_limit_bytes.or_else(|| {
+        options.adapter_memory_bytes.map(|total| (total as f64 * options.per_process_gpu_memory_fraction) as u64)
+    });
+    let model = match config.placement_policy {
+        crate::placement::PlacementPolicy::CostModel { calibrate: true } => calibrate::model(ctx)?,
+        _ => crate::placement::CostModel::for_adapter(ctx.info().device_type),
+    };
+    Ok(crate::placement::GpuTarget { max_binding: ctx.limits().max_storage_buffer_binding_size, budget, model })
 }
 
 fn fetch_name_error(name: &str, e: Error) -> Error {

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use crate::error::{Error, Result};
 use crate::graph::{Endpoint, GraphData, NodeId};
 use crate::ops::OpKind;
-use crate::placement::{self, DeviceKind};
+use crate::placement::{self, DeviceKind, Placer};
 use crate::tensor::TensorSpec;
 
 /// What a run asks for, resolved to graph ids.
@@ -33,19 +33,40 @@ pub(crate) enum Input {
     Var(NodeId),
 }
 
-/// One node to execute.
+/// What a step does.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Runs a graph node.
+    Node(OpKind),
+    /// Copies its one input to the step's device (inserted by placement; TF's send/recv pair).
+    Transfer,
+}
+
+/// One node to execute, or one transfer between devices.
 #[derive(Debug)]
 pub(crate) struct Step {
+    /// The graph node (for a transfer, the node whose value moves).
     pub(crate) node: NodeId,
-    /// Where the step runs.
+    /// Where the step runs (for a transfer, where the value goes).
     pub(crate) device: DeviceKind,
     pub(crate) name: String,
-    pub(crate) op: OpKind,
+    pub(crate) action: Action,
     pub(crate) inputs: Vec<Input>,
     /// The slot of each output, `None` where nothing reads it (or it is fed).
     pub(crate) outputs: Vec<Option<usize>>,
     /// Slots whose last reader is this step.
     pub(crate) frees: Vec<usize>,
+}
+
+impl Step {
+    /// The op type shown in logs and step stats; transfers show as TF's timeline shows them.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match (&self.action, self.device) {
+            (Action::Node(op), _) => op.type_name(),
+            (Action::Transfer, DeviceKind::Gpu) => "MemcpyHtoD",
+            (Action::Transfer, DeviceKind::Cpu) => "MemcpyDtoH",
+        }
+    }
 }
 
 /// Where each fetched value comes from.
@@ -63,29 +84,28 @@ pub(crate) struct Plan {
     pub(crate) slots: usize,
     /// Slot and static spec of each feed, in the signature's feed order.
     pub(crate) feeds: Vec<(usize, TensorSpec)>,
-    /// The node of each feed, for error messages.
-    pub(crate) feed_nodes: Vec<String>,
     pub(crate) fetches: Vec<FetchFrom>,
     /// Variable names by node, for error messages.
     pub(crate) var_names: HashMap<NodeId, String>,
 }
 
 impl Plan {
-    /// Builds the plan of `sig` on graph `g`.
-    /// Builds the plan of `sig` on graph `g`; `gpu` says whether the session has a GPU and
-    /// `soft` whether soft placement is allowed.
-    pub(crate) fn build(g: &GraphData, sig: &Signature, gpu: bool, soft: bool) -> Result<Plan> {
+    /// Builds the plan of `sig` on graph `g`, placing its nodes with `placer`.
+    pub(crate) fn build(g: &GraphData, sig: &Signature, placer: &mut Placer<'_>) -> Result<Plan> {
         let fed: BTreeSet<Endpoint> = sig.feeds.iter().copied().collect();
         let needed = prune(g, sig, &fed);
         let order = topo_order(g, &needed)?;
+        let devices = placement::place(g, &order, placer)?;
+        let device_of = |id: NodeId| devices.get(&id).copied().unwrap_or(DeviceKind::Cpu);
 
         let mut slot_of: HashMap<Endpoint, usize> = HashMap::new();
-        let mut slots = 0;
+        // Where each slot's value lives. Feeds arrive on the host.
+        let mut slot_device: Vec<DeviceKind> = Vec::new();
         let mut feeds = Vec::new();
         for ep in &sig.feeds {
-            slot_of.insert(*ep, slots);
-            feeds.push((slots, g.nodes[ep.node].outputs[ep.index].clone()));
-            slots += 1;
+            slot_of.insert(*ep, slot_device.len());
+            feeds.push((slot_device.len(), g.nodes[ep.node].outputs[ep.index].clone()));
+            slot_device.push(DeviceKind::Cpu);
         }
         // A variable's tensor, and the identity that reads it (`foo/read`), alias the
         // variable's buffer as TF's ref variables do: a consumer sees the value current when
@@ -101,7 +121,6 @@ impl Plan {
                 _ => None,
             }
         };
-        let is_var = |ep: &Endpoint| ref_of(ep).is_some();
         // Slots for every endpoint some needed step or fetch reads.
         let mut read: BTreeSet<Endpoint> = BTreeSet::new();
         for &id in &order {
@@ -113,26 +132,60 @@ impl Plan {
             }
         }
         for ep in read {
-            if !slot_of.contains_key(&ep) && !is_var(&ep) {
-                slot_of.insert(ep, slots);
-                slots += 1;
+            if !slot_of.contains_key(&ep) && ref_of(&ep).is_none() {
+                slot_of.insert(ep, slot_device.len());
+                slot_device.push(device_of(ep.node));
             }
         }
+        let mut moved: HashMap<(usize, DeviceKind), usize> = HashMap::new();
         let mut last_use: HashMap<usize, usize> = HashMap::new();
-        let mut steps = Vec::with_capacity(order.len());
-        for (pos, &id) in order.iter().enumerate() {
+        let mut steps: Vec<Step> = Vec::with_capacity(order.len());
+        for &id in &order {
             let node = &g.nodes[id];
-            let inputs: Vec<Input> = node
-                .inputs
-                .iter()
-                .map(|ep| match slot_of.get(ep) {
-                    Some(&s) => {
-                        last_use.insert(s, pos);
-                        Input::Slot(s)
+            let device = device_of(id);
+            // Initialization checks look at the variable, not at its value.
+            let reads_values = !matches!(node.op, OpKind::IsVariableInitialized | OpKind::ReportUninitialized);
+            let mut inputs = Vec::with_capacity(node.inputs.len());
+            for (k, ep) in node.inputs.iter().enumerate() {
+                let input = match slot_of.get(ep) {
+                    Some(&s) if reads_values && slot_device[s] != device => {
+                        let t = match moved.get(&(s, device)) {
+                            Some(&t) => t,
+                            None => {
+                                let t = slot_device.len();
+                                slot_device.push(device);
+                                moved.insert((s, device), t);
+                                last_use.insert(s, steps.len());
+                                steps.push(transfer(g, *ep, device, Input::Slot(s), t));
+                                t
+                            }
+                        };
+                        Input::Slot(t)
                     }
-                    None => Input::Var(ref_of(ep).unwrap_or(ep.node)),
-                })
-                .collect();
+                    Some(&s) => Input::Slot(s),
+                    None => {
+                        let var = ref_of(ep).unwrap_or(ep.node);
+                        let home = placer.pinned.get(&var).copied().unwrap_or(device);
+                        // The assigned variable itself is not read; other refs are read now.
+                        let target = k == 0 && matches!(node.op, OpKind::Assign(_));
+                        if reads_values && !target && home != device {
+                            let t = slot_device.len();
+                            slot_device.push(device);
+                            steps.push(transfer(g, *ep, device, Input::Var(var), t));
+                            Input::Slot(t)
+                        } else {
+                            Input::Var(var)
+                        }
+                    }
+                };
+                inputs.push(input);
+            }
+            // After the transfers this node needed, which come before it.
+            for input in &inputs {
+                if let Input::Slot(s) = input {
+                    last_use.insert(*s, steps.len());
+                }
+            }
             let outputs = (0..node.outputs.len())
                 .map(|index| {
                     let ep = Endpoint { node: id, index };
@@ -143,12 +196,11 @@ impl Plan {
                     }
                 })
                 .collect();
-            let device = placement::place(&node.name, &node.op, &node.device, gpu, soft)?;
             steps.push(Step {
                 node: id,
                 device,
                 name: node.name.clone(),
-                op: node.op.clone(),
+                action: Action::Node(node.op.clone()),
                 inputs,
                 outputs,
                 frees: Vec::new(),
@@ -184,8 +236,24 @@ impl Plan {
             .filter(|(_, n)| matches!(n.op, OpKind::Variable(_)))
             .map(|(i, n)| (i, n.name.clone()))
             .collect();
-        let feed_nodes = sig.feeds.iter().map(|ep| g.nodes[ep.node].name.clone()).collect();
-        Ok(Plan { steps, slots, feeds, feed_nodes, fetches, var_names })
+        Ok(Plan { steps, slots: slot_device.len(), feeds, fetches, var_names })
+    }
+}
+
+/// A step copying the value of `ep` (read as `from`) to `device`, into slot `to`. It is named
+/// after the tensor and the copy's direction, e.g. `conv/MemcpyDtoH` or `mul:1/MemcpyHtoD`.
+fn transfer(g: &GraphData, ep: Endpoint, device: DeviceKind, from: Input, to: usize) -> Step {
+    let node = &g.nodes[ep.node].name;
+    let tensor = if ep.index == 0 { node.clone() } else { format!("{node}:{}", ep.index) };
+    let direction = if device == DeviceKind::Gpu { "MemcpyHtoD" } else { "MemcpyDtoH" };
+    Step {
+        node: ep.node,
+        device,
+        name: format!("{tensor}/{direction}"),
+        action: Action::Transfer,
+        inputs: vec![from],
+        outputs: vec![Some(to)],
+        frees: Vec::new(),
     }
 }
 

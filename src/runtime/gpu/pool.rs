@@ -70,6 +70,10 @@ pub struct BufferPool {
     owned: HashMap<usize, Arc<wgpu::Buffer>>,
     free_set: HashSet<usize>,
     held: HeldBytes,
+    /// The most bytes held since the last [`BufferPool::reset_peak`].
+    peak: u64,
+    /// The session's GPU memory budget, if any.
+    budget: Option<u64>,
     pub(crate) stats: GpuStats,
 }
 
@@ -93,8 +97,26 @@ impl BufferPool {
             owned: HashMap::new(),
             free_set: HashSet::new(),
             held: HeldBytes::default(),
+            peak: 0,
+            budget: None,
             stats: GpuStats::default(),
         }
+    }
+
+    /// Limits the bytes this pool may hold: an allocation past it first frees the pool's idle
+    /// buffers, then fails with `ResourceExhausted`.
+    pub fn set_budget(&mut self, budget: Option<u64>) {
+        self.budget = budget;
+    }
+
+    /// The most bytes held since the last reset.
+    pub fn peak(&self) -> u64 {
+        self.peak
+    }
+
+    /// Starts a new peak measurement from the bytes held now.
+    pub fn reset_peak(&mut self) {
+        self.peak = self.bytes_held();
     }
 
     /// The context the buffers live on.
@@ -128,6 +150,18 @@ impl BufferPool {
             self.free_set.remove(&key(&buffer));
             return Ok(buffer);
         }
+        if let Some(budget) = self.budget {
+            if self.bytes_held() + class > budget {
+                self.release_free();
+            }
+            if self.bytes_held() + class > budget {
+                return Err(Error::resource_exhausted(format!(
+                    "OOM when allocating a GPU buffer of {class} bytes: the session holds {} of its {budget}-byte \
+                     GPU memory budget",
+                    self.bytes_held()
+                )));
+            }
+        }
         let buffer = self.ctx.scoped(&format!("allocating a GPU buffer of {class} bytes"), || {
             self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgflow pooled buffer"),
@@ -140,6 +174,7 @@ impl BufferPool {
         self.owned.insert(key(&buffer), buffer.clone());
         self.held.0.fetch_add(class, Ordering::Relaxed);
         self.ctx.add_held(class);
+        self.peak = self.peak.max(self.bytes_held());
         Ok(buffer)
     }
 

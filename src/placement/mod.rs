@@ -1,0 +1,350 @@
+//! Device placement: which device each node of a plan runs on, after TF's placer.
+//!
+//! The rules, in order:
+//! - a variable is colocated with its `Assign`, `read` and update nodes: one group, whose
+//!   devices are the intersection of what its members may use. The session keeps a group's
+//!   device once chosen, so a variable never moves between runs;
+//! - an explicit device request (`/cpu:0`, `/device:GPU:0`, a full
+//!   `/job:localhost/replica:0/task:0/device:CPU:0`, …) is honoured;
+//! - a node the GPU can take (a kernel for its dtypes, outputs within the storage binding limit
+//!   and the memory budget) goes to the GPU when the session has one; otherwise the CPU. A GPU
+//!   request that cannot be met falls back to the CPU under soft placement and fails without it;
+//! - identity-like nodes without a request follow their input, and constants and other
+//!   input-less generators go where their consumers are, so neither causes a round trip.
+//!
+//! [`PlacementPolicy::CostModel`] replaces the third rule's "GPU when possible" by a choice
+//! from estimated kernel and transfer times (see [`cost`]).
+
+pub mod cost;
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::graph::{GraphData, NodeId};
+use crate::ops::OpKind;
+use crate::tensor::{DType, TensorSpec};
+pub use cost::{CostModel, DeviceModel, PlacementPolicy};
+
+/// A device a node can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeviceKind {
+    /// The host CPU.
+    Cpu,
+    /// The session's GPU adapter.
+    Gpu,
+}
+
+impl DeviceKind {
+    /// TF's full device name, e.g. `/job:localhost/replica:0/task:0/device:GPU:0`.
+    pub fn full_name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "/job:localhost/replica:0/task:0/device:CPU:0",
+            DeviceKind::Gpu => "/job:localhost/replica:0/task:0/device:GPU:0",
+        }
+    }
+}
+
+/// The device kind a request names, `None` for no request. Accepts TF's forms, partial
+/// (`/gpu:0`, `/device:CPU:0`, `GPU`) or full (`/job:localhost/replica:0/task:0/device:GPU:0`).
+pub fn requested(spec: &str) -> Result<Option<DeviceKind>> {
+    let last = spec.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
+    if spec.trim().is_empty() {
+        return Ok(None);
+    }
+    let kind = last.strip_prefix("device:").unwrap_or(last);
+    let name = kind.split(':').next().unwrap_or("").to_ascii_uppercase();
+    match name.as_str() {
+        "CPU" => Ok(Some(DeviceKind::Cpu)),
+        "GPU" => Ok(Some(DeviceKind::Gpu)),
+        _ => Err(Error::invalid_argument(format!("Malformed device specification '{spec}'"))),
+    }
+}
+
+/// What the placer knows of the session's GPU.
+#[derive(Clone, Debug)]
+pub(crate) struct GpuTarget {
+    /// The largest storage binding, in bytes.
+    pub(crate) max_binding: u64,
+    /// The session's GPU memory budget, if it has one.
+    pub(crate) budget: Option<u64>,
+    /// Speeds of both devices and of transfers, for the cost-model policy.
+    pub(crate) model: CostModel,
+}
+
+/// The placer's inputs besides the graph.
+pub(crate) struct Placer<'a> {
+    /// The session's GPU; `None` places everything on the CPU.
+    pub(crate) gpu: Option<&'a GpuTarget>,
+    pub(crate) soft: bool,
+    pub(crate) policy: PlacementPolicy,
+    /// Devices of variable groups placed by earlier plans; new groups are added.
+    pub(crate) pinned: &'a mut HashMap<NodeId, DeviceKind>,
+}
+
+/// Why the GPU cannot take a node, or `None` when it can.
+enum Refusal {
+    NoGpu,
+    NoKernel(String),
+    TooLarge(u64, u64),
+    OverBudget(u64, u64),
+}
+
+impl Refusal {
+    fn describe(&self) -> String {
+        match self {
+            Refusal::NoGpu => format!("available devices are [ {} ]", DeviceKind::Cpu.full_name()),
+            Refusal::NoKernel(what) => format!("no GPU kernel for {what}"),
+            Refusal::TooLarge(bytes, limit) => {
+                format!("an output of {bytes} bytes is over the GPU's storage binding limit of {limit} bytes")
+            }
+            Refusal::OverBudget(bytes, budget) => {
+                format!("an output of {bytes} bytes is over the GPU memory budget of {budget} bytes")
+            }
+        }
+    }
+}
+
+/// A shape with unknown dimensions taken as 1 (unknown rank as a scalar).
+fn concrete(spec: &TensorSpec) -> Vec<usize> {
+    spec.shape.dims().map(|d| d.iter().map(|x| x.unwrap_or(1)).collect()).unwrap_or_default()
+}
+
+/// Bytes of a spec whose shape is fully known.
+fn static_bytes(spec: &TensorSpec) -> Option<u64> {
+    let dims = spec.shape.dims()?;
+    let mut n = spec.dtype.size() as u64;
+    for d in dims {
+        n = n.checked_mul((*d)? as u64)?;
+    }
+    Some(n)
+}
+
+fn on_gpu_dtype(d: DType) -> bool {
+    matches!(d, DType::F32 | DType::I32)
+}
+
+/// The variable a node is colocated with: assignments, reads and updates of it.
+pub(crate) fn colocated_variable(g: &GraphData, id: NodeId) -> Option<NodeId> {
+    let node = &g.nodes[id];
+    let first = node.inputs.first()?.node;
+    if !matches!(g.nodes[first].op, OpKind::Variable(_)) {
+        return None;
+    }
+    match &node.op {
+        OpKind::Assign(_) | OpKind::IsVariableInitialized => Some(first),
+        OpKind::Compute(op) if op.type_name() == "Identity" => Some(first),
+        _ => None,
+    }
+}
+
+/// Ops whose output is their input with another shape: placed with their input.
+fn is_view(op: &OpKind) -> bool {
+    matches!(op, OpKind::Compute(op) if matches!(op.type_name(), "Identity" | "Reshape" | "Squeeze" | "ExpandDims" | "StopGradient"))
+}
+
+impl Placer<'_> {
+    /// Whether the GPU can take node `id`.
+    fn refusal(&self, g: &GraphData, id: NodeId) -> Option<Refusal> {
+        let Some(gpu) = self.gpu else { return Some(Refusal::NoGpu) };
+        let node = &g.nodes[id];
+        for out in &node.outputs {
+            if let Some(bytes) = static_bytes(out) {
+                if bytes > gpu.max_binding {
+                    return Some(Refusal::TooLarge(bytes, gpu.max_binding));
+                }
+                if let Some(budget) = gpu.budget.filter(|b| bytes > *b) {
+                    return Some(Refusal::OverBudget(bytes, budget));
+                }
+            }
+        }
+        let ins: Vec<TensorSpec> = node.inputs.iter().map(|ep| g.nodes[ep.node].outputs[ep.index].clone()).collect();
+        match &node.op {
+            OpKind::Const(_) | OpKind::Placeholder(_) | OpKind::Variable(_) | OpKind::Assign(_) => {
+                let dtype = node.outputs.first().map(|s| s.dtype).unwrap_or(DType::F32);
+                (!on_gpu_dtype(dtype)).then(|| Refusal::NoKernel(format!("dtype {dtype}")))
+            }
+            OpKind::Compute(op) => {
+                let shapes: Vec<Vec<usize>> = ins.iter().map(concrete).collect();
+                let specs: Vec<(DType, &[usize])> =
+                    ins.iter().zip(&shapes).map(|(s, d)| (s.dtype, d.as_slice())).collect();
+                let has = specs.iter().all(|(d, _)| on_gpu_dtype(*d)) && op.gpu(&specs).is_some();
+                let dtypes: Vec<String> = ins.iter().map(|s| s.dtype.to_string()).collect();
+                (!has).then(|| {
+                    Refusal::NoKernel(format!("{} with inputs of dtype [{}]", op.type_name(), dtypes.join(", ")))
+                })
+            }
+            OpKind::ReportUninitialized => Some(Refusal::NoKernel("ReportUninitializedVariables".into())),
+            OpKind::IsVariableInitialized | OpKind::NoOp => None,
+        }
+    }
+
+    /// The device of a node or group that asks for `request`, given why the GPU would refuse
+    /// it; `None` when the node is free (no request, and the GPU can take it).
+    fn decide(
+        &self,
+        name: &str,
+        device: &str,
+        request: Option<DeviceKind>,
+        refusal: Option<Refusal>,
+    ) -> Result<Option<DeviceKind>> {
+        if request == Some(DeviceKind::Cpu) {
+            return Ok(Some(DeviceKind::Cpu));
+        }
+        match refusal {
+            None => Ok(request),
+            Some(_) if self.soft => Ok(Some(DeviceKind::Cpu)),
+            Some(r @ Refusal::OverBudget(..)) => {
+                Err(Error::resource_exhausted(format!("OOM when placing {name} on the GPU: {}", r.describe())).at(name))
+            }
+            Some(r) if request == Some(DeviceKind::Gpu) => Err(Error::invalid_argument(format!(
+                "Cannot assign a device for operation {name}: {{{{node {name}}}}} was explicitly assigned to {device} but {}. \
+                 Make sure the device specification refers to a valid device.",
+                r.describe()
+            ))
+            .at(name)),
+            Some(_) => Ok(Some(DeviceKind::Cpu)),
+        }
+    }
+}
+
+/// Places the nodes of `order` (the plan's nodes, in topological order) and returns each one's
+/// device.
+pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Result<HashMap<NodeId, DeviceKind>> {
+    let mut device: HashMap<NodeId, DeviceKind> = HashMap::new();
+    // Variable groups first: their device holds for the session's lifetime.
+    for &id in order {
+        if let Some(var) = colocated_variable(g, id) {
+            let d = place_group(g, var, p)?;
+            device.insert(id, d);
+        }
+    }
+    let mut free: Vec<NodeId> = Vec::new();
+    for &id in order {
+        if device.contains_key(&id) {
+            continue;
+        }
+        let node = &g.nodes[id];
+        let request = requested(&node.device).map_err(|e| e.at(&node.name))?;
+        let refusal = p.refusal(g, id);
+        match p.decide(&node.name, &node.device, request, refusal)? {
+            Some(d) => {
+                device.insert(id, d);
+            }
+            None => free.push(id),
+        }
+    }
+    // Free nodes: the GPU can take them and nobody asked for a device.
+    let generator = |id: NodeId| g.nodes[id].inputs.is_empty() && !matches!(g.nodes[id].op, OpKind::NoOp);
+    let compute: Vec<NodeId> = free.iter().copied().filter(|&id| !generator(id) && !is_view(&g.nodes[id].op)).collect();
+    match (p.policy, p.gpu) {
+        (PlacementPolicy::CostModel { .. }, Some(gpu)) => {
+            // Fed placeholders arrive on the host; variables are where their group is.
+            let mut known = device.clone();
+            for (id, node) in g.nodes.iter().enumerate() {
+                match node.op {
+                    OpKind::Placeholder(_) => {
+                        known.insert(id, DeviceKind::Cpu);
+                    }
+                    OpKind::Variable(_) => {
+                        if let Some(d) = p.pinned.get(&id) {
+                            known.insert(id, *d);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (id, d) in cost::choose(g, &compute, &known, &gpu.model) {
+                device.insert(id, d);
+            }
+        }
+        _ => {
+            for &id in &compute {
+                device.insert(id, DeviceKind::Gpu);
+            }
+        }
+    }
+    for &id in order {
+        if !device.contains_key(&id) && is_view(&g.nodes[id].op) {
+            let from = g.nodes[id].inputs.first().and_then(|ep| device.get(&ep.node).copied());
+            device.insert(id, from.unwrap_or(DeviceKind::Gpu));
+        }
+    }
+    // Generators go where their consumers are (the GPU if any consumer is there).
+    let mut consumers: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &id in order {
+        for ep in &g.nodes[id].inputs {
+            consumers.entry(ep.node).or_default().push(id);
+        }
+    }
+    for &id in order.iter().rev() {
+        if device.contains_key(&id) {
+            continue;
+        }
+        let users = consumers.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+        let any_gpu = users.iter().any(|u| device.get(u) == Some(&DeviceKind::Gpu));
+        let d = if any_gpu || users.is_empty() { DeviceKind::Gpu } else { DeviceKind::Cpu };
+        device.insert(id, d);
+    }
+    Ok(device)
+}
+
+/// The device of the group of variable `var`: pinned if placed before, else the intersection
+/// of its members' requests and of what the GPU can take.
+fn place_group(g: &GraphData, var: NodeId, p: &mut Placer<'_>) -> Result<DeviceKind> {
+    if let Some(d) = p.pinned.get(&var) {
+        return Ok(*d);
+    }
+    let members: Vec<NodeId> =
+        std::iter::once(var).chain((0..g.nodes.len()).filter(|&id| colocated_variable(g, id) == Some(var))).collect();
+    let mut request: Option<(DeviceKind, NodeId)> = None;
+    for &m in &members {
+        let node = &g.nodes[m];
+        if let Some(r) = requested(&node.device).map_err(|e| e.at(&node.name))? {
+            match request {
+                Some((prev, other)) if prev != r && !p.soft => {
+                    return Err(Error::invalid_argument(format!(
+                        "Cannot colocate nodes {{{{colocation_node {}}}}} and {{{{colocation_node {}}}}}: \
+                         Cannot merge devices with incompatible types: '{}' and '{}'",
+                        g.nodes[other].name, node.name, g.nodes[other].device, node.device
+                    ))
+                    .at(&node.name));
+                }
+                Some((prev, _)) if prev != r => request = Some((DeviceKind::Cpu, m)),
+                Some(_) => {}
+                None => request = Some((r, m)),
+            }
+        }
+    }
+    let refusal = p.refusal(g, var);
+    let name = &g.nodes[var].name;
+    let device = request.map(|(_, m)| g.nodes[m].device.as_str()).unwrap_or("");
+    let d = p.decide(name, device, request.map(|(r, _)| r), refusal)?.unwrap_or(DeviceKind::Gpu);
+    p.pinned.insert(var, d);
+    Ok(d)
+}
+
+/// TF's placement log line: `conv: (Conv2D): /job:localhost/replica:0/task:0/device:GPU:0`.
+pub(crate) fn log_line(name: &str, op_type: &str, device: DeviceKind) -> String {
+    format!("{name}: ({op_type}): {}", device.full_name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_requests_in_tf_forms() {
+        for (spec, want) in [
+            ("", None),
+            ("/cpu:0", Some(DeviceKind::Cpu)),
+            ("/device:CPU:0", Some(DeviceKind::Cpu)),
+            ("/gpu:0", Some(DeviceKind::Gpu)),
+            ("/device:GPU:0", Some(DeviceKind::Gpu)),
+            ("/job:localhost/replica:0/task:0/device:GPU:0", Some(DeviceKind::Gpu)),
+            ("GPU", Some(DeviceKind::Gpu)),
+        ] {
+            assert_eq!(requested(spec).unwrap(), want, "{spec}");
+        }
+        assert!(requested("/tpu:0").is_err());
+    }
+}
