@@ -42,7 +42,7 @@ pub mod __ops_gpu_testing {
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
 pub use ops::{BinaryKind, Padding, UnaryKind};
-pub use placement::DeviceKind;
+pub use placement::{CostModel, DeviceKind, DeviceModel, PlacementPolicy};
 pub use session::{
     ConfigProto, FeedKey, Fetch, GpuOptions, NodeStats, RunMetadata, RunOptions, Session, SessionStats, TraceLevel,
 };

@@ -95,10 +95,10 @@ impl Refusal {
             Refusal::NoGpu => format!("available devices are [ {} ]", DeviceKind::Cpu.full_name()),
             Refusal::NoKernel(what) => format!("no GPU kernel for {what}"),
             Refusal::TooLarge(bytes, limit) => {
-                format!("an output of {bytes} bytes is over the GPU's storage binding limit of {limit} bytes")
+                format!("a tensor of {bytes} bytes is over the GPU's storage binding limit of {limit} bytes")
             }
             Refusal::OverBudget(bytes, budget) => {
-                format!("an output of {bytes} bytes is over the GPU memory budget of {budget} bytes")
+                format!("its tensors need {bytes} bytes, over the GPU memory budget of {budget} bytes")
             }
         }
     }
@@ -147,7 +147,13 @@ impl Placer<'_> {
     fn refusal(&self, g: &GraphData, id: NodeId) -> Option<Refusal> {
         let Some(gpu) = self.gpu else { return Some(Refusal::NoGpu) };
         let node = &g.nodes[id];
-        for out in &node.outputs {
+        let ins: Vec<TensorSpec> = node.inputs.iter().map(|ep| g.nodes[ep.node].outputs[ep.index].clone()).collect();
+        // Every input and output must fit a binding; together they must fit the budget.
+        let known: Vec<u64> = ins.iter().chain(&node.outputs).filter_map(static_bytes).collect();
+        if let Some(budget) = gpu.budget.filter(|b| known.iter().sum::<u64>() > *b) {
+            return Some(Refusal::OverBudget(known.iter().sum(), budget));
+        }
+        for out in ins.iter().chain(&node.outputs) {
             if let Some(bytes) = static_bytes(out) {
                 if bytes > gpu.max_binding {
                     return Some(Refusal::TooLarge(bytes, gpu.max_binding));
@@ -157,7 +163,6 @@ impl Placer<'_> {
                 }
             }
         }
-        let ins: Vec<TensorSpec> = node.inputs.iter().map(|ep| g.nodes[ep.node].outputs[ep.index].clone()).collect();
         match &node.op {
             OpKind::Const(_) | OpKind::Placeholder(_) | OpKind::Variable(_) | OpKind::Assign(_) => {
                 let dtype = node.outputs.first().map(|s| s.dtype).unwrap_or(DType::F32);

@@ -90,6 +90,7 @@ impl GpuState {
             run.host_bytes += t.byte_len() as u64;
             slots[*slot] = Some(Value::Host(t));
         }
+        run.host_peak = run.host_bytes;
         let mut stores = Stores { vars, host_vars, consts };
         let mut i = 0;
         while i < plan.steps.len() {
@@ -150,9 +151,21 @@ impl GpuState {
             run.release(t);
         }
         let host_peak = run.host_peak;
+        let submitted = Instant::now();
         let mut downloaded = run.finish()?;
         drop(run);
         if let Some(md) = metadata {
+            // Kernels run after the submit: the GPU's time shows as one record for the submit
+            // (with its wait and readbacks); the node records above are the recording times.
+            if options.trace_level == super::config::TraceLevel::FullTrace {
+                md.step_stats.push(super::config::NodeStats {
+                    name: "gpu_submit".into(),
+                    op: "Submit".into(),
+                    device: DeviceKind::Gpu.full_name().to_string(),
+                    start_us: (submitted - start).as_secs_f64() * 1e6,
+                    duration_us: submitted.elapsed().as_secs_f64() * 1e6,
+                });
+            }
             md.peak_bytes.insert(DeviceKind::Gpu.full_name().to_string(), pool.peak());
             md.peak_bytes.insert(DeviceKind::Cpu.full_name().to_string(), host_peak);
         }

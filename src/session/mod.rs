@@ -157,6 +157,17 @@ impl Session {
         &self.placement_log
     }
 
+    /// The cost model placement uses in this session (`None` without a GPU): from the adapter
+    /// type, or calibrated with `PlacementPolicy::CostModel { calibrate: true }`.
+    pub fn cost_model(&self) -> Option<crate::placement::CostModel> {
+        self.gpu_target.as_ref().map(|t| t.model)
+    }
+
+    /// The GPU memory budget of this session in bytes, if it has one.
+    pub fn gpu_memory_budget(&self) -> Option<u64> {
+        self.gpu_target.as_ref().and_then(|t| t.budget)
+    }
+
     /// Where this session runs: `"GPU: <adapter>"` or `"CPU"`.
     pub fn device(&self) -> String {
         match &self.state {
