@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod gradients;
 pub mod graph;
 pub mod ops;
 pub mod placement;

@@ -71,6 +71,9 @@ impl Reshape {
 }
 
 impl Op for Reshape {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "Reshape"
     }
@@ -154,6 +157,9 @@ impl Transpose {
 }
 
 impl Op for Transpose {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "Transpose"
     }

@@ -84,6 +84,14 @@ binary_ops! {
     Pow => "Pow", "Pow", |x, y| x.powf(y), int: None, wgsl: "pow_tf(a, b)";
     SquaredDifference => "SquaredDifference", "SquaredDifference", |x, y| (x - y) * (x - y),
         int: None, wgsl: "(a - b) * (a - b)";
+    // Gradient kernels, in TF's argument order.
+    ReluGrad => "ReluGrad", "ReluGrad", |dy, x| if x > 0.0 { dy } else { 0.0 }, int: None, wgsl: "select(0.0, a, b > 0.0)";
+    TanhGrad => "TanhGrad", "TanhGrad", |y, dy| dy * (1.0 - y * y), int: None, wgsl: "b * (1.0 - a * a)";
+    SigmoidGrad => "SigmoidGrad", "SigmoidGrad", |y, dy| dy * y * (1.0 - y), int: None, wgsl: "b * a * (1.0 - a)";
+    SqrtGrad => "SqrtGrad", "SqrtGrad", |y, dy| dy * 0.5 / y, int: None, wgsl: "b * 0.5 / a";
+    RsqrtGrad => "RsqrtGrad", "RsqrtGrad", |y, dy| dy * -0.5 * y * y * y, int: None, wgsl: "b * -0.5 * a * a * a";
+    // 1 where x == y, else 0: TF builds this mask from `Equal` and `Cast` (for max's gradient).
+    EqualMask => "EqualMask", "EqualMask", |x, y| if x == y { 1.0 } else { 0.0 }, int: None, wgsl: "select(0.0, 1.0, a == b)";
 }
 
 unary_ops! {
@@ -97,6 +105,8 @@ unary_ops! {
     Sigmoid => "Sigmoid", |x| 1.0 / (1.0 + (-x).exp()), int: None, wgsl: "1.0 / (1.0 + exp_tf(-a))";
     Relu => "Relu", |x| if x < 0.0 { 0.0 } else { x }, int: Some(|x| x.max(0)), wgsl: "select(a, 0.0, a < 0.0)";
     Square => "Square", |x| x * x, int: Some(|x: i32| x.wrapping_mul(x)), wgsl: "a * a";
+    OnesLike => "OnesLike", |_x| 1.0, int: Some(|_| 1), wgsl: "1.0";
+    ZerosLike => "ZerosLike", |_x| 0.0, int: Some(|_| 0), wgsl: "0.0";
 }
 
 impl BinaryKind {
@@ -123,6 +133,8 @@ impl UnaryKind {
             UnaryKind::Abs => "abs(a)",
             UnaryKind::Relu => "max(a, 0)",
             UnaryKind::Square => "a * a",
+            UnaryKind::OnesLike => "1",
+            UnaryKind::ZerosLike => "0",
             _ => return None,
         })
     }
@@ -265,6 +277,9 @@ fn map<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(a: &ArcArray<T, I
 pub(crate) struct Binary(pub(crate) BinaryKind);
 
 impl Op for Binary {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         self.0.tf_name()
     }
@@ -336,6 +351,9 @@ impl Binary {
 pub(crate) struct Unary(pub(crate) UnaryKind);
 
 impl Op for Unary {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         self.0.tf_name()
     }
@@ -397,6 +415,9 @@ fn check_dtype(op: &str, dtype: DType, int_ok: bool) -> Result<()> {
 pub(crate) struct Cast(pub(crate) DType);
 
 impl Op for Cast {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "Cast"
     }

@@ -48,6 +48,9 @@ fn merge_dim(a: Option<usize>, b: Option<usize>) -> std::result::Result<Option<u
 }
 
 impl Op for MatMul {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "MatMul"
     }
@@ -103,6 +106,9 @@ impl Op for MatMul {
 }
 
 impl Op for BatchMatMul {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "BatchMatMulV2"
     }

@@ -6,7 +6,9 @@
 
 mod array;
 mod elementwise;
+mod elementwise_grad;
 pub(crate) mod gpu_util;
+mod grads;
 mod linalg;
 mod nn;
 mod reduce;
@@ -95,6 +97,11 @@ pub trait Op: Send + Sync + fmt::Debug {
     /// has no GPU kernel for them. Run-time shape errors are returned here, as by `compute`.
     fn gpu(&self, _inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         None
+    }
+    /// The gradients of the inputs from the gradients of the outputs, as graph ops added under
+    /// the current name scope (`None` for an input without one, such as an integer index).
+    fn gradient(&self, _ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        Err(Error::unimplemented(format!("No gradient defined for operation of type {}", self.type_name())))
     }
     /// Floating-point operations for inputs and outputs of these static specs (unknown
     /// dimensions count as 1), for the cost model. Defaults to one per output element.

@@ -273,6 +273,9 @@ fn bias_add<T: Copy + Send + Sync + std::ops::Add<Output = T>>(
 }
 
 impl Op for BiasAdd {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        super::grads::bias_add(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "BiasAdd"
     }

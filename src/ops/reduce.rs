@@ -88,6 +88,9 @@ pub(super) fn check_dtype(op: &str, dtype: DType, int_ok: bool) -> Result<()> {
 }
 
 impl Op for Reduce {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         self.kind.tf_name()
     }

@@ -33,6 +33,9 @@ impl Softmax {
 }
 
 impl Op for Softmax {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        self.grad(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "Softmax"
     }

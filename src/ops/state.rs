@@ -33,6 +33,9 @@ pub(crate) fn infer_assign(inputs: &[TensorSpec]) -> InferResult {
 pub(crate) struct Identity;
 
 impl Op for Identity {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        super::grads::identity(ctx)
+    }
     fn type_name(&self) -> &'static str {
         "Identity"
     }
