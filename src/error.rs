@@ -21,6 +21,8 @@ pub enum Code {
     Unavailable,
     /// A run exceeded its deadline.
     DeadlineExceeded,
+    /// Stored data is corrupt or truncated (a damaged checkpoint file).
+    DataLoss,
 }
 
 impl fmt::Display for Code {
@@ -81,6 +83,10 @@ impl Error {
     /// `Internal`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Code::Internal, message)
+    }
+    /// `DataLoss`.
+    pub fn data_loss(message: impl Into<String>) -> Self {
+        Self::new(Code::DataLoss, message)
     }
     /// Ties the error to `node` unless it already names one.
     pub fn at(mut self, node: &str) -> Self {

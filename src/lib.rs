@@ -30,6 +30,7 @@ pub mod placement;
 mod runtime;
 pub mod session;
 pub mod tensor;
+pub mod train;
 
 #[doc(hidden)]
 pub use runtime::gpu::__gpu_testing;

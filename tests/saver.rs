@@ -1,0 +1,594 @@
+//! `train::Saver`: safetensors checkpoints, the `checkpoint` index, `max_to_keep`, restoring
+//! through graph nodes on CPU and GPU sessions, and every error a restore can meet.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use wgflow::train::{latest_checkpoint, Saver};
+use wgflow::{Code, ConfigProto, DType, Graph, Output, Session, Tensor, Variable};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wgflow-saver-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    /// The names of the directory's entries, sorted.
+    fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("read dir")
+            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The sessions the round trips run on: the CPU, and the GPU when there is one.
+fn devices() -> Vec<(&'static str, ConfigProto)> {
+    let mut d = vec![("cpu", ConfigProto::cpu_only())];
+    if common::gpu_ready() {
+        d.push(("gpu", ConfigProto::default()));
+    }
+    d
+}
+
+fn session(g: &Graph, device: &str, config: &ConfigProto) -> Session {
+    let s = Session::new(g, config.clone()).expect("session");
+    assert_eq!(s.device().starts_with("GPU"), device == "gpu", "{device} session runs on {}", s.device());
+    s
+}
+
+/// The variables of the test model: `W` f32 [2,3], `layer1/b` f32 [3], `global_step` i32 [],
+/// and, where the session keeps them (the CPU; GPU variables are float32 and int32 only),
+/// `d` f64 [2] and `flags` bool [3].
+struct Model {
+    vars: Vec<Variable>,
+}
+
+/// Whether a session on `device` holds float64 and bool variables.
+fn wide(device: &str) -> bool {
+    device == "cpu"
+}
+
+impl Model {
+    /// The model, initialized from `seed` so two models can start with different values.
+    fn build(g: &Graph, seed: f32, wide: bool) -> Model {
+        let w = g
+            .variable(Tensor::from_f32(&[2, 3], (0..6).map(|i| seed + i as f32).collect()).expect("W"), "W")
+            .expect("W");
+        let b = {
+            let _s = g.name_scope("layer1");
+            g.variable(Tensor::from(vec![seed; 3]), "b").expect("b")
+        };
+        let step = g.variable(Tensor::from(seed as i32), "global_step").expect("step");
+        let mut vars = vec![w, b, step];
+        if wide {
+            vars.push(g.variable(Tensor::from(vec![f64::from(seed), 0.5]), "d").expect("d"));
+            vars.push(g.variable(Tensor::from([false, seed > 0.0, false]), "flags").expect("flags"));
+        }
+        Model { vars }
+    }
+
+    /// The same variables created in the reverse order, all zero (false).
+    fn build_reversed(g: &Graph, wide: bool) -> Model {
+        let mut vars = Vec::new();
+        if wide {
+            vars.push(g.variable(Tensor::from([false; 3]), "flags").expect("flags"));
+            vars.push(g.variable(Tensor::from(vec![0.0f64; 2]), "d").expect("d"));
+        }
+        vars.push(g.variable(0i32, "global_step").expect("step"));
+        vars.push({
+            let _s = g.name_scope("layer1");
+            g.variable(Tensor::from(vec![0.0f32; 3]), "b").expect("b")
+        });
+        vars.push(g.variable(Tensor::filled(DType::F32, &[2, 3], 0.0), "W").expect("W"));
+        vars.reverse();
+        Model { vars }
+    }
+
+    /// The current values of every variable.
+    fn values(&self, s: &mut Session) -> Vec<Tensor> {
+        let fetches: Vec<&Output> = self.vars.iter().map(|v| v.tensor()).collect();
+        s.run(&fetches).expect("fetch").into_iter().map(|t| t.expect("a value")).collect()
+    }
+
+    /// Sets every variable to values that hold float corner cases (NaN, -0.0, infinities,
+    /// a subnormal), so a round trip is checked bit for bit.
+    fn set_tricky(&self, g: &Graph, s: &mut Session) -> Vec<Tensor> {
+        let mut values = vec![
+            Tensor::from_f32(&[2, 3], vec![1.5, -0.0, f32::NAN, f32::INFINITY, f32::MIN_POSITIVE / 8.0, -3.25e7])
+                .expect("W value"),
+            Tensor::from(vec![f32::NEG_INFINITY, 1.0e-3, 7.0]),
+            Tensor::from(-123_456_789i32),
+            Tensor::from(vec![std::f64::consts::PI, -1.0e-300]),
+            Tensor::from([true, false, true]),
+        ];
+        values.truncate(self.vars.len());
+        self.set(g, s, &values);
+        values
+    }
+
+    fn set(&self, g: &Graph, s: &mut Session, values: &[Tensor]) {
+        assert_eq!(values.len(), self.vars.len());
+        let assigns: Vec<Output> =
+            self.vars.iter().zip(values).map(|(v, t)| g.assign(v, t.clone()).expect("assign")).collect();
+        s.run(&assigns).expect("assign run");
+    }
+}
+
+/// A tensor's dtype, shape and element bits, for exact comparisons (NaN included).
+fn bits(t: &Tensor) -> (DType, Vec<usize>, Vec<u64>) {
+    let b: Vec<u64> = match t {
+        Tensor::F32(a) => a.iter().map(|x| u64::from(x.to_bits())).collect(),
+        Tensor::I32(a) => a.iter().map(|&x| x as u32 as u64).collect(),
+        Tensor::F64(a) => a.iter().map(|x| x.to_bits()).collect(),
+        Tensor::Bool(a) => a.iter().map(|&x| u64::from(x)).collect(),
+        Tensor::Str(_) => panic!("no strings here"),
+    };
+    (t.dtype(), t.shape().to_vec(), b)
+}
+
+fn assert_bitwise(got: &[Tensor], want: &[Tensor], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(bits(g), bits(w), "{what}: variable {i}: {g:?} != {w:?}");
+    }
+}
+
+/// A graph with the model, a saver of it and an initialized session on `device`.
+fn setup(device: &str, config: &ConfigProto, seed: f32) -> (Graph, Model, Saver, Session) {
+    let g = Graph::new();
+    let m = Model::build(&g, seed, wide(device));
+    let saver = Saver::new(&g).expect("saver");
+    let mut s = session(&g, device, config);
+    s.run(&[g.global_variables_initializer().expect("init")]).expect("init run");
+    (g, m, saver, s)
+}
+
+#[test]
+fn round_trip_is_bitwise_after_assigns() {
+    for (device, config) in devices() {
+        let dir = TempDir::new("roundtrip");
+        let (g, m, mut saver, mut s) = setup(device, &config, 1.0);
+        let saved = m.set_tricky(&g, &mut s);
+        assert_bitwise(&m.values(&mut s), &saved, "values before the save");
+        let path = saver.save(&mut s, dir.join("model.ckpt"), Some(7)).expect("save");
+        assert_eq!(path, dir.join("model.ckpt-7"));
+
+        // Change everything again, then restore.
+        let mut other = vec![
+            Tensor::filled(DType::F32, &[2, 3], 9.0),
+            Tensor::from(vec![0.0f32; 3]),
+            Tensor::from(5i32),
+            Tensor::from(vec![2.0f64, 3.0]),
+            Tensor::from([false; 3]),
+        ];
+        other.truncate(m.vars.len());
+        m.set(&g, &mut s, &other);
+        assert_bitwise(&m.values(&mut s), &other, "values after the second assigns");
+        saver.restore(&mut s, &path).expect("restore");
+        assert_bitwise(&m.values(&mut s), &saved, &format!("{device}: restored values"));
+    }
+}
+
+#[test]
+fn restore_into_a_fresh_graph_initializes_its_variables() {
+    let devices = devices();
+    for (from, from_config) in &devices {
+        for (to, to_config) in &devices {
+            let dir = TempDir::new("fresh");
+            let (g, m, mut saver, mut s) = setup(from, from_config, 1.0);
+            let saved = m.set_tricky(&g, &mut s);
+            let path = saver.save(&mut s, dir.join("model.ckpt"), None).expect("save");
+            assert_eq!(path, dir.join("model.ckpt"));
+            drop(s);
+
+            // Another graph, variables created in another order and with other initial
+            // values; the restore runs instead of the initializer. A GPU-built checkpoint
+            // lacks the float64 and bool variables, so the CPU graph then leaves them out.
+            let g2 = Graph::new();
+            let m2 = Model::build_reversed(&g2, wide(from) && wide(to));
+            let saver2 = Saver::new(&g2).expect("saver 2");
+            let mut s2 = session(&g2, to, to_config);
+            saver2.restore(&mut s2, &path).expect("restore into the fresh session");
+            assert_bitwise(&m2.values(&mut s2), &saved[..m2.vars.len()], &format!("{from} -> {to}"));
+        }
+    }
+}
+
+#[test]
+fn a_subset_saver_saves_and_restores_only_its_variables() {
+    for (device, config) in devices() {
+        let dir = TempDir::new("subset");
+        let (g, m, _, mut s) = setup(device, &config, 1.0);
+        let mut saver = Saver::for_variables(&g, &[m.vars[0].clone(), m.vars[2].clone()]).expect("subset saver");
+        assert_eq!(saver.variable_names(), ["W", "global_step"]);
+        let before = m.values(&mut s);
+        let path = saver.save(&mut s, dir.join("part"), Some(1)).expect("save");
+
+        let bytes = std::fs::read(&path).expect("read");
+        let file = SafeTensors::deserialize(&bytes).expect("safetensors");
+        let mut names = file.names();
+        names.sort();
+        assert_eq!(names, ["W", "global_step"]);
+
+        let changed = m.set_tricky(&g, &mut s);
+        saver.restore(&mut s, &path).expect("restore");
+        let after = m.values(&mut s);
+        assert_bitwise(&after[..1], &before[..1], "W restored");
+        assert_bitwise(&after[1..2], &changed[1..2], "layer1/b untouched");
+        assert_bitwise(&after[2..3], &before[2..3], "global_step restored");
+        assert_bitwise(&after[3..], &changed[3..], "d and flags untouched");
+    }
+}
+
+#[test]
+fn the_file_is_safetensors_with_the_variables_by_name() {
+    let dir = TempDir::new("format");
+    let (g, m, mut saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 2.0);
+    m.set_tricky(&g, &mut s);
+    let path = saver.save(&mut s, dir.join("model.ckpt"), Some(1000)).expect("save");
+    let bytes = std::fs::read(&path).expect("read");
+
+    let (_, meta) = SafeTensors::read_metadata(&bytes).expect("header");
+    let format = meta.metadata().as_ref().and_then(|m| m.get("format")).cloned();
+    assert_eq!(format.as_deref(), Some("wgflow"));
+
+    let file = SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut names = file.names();
+    names.sort();
+    assert_eq!(names, ["W", "d", "flags", "global_step", "layer1/b"]);
+
+    let le32 = |d: &[u8]| d.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>();
+    let w = file.tensor("W").expect("W");
+    assert_eq!((w.dtype(), w.shape()), (Dtype::F32, &[2usize, 3][..]));
+    let want: Vec<u32> =
+        [1.5f32, -0.0, f32::NAN, f32::INFINITY, f32::MIN_POSITIVE / 8.0, -3.25e7].iter().map(|x| x.to_bits()).collect();
+    assert_eq!(le32(w.data()), want);
+
+    let b = file.tensor("layer1/b").expect("b");
+    assert_eq!((b.dtype(), b.shape()), (Dtype::F32, &[3usize][..]));
+    assert_eq!(le32(b.data()), [f32::NEG_INFINITY, 1.0e-3, 7.0].map(f32::to_bits));
+
+    let step = file.tensor("global_step").expect("step");
+    assert_eq!((step.dtype(), step.shape()), (Dtype::I32, &[][..]));
+    assert_eq!(step.data(), (-123_456_789i32).to_le_bytes());
+
+    let d = file.tensor("d").expect("d");
+    assert_eq!((d.dtype(), d.shape()), (Dtype::F64, &[2usize][..]));
+    let mut want_d = std::f64::consts::PI.to_le_bytes().to_vec();
+    want_d.extend((-1.0e-300f64).to_le_bytes());
+    assert_eq!(d.data(), &want_d[..]);
+
+    let flags = file.tensor("flags").expect("flags");
+    assert_eq!((flags.dtype(), flags.shape()), (Dtype::BOOL, &[3usize][..]));
+    assert_eq!(flags.data(), [1u8, 0, 1]);
+}
+
+#[test]
+fn restore_reads_foreign_safetensors_and_ignores_extra_keys() {
+    let dir = TempDir::new("foreign");
+    let path = dir.join("foreign.safetensors");
+    let w: Vec<u8> = (0..6).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect();
+    let extra = [0u8; 4];
+    let views = vec![
+        ("W", TensorView::new(Dtype::F32, vec![2, 3], &w).expect("W view")),
+        ("unrelated/tensor", TensorView::new(Dtype::I32, vec![1], &extra).expect("extra view")),
+    ];
+    std::fs::write(&path, safetensors::serialize(views, None).expect("serialize")).expect("write");
+
+    let g = Graph::new();
+    let v = g.variable(Tensor::filled(DType::F32, &[2, 3], 0.0), "W").expect("W");
+    let saver = Saver::new(&g).expect("saver");
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    saver.restore(&mut s, &path).expect("restore");
+    assert_eq!(
+        s.eval(v.tensor()).expect("W"),
+        Tensor::from_f32(&[2, 3], vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]).expect("t")
+    );
+}
+
+#[test]
+fn restore_nodes_are_graph_nodes_named_like_tf() {
+    let g = Graph::new();
+    Model::build(&g, 1.0, true);
+    let saver = Saver::new(&g).expect("saver");
+    assert_eq!(saver.restore_op().name(), "save/restore_all");
+    let restore_all = g.operation_by_name("save/restore_all").expect("save/restore_all");
+    assert_eq!(restore_all.op_type(), "NoOp");
+    assert_eq!(saver.variable_names(), ["W", "d", "flags", "global_step", "layer1/b"]);
+    // One placeholder and one Assign per variable, in name order as TF builds them.
+    let mut controls: Vec<String> = restore_all.control_inputs().iter().map(|op| op.name()).collect();
+    controls.sort();
+    assert_eq!(controls, ["save/Assign", "save/Assign_1", "save/Assign_2", "save/Assign_3", "save/Assign_4"]);
+    for (i, var) in saver.variable_names().iter().enumerate() {
+        let name = if i == 0 { "save/Assign".to_string() } else { format!("save/Assign_{i}") };
+        let assign = g.operation_by_name(&name).expect("assign");
+        assert_eq!(assign.op_type(), "Assign");
+        let inputs = assign.inputs();
+        assert_eq!(inputs[0].op().name(), *var, "{name} assigns {var}");
+        assert_eq!(inputs[1].op().op_type(), "Placeholder");
+        assert!(inputs[1].op().name().starts_with("save/Placeholder"), "{}", inputs[1].op().name());
+    }
+    // A second saver gets its own scope.
+    let second = Saver::new(&g).expect("second saver");
+    assert_eq!(second.restore_op().name(), "save_1/restore_all");
+}
+
+#[test]
+fn step_suffix_index_file_and_latest_checkpoint() {
+    let dir = TempDir::new("index");
+    assert_eq!(latest_checkpoint(dir.path()).expect("no index"), None);
+    let (_, _, mut saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
+
+    let plain = saver.save(&mut s, dir.join("model.ckpt"), None).expect("save");
+    assert_eq!(plain, dir.join("model.ckpt"));
+    let index = std::fs::read_to_string(dir.join("checkpoint")).expect("index");
+    assert_eq!(index, "model_checkpoint_path: \"model.ckpt\"\nall_model_checkpoint_paths: \"model.ckpt\"\n");
+
+    let stepped = saver.save(&mut s, dir.join("model.ckpt"), Some(1000)).expect("save");
+    assert_eq!(stepped, dir.join("model.ckpt-1000"));
+    let index = std::fs::read_to_string(dir.join("checkpoint")).expect("index");
+    assert_eq!(
+        index,
+        "model_checkpoint_path: \"model.ckpt-1000\"\n\
+         all_model_checkpoint_paths: \"model.ckpt\"\n\
+         all_model_checkpoint_paths: \"model.ckpt-1000\"\n"
+    );
+    assert_eq!(latest_checkpoint(dir.path()).expect("latest"), Some(dir.join("model.ckpt-1000")));
+    assert_eq!(saver.last_checkpoints(), [dir.join("model.ckpt"), dir.join("model.ckpt-1000")]);
+
+    // Saving a step again moves it to the end and keeps one entry for it.
+    saver.save(&mut s, dir.join("model.ckpt"), None).expect("save again");
+    assert_eq!(latest_checkpoint(dir.path()).expect("latest"), Some(dir.join("model.ckpt")));
+    assert_eq!(saver.last_checkpoints(), [dir.join("model.ckpt-1000"), dir.join("model.ckpt")]);
+
+    // Nothing but the checkpoints and the index: no temporary files left behind.
+    assert_eq!(dir.entries(), ["checkpoint", "model.ckpt", "model.ckpt-1000"]);
+
+    // An index naming a file that is gone gives None (as TF); a malformed one is DataLoss.
+    std::fs::remove_file(dir.join("model.ckpt")).expect("remove");
+    assert_eq!(latest_checkpoint(dir.path()).expect("latest of a removed file"), None);
+    for bad in ["garbage", "model_checkpoint_path: model.ckpt\n", "all_model_checkpoint_paths: \"a\"\n", ""] {
+        std::fs::write(dir.join("checkpoint"), bad).expect("write index");
+        let e = latest_checkpoint(dir.path()).expect_err(bad);
+        assert_eq!(e.code, Code::DataLoss, "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn max_to_keep_deletes_the_oldest_checkpoints() {
+    let dir = TempDir::new("keep");
+    let (_, _, saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
+    let mut saver = saver.max_to_keep(2);
+    let prefix = dir.join("model.ckpt");
+    for step in 1..=4 {
+        saver.save(&mut s, &prefix, Some(step)).expect("save");
+    }
+    assert_eq!(dir.entries(), ["checkpoint", "model.ckpt-3", "model.ckpt-4"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("checkpoint")).expect("index"),
+        "model_checkpoint_path: \"model.ckpt-4\"\n\
+         all_model_checkpoint_paths: \"model.ckpt-3\"\n\
+         all_model_checkpoint_paths: \"model.ckpt-4\"\n"
+    );
+    assert_eq!(saver.last_checkpoints(), [dir.join("model.ckpt-3"), dir.join("model.ckpt-4")]);
+    // Re-saving a kept step deletes the other one, never the file just written.
+    saver.save(&mut s, &prefix, Some(4)).expect("save 4 again");
+    saver.save(&mut s, &prefix, Some(5)).expect("save 5");
+    assert_eq!(dir.entries(), ["checkpoint", "model.ckpt-4", "model.ckpt-5"]);
+}
+
+#[test]
+fn max_to_keep_defaults_to_five_and_zero_keeps_all() {
+    let dir = TempDir::new("keep-default");
+    let (g, _, mut saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
+    for step in 1..=6 {
+        saver.save(&mut s, dir.join("a"), Some(step)).expect("save");
+    }
+    assert_eq!(dir.entries(), ["a-2", "a-3", "a-4", "a-5", "a-6", "checkpoint"]);
+
+    for keep_all in [Saver::new(&g).expect("saver").max_to_keep(0), Saver::new(&g).expect("saver").max_to_keep(None)] {
+        let dir = TempDir::new("keep-all");
+        let mut saver = keep_all;
+        for step in 1..=7 {
+            saver.save(&mut s, dir.join("b"), Some(step)).expect("save");
+        }
+        assert_eq!(dir.entries(), ["b-1", "b-2", "b-3", "b-4", "b-5", "b-6", "b-7", "checkpoint"]);
+        let index = std::fs::read_to_string(dir.join("checkpoint")).expect("index");
+        assert_eq!(index.lines().count(), 8, "{index}");
+    }
+}
+
+/// Expects `err` to be a typed error with `code` whose message contains every one of `parts`.
+fn assert_error(err: &wgflow::Error, code: Code, parts: &[&str]) {
+    assert_eq!(err.code, code, "{err}");
+    for p in parts {
+        assert!(err.message.contains(p), "{p:?} not in {:?}", err.message);
+    }
+}
+
+/// Saves the model (seed 1) and returns the directory and the checkpoint.
+fn saved_checkpoint(tag: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(tag);
+    let (_, _, mut saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
+    let path = saver.save(&mut s, dir.join("model.ckpt"), Some(1)).expect("save");
+    (dir, path)
+}
+
+/// Runs `restore` on a model (seed 5) and checks that it failed and changed nothing.
+fn failed_restore_changes_nothing(path: &Path) -> wgflow::Error {
+    let (_, m, saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 5.0);
+    let before = m.values(&mut s);
+    let err = saver.restore(&mut s, path).expect_err("the restore must fail");
+    assert_bitwise(&m.values(&mut s), &before, "variables after a failed restore");
+    err
+}
+
+#[test]
+fn a_key_missing_from_the_file_is_not_found_and_changes_nothing() {
+    let dir = TempDir::new("missing-key");
+    let (g, m, _, mut s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
+    // A file with W (which sorts first) but without layer1/b and the others.
+    let mut only_w = Saver::for_variables(&g, &[m.vars[0].clone()]).expect("saver");
+    let path = only_w.save(&mut s, dir.join("w-only"), None).expect("save");
+    let err = failed_restore_changes_nothing(&path);
+    assert_eq!(err.code, Code::NotFound);
+    assert_eq!(err.message, "Key d not found in checkpoint");
+}
+
+#[test]
+fn shape_and_dtype_mismatches_are_invalid_argument() {
+    let (_dir, path) = saved_checkpoint("mismatch");
+
+    let g = Graph::new();
+    let w = g.variable(Tensor::filled(DType::F32, &[3, 2], 4.0), "W").expect("W");
+    let saver = Saver::new(&g).expect("saver");
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    s.run(&[w.initializer()]).expect("init");
+    let err = saver.restore(&mut s, &path).expect_err("shape mismatch");
+    assert_error(&err, Code::InvalidArgument, &["W", "[2,3]", "[3,2]"]);
+    assert_eq!(s.eval(w.tensor()).expect("W"), Tensor::filled(DType::F32, &[3, 2], 4.0));
+
+    let g = Graph::new();
+    let step = g.variable(Tensor::from(1.5f32), "global_step").expect("step");
+    let saver = Saver::new(&g).expect("saver");
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    s.run(&[step.initializer()]).expect("init");
+    let err = saver.restore(&mut s, &path).expect_err("dtype mismatch");
+    assert_error(&err, Code::InvalidArgument, &["global_step", "float", "int32"]);
+    assert_eq!(s.eval(step.tensor()).expect("step"), Tensor::from(1.5f32));
+
+    // A dtype wgflow does not have (float16) is a mismatch too.
+    let dir = TempDir::new("f16");
+    let half = dir.join("half");
+    let data = [0u8; 12];
+    let views = vec![("W", TensorView::new(Dtype::F16, vec![2, 3], &data).expect("view"))];
+    std::fs::write(&half, safetensors::serialize(views, None).expect("serialize")).expect("write");
+    let g = Graph::new();
+    g.variable(Tensor::filled(DType::F32, &[2, 3], 0.0), "W").expect("W");
+    let saver = Saver::new(&g).expect("saver");
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let err = saver.restore(&mut s, &half).expect_err("f16");
+    assert_error(&err, Code::InvalidArgument, &["W", "float", "F16"]);
+}
+
+#[test]
+fn a_missing_file_is_not_found() {
+    let dir = TempDir::new("missing-file");
+    let err = failed_restore_changes_nothing(&dir.join("nope.ckpt-1"));
+    assert_error(&err, Code::NotFound, &["nope.ckpt-1"]);
+}
+
+#[test]
+fn truncated_and_garbage_files_are_data_loss() {
+    let (dir, path) = saved_checkpoint("corrupt");
+    let bytes = std::fs::read(&path).expect("read");
+    let broken = dir.join("broken");
+    let mut cuts = vec![0, 1, 7, 8, 9, 20, bytes.len() / 2, bytes.len() - 1];
+    let header = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    cuts.extend([8 + header, 8 + header + 3]);
+    for cut in cuts {
+        std::fs::write(&broken, &bytes[..cut]).expect("write");
+        let err = failed_restore_changes_nothing(&broken);
+        assert_eq!(err.code, Code::DataLoss, "cut at {cut} of {}: {err}", bytes.len());
+    }
+    let mut longer = bytes.clone();
+    longer.extend([0u8; 16]);
+    let garbage: [&[u8]; 4] = [
+        b"this is not a checkpoint at all, just some text",
+        &[0xff; 64],
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{\"W\": 3}       ",
+        &longer,
+    ];
+    for g in garbage {
+        std::fs::write(&broken, g).expect("write");
+        let err = failed_restore_changes_nothing(&broken);
+        assert_eq!(err.code, Code::DataLoss, "{err}");
+    }
+    // A bool byte that is neither 0 nor 1.
+    let flags = [0u8, 2, 1];
+    let views = vec![("flags", TensorView::new(Dtype::BOOL, vec![3], &flags).expect("view"))];
+    std::fs::write(&broken, safetensors::serialize(views, None).expect("serialize")).expect("write");
+    let g = Graph::new();
+    g.variable(Tensor::from([true, true, true]), "flags").expect("flags");
+    let saver = Saver::new(&g).expect("saver");
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let err = saver.restore(&mut s, &broken).expect_err("bad bool");
+    assert_error(&err, Code::DataLoss, &["flags"]);
+}
+
+#[test]
+fn saving_errors_leave_no_files() {
+    let dir = TempDir::new("save-errors");
+    let g = Graph::new();
+    Model::build(&g, 1.0, true);
+    let mut saver = Saver::new(&g).expect("saver");
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+
+    // Uninitialized variables: the fetch fails, nothing is written.
+    let err = saver.save(&mut s, dir.join("model.ckpt"), Some(1)).expect_err("uninitialized");
+    assert_eq!(err.code, Code::FailedPrecondition, "{err}");
+    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+
+    s.run(&[g.global_variables_initializer().expect("init")]).expect("init run");
+    let err = saver.save(&mut s, dir.join("no/such/dir/model.ckpt"), None).expect_err("no dir");
+    assert_error(&err, Code::NotFound, &["doesn't exist"]);
+    let err = saver.save(&mut s, dir.join("checkpoint"), None).expect_err("index name");
+    assert_eq!(err.code, Code::InvalidArgument, "{err}");
+    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+    assert!(saver.last_checkpoints().is_empty());
+
+    // A session on another graph.
+    let other = Graph::new();
+    Model::build(&other, 1.0, true);
+    let mut s2 = Session::new(&other, ConfigProto::cpu_only()).expect("session");
+    let err = saver.save(&mut s2, dir.join("x"), None).expect_err("other graph");
+    assert_eq!(err.code, Code::InvalidArgument, "{err}");
+    let path = saver.save(&mut s, dir.join("x"), None).expect("save");
+    let err = saver.restore(&mut s2, &path).expect_err("other graph");
+    assert_eq!(err.code, Code::InvalidArgument, "{err}");
+}
+
+#[test]
+fn savers_refuse_bad_variable_lists() {
+    let err = Saver::new(&Graph::new()).expect_err("no variables");
+    assert_error(&err, Code::InvalidArgument, &["No variables to save"]);
+
+    let g = Graph::new();
+    let w = g.variable(1.0f32, "w").expect("w");
+    let err = Saver::for_variables(&g, &[w.clone(), w.clone()]).expect_err("twice");
+    assert_error(&err, Code::InvalidArgument, &["same name: w"]);
+
+    let other = Graph::new();
+    let foreign = other.variable(1.0f32, "foreign").expect("foreign");
+    let err = Saver::for_variables(&g, &[foreign]).expect_err("other graph");
+    assert_error(&err, Code::InvalidArgument, &["foreign"]);
+
+    let s = g.variable(Tensor::from("text"), "s").expect("string variable");
+    let err = Saver::for_variables(&g, &[s]).expect_err("string");
+    assert_error(&err, Code::Unimplemented, &["s", "string"]);
+}
