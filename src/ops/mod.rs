@@ -145,6 +145,8 @@ pub enum AssignMode {
     Add,
     /// `AssignSub`: subtract.
     Sub,
+    /// `ApplyGradientDescent(var, alpha, delta)`: `var -= alpha * delta`.
+    GradientDescent,
 }
 
 /// What a node does.
@@ -178,6 +180,7 @@ impl OpKind {
             OpKind::Assign(AssignMode::Set) => "Assign",
             OpKind::Assign(AssignMode::Add) => "AssignAdd",
             OpKind::Assign(AssignMode::Sub) => "AssignSub",
+            OpKind::Assign(AssignMode::GradientDescent) => "ApplyGradientDescent",
             OpKind::IsVariableInitialized => "IsVariableInitialized",
             OpKind::ReportUninitialized => "ReportUninitializedVariables",
             OpKind::NoOp => "NoOp",

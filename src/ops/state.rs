@@ -7,7 +7,8 @@ use crate::tensor::{DType, Shape, Tensor, TensorSpec};
 
 /// Shape inference of `Assign*`: the value must fit the variable.
 pub(crate) fn infer_assign(inputs: &[TensorSpec]) -> InferResult {
-    let (var, val) = (&inputs[0], &inputs[1]);
+    // The update is the last input (`ApplyGradientDescent` has the rate before it).
+    let (var, val) = (&inputs[0], &inputs[inputs.len() - 1]);
     if let (Some(a), Some(b)) = (var.shape.dims(), val.shape.dims()) {
         if a.len() != b.len() {
             shape_err!("Shapes must be equal rank, but are {} and {}", a.len(), b.len());
@@ -117,6 +118,19 @@ impl Graph {
     /// `v.assign_sub(value)`: subtracts from the variable and returns the new value.
     pub fn assign_sub(&self, v: &Variable, value: impl Into<Operand>) -> Result<Output> {
         self.assign_mode(v, value, AssignMode::Sub)
+    }
+
+    /// `ApplyGradientDescent(var, alpha, delta)`: `var -= alpha * delta`, on the variable's
+    /// device; returns the new value.
+    pub fn apply_gradient_descent(
+        &self,
+        v: &Variable,
+        alpha: impl Into<Operand>,
+        delta: impl Into<Operand>,
+    ) -> Result<Output> {
+        let kind = OpKind::Assign(AssignMode::GradientDescent);
+        let inputs = vec![("var", (&v.var).into()), ("alpha", alpha.into()), ("delta", delta.into())];
+        self.add_op1("ApplyGradientDescent", kind, inputs)
     }
 
     /// Every variable of the graph, in creation order.

@@ -115,9 +115,16 @@ pub(crate) fn host_step(
             let Input::Var(var) = step.inputs[0] else {
                 return Err(Error::invalid_argument("Assign needs a variable as its first input"));
             };
-            let update = value(plan, step, &ins, 1)?;
+            let update = value(plan, step, &ins, ins.len() - 1)?;
             let new = match mode {
                 AssignMode::Set => update,
+                AssignMode::GradientDescent => {
+                    let old = value(plan, step, &ins, 0)?;
+                    let alpha = value(plan, step, &ins, 1)?;
+                    let scaled = crate::ops::binary_compute(crate::ops::BinaryKind::Mul, &alpha, &update)?;
+                    check_update((old.dtype(), old.shape()), (scaled.dtype(), scaled.shape()))?;
+                    crate::ops::binary_compute(crate::ops::BinaryKind::Sub, &old, &scaled)?
+                }
                 AssignMode::Add | AssignMode::Sub => {
                     let old = value(plan, step, &ins, 0)?;
                     check_update((old.dtype(), old.shape()), (update.dtype(), update.shape()))?;

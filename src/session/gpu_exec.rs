@@ -407,11 +407,18 @@ impl<'p> Run<'p, '_> {
         let Input::Var(var) = step.inputs[0] else {
             return Err(Error::invalid_argument("Assign needs a variable as its first input"));
         };
-        let value = self.input(plan, slots, stores, &step.inputs[1])?;
-        let value = self.on_device(&value)?;
+        let value = self.input(plan, slots, stores, &step.inputs[step.inputs.len() - 1])?;
+        let mut value = self.on_device(&value)?;
+        if mode == AssignMode::GradientDescent {
+            let alpha = self.input(plan, slots, stores, &step.inputs[1])?;
+            value = match self.compute(&crate::ops::binary_op(BinaryKind::Mul), &[alpha, Value::Dev(value)])? {
+                Some(Value::Dev(t)) => t,
+                _ => return Err(Error::unimplemented("this variable update has no GPU kernel")),
+            };
+        }
         let new = match mode {
             AssignMode::Set => value,
-            AssignMode::Add | AssignMode::Sub => {
+            AssignMode::Add | AssignMode::Sub | AssignMode::GradientDescent => {
                 let name = plan.var_names.get(&var).map_or("?", String::as_str);
                 let old = match stores.read_var(var, name)? {
                     Value::Dev(t) => t,
@@ -419,6 +426,7 @@ impl<'p> Run<'p, '_> {
                 };
                 super::exec::check_update((old.dtype, &old.shape), (value.dtype, &value.shape))?;
                 let kind = if mode == AssignMode::Add { BinaryKind::Add } else { BinaryKind::Sub };
+                // (`ApplyGradientDescent` subtracts the scaled delta computed above.)
                 match self.compute(&crate::ops::binary_op(kind), &[Value::Dev(old), Value::Dev(value)])? {
                     Some(Value::Dev(t)) => t,
                     _ => return Err(Error::unimplemented("this variable update has no GPU kernel")),
