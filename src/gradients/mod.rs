@@ -20,6 +20,9 @@ pub struct GradContext<'a> {
     pub outputs: Vec<Output>,
     /// The gradient of each output.
     pub grads: Vec<Option<Output>>,
+    /// Whether each input needs a gradient (it lies between the xs and the ys); a gradient
+    /// function may skip the others.
+    pub needed: Vec<bool>,
 }
 
 impl GradContext<'_> {
@@ -101,6 +104,7 @@ impl Graph {
                 inputs: inputs.iter().map(|&ep| out(ep)).collect(),
                 outputs: (0..*n_out).map(|index| out(Endpoint { node: id, index })).collect(),
                 grads,
+                needed: inputs.iter().map(|ep| between[ep.node]).collect(),
             };
             let input_grads = op.gradient(&ctx).map_err(|e| e.at(name))?;
             for (ep, g) in inputs.iter().zip(input_grads) {
