@@ -24,7 +24,18 @@ const TEMPLATES: &[&str] = &[
 ];
 /// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
-const NN_TEMPLATES: &[&str] = &["bias_add.wgsl", "conv2d.wgsl", "pool.wgsl"];
+const NN_TEMPLATES: &[&str] = &[
+    "bias_add.wgsl",
+    "conv2d.wgsl",
+    "pool.wgsl",
+    "conv2d_backprop_input.wgsl",
+    "conv2d_backprop_filter.wgsl",
+    "max_pool_grad.wgsl",
+    "avg_pool_grad.wgsl",
+    "bias_add_grad.wgsl",
+    "xent.wgsl",
+    "sparse_xent.wgsl",
+];
 const BINARY_EXPRS: &[&str] =
     &["a + b", "select(select(b, a, a >= b), a + b, is_nan(a) || is_nan(b))", "pow_tf(a, b)", "max_tf(a, b)"];
 const UNARY_EXPRS: &[&str] = &["-a", "log_tf(a)", "tanh_tf(a)", "sqrt_tf(a)", "select(a, 0.0, a < 0.0)"];

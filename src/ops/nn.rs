@@ -5,7 +5,7 @@
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
 
-mod gpu;
+pub(crate) mod gpu;
 
 use super::{compute, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
@@ -34,7 +34,7 @@ impl Padding {
 }
 
 /// Expands a 1-, 2- or 4-long spatial sequence to NHWC's 4 values, as TF's Python does.
-fn nhwc_sequence(name: &str, v: &[usize]) -> Result<[usize; 4]> {
+pub(crate) fn nhwc_sequence(name: &str, v: &[usize]) -> Result<[usize; 4]> {
     match *v {
         [s] => Ok([1, s, s, 1]),
         [h, w] => Ok([1, h, w, 1]),
@@ -51,7 +51,7 @@ fn nhwc_sequence(name: &str, v: &[usize]) -> Result<[usize; 4]> {
 }
 
 /// A 4-value list attribute.
-fn ints(v: &[usize; 4]) -> Attr {
+pub(crate) fn ints(v: &[usize; 4]) -> Attr {
     Attr::Ints(v.iter().map(|&x| x as i64).collect())
 }
 
@@ -86,14 +86,14 @@ fn windowed_static(
 }
 
 /// TF's Python message for an input dtype an op does not accept.
-fn bad_dtype(param: &str, dtype: DType, allowed: &str) -> InferError {
+pub(crate) fn bad_dtype(param: &str, dtype: DType, allowed: &str) -> InferError {
     let msg =
         format!("Value passed to parameter '{param}' has DataType {dtype} not in list of allowed values: {allowed}");
     Error::invalid_argument(msg).into()
 }
 
 /// The dims of a rank-`rank` static shape (all unknown when the rank is), or TF's rank error.
-fn with_rank(s: &Shape, rank: usize) -> std::result::Result<Vec<Option<usize>>, InferError> {
+pub(crate) fn with_rank(s: &Shape, rank: usize) -> std::result::Result<Vec<Option<usize>>, InferError> {
     match s.dims() {
         None => Ok(vec![None; rank]),
         Some(d) if d.len() == rank => Ok(d.to_vec()),
@@ -244,12 +244,13 @@ impl Op for Pool {
 }
 
 /// The run-time error for a dtype wgflow's CPU kernel does not handle.
-fn bad_dtype_run(op: &str, dtype: DType) -> Error {
+pub(crate) fn bad_dtype_run(op: &str, dtype: DType) -> Error {
     Error::unimplemented(format!("wgflow has no CPU {op} kernel for {dtype}"))
 }
 
 /// TF's `numbertype`: the dtypes `BiasAdd` accepts.
-const NUMBER_TYPES: &str = "float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, \
+pub(crate) const NUMBER_TYPES: &str =
+    "float32, float64, int32, uint8, int16, int8, complex64, int64, qint8, quint8, qint32, \
     bfloat16, qint16, quint16, uint16, complex128, float16, uint32, uint64";
 
 /// `BiasAdd`: adds a rank-1 bias along the last dimension.

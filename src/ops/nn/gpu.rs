@@ -19,18 +19,23 @@ const WG: u32 = 64;
 
 /// A kernel from one of the NN templates: the prelude, then the template with its
 /// `WORKGROUP_SIZE` replaced (tests/shaders_naga.rs instantiates them the same way).
-fn nn_wgsl(key: &str, template: &'static str) -> Result<&'static str> {
+pub(crate) fn nn_wgsl(key: &str, template: &'static str) -> Result<&'static str> {
     cached_wgsl(format!("nn {key} f32"), || {
         Ok(format!("{PRELUDE}\n{}", template.replace("WORKGROUP_SIZE", &format!("{WG}u"))))
     })
 }
 
 /// A dimension or count as a uniform word.
-fn word(v: usize) -> Result<u32> {
+pub(crate) fn word(v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::resource_exhausted(format!("GPU kernel dimension {v} over 2^32")))
 }
 
-fn kernel(wgsl: &'static str, uniforms: Vec<u32>, invocations: usize, out: Vec<usize>) -> Result<GpuLowering> {
+pub(crate) fn kernel(
+    wgsl: &'static str,
+    uniforms: Vec<u32>,
+    invocations: usize,
+    out: Vec<usize>,
+) -> Result<GpuLowering> {
     word(out.iter().product())?;
     Ok(GpuLowering::Kernel {
         wgsl: wgsl.into(),

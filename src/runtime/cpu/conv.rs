@@ -244,18 +244,18 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
 
 /// Turns `-0.0` into `0.0`, as TF's kernels produce: they add the products to a zero
 /// accumulator, so a sum of zero is never negative, while the GEMM can return `-0.0`.
-fn positive_zeros(out: &mut [f32]) {
+pub(crate) fn positive_zeros(out: &mut [f32]) {
     out.par_chunks_mut(1 << 16).for_each(|c| c.iter_mut().for_each(|v| *v += 0.0));
 }
 
 /// A row-major `rows x cols` matrix operand.
-fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
+pub(crate) fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
     MatRef { data, rows, cols, transpose: false }
 }
 
 /// Fills `patches` (rows of length `k`) with the receptive fields of output pixels
 /// `first_row..`, reading input channels `c0..c0 + patch_c`; padding reads as zero.
-fn fill_patches(x: &[f32], g: &ConvGeom, c0: usize, first_row: usize, patches: &mut [f32], k: usize) {
+pub(crate) fn fill_patches(x: &[f32], g: &ConvGeom, c0: usize, first_row: usize, patches: &mut [f32], k: usize) {
     let pc = g.patch_c;
     let seg = g.k_w * pc;
     patches.par_chunks_mut(k).with_min_len(MIN_ROWS_PER_TASK).enumerate().for_each(|(i, row)| {

@@ -197,7 +197,7 @@ pub(crate) fn avg_pool<T: PoolElem>(x: &[T], g: &PoolGeom, out: &mut [T]) -> Res
 }
 
 /// The input positions (clamped to the input) covered by window `o` along one axis.
-fn span(o: usize, stride: usize, pad: usize, window: usize, size: usize) -> std::ops::Range<usize> {
+pub(crate) fn span(o: usize, stride: usize, pad: usize, window: usize, size: usize) -> std::ops::Range<usize> {
     let start = o * stride;
     let lo = start.saturating_sub(pad).min(size);
     let hi = (start + window).saturating_sub(pad).min(size);

@@ -1,0 +1,74 @@
+// TEMPLATE: Conv2DBackpropInput on NHWC float32, one group: the gradient of Conv2D with respect to
+// its input, one thread per input element (n, ih, iw, ci), in gather form (no atomics): it sums
+// dy[n, oh, ow, co] * filter[kh, kw, ci, co] over the taps (kh, kw) and output pixels (oh, ow)
+// whose window reads (ih, iw), i.e. oh * stride_h + kh * dil_h - pad_h == ih (and alike for w).
+// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
+
+const WG_SIZE: u32 = WORKGROUP_SIZE;
+
+struct Params {
+    count: u32,
+    in_h: u32,
+    in_w: u32,
+    in_c: u32,
+    k_h: u32,
+    k_w: u32,
+    out_c: u32,
+    stride_h: u32,
+    stride_w: u32,
+    dil_h: u32,
+    dil_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_h: u32,
+    out_w: u32,
+    batch: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> filt: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// The output position whose window reads input position `i` through tap `k` along one axis, or
+// `size` (out of range) when there is none.
+fn source(i: u32, k: u32, stride: u32, dil: u32, pad: u32, size: u32) -> u32 {
+    let t = i + pad;
+    let kd = k * dil;
+    if (t < kd || (t - kd) % stride != 0u) {
+        return size;
+    }
+    return min((t - kd) / stride, size);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG_SIZE);
+    if (i >= params.count) {
+        return;
+    }
+    let ci = i % params.in_c;
+    let iw = (i / params.in_c) % params.in_w;
+    let ih = (i / (params.in_c * params.in_w)) % params.in_h;
+    let n = i / (params.in_c * params.in_w * params.in_h);
+    var acc = 0.0;
+    for (var kh = 0u; kh < params.k_h; kh = kh + 1u) {
+        let oh = source(ih, kh, params.stride_h, params.dil_h, params.pad_h, params.out_h);
+        if (oh >= params.out_h) {
+            continue;
+        }
+        for (var kw = 0u; kw < params.k_w; kw = kw + 1u) {
+            let ow = source(iw, kw, params.stride_w, params.dil_w, params.pad_w, params.out_w);
+            if (ow >= params.out_w) {
+                continue;
+            }
+            let d_base = ((n * params.out_h + oh) * params.out_w + ow) * params.out_c;
+            let f_base = ((kh * params.k_w + kw) * params.in_c + ci) * params.out_c;
+            for (var co = 0u; co < params.out_c; co = co + 1u) {
+                acc = acc + dy[d_base + co] * filt[f_base + co];
+            }
+        }
+    }
+    out[i] = acc;
+}

@@ -1,0 +1,94 @@
+//! GPU lowerings of the NN gradients (float32), all in gather form, one thread per output
+//! element (no atomics): the convolution gradients sum over the taps and pixels that meet
+//! their element, the pool gradients over the windows that cover their input position,
+//! `BiasAddGrad` (one thread per channel) over the rows. The run-time checks and the geometry
+//! are the CPU kernels', so both devices agree.
+
+use crate::error::Result;
+use crate::ops::nn::gpu::{kernel, nn_wgsl, word};
+use crate::ops::GpuLowering;
+use crate::runtime::cpu::conv::ConvGeom;
+use crate::runtime::cpu::pool::PoolGeom;
+
+const CONV_INPUT_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_input.wgsl");
+const CONV_FILTER_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_filter.wgsl");
+const MAX_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/max_pool_grad.wgsl");
+const AVG_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/avg_pool_grad.wgsl");
+const BIAS_ADD_GRAD_TEMPLATE: &str = include_str!("../../../shaders/bias_add_grad.wgsl");
+
+/// Sizes as uniform words (`ResourceExhausted` past 2^32).
+fn words(v: &[usize]) -> Result<Vec<u32>> {
+    v.iter().map(|&x| word(x)).collect()
+}
+
+/// The uniforms both convolution gradient kernels take.
+fn conv_uniforms(g: &ConvGeom) -> Result<Vec<u32>> {
+    word(g.batch * g.in_h * g.in_w * g.in_c)?;
+    word(g.batch * g.out_h * g.out_w * g.out_c)?;
+    words(&[
+        g.in_h,
+        g.in_w,
+        g.in_c,
+        g.k_h,
+        g.k_w,
+        g.out_c,
+        g.stride[0],
+        g.stride[1],
+        g.dilation[0],
+        g.dilation[1],
+        g.pad[0],
+        g.pad[1],
+        g.out_h,
+        g.out_w,
+        g.batch,
+    ])
+}
+
+/// `Conv2DBackpropInput`: one thread per element of the input gradient.
+pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<GpuLowering> {
+    let out = vec![g.batch, g.in_h, g.in_w, g.in_c];
+    let wgsl = nn_wgsl("conv2d_backprop_input", CONV_INPUT_TEMPLATE)?;
+    kernel(wgsl, conv_uniforms(g)?, out.iter().product(), out)
+}
+
+/// `Conv2DBackpropFilter`: one thread per element of the filter gradient.
+pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<GpuLowering> {
+    let out = vec![g.k_h, g.k_w, g.in_c, g.out_c];
+    let wgsl = nn_wgsl("conv2d_backprop_filter", CONV_FILTER_TEMPLATE)?;
+    kernel(wgsl, conv_uniforms(g)?, out.iter().product(), out)
+}
+
+/// `MaxPoolGrad` (`max`) or `AvgPoolGrad`: one thread per element of the input gradient.
+pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<GpuLowering> {
+    let out = vec![g.batch, g.in_h, g.in_w, g.chan];
+    word(g.batch * g.out_h * g.out_w * g.chan)?;
+    let uniforms = words(&[
+        g.in_h,
+        g.in_w,
+        g.chan,
+        g.window[0],
+        g.window[1],
+        g.stride[0],
+        g.stride[1],
+        g.pad[0],
+        g.pad[1],
+        g.out_h,
+        g.out_w,
+    ])?;
+    let wgsl = match max {
+        true => nn_wgsl("max_pool_grad", MAX_POOL_GRAD_TEMPLATE)?,
+        false => nn_wgsl("avg_pool_grad", AVG_POOL_GRAD_TEMPLATE)?,
+    };
+    kernel(wgsl, uniforms, out.iter().product(), out)
+}
+
+/// `BiasAddGrad` of a float32 tensor of shape `s` (rank >= 2, checked by the caller): one
+/// thread per channel.
+pub(super) fn bias_add_grad(s: &[usize]) -> Result<GpuLowering> {
+    let channels = s[s.len() - 1];
+    let total: usize = s.iter().product();
+    word(total)?;
+    let rows = total.checked_div(channels).unwrap_or(0);
+    let wgsl = nn_wgsl("bias_add_grad", BIAS_ADD_GRAD_TEMPLATE)?;
+    kernel(wgsl, words(&[channels, rows])?, channels, vec![channels])
+}
