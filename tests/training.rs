@@ -223,3 +223,13 @@ fn a_training_step_moves_only_the_batch_and_the_loss() {
     assert!(losses[2] < losses[0], "the loss goes down: {losses:?}");
     assert_eq!(s.eval(step.tensor()).unwrap(), Tensor::from(4i32), "global_step counts the steps");
 }
+
+#[test]
+fn cross_entropy_gradients_match_finite_differences() {
+    check("softmax_xent", &[&[3, 4], &[3, 4]], 0.1, 1.0, |g, x| {
+        g.softmax_cross_entropy_with_logits(g.softmax(&x[1], -1)?, &x[0])
+    });
+    check("sparse_xent", &[&[3, 4]], -1.0, 1.0, |g, x| {
+        g.sparse_softmax_cross_entropy_with_logits(g.constant(Tensor::from(vec![0i32, 3, 1]))?, &x[0])
+    });
+}

@@ -136,3 +136,67 @@ pub(crate) fn bias_add(ctx: &GradContext) -> Grads {
     let axes: Vec<i64> = (0..rank as i64 - 1).collect();
     Ok(vec![Some(dy.clone()), Some(ctx.graph.reduce_sum(&dy, Some(&axes), false)?)])
 }
+
+/// Static dims of `t`, all known, for the shape attrs of the backprop ops.
+fn known_dims(t: &Output, what: &str) -> Result<Vec<usize>> {
+    t.shape()
+        .dims()
+        .and_then(|d| d.iter().copied().collect())
+        .ok_or_else(|| Error::unimplemented(format!("the gradient of {what} needs the input's full static shape")))
+}
+
+/// `Conv2D`: `Conv2DBackpropInput` for the input (when needed: its sizes must be static) and
+/// `Conv2DBackpropFilter` for the filter.
+pub(crate) fn conv2d(ctx: &GradContext, strides: &[usize], dilations: &[usize], padding: super::Padding) -> Grads {
+    let g = ctx.graph;
+    let (x, f, dy) = (&ctx.inputs[0], &ctx.inputs[1], ctx.dy()?);
+    let gx = match ctx.needed.first() {
+        Some(true) => {
+            let sizes = known_dims(x, "Conv2D")?;
+            Some(g.conv2d_backprop_input(&sizes, f, &dy, strides, padding, dilations)?)
+        }
+        _ => None,
+    };
+    let gf = match ctx.needed.get(1) {
+        Some(true) => {
+            let sizes = known_dims(f, "Conv2D")?;
+            Some(g.conv2d_backprop_filter(x, &sizes, &dy, strides, padding, dilations)?)
+        }
+        _ => None,
+    };
+    Ok(vec![gx, gf])
+}
+
+/// `MaxPool` and `AvgPool`.
+pub(crate) fn pool(ctx: &GradContext, max: bool, ksize: &[usize], strides: &[usize], padding: super::Padding) -> Grads {
+    let g = ctx.graph;
+    let (x, dy) = (&ctx.inputs[0], ctx.dy()?);
+    let gx = if max {
+        g.max_pool_grad(x, &ctx.outputs[0], &dy, ksize, strides, padding)?
+    } else {
+        g.avg_pool_grad(&known_dims(x, "AvgPool")?, &dy, ksize, strides, padding)?
+    };
+    Ok(vec![Some(gx)])
+}
+
+/// The cross-entropy losses: the logits get `backprop * dy[:, None]`; dense labels get
+/// `-log_softmax(logits) * dy[:, None]`, sparse labels none.
+pub(crate) fn xent(ctx: &GradContext, sparse: bool) -> Grads {
+    let g = ctx.graph;
+    let (logits, labels, dy) = (&ctx.inputs[0], &ctx.inputs[1], ctx.dy()?);
+    let backprop = if sparse {
+        g.sparse_softmax_cross_entropy_with_logits_grad(labels, logits)?
+    } else {
+        g.softmax_cross_entropy_with_logits_grad(labels, logits)?
+    };
+    let column = g.reshape(&dy, &[-1, 1])?;
+    // Dense labels: d/dlabels = -log_softmax(logits), as TF's gradient gives.
+    let glabels = match ctx.needed.get(1) {
+        Some(true) if !sparse => {
+            let log_softmax = g.log(g.softmax(logits, -1)?)?;
+            Some(g.binary(BinaryKind::Mul, g.neg(&log_softmax)?, &column)?)
+        }
+        _ => None,
+    };
+    Ok(vec![Some(g.binary(BinaryKind::Mul, &backprop, &column)?), glabels])
+}

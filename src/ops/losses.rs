@@ -175,6 +175,12 @@ fn labels_as<T: NdFloat>(labels: &Tensor) -> Result<Vec<T>> {
 }
 
 impl Op for Xent {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        if self.grad {
+            return Err(crate::error::Error::unimplemented("No gradient defined for the cross-entropy backprop"));
+        }
+        super::grads::xent(ctx, self.sparse)
+    }
     fn type_name(&self) -> &'static str {
         match (self.sparse, self.grad) {
             (false, false) => "SoftmaxCrossEntropyWithLogits",

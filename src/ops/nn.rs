@@ -111,6 +111,9 @@ struct Conv2D {
 }
 
 impl Op for Conv2D {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        super::grads::conv2d(ctx, &self.strides, &self.dilations, self.padding)
+    }
     fn type_name(&self) -> &'static str {
         "Conv2D"
     }
@@ -194,6 +197,9 @@ impl Pool {
 }
 
 impl Op for Pool {
+    fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
+        super::grads::pool(ctx, self.kind == PoolKind::Max, &self.ksize, &self.strides, self.padding)
+    }
     fn type_name(&self) -> &'static str {
         match self.kind {
             PoolKind::Max => "MaxPool",
