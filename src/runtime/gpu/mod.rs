@@ -8,6 +8,7 @@ pub(crate) mod pipeline;
 pub(crate) mod pool;
 pub(crate) mod shaders;
 pub(crate) mod stream;
+mod yardstick;
 
 use std::sync::{Mutex, MutexGuard};
 

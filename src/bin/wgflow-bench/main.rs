@@ -1,0 +1,175 @@
+//! `wgflow-bench`: the same graphs on the CPU and on each GPU adapter, under each placement
+//! policy (all-CPU, all-GPU, TF's default, the cost model). Prints a markdown table, writes
+//! `bench-results/latest.json` and `bench-results/latest.svg` (`quick.*` with `--quick`).
+//!
+//! Usage: `wgflow-bench [--quick] [--adapter INDEX|NAME] [--out DIR]`. One process uses one
+//! adapter, so with several adapters (and no `--adapter`) it runs itself once per adapter.
+
+mod measure;
+mod report;
+mod suite;
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wgflow::__gpu_testing::{available_adapters, GpuContext, ADAPTER_ENV};
+
+use measure::{Budget, Policy};
+use report::Row;
+use suite::Rate;
+
+struct Args {
+    quick: bool,
+    adapter: Option<String>,
+    out: PathBuf,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args { quick: false, adapter: None, out: PathBuf::from("bench-results") };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs an index or a name")?),
+            "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
+            "-h" | "--help" => {
+                println!("usage: wgflow-bench [--quick] [--adapter INDEX|NAME] [--out DIR]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wgflow-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
+    let args = parse()?;
+    let stem = if args.quick { "quick" } else { "latest" };
+    std::fs::create_dir_all(&args.out)?;
+    let adapters = available_adapters();
+    let runs: Vec<Value> = match &args.adapter {
+        None if adapters.len() > 1 => {
+            // One child process per adapter; each writes its own results under the output dir.
+            let mut runs = Vec::new();
+            for (i, name) in adapters.iter().enumerate() {
+                eprintln!("adapter {name}");
+                let dir = args.out.join(format!("adapter-{i}"));
+                let mut cmd = std::process::Command::new(std::env::current_exe()?);
+                cmd.args(["--adapter", &i.to_string(), "--out"]).arg(&dir);
+                if args.quick {
+                    cmd.arg("--quick");
+                }
+                if !cmd.status()?.success() {
+                    return Err(format!("the run on adapter {name} failed").into());
+                }
+                let child: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{stem}.json")))?)?;
+                runs.extend(child["runs"].as_array().cloned().unwrap_or_default());
+            }
+            runs
+        }
+        choice => {
+            if let Some(c) = choice {
+                std::env::set_var(ADAPTER_ENV, c);
+            }
+            let (title, rows) = bench(args.quick)?;
+            println!("\n{title}\n\n{}", report::table(&rows));
+            std::fs::write(args.out.join(format!("{stem}.svg")), report::svg(&title, &rows))?;
+            vec![json!({ "title": title, "entries": rows.iter().map(report::row_json).collect::<Vec<_>>() })]
+        }
+    };
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let doc =
+        json!({ "machine": machine(), "adapters": adapters, "quick": args.quick, "unix_time": unix, "runs": runs });
+    let path = args.out.join(format!("{stem}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
+    eprintln!("wrote {} and {}.svg", path.display(), args.out.join(stem).display());
+    Ok(())
+}
+
+/// The CPU's model name and thread count, and the OS.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model}, {threads} threads, {}", std::env::consts::OS)
+}
+
+/// Runs the suite on the CPU and on this process's adapter (if any), under every policy.
+fn bench(quick: bool) -> Result<(String, Vec<Row>), Box<dyn Error>> {
+    let gpu = GpuContext::get(None).ok();
+    let title = match &gpu {
+        Some(ctx) => format!("CPU: {}; GPU: {}", machine(), ctx.description()),
+        None => format!("CPU: {}; no GPU adapter", machine()),
+    };
+    eprintln!("{title}");
+    let entries = suite::suite(quick);
+    let policies: Vec<Policy> = if gpu.is_some() { Policy::ALL.to_vec() } else { vec![Policy::AllCpu] };
+    let bar = indicatif::ProgressBar::new((entries.len() * policies.len()) as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);
+    let mut rows = Vec::new();
+    for entry in &entries {
+        let mut budget = if quick {
+            Budget { warmup: 2, min_runs: 3, max_runs: 20, time: Duration::from_millis(400) }
+        } else {
+            Budget { warmup: 3, min_runs: 5, max_runs: 50, time: Duration::from_secs(2) }
+        };
+        if entry.rate == Rate::Time {
+            budget.warmup *= 10;
+            budget.max_runs = 2000;
+        }
+        let mut timings = Vec::new();
+        for &p in &policies {
+            bar.set_message(format!("{} ({})", entry.name, p.label()));
+            timings.push((p, measure::time(entry, p, budget).map_err(|e| e.to_string())));
+            bar.inc(1);
+        }
+        let (mut memcpy_cpu_s, mut memcpy_gpu_s) = (None, None);
+        if entry.rate == Rate::Bytes {
+            // A copy of half the bytes reads and writes them all.
+            let half = (entry.bytes / 2.0) as usize;
+            memcpy_cpu_s = Some(measure::host_copy(half, budget.max_runs.min(20)).0);
+            if let Some(ctx) = &gpu {
+                memcpy_gpu_s =
+                    ctx.time_copies(half as u64, budget.max_runs.min(20)).ok().map(|mut t| measure::median(&mut t));
+            }
+        }
+        rows.push(Row {
+            name: entry.name.clone(),
+            flops: entry.flops,
+            bytes: entry.bytes,
+            rate: entry.rate,
+            timings,
+            memcpy_cpu_s,
+            memcpy_gpu_s,
+        });
+    }
+    bar.finish_and_clear();
+    for r in &rows {
+        for (p, t) in &r.timings {
+            if let Err(e) = t {
+                eprintln!("{} ({}): {e}", r.name, p.label());
+            }
+        }
+    }
+    Ok((title, rows))
+}

@@ -1,0 +1,137 @@
+//! Timing: one session per (entry, policy), warm-up runs, then timed runs (each run waits for
+//! the GPU: a run returns after its submit has finished).
+
+use std::time::{Duration, Instant};
+
+use wgflow::{ConfigProto, FeedKey, Graph, PlacementPolicy, Result, RunMetadata, RunOptions, Session, TraceLevel};
+
+use crate::suite::Entry;
+
+/// A placement policy of the harness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// `GPU: 0`.
+    AllCpu,
+    /// Every node built under `/gpu:0`, soft placement off: a node the GPU cannot take fails.
+    AllGpu,
+    /// The default config: TF's rule with soft placement.
+    Tf,
+    /// `PlacementPolicy::CostModel`, calibrated once per process.
+    CostModel,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 4] = [Policy::AllCpu, Policy::AllGpu, Policy::Tf, Policy::CostModel];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Policy::AllCpu => "all-CPU",
+            Policy::AllGpu => "all-GPU",
+            Policy::Tf => "TF default",
+            Policy::CostModel => "cost model",
+        }
+    }
+
+    fn config(self) -> ConfigProto {
+        match self {
+            Policy::AllCpu => ConfigProto::cpu_only(),
+            Policy::AllGpu => ConfigProto { allow_soft_placement: false, ..ConfigProto::default() },
+            Policy::Tf => ConfigProto::default(),
+            Policy::CostModel => ConfigProto {
+                placement_policy: PlacementPolicy::CostModel { calibrate: true },
+                ..ConfigProto::default()
+            },
+        }
+    }
+}
+
+/// How long to measure.
+#[derive(Clone, Copy)]
+pub struct Budget {
+    pub warmup: usize,
+    pub min_runs: usize,
+    pub max_runs: usize,
+    pub time: Duration,
+}
+
+/// The figures of one (entry, policy).
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub median_s: f64,
+    pub min_s: f64,
+    pub runs: usize,
+    /// Nodes of the run per device ("CPU", "GPU"), transfers not counted.
+    pub nodes_cpu: usize,
+    pub nodes_gpu: usize,
+}
+
+/// The median of `times` (which it sorts).
+pub fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    match times.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => times[n / 2],
+        n => 0.5 * (times[n / 2 - 1] + times[n / 2]),
+    }
+}
+
+/// Builds `entry` (under `/gpu:0` for all-GPU), opens a session, initializes the variables and
+/// times the runs.
+pub fn time(entry: &Entry, policy: Policy, budget: Budget) -> Result<Timing> {
+    let g = Graph::new();
+    let case = {
+        let _scope = (policy == Policy::AllGpu).then(|| g.device("/gpu:0"));
+        (entry.build)(&g)?
+    };
+    let init = g.global_variables_initializer()?;
+    let mut s = Session::new(&g, policy.config())?;
+    s.run(&[&init])?;
+    let feeds: Vec<(FeedKey, wgflow::Tensor)> = case.feeds.iter().map(|(k, v)| (k.into(), v.clone())).collect();
+    let options = RunOptions::default();
+    let mut metadata = RunMetadata::default();
+    let traced = RunOptions { trace_level: TraceLevel::FullTrace, ..RunOptions::default() };
+    s.run_with(&case.fetches, &feeds, &traced, Some(&mut metadata))?;
+    for _ in 1..budget.warmup {
+        s.run_with(&case.fetches, &feeds, &options, None)?;
+    }
+    let mut times = Vec::new();
+    let started = Instant::now();
+    while times.len() < budget.min_runs || (times.len() < budget.max_runs && started.elapsed() < budget.time) {
+        let t0 = Instant::now();
+        s.run_with(&case.fetches, &feeds, &options, None)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let count = |device: &str| {
+        metadata
+            .partition
+            .iter()
+            .filter(|(d, _)| d.ends_with(device))
+            .map(|(_, nodes)| nodes.iter().filter(|n| !n.contains("/Memcpy")).count())
+            .sum()
+    };
+    let min_s = times.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(Timing {
+        median_s: median(&mut times),
+        min_s,
+        runs: times.len(),
+        nodes_cpu: count("CPU:0"),
+        nodes_gpu: count("GPU:0"),
+    })
+}
+
+/// Host memcpy of `bytes` bytes (touching twice that), median and min seconds over `runs`.
+pub fn host_copy(bytes: usize, runs: usize) -> (f64, f64) {
+    let src = vec![1u8; bytes];
+    let mut dst = vec![0u8; bytes];
+    dst.copy_from_slice(&src);
+    let mut times: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let t0 = Instant::now();
+            dst.copy_from_slice(std::hint::black_box(&src));
+            std::hint::black_box(&dst);
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    (median(&mut times), min)
+}
