@@ -233,6 +233,38 @@ fn the_cost_model_keeps_tiny_work_off_a_software_gpu() {
 }
 
 #[test]
+fn the_cost_model_keeps_variables_where_their_work_is_cheaper() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let a = g.variable(Tensor::filled(DType::F32, &[64, 64], 0.5), "a").unwrap();
+    let y = g.matmul(a.value(), a.value(), false, false).unwrap();
+    let policy = PlacementPolicy::CostModel { calibrate: false };
+    let mut s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
+    s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
+    // The model's verdict on the graph's one kernel decides where the weights live.
+    let m = s.cost_model().unwrap();
+    let (flops, bytes) = (2.0 * 64f64.powi(3), 3.0 * 64.0 * 64.0 * 4.0);
+    let (want, other) = if m.cpu.time(flops, bytes) < m.gpu.time(flops, bytes) { (CPU, GPU) } else { (GPU, CPU) };
+    let before = s.stats();
+    let got = s.eval(&y).unwrap();
+    assert_eq!(got, Tensor::filled(DType::F32, &[64, 64], 16.0));
+    assert!(logged(&s, &format!("a/Assign: (Assign): {want}")), "{:?}", s.placement_log());
+    assert!(logged(&s, &format!("a/read: (Identity): {want}")), "{:?}", s.placement_log());
+    assert!(logged(&s, &format!("MatMul: (MatMul): {want}")), "{:?}", s.placement_log());
+    assert!(!logged(&s, &format!("MatMul: (MatMul): {other}")), "{:?}", s.placement_log());
+    let after = s.stats();
+    if want == CPU {
+        // A run with nothing for the GPU neither submits nor moves bytes.
+        assert_eq!(after.submits, before.submits, "{after:?}");
+        assert_eq!(after.bytes_uploaded + after.bytes_downloaded, before.bytes_uploaded + before.bytes_downloaded);
+    } else {
+        assert_eq!(after.submits, before.submits + 1, "{after:?}");
+    }
+}
+
+#[test]
 fn calibration_measures_both_devices() {
     if !common::gpu_ready() {
         return;

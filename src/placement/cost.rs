@@ -104,6 +104,26 @@ fn work(g: &GraphData, id: NodeId) -> (f64, f64) {
     (flops, moved)
 }
 
+/// The device for a free variable group under the cost model: the one on which all of the
+/// graph's kernels together are cheaper by the model. Weights then stay where most of the work
+/// that reads and updates them is done, and a later plan does not pay a transfer per run for a
+/// group pinned on the wrong side by the initializer's plan.
+pub(crate) fn resident_device(g: &GraphData, m: &CostModel) -> DeviceKind {
+    let (mut cpu, mut gpu) = (0.0, 0.0);
+    for (id, node) in g.nodes.iter().enumerate() {
+        if matches!(node.op, OpKind::Compute(_)) {
+            let (flops, b) = work(g, id);
+            cpu += m.cpu.time(flops, b);
+            gpu += m.gpu.time(flops, b);
+        }
+    }
+    if cpu < gpu {
+        DeviceKind::Cpu
+    } else {
+        DeviceKind::Gpu
+    }
+}
+
 /// Total estimated time of `device` for the nodes in `order`: kernels plus one transfer per
 /// tensor and destination device.
 fn total(g: &GraphData, order: &[NodeId], device: &HashMap<NodeId, DeviceKind>, m: &CostModel) -> f64 {

@@ -323,7 +323,12 @@ fn place_group(g: &GraphData, var: NodeId, p: &mut Placer<'_>) -> Result<DeviceK
     let refusal = p.refusal(g, var);
     let name = &g.nodes[var].name;
     let device = request.map(|(_, m)| g.nodes[m].device.as_str()).unwrap_or("");
-    let d = p.decide(name, device, request.map(|(r, _)| r), refusal)?.unwrap_or(DeviceKind::Gpu);
+    let d = match (p.decide(name, device, request.map(|(r, _)| r), refusal)?, p.policy, p.gpu) {
+        (Some(d), _, _) => d,
+        // Under the cost model, a free group lives where the graph's kernels run faster.
+        (None, PlacementPolicy::CostModel { .. }, Some(gpu)) => cost::resident_device(g, &gpu.model),
+        (None, _, _) => DeviceKind::Gpu,
+    };
     p.pinned.insert(var, d);
     Ok(d)
 }

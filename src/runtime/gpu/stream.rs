@@ -105,6 +105,9 @@ pub struct Stream<'p> {
     readbacks: Vec<Readback>,
     /// Buffers that go back to the pool once the GPU is done with them.
     after: Vec<Arc<wgpu::Buffer>>,
+    /// Whether anything was uploaded or recorded since the last submit; a run with nothing
+    /// for the GPU (all its nodes on the CPU) then neither submits nor waits.
+    recorded: bool,
 }
 
 impl<'p> Stream<'p> {
@@ -113,7 +116,7 @@ impl<'p> Stream<'p> {
         let ctx = pool.context().clone();
         ctx.ensure_alive()?;
         let encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgflow run") });
-        Ok(Stream { pool, ctx, encoder: Some(encoder), readbacks: Vec::new(), after: Vec::new() })
+        Ok(Stream { pool, ctx, encoder: Some(encoder), readbacks: Vec::new(), after: Vec::new(), recorded: false })
     }
 
     /// The device context the stream records for.
@@ -152,6 +155,7 @@ impl<'p> Stream<'p> {
             ctx.scoped("uploading a tensor", || ctx.queue.write_buffer(&gpu.buffer, 0, &data))?;
         }
         self.pool.stats.bytes_uploaded += data.len() as u64;
+        self.recorded = true;
         Ok(gpu)
     }
 
@@ -229,6 +233,7 @@ impl<'p> Stream<'p> {
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
+        self.recorded = true;
         Ok(())
     }
 
@@ -242,6 +247,7 @@ impl<'p> Stream<'p> {
             encoder.copy_buffer_to_buffer(&tensor.buffer, 0, &staging, 0, bytes);
         }
         self.readbacks.push(Readback { staging, bytes, dtype: tensor.dtype, shape: tensor.shape.clone() });
+        self.recorded = true;
         Ok(self.readbacks.len() - 1)
     }
 
@@ -254,6 +260,7 @@ impl<'p> Stream<'p> {
         let encoder = self.encoder.as_mut().ok_or_else(|| Error::internal("the stream was already finished"))?;
         if bytes > 0 && !Arc::ptr_eq(&src.buffer, &dst.buffer) {
             encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, bytes);
+            self.recorded = true;
         }
         Ok(())
     }
@@ -263,7 +270,7 @@ impl<'p> Stream<'p> {
         self.after.push(tensor.buffer);
     }
 
-    /// Submits the recorded work (exactly one submit), waits for it with the context's
+    /// Submits the recorded work (one submit; none when nothing was recorded), waits for it with the context's
     /// timeout (`Unavailable` past it or on device loss), and reads back every fetched tensor.
     pub fn finish(self) -> Result<Vec<Tensor>> {
         let timeout = self.ctx.poll_timeout();
@@ -291,6 +298,9 @@ impl<'p> Stream<'p> {
     }
 
     fn submit_and_read(&mut self, timeout: Duration) -> Result<Vec<Tensor>> {
+        if !std::mem::take(&mut self.recorded) {
+            return Ok(Vec::new());
+        }
         let ctx = self.ctx.clone();
         let encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream was already finished"))?;
         let submitted = ctx.scoped("submitting the run's GPU work", || ctx.queue.submit([encoder.finish()]));
