@@ -29,11 +29,12 @@ macro_rules! binary_ops {
             pub fn default_name(self) -> &'static str { match self { $(BinaryKind::$kind => $default,)* } }
             /// The WGSL expression of `a` and `b`.
             pub fn wgsl(self) -> &'static str { match self { $(BinaryKind::$kind => $wgsl,)* } }
-            fn f32(self) -> fn(f32, f32) -> f32 {
-                match self { $(BinaryKind::$kind => { #[allow(unused_parens)] fn f($x: f32, $y: f32) -> f32 { $float } f },)* }
+            /// The float32 kernel, monomorphised per op so that the loop vectorises.
+            fn zip_f32(self, a: &ArcArray<f32, IxDyn>, b: &ArcArray<f32, IxDyn>) -> Result<ArrayD<f32>> {
+                match self { $(BinaryKind::$kind => { #[allow(unused_parens)] fn f($x: f32, $y: f32) -> f32 { $float } zip_map(a, b, f) },)* }
             }
-            fn f64(self) -> fn(f64, f64) -> f64 {
-                match self { $(BinaryKind::$kind => { #[allow(unused_parens)] fn f($x: f64, $y: f64) -> f64 { $float } f },)* }
+            fn zip_f64(self, a: &ArcArray<f64, IxDyn>, b: &ArcArray<f64, IxDyn>) -> Result<ArrayD<f64>> {
+                match self { $(BinaryKind::$kind => { #[allow(unused_parens)] fn f($x: f64, $y: f64) -> f64 { $float } zip_map(a, b, f) },)* }
             }
             #[allow(unused_variables)]
             fn i32(self) -> Option<fn(i32, i32) -> i32> {
@@ -57,11 +58,12 @@ macro_rules! unary_ops {
             pub fn tf_name(self) -> &'static str { match self { $(UnaryKind::$kind => $tf,)* } }
             /// The WGSL expression of `a`.
             pub fn wgsl(self) -> &'static str { match self { $(UnaryKind::$kind => $wgsl,)* } }
-            fn f32(self) -> fn(f32) -> f32 {
-                match self { $(UnaryKind::$kind => { fn f($x: f32) -> f32 { $float } f },)* }
+            /// The float32 kernel, monomorphised per op so that the loop vectorises.
+            fn map_f32(self, a: &ArcArray<f32, IxDyn>) -> ArrayD<f32> {
+                match self { $(UnaryKind::$kind => { fn f($x: f32) -> f32 { $float } map(a, f) },)* }
             }
-            fn f64(self) -> fn(f64) -> f64 {
-                match self { $(UnaryKind::$kind => { fn f($x: f64) -> f64 { $float } f },)* }
+            fn map_f64(self, a: &ArcArray<f64, IxDyn>) -> ArrayD<f64> {
+                match self { $(UnaryKind::$kind => { fn f($x: f64) -> f64 { $float } map(a, f) },)* }
             }
             fn i32(self) -> Option<fn(i32) -> i32> {
                 match self { $(UnaryKind::$kind => { let f: Option<fn(i32) -> i32> = $int; f },)* }
@@ -228,23 +230,59 @@ pub(crate) fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 /// Elements above which CPU elementwise kernels split the work across threads.
 const PARALLEL_MIN: usize = 1 << 16;
 
-/// Applies `f` elementwise with broadcasting.
-fn zip_map<T, U>(a: &ArcArray<T, IxDyn>, b: &ArcArray<T, IxDyn>, f: fn(T, T) -> U) -> Result<ArrayD<U>>
+/// Fills `out` with `f` of each element of `x`, in chunks across threads for large tensors.
+fn fill<T, U, F>(out: &mut [std::mem::MaybeUninit<U>], x: &[T], f: F)
 where
     T: Copy + Send + Sync,
-    U: Copy + Send + Sync + Default,
+    U: Send,
+    F: Fn(T) -> U + Sync,
+{
+    let run = |o: &mut [std::mem::MaybeUninit<U>], x: &[T]| {
+        o.iter_mut().zip(x).for_each(|(o, &x)| {
+            o.write(f(x));
+        })
+    };
+    if out.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(PARALLEL_MIN).zip(x.par_chunks(PARALLEL_MIN)).for_each(|(o, x)| run(o, x));
+    } else {
+        run(out, x);
+    }
+}
+
+/// A new vector of `n` elements, each written by `write` (which must write every one).
+fn collect_into<U>(n: usize, write: impl FnOnce(&mut [std::mem::MaybeUninit<U>])) -> Vec<U> {
+    let mut out = Vec::with_capacity(n);
+    write(&mut out.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` and the binary loop below write every element of the slice they get.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// Applies `f` elementwise with broadcasting; same-shape contiguous operands take a single
+/// pass (parallel for large tensors) into an output that is never zero-filled first.
+fn zip_map<T, U, F>(a: &ArcArray<T, IxDyn>, b: &ArcArray<T, IxDyn>, f: F) -> Result<ArrayD<U>>
+where
+    T: Copy + Send + Sync,
+    U: Copy + Send + Sync,
+    F: Fn(T, T) -> U + Sync,
 {
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
         if a.shape() == b.shape() {
-            let mut out = vec![U::default(); sa.len()];
-            if out.len() >= PARALLEL_MIN {
-                out.par_chunks_mut(PARALLEL_MIN)
-                    .zip(sa.par_chunks(PARALLEL_MIN).zip(sb.par_chunks(PARALLEL_MIN)))
-                    .for_each(|(o, (x, y))| o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| *o = f(x, y)));
-            } else {
-                out.iter_mut().zip(sa.iter().zip(sb)).for_each(|(o, (&x, &y))| *o = f(x, y));
-            }
+            let run = |o: &mut [std::mem::MaybeUninit<U>], x: &[T], y: &[T]| {
+                o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| {
+                    o.write(f(x, y));
+                })
+            };
+            let out = collect_into(sa.len(), |out| {
+                if out.len() >= PARALLEL_MIN {
+                    out.par_chunks_mut(PARALLEL_MIN)
+                        .zip(sa.par_chunks(PARALLEL_MIN).zip(sb.par_chunks(PARALLEL_MIN)))
+                        .for_each(|(o, (x, y))| run(o, x, y));
+                } else {
+                    run(out, sa, sb);
+                }
+            });
             return ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::internal(e.to_string()));
         }
     }
@@ -257,16 +295,16 @@ where
 }
 
 /// Applies `f` to every element, in parallel for large tensors.
-fn map<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(a: &ArcArray<T, IxDyn>, f: fn(T) -> U) -> ArrayD<U> {
+fn map<T, U, F>(a: &ArcArray<T, IxDyn>, f: F) -> ArrayD<U>
+where
+    T: Copy + Send + Sync,
+    U: Copy + Send + Sync,
+    F: Fn(T) -> U + Sync,
+{
     if let Some(s) = a.as_slice() {
-        if s.len() >= PARALLEL_MIN {
-            let mut out = vec![U::default(); s.len()];
-            out.par_chunks_mut(PARALLEL_MIN)
-                .zip(s.par_chunks(PARALLEL_MIN))
-                .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
-            if let Ok(r) = ArrayD::from_shape_vec(IxDyn(a.shape()), out) {
-                return r;
-            }
+        let out = collect_into(s.len(), |out| fill(out, s, &f));
+        if let Ok(r) = ArrayD::from_shape_vec(IxDyn(a.shape()), out) {
+            return r;
         }
     }
     a.mapv(f)
@@ -295,8 +333,8 @@ impl Op for Binary {
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let k = self.0;
         let out: Tensor = match (inputs[0], inputs[1]) {
-            (Tensor::F32(a), Tensor::F32(b)) => zip_map(a, b, k.f32())?.into(),
-            (Tensor::F64(a), Tensor::F64(b)) => zip_map(a, b, k.f64())?.into(),
+            (Tensor::F32(a), Tensor::F32(b)) => k.zip_f32(a, b)?.into(),
+            (Tensor::F64(a), Tensor::F64(b)) => k.zip_f64(a, b)?.into(),
             (Tensor::I32(a), Tensor::I32(b)) => {
                 let f = k.i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?;
                 if matches!(k, BinaryKind::FloorDiv | BinaryKind::TruncateDiv) && b.iter().any(|&v| v == 0) {
@@ -364,8 +402,8 @@ impl Op for Unary {
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let k = self.0;
         let out: Tensor = match inputs[0] {
-            Tensor::F32(a) => map(a, k.f32()).into(),
-            Tensor::F64(a) => map(a, k.f64()).into(),
+            Tensor::F32(a) => k.map_f32(a).into(),
+            Tensor::F64(a) => k.map_f64(a).into(),
             Tensor::I32(a) => map(a, k.i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?).into(),
             other => return Err(no_kernel(k.tf_name(), other.dtype())),
         };

@@ -2,7 +2,8 @@
 //! policy (all-CPU, all-GPU, TF's default, the cost model). Prints a markdown table, writes
 //! `bench-results/latest.json` and `bench-results/latest.svg` (`quick.*` with `--quick`).
 //!
-//! Usage: `wgflow-bench [--quick] [--adapter INDEX|NAME] [--out DIR]`. One process uses one
+//! Usage: `wgflow-bench [--quick] [--filter TEXT] [--adapter INDEX|NAME] [--out DIR]`; `--filter`
+//! keeps the entries whose name contains TEXT. One process uses one
 //! adapter, so with several adapters (and no `--adapter`) it runs itself once per adapter.
 
 mod measure;
@@ -23,20 +24,23 @@ use suite::Rate;
 
 struct Args {
     quick: bool,
+    /// Only the entries whose name contains this.
+    filter: Option<String>,
     adapter: Option<String>,
     out: PathBuf,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut args = Args { quick: false, adapter: None, out: PathBuf::from("bench-results") };
+    let mut args = Args { quick: false, filter: None, adapter: None, out: PathBuf::from("bench-results") };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
+            "--filter" => args.filter = Some(it.next().ok_or("--filter needs a text")?),
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs an index or a name")?),
             "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
             "-h" | "--help" => {
-                println!("usage: wgflow-bench [--quick] [--adapter INDEX|NAME] [--out DIR]");
+                println!("usage: wgflow-bench [--quick] [--filter TEXT] [--adapter INDEX|NAME] [--out DIR]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -72,6 +76,9 @@ fn run() -> Result<(), Box<dyn Error>> {
                 if args.quick {
                     cmd.arg("--quick");
                 }
+                if let Some(f) = &args.filter {
+                    cmd.args(["--filter", f]);
+                }
                 if !cmd.status()?.success() {
                     return Err(format!("the run on adapter {name} failed").into());
                 }
@@ -84,7 +91,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             if let Some(c) = choice {
                 std::env::set_var(ADAPTER_ENV, c);
             }
-            let (title, rows) = bench(args.quick)?;
+            let (title, rows) = bench(args.quick, args.filter.as_deref())?;
             println!("\n{title}\n\n{}", report::table(&rows));
             std::fs::write(args.out.join(format!("{stem}.svg")), report::svg(&title, &rows))?;
             vec![json!({ "title": title, "entries": rows.iter().map(report::row_json).collect::<Vec<_>>() })]
@@ -115,14 +122,15 @@ fn machine() -> String {
 }
 
 /// Runs the suite on the CPU and on this process's adapter (if any), under every policy.
-fn bench(quick: bool) -> Result<(String, Vec<Row>), Box<dyn Error>> {
+fn bench(quick: bool, filter: Option<&str>) -> Result<(String, Vec<Row>), Box<dyn Error>> {
     let gpu = GpuContext::get(None).ok();
     let title = match &gpu {
         Some(ctx) => format!("CPU: {}; GPU: {}", machine(), ctx.description()),
         None => format!("CPU: {}; no GPU adapter", machine()),
     };
     eprintln!("{title}");
-    let entries = suite::suite(quick);
+    let mut entries = suite::suite(quick);
+    entries.retain(|e| filter.is_none_or(|f| e.name.contains(f)));
     let policies: Vec<Policy> = if gpu.is_some() { Policy::ALL.to_vec() } else { vec![Policy::AllCpu] };
     let bar = indicatif::ProgressBar::new((entries.len() * policies.len()) as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);

@@ -101,6 +101,7 @@ struct Readback {
 pub struct Stream<'p> {
     pool: &'p mut BufferPool,
     ctx: Arc<GpuContext>,
+    /// Created on first use, so that a run with no GPU work costs no encoder.
     encoder: Option<wgpu::CommandEncoder>,
     readbacks: Vec<Readback>,
     /// Buffers that go back to the pool once the GPU is done with them.
@@ -115,8 +116,15 @@ impl<'p> Stream<'p> {
     pub fn new(pool: &'p mut BufferPool) -> Result<Self> {
         let ctx = pool.context().clone();
         ctx.ensure_alive()?;
-        let encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgflow run") });
-        Ok(Stream { pool, ctx, encoder: Some(encoder), readbacks: Vec::new(), after: Vec::new(), recorded: false })
+        Ok(Stream { pool, ctx, encoder: None, readbacks: Vec::new(), after: Vec::new(), recorded: false })
+    }
+
+    /// The run's command encoder, created on first use.
+    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        let device = &self.ctx.device;
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgflow run") })
+        })
     }
 
     /// The device context the stream records for.
@@ -218,8 +226,7 @@ impl<'p> Stream<'p> {
         for (binding, t) in (1u32..).zip(inputs.iter().copied().chain([output])) {
             entries.push(wgpu::BindGroupEntry { binding, resource: t.binding() });
         }
-        let ctx = &self.ctx;
-        let encoder = self.encoder.as_mut().ok_or_else(|| Error::internal("the stream was already finished"))?;
+        let ctx = self.ctx.clone();
         // Checked before anything is recorded, so that a bad binding leaves the encoder usable.
         let bind_group = ctx.scoped("binding a GPU dispatch", || {
             ctx.queue.write_buffer(&params, 0, bytemuck::cast_slice(&words));
@@ -229,11 +236,12 @@ impl<'p> Stream<'p> {
                 entries: &entries,
             })
         })?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        self.recorded = true;
+        let mut pass =
+            self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
-        self.recorded = true;
         Ok(())
     }
 
@@ -242,9 +250,8 @@ impl<'p> Stream<'p> {
     pub fn fetch(&mut self, tensor: &GpuTensor) -> Result<usize> {
         let bytes = gpu_bytes(tensor.dtype, &tensor.shape)?;
         let staging = self.pool.take_kind(bytes, BufferKind::Staging)?;
-        let encoder = self.encoder.as_mut().ok_or_else(|| Error::internal("the stream was already finished"))?;
         if bytes > 0 {
-            encoder.copy_buffer_to_buffer(&tensor.buffer, 0, &staging, 0, bytes);
+            self.encoder().copy_buffer_to_buffer(&tensor.buffer, 0, &staging, 0, bytes);
         }
         self.readbacks.push(Readback { staging, bytes, dtype: tensor.dtype, shape: tensor.shape.clone() });
         self.recorded = true;
@@ -257,9 +264,8 @@ impl<'p> Stream<'p> {
         if bytes != gpu_bytes(dst.dtype, &dst.shape)? {
             return Err(Error::internal("a GPU copy between tensors of different sizes"));
         }
-        let encoder = self.encoder.as_mut().ok_or_else(|| Error::internal("the stream was already finished"))?;
         if bytes > 0 && !Arc::ptr_eq(&src.buffer, &dst.buffer) {
-            encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, bytes);
+            self.encoder().copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, bytes);
             self.recorded = true;
         }
         Ok(())
@@ -292,8 +298,6 @@ impl<'p> Stream<'p> {
         for r in self.readbacks.drain(..) {
             self.pool.give(r.staging);
         }
-        self.encoder =
-            Some(self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgflow run") }));
         Ok(out)
     }
 
@@ -302,7 +306,8 @@ impl<'p> Stream<'p> {
             return Ok(Vec::new());
         }
         let ctx = self.ctx.clone();
-        let encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream was already finished"))?;
+        self.encoder();
+        let encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream has no encoder"))?;
         let submitted = ctx.scoped("submitting the run's GPU work", || ctx.queue.submit([encoder.finish()]));
         self.pool.stats.submits += 1;
         let index = submitted?;
