@@ -2,8 +2,9 @@
 //! policy (all-CPU, all-GPU, TF's default, the cost model). Prints a markdown table, writes
 //! `bench-results/latest.json` and `bench-results/latest.svg` (`quick.*` with `--quick`).
 //!
-//! Usage: `wgflow-bench [--quick] [--filter TEXT] [--adapter INDEX|NAME] [--out DIR]`; `--filter`
-//! keeps the entries whose name contains TEXT. One process uses one
+//! Usage: `wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR]`; `--filter`
+//! keeps the entries whose name contains TEXT, `--cpu-only` measures
+//! the all-CPU policy alone. One process uses one
 //! adapter, so with several adapters (and no `--adapter`) it runs itself once per adapter.
 
 mod measure;
@@ -26,21 +27,24 @@ struct Args {
     quick: bool,
     /// Only the entries whose name contains this.
     filter: Option<String>,
+    /// Only the all-CPU policy (for working on CPU kernels).
+    cpu_only: bool,
     adapter: Option<String>,
     out: PathBuf,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut args = Args { quick: false, filter: None, adapter: None, out: PathBuf::from("bench-results") };
+    let mut args = Args { quick: false, filter: None, cpu_only: false, adapter: None, out: PathBuf::from("bench-results") };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
+            "--cpu-only" => args.cpu_only = true,
             "--filter" => args.filter = Some(it.next().ok_or("--filter needs a text")?),
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs an index or a name")?),
             "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
             "-h" | "--help" => {
-                println!("usage: wgflow-bench [--quick] [--filter TEXT] [--adapter INDEX|NAME] [--out DIR]");
+                println!("usage: wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -91,7 +95,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             if let Some(c) = choice {
                 std::env::set_var(ADAPTER_ENV, c);
             }
-            let (title, rows) = bench(args.quick, args.filter.as_deref())?;
+            let (title, rows) = bench(args.quick, args.filter.as_deref(), args.cpu_only)?;
             println!("\n{title}\n\n{}", report::table(&rows));
             std::fs::write(args.out.join(format!("{stem}.svg")), report::svg(&title, &rows))?;
             vec![json!({ "title": title, "entries": rows.iter().map(report::row_json).collect::<Vec<_>>() })]
@@ -122,8 +126,8 @@ fn machine() -> String {
 }
 
 /// Runs the suite on the CPU and on this process's adapter (if any), under every policy.
-fn bench(quick: bool, filter: Option<&str>) -> Result<(String, Vec<Row>), Box<dyn Error>> {
-    let gpu = GpuContext::get(None).ok();
+fn bench(quick: bool, filter: Option<&str>, cpu_only: bool) -> Result<(String, Vec<Row>), Box<dyn Error>> {
+    let gpu = if cpu_only { None } else { GpuContext::get(None).ok() };
     let title = match &gpu {
         Some(ctx) => format!("CPU: {}; GPU: {}", machine(), ctx.description()),
         None => format!("CPU: {}; no GPU adapter", machine()),

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
 
-use super::gemm::{matmul, MatRef};
+use super::gemm::{matmul, matmul_serial, MatRef};
 use crate::error::{invalid, Error, Result};
 use crate::ops::Padding;
 use crate::tensor::{dims_string, Tensor};
@@ -173,6 +173,8 @@ pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>> {
 
 /// Upper bound on the elements of one patch-matrix block (16 MiB of f32).
 const BLOCK_ELEMS: usize = 1 << 22;
+/// Patch-matrix elements per task of the parallel blocked convolution (256 KiB of f32).
+const TASK_ELEMS: usize = 1 << 16;
 /// Patch rows one rayon task fills at least.
 const MIN_ROWS_PER_TASK: usize = 32;
 
@@ -200,6 +202,24 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
         let a = MatRef { data: x, rows, cols: g.in_c, transpose: false };
         matmul(a, mat(filter, k, g.out_c), &mut out[..rows * g.out_c], false)?;
         positive_zeros(&mut out[..rows * g.out_c]);
+        return Ok(());
+    }
+    if groups == 1 {
+        // Blocks of output rows in parallel, each filling its patch matrix (sized to stay in
+        // the core's cache) and multiplying it on its own thread.
+        let block = (TASK_ELEMS / k).clamp(MIN_ROWS_PER_TASK, rows.max(MIN_ROWS_PER_TASK));
+        let filter = mat(filter, k, g.out_c);
+        out[..rows * g.out_c].par_chunks_mut(block * g.out_c).enumerate().try_for_each_init(
+            Vec::new,
+            |patches: &mut Vec<f32>, (i, o)| {
+                let n = o.len() / g.out_c;
+                patches.resize(n * k, 0.0);
+                fill_rows(x, g, 0, i * block, patches, k);
+                matmul_serial(MatRef { data: patches, rows: n, cols: k, transpose: false }, filter, o, false)?;
+                positive_zeros_serial(o);
+                Ok::<(), Error>(())
+            },
+        )?;
         return Ok(());
     }
     let cout_g = g.out_c / groups;
@@ -248,6 +268,11 @@ pub(crate) fn positive_zeros(out: &mut [f32]) {
     out.par_chunks_mut(1 << 16).for_each(|c| c.iter_mut().for_each(|v| *v += 0.0));
 }
 
+/// [`positive_zeros`] on the calling thread.
+fn positive_zeros_serial(out: &mut [f32]) {
+    out.iter_mut().for_each(|v| *v += 0.0);
+}
+
 /// A row-major `rows x cols` matrix operand.
 pub(crate) fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
     MatRef { data, rows, cols, transpose: false }
@@ -256,9 +281,17 @@ pub(crate) fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
 /// Fills `patches` (rows of length `k`) with the receptive fields of output pixels
 /// `first_row..`, reading input channels `c0..c0 + patch_c`; padding reads as zero.
 pub(crate) fn fill_patches(x: &[f32], g: &ConvGeom, c0: usize, first_row: usize, patches: &mut [f32], k: usize) {
+    patches
+        .par_chunks_mut(k * MIN_ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(i, rows)| fill_rows(x, g, c0, first_row + i * MIN_ROWS_PER_TASK, rows, k));
+}
+
+/// [`fill_patches`] on the calling thread.
+fn fill_rows(x: &[f32], g: &ConvGeom, c0: usize, first_row: usize, patches: &mut [f32], k: usize) {
     let pc = g.patch_c;
     let seg = g.k_w * pc;
-    patches.par_chunks_mut(k).with_min_len(MIN_ROWS_PER_TASK).enumerate().for_each(|(i, row)| {
+    patches.chunks_exact_mut(k).enumerate().for_each(|(i, row)| {
         let r = first_row + i;
         let ow = r % g.out_w;
         let oh = (r / g.out_w) % g.out_h;
@@ -350,5 +383,19 @@ mod tests {
         check(base);
         check(ConvGeom { patch_c: 2, ..base });
         check(ConvGeom { k_h: 1, k_w: 1, stride: [1, 1], dilation: [1, 1], pad: [0, 0], out_h: 7, out_w: 6, ..base });
+        // Enough output rows for several parallel blocks, the last one partial.
+        let many = ConvGeom {
+            batch: 1,
+            in_h: 60,
+            in_w: 61,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [1, 0],
+            out_h: 60,
+            out_w: 60,
+            ..base
+        };
+        assert!(many.rows() > TASK_ELEMS / (many.k_h * many.k_w * many.patch_c));
+        check(many);
     }
 }

@@ -38,8 +38,19 @@ impl MatRef<'_> {
 /// Elements of work (m*n*k) below which threading costs more than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 
-/// `out = a * b` (or `out += a * b` when `accumulate`), with `out` row-major `m x n`.
+/// `out = a * b` (or `out += a * b` when `accumulate`), with `out` row-major `m x n`, on all
+/// of rayon's threads for large products.
 pub(crate) fn matmul(a: MatRef<'_>, b: MatRef<'_>, out: &mut [f32], accumulate: bool) -> Result<()> {
+    gemm_on(a, b, out, accumulate, true)
+}
+
+/// [`matmul`] on the calling thread only, for callers that already split their work across
+/// threads.
+pub(crate) fn matmul_serial(a: MatRef<'_>, b: MatRef<'_>, out: &mut [f32], accumulate: bool) -> Result<()> {
+    gemm_on(a, b, out, accumulate, false)
+}
+
+fn gemm_on(a: MatRef<'_>, b: MatRef<'_>, out: &mut [f32], accumulate: bool, threaded: bool) -> Result<()> {
     let (m, k) = a.dims();
     let (k2, n) = b.dims();
     if k != k2 || a.data.len() < a.rows * a.cols || b.data.len() < b.rows * b.cols || out.len() < m * n {
@@ -55,7 +66,7 @@ pub(crate) fn matmul(a: MatRef<'_>, b: MatRef<'_>, out: &mut [f32], accumulate: 
         return Ok(());
     }
     let threads = rayon::current_num_threads();
-    let par = if m * n * k >= PARALLEL_MIN_WORK && threads > 1 {
+    let par = if threaded && m * n * k >= PARALLEL_MIN_WORK && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
