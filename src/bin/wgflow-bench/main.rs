@@ -1,11 +1,12 @@
 //! `wgflow-bench`: the same graphs on the CPU and on each GPU adapter, under each placement
 //! policy (all-CPU, all-GPU, TF's default, the cost model). Prints a markdown table, writes
-//! `bench-results/latest.json` and `bench-results/latest.svg` (`quick.*` with `--quick`).
+//! it to `bench-results/latest.md`, with `latest.json` and the chart `latest.svg` (`quick.*`
+//! with `--quick`).
 //!
-//! Usage: `wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR]`; `--filter`
-//! keeps the entries whose name contains TEXT, `--cpu-only` measures
-//! the all-CPU policy alone. One process uses one
-//! adapter, so with several adapters (and no `--adapter`) it runs itself once per adapter.
+//! Usage: `wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME]
+//! [--out DIR]`. `--filter` keeps the entries whose name contains TEXT; `--cpu-only` measures
+//! the all-CPU policy alone. One process uses one adapter, so with several adapters (and no
+//! `--adapter`) it runs itself once per adapter.
 
 mod measure;
 mod report;
@@ -34,7 +35,8 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let mut args = Args { quick: false, filter: None, cpu_only: false, adapter: None, out: PathBuf::from("bench-results") };
+    let mut args =
+        Args { quick: false, filter: None, cpu_only: false, adapter: None, out: PathBuf::from("bench-results") };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -44,7 +46,9 @@ fn parse() -> Result<Args, String> {
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs an index or a name")?),
             "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
             "-h" | "--help" => {
-                println!("usage: wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR]");
+                println!(
+                    "usage: wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -96,7 +100,9 @@ fn run() -> Result<(), Box<dyn Error>> {
                 std::env::set_var(ADAPTER_ENV, c);
             }
             let (title, rows) = bench(args.quick, args.filter.as_deref(), args.cpu_only)?;
-            println!("\n{title}\n\n{}", report::table(&rows));
+            let table = format!("{title}\n\n{}", report::table(&rows));
+            println!("\n{table}");
+            std::fs::write(args.out.join(format!("{stem}.md")), table)?;
             std::fs::write(args.out.join(format!("{stem}.svg")), report::svg(&title, &rows))?;
             vec![json!({ "title": title, "entries": rows.iter().map(report::row_json).collect::<Vec<_>>() })]
         }
