@@ -17,6 +17,7 @@ const TEMPLATES: &[&str] = &[
     "elementwise_vec4.wgsl",
     "unary_vec4.wgsl",
     "matmul.wgsl",
+    "matmul_sg.wgsl",
     "reduce.wgsl",
     "softmax.wgsl",
     "transpose.wgsl",

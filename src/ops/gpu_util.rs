@@ -6,10 +6,12 @@
 use super::reduce::ReduceKind;
 use super::{cached_wgsl, GpuLowering};
 use crate::error::{Error, Result};
+use crate::runtime::gpu::context::subgroups_of_8;
 use crate::runtime::gpu::shaders as gpu_shaders;
 use crate::tensor::DType;
 
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const MATMUL_SG: &str = include_str!("../../shaders/matmul_sg.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const TRANSPOSE: &str = include_str!("../../shaders/transpose.wgsl");
@@ -70,6 +72,58 @@ fn strides(dims: &[usize]) -> Vec<usize> {
 /// The float32 batched matmul kernel.
 pub fn matmul_wgsl() -> String {
     with_prelude(MATMUL)
+}
+
+/// The subgroup matmul kernel (see shaders/matmul_sg.wgsl) with `rows` rows and `vcols` vec4
+/// columns per lane, its loops unrolled here.
+pub fn matmul_sg_wgsl(rows: usize, vcols: usize) -> String {
+    use std::fmt::Write;
+    let (mut decls, mut body, mut stores) = (String::new(), String::new(), String::new());
+    for v in 0..vcols {
+        let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
+    }
+    for i in 0..rows {
+        let _ = writeln!(decls, "    let ar{i} = base_a + min(row0 + {}u, last_row) * k4;", 8 * i);
+        for c in 0..8 * vcols {
+            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
+        }
+        let _ = writeln!(body, "        let av{i} = in_a[ar{i} + kk];");
+    }
+    for (j, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+        for v in 0..vcols {
+            let _ = writeln!(body, "        let b{j}_{v} = in_b[bi + bc{v}];");
+        }
+        if j < 3 {
+            let _ = writeln!(body, "        bi = bi + n4;");
+        }
+        for v in 0..vcols {
+            for l in 0..8 {
+                let c = 8 * v + l;
+                let _ = writeln!(body, "        let bb{j}_{c} = subgroupBroadcast(b{j}_{v}, {l}u);");
+                for i in 0..rows {
+                    let _ = writeln!(body, "        c{i}_{c} = fma(vec4<f32>(av{i}.{comp}), bb{j}_{c}, c{i}_{c});");
+                }
+            }
+        }
+    }
+    for i in 0..rows {
+        let _ = writeln!(stores, "    let r{i} = row0 + {}u;", 8 * i);
+        let _ = writeln!(stores, "    if (r{i} < params.m) {{");
+        for c in 0..8 * vcols {
+            let _ = writeln!(
+                stores,
+                "        if (col0 + {c}u < n4) {{\n            out[base_c + r{i} * n4 + col0 + {c}u] = c{i}_{c};\n        }}"
+            );
+        }
+        let _ = writeln!(stores, "    }}");
+    }
+    let body = code_of(MATMUL_SG)
+        .replace("ROWS", &format!("{rows}u"))
+        .replace("VCOLS", &format!("{vcols}u"))
+        .replace("DECLS", decls.trim_end())
+        .replace("BODY", body.trim_end())
+        .replace("STORES", stores.trim_end());
+    with_prelude(&body)
 }
 
 /// The reduction kernel for `kind` on `dtype` (float32 or int32).
@@ -133,13 +187,22 @@ pub(crate) fn matmul(
         return None;
     }
     Some((|| {
-        let wgsl = cached_wgsl("matmul f32".into(), || Ok(matmul_wgsl()))?;
         let mut uniforms = vec![word(m)?, word(n)?, word(k)?, u32::from(ta) | (u32::from(tb) << 1)];
         uniforms.extend(gpu_shaders::broadcast_uniforms(ba, bb, batch)?);
         let mut out = batch.to_vec();
         out.extend([m, n]);
         word(out.iter().product())?;
-        let groups = batch.iter().product::<usize>() * m.div_ceil(TILE) * n.div_ceil(TILE);
+        let batches = batch.iter().product::<usize>();
+        // The subgroup kernel: plain operands whose rows are whole vec4s, on 8-wide subgroups.
+        if !ta && !tb && m > 0 && n % 4 == 0 && n > 0 && k % 4 == 0 && k > 0 && subgroups_of_8() {
+            let rows = if m >= 256 { 8 } else { 2 };
+            let vcols = if n >= 64 { 2 } else { 1 };
+            let wgsl = cached_wgsl(format!("matmul sg f32 {rows}x{vcols}"), || Ok(matmul_sg_wgsl(rows, vcols)))?;
+            let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
+            return Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out));
+        }
+        let wgsl = cached_wgsl("matmul f32".into(), || Ok(matmul_wgsl()))?;
+        let groups = batches * m.div_ceil(TILE) * n.div_ceil(TILE);
         Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out))
     })())
 }
@@ -255,6 +318,8 @@ pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<R
 pub fn instantiations() -> Result<Vec<(String, String)>> {
     let mut all = vec![
         ("matmul.wgsl".to_string(), matmul_wgsl()),
+        ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2)),
+        ("matmul_sg.wgsl 2x1".to_string(), matmul_sg_wgsl(2, 1)),
         ("softmax.wgsl".to_string(), softmax_wgsl()),
         ("transpose.wgsl".to_string(), transpose_wgsl()),
     ];
