@@ -18,6 +18,7 @@ const TEMPLATES: &[&str] = &[
     "unary_vec4.wgsl",
     "matmul.wgsl",
     "matmul_sg.wgsl",
+    "conv2d_sg.wgsl",
     "reduce.wgsl",
     "softmax.wgsl",
     "transpose.wgsl",

@@ -320,6 +320,8 @@ pub fn instantiations() -> Result<Vec<(String, String)>> {
         ("matmul.wgsl".to_string(), matmul_wgsl()),
         ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2)),
         ("matmul_sg.wgsl 2x1".to_string(), matmul_sg_wgsl(2, 1)),
+        ("conv2d_sg.wgsl 8x2 vec4".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true)),
+        ("conv2d_sg.wgsl 2x1 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(2, 1, false)),
         ("softmax.wgsl".to_string(), softmax_wgsl()),
         ("transpose.wgsl".to_string(), transpose_wgsl()),
     ];
