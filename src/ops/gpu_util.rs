@@ -322,6 +322,7 @@ pub fn instantiations() -> Result<Vec<(String, String)>> {
         ("matmul_sg.wgsl 2x1".to_string(), matmul_sg_wgsl(2, 1)),
         ("conv2d_sg.wgsl 8x2 vec4".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true)),
         ("conv2d_sg.wgsl 2x1 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(2, 1, false)),
+        ("conv2d_sg.wgsl 8x2 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, false)),
         ("softmax.wgsl".to_string(), softmax_wgsl()),
         ("transpose.wgsl".to_string(), transpose_wgsl()),
     ];

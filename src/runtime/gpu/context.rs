@@ -122,7 +122,9 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 /// False while no context is open.
 pub(crate) fn subgroups_of_8() -> bool {
     lock(&SLOT).ready.as_ref().is_some_and(|c| {
-        c.device.features().contains(wgpu::Features::SUBGROUP) && c.info.subgroup_min_size == 8 && c.info.subgroup_max_size == 8
+        c.device.features().contains(wgpu::Features::SUBGROUP)
+            && c.info.subgroup_min_size == 8
+            && c.info.subgroup_max_size == 8
     })
 }
 
