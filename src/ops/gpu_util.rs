@@ -195,7 +195,13 @@ pub(crate) fn matmul(
         let batches = batch.iter().product::<usize>();
         // The subgroup kernel: plain operands whose rows are whole vec4s, on 8-wide subgroups.
         if !ta && !tb && m > 0 && n % 4 == 0 && n > 0 && k % 4 == 0 && k > 0 && subgroups_of_8() {
-            let rows = if m >= 256 { 8 } else { 2 };
+            // Rows per lane: the most whose block (64 * rows) the matrix fills.
+            let rows = match m {
+                1024.. => 16,
+                512.. => 8,
+                256.. => 4,
+                _ => 2,
+            };
             let vcols = if n >= 64 { 2 } else { 1 };
             let wgsl = cached_wgsl(format!("matmul sg f32 {rows}x{vcols}"), || Ok(matmul_sg_wgsl(rows, vcols)))?;
             let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);

@@ -139,7 +139,12 @@ fn conv2d_sg_lowering(g: &crate::runtime::cpu::conv::ConvGeom) -> Option<Result<
     }
     let pixels = g.batch * g.out_h * g.out_w;
     let vec4_in = g.in_c % 4 == 0;
-    let rows = if pixels >= 4096 { 8 } else { 2 };
+    let rows = match pixels {
+        16384.. => 16,
+        4096.. => 8,
+        1024.. => 4,
+        _ => 2,
+    };
     let vcols = if g.out_c >= 64 { 2 } else { 1 };
     Some((|| {
         let key = format!("nn conv2d sg f32 {rows}x{vcols} {}", if vec4_in { "vec4" } else { "scalar" });
