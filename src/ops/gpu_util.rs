@@ -89,23 +89,26 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize) -> String {
         }
         let _ = writeln!(body, "        let av{i} = in_a[ar{i} + kk];");
     }
-    for (j, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-        for v in 0..vcols {
-            let _ = writeln!(body, "        let b{j}_{v} = in_b[bi + bc{v}];");
-        }
-        if j < 3 {
-            let _ = writeln!(body, "        bi = bi + n4;");
-        }
-        for v in 0..vcols {
-            for l in 0..8 {
-                let c = 8 * v + l;
-                let _ = writeln!(body, "        let bb{j}_{c} = subgroupBroadcast(b{j}_{v}, {l}u);");
-                for i in 0..rows {
-                    let _ = writeln!(body, "        c{i}_{c} = fma(vec4<f32>(av{i}.{comp}), bb{j}_{c}, c{i}_{c});");
-                }
+    // The four k of a vec4 in a loop (not unrolled here: the driver's compile time grows fast
+    // with the size of the loop body).
+    let _ = writeln!(body, "        for (var j = 0u; j < 4u; j = j + 1u) {{");
+    for i in 0..rows {
+        let _ = writeln!(body, "            let as{i} = vec4<f32>(av{i}[j]);");
+    }
+    for v in 0..vcols {
+        let _ = writeln!(body, "            let b{v} = in_b[bi + bc{v}];");
+    }
+    let _ = writeln!(body, "            bi = bi + n4;");
+    for v in 0..vcols {
+        for l in 0..8 {
+            let c = 8 * v + l;
+            let _ = writeln!(body, "            let bb{c} = subgroupBroadcast(b{v}, {l}u);");
+            for i in 0..rows {
+                let _ = writeln!(body, "            c{i}_{c} = fma(as{i}, bb{c}, c{i}_{c});");
             }
         }
     }
+    let _ = writeln!(body, "        }}");
     for i in 0..rows {
         let _ = writeln!(stores, "    let r{i} = row0 + {}u;", 8 * i);
         let _ = writeln!(stores, "    if (r{i} < params.m) {{");
@@ -195,9 +198,9 @@ pub(crate) fn matmul(
         let batches = batch.iter().product::<usize>();
         // The subgroup kernel: plain operands whose rows are whole vec4s, on 8-wide subgroups.
         if !ta && !tb && m > 0 && n % 4 == 0 && n > 0 && k % 4 == 0 && k > 0 && subgroups_of_8() {
-            // Rows per lane: the most whose block (64 * rows) the matrix fills.
+            // Rows per lane: the most whose block (64 * rows) the matrix fills, at most 8.
+            // (16 rows run ~10% faster at 1024, but the driver then takes seconds to compile.)
             let rows = match m {
-                1024.. => 16,
                 512.. => 8,
                 256.. => 4,
                 _ => 2,
