@@ -1,13 +1,15 @@
-// TEMPLATE: batched float32 matmul C[b] = A[b] * B[b] (no transposes) for k and n multiples of 4,
-// with subgroups of exactly 8 invocations. Instantiated by `matmul_sg_wgsl` (src/ops/gpu_util.rs),
-// which prepends prelude.wgsl and generates the unrolled parts: ROWS (rows per lane), VCOLS (vec4
+// TEMPLATE: batched float32 matmul C[b] = op(A[b]) * op(B[b]) for k and n multiples of 4, with
+// subgroups of exactly 8 invocations. Instantiated by `matmul_sg_wgsl` (src/ops/gpu_util.rs),
+// which prepends prelude.wgsl and generates the unrolled parts for the transposes it is given:
+// A_ELEM (vec4<f32>, or f32 when A is stored transposed), ROWS (rows per lane), VCOLS (vec4
 // columns per lane), DECLS, BODY and STORES.
 //
 // Why this shape: on a CPU driver (lavapipe) every storage load is done lane by lane, so loads
 // cost far more than arithmetic. Each subgroup computes a (8 * ROWS) x (32 * VCOLS) block: lane l
-// owns rows row0 + l + 8i and loads them from A as vec4s over k; for each k it loads VCOLS vec4s
-// of the row of B (the subgroup's 32 * VCOLS columns, split between the lanes), and
-// `subgroupBroadcast` hands every lane the whole row from registers. The accumulators are named
+// owns rows row0 + l + 8i and loads them from A as vec4s over k (four scalars when A is stored
+// transposed); for each k it holds VCOLS vec4s of the row of op(B) (the subgroup's 32 * VCOLS
+// columns, split between the lanes; loaded as vec4s over k and transposed in registers when B is
+// stored transposed), and `subgroupBroadcast` hands every lane the whole row from registers. The accumulators are named
 // vec4 variables (no private arrays). Loads out of range are clamped (always in bounds) and the
 // stores skipped, so every lane stays active for the broadcasts.
 //
@@ -31,7 +33,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> in_a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> in_a: array<A_ELEM>;
 @group(0) @binding(2) var<storage, read> in_b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 
@@ -66,8 +68,9 @@ fn main(
         ma = ma + coord * params.a_strides[d / 4u][d % 4u];
         mb = mb + coord * params.b_strides[d / 4u][d % 4u];
     }
-    let base_a = ma * params.m * k4;
-    let base_b = mb * params.k * n4;
+    // Matrix offsets in floats (whole vec4s: k and n are multiples of 4).
+    let mat_a = ma * params.m * params.k;
+    let mat_b = mb * params.k * params.n;
     let base_c = batch * params.m * n4;
     let row0 = tile_m * 64u * ROWS + sg * 8u * ROWS + lane;
     let col0 = tile_n * 8u * VCOLS;
@@ -76,7 +79,6 @@ fn main(
 
 DECLS
     for (var kk = 0u; kk < k4; kk = kk + 1u) {
-        var bi = base_b + kk * 4u * n4;
 BODY
     }
 STORES

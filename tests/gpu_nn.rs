@@ -87,12 +87,12 @@ fn conv2d_subgroup_kernel_shapes() {
         return;
     }
     let cases: &[ConvCase] = &[
-        (&[2, 9, 11, 8], &[3, 3, 8, 36], &[1], Padding::Same, &[1]),          // vec4 in, 9 quads out
-        (&[1, 20, 19, 3], &[5, 5, 3, 64], &[2], Padding::Same, &[1]),         // scalar in, 64 out
+        (&[2, 9, 11, 8], &[3, 3, 8, 36], &[1], Padding::Same, &[1]), // vec4 in, 9 quads out
+        (&[1, 20, 19, 3], &[5, 5, 3, 64], &[2], Padding::Same, &[1]), // scalar in, 64 out
         (&[3, 16, 16, 12], &[3, 3, 12, 8], &[2, 1], Padding::Valid, &[1, 2]), // strides, dilations
-        (&[1, 70, 70, 4], &[2, 2, 4, 4], &[1], Padding::Valid, &[1]),         // large pixel blocks
-        (&[1, 66, 65, 5], &[4, 3, 5, 68], &[3, 2], Padding::Same, &[1]),      // odd SAME pads
-        (&[1, 5, 5, 4], &[3, 3, 4, 6], &[1], Padding::Same, &[1]),            // 6 out: old kernel
+        (&[1, 70, 70, 4], &[2, 2, 4, 4], &[1], Padding::Valid, &[1]), // large pixel blocks
+        (&[1, 66, 65, 5], &[4, 3, 5, 68], &[3, 2], Padding::Same, &[1]), // odd SAME pads
+        (&[1, 5, 5, 4], &[3, 3, 4, 6], &[1], Padding::Same, &[1]),   // 6 out: old kernel
     ];
     for (x, f, s, p, d) in cases {
         let what = format!("conv2d {x:?} * {f:?} strides {s:?} {p:?} dilations {d:?}");

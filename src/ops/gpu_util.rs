@@ -76,18 +76,38 @@ pub fn matmul_wgsl() -> String {
 
 /// The subgroup matmul kernel (see shaders/matmul_sg.wgsl) with `rows` rows and `vcols` vec4
 /// columns per lane, its loops unrolled here.
-pub fn matmul_sg_wgsl(rows: usize, vcols: usize) -> String {
+pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool) -> String {
     use std::fmt::Write;
     let (mut decls, mut body, mut stores) = (String::new(), String::new(), String::new());
     for v in 0..vcols {
-        let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
+        if tb {
+            // Row 4c of the stored (n x k) B, in vec4s, for the lane's vec4 column c.
+            let _ = writeln!(decls, "    let bt{v} = mat_b / 4u + min(col0 + {}u + lane, last_col) * 4u * k4;", 8 * v);
+            for q in 0..4 {
+                let _ = writeln!(body, "        let t{v}_{q} = in_b[bt{v} + {q}u * k4 + kk];");
+            }
+        } else {
+            let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
+        }
+    }
+    if !tb {
+        let _ = writeln!(body, "        var bi = mat_b / 4u + kk * 4u * n4;");
     }
     for i in 0..rows {
-        let _ = writeln!(decls, "    let ar{i} = base_a + min(row0 + {}u, last_row) * k4;", 8 * i);
         for c in 0..8 * vcols {
             let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
         }
-        let _ = writeln!(body, "        let av{i} = in_a[ar{i} + kk];");
+        if ta {
+            let _ = writeln!(decls, "    let ar{i} = mat_a + min(row0 + {}u, last_row);", 8 * i);
+            let _ = writeln!(body, "        let ak{i} = ar{i} + kk * 4u * params.m;");
+            let _ = writeln!(
+                body,
+                "        let av{i} = vec4<f32>(in_a[ak{i}], in_a[ak{i} + params.m], in_a[ak{i} + 2u * params.m], in_a[ak{i} + 3u * params.m]);"
+            );
+        } else {
+            let _ = writeln!(decls, "    let ar{i} = mat_a / 4u + min(row0 + {}u, last_row) * k4;", 8 * i);
+            let _ = writeln!(body, "        let av{i} = in_a[ar{i} + kk];");
+        }
     }
     // The four k of a vec4 in a loop (not unrolled here: the driver's compile time grows fast
     // with the size of the loop body).
@@ -96,9 +116,15 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize) -> String {
         let _ = writeln!(body, "            let as{i} = vec4<f32>(av{i}[j]);");
     }
     for v in 0..vcols {
-        let _ = writeln!(body, "            let b{v} = in_b[bi + bc{v}];");
+        if tb {
+            let _ = writeln!(body, "            let b{v} = vec4<f32>(t{v}_0[j], t{v}_1[j], t{v}_2[j], t{v}_3[j]);");
+        } else {
+            let _ = writeln!(body, "            let b{v} = in_b[bi + bc{v}];");
+        }
     }
-    let _ = writeln!(body, "            bi = bi + n4;");
+    if !tb {
+        let _ = writeln!(body, "            bi = bi + n4;");
+    }
     for v in 0..vcols {
         for l in 0..8 {
             let c = 8 * v + l;
@@ -121,6 +147,7 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize) -> String {
         let _ = writeln!(stores, "    }}");
     }
     let body = code_of(MATMUL_SG)
+        .replace("A_ELEM", if ta { "f32" } else { "vec4<f32>" })
         .replace("ROWS", &format!("{rows}u"))
         .replace("VCOLS", &format!("{vcols}u"))
         .replace("DECLS", decls.trim_end())
@@ -196,8 +223,8 @@ pub(crate) fn matmul(
         out.extend([m, n]);
         word(out.iter().product())?;
         let batches = batch.iter().product::<usize>();
-        // The subgroup kernel: plain operands whose rows are whole vec4s, on 8-wide subgroups.
-        if !ta && !tb && m > 0 && n % 4 == 0 && n > 0 && k % 4 == 0 && k > 0 && subgroups_of_8() {
+        // The subgroup kernel: k and n multiples of 4 (whole vec4s), on 8-wide subgroups.
+        if m > 0 && n > 0 && k > 0 && n.is_multiple_of(4) && k.is_multiple_of(4) && subgroups_of_8() {
             // Rows per lane: the most whose block (64 * rows) the matrix fills, at most 8.
             // (16 rows run ~10% faster at 1024, but the driver then takes seconds to compile.)
             let rows = match m {
@@ -206,7 +233,8 @@ pub(crate) fn matmul(
                 _ => 2,
             };
             let vcols = if n >= 64 { 2 } else { 1 };
-            let wgsl = cached_wgsl(format!("matmul sg f32 {rows}x{vcols}"), || Ok(matmul_sg_wgsl(rows, vcols)))?;
+            let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb}");
+            let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb)))?;
             let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
             return Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out));
         }
@@ -327,8 +355,10 @@ pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<R
 pub fn instantiations() -> Result<Vec<(String, String)>> {
     let mut all = vec![
         ("matmul.wgsl".to_string(), matmul_wgsl()),
-        ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2)),
-        ("matmul_sg.wgsl 2x1".to_string(), matmul_sg_wgsl(2, 1)),
+        ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2, false, false)),
+        ("matmul_sg.wgsl 2x1 ta tb".to_string(), matmul_sg_wgsl(2, 1, true, true)),
+        ("matmul_sg.wgsl 4x2 ta".to_string(), matmul_sg_wgsl(4, 2, true, false)),
+        ("matmul_sg.wgsl 4x1 tb".to_string(), matmul_sg_wgsl(4, 1, false, true)),
         ("conv2d_sg.wgsl 8x2 vec4".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true)),
         ("conv2d_sg.wgsl 2x1 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(2, 1, false)),
         ("conv2d_sg.wgsl 8x2 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, false)),

@@ -146,11 +146,11 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool) -> String {
 
 /// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups.
 fn conv2d_sg_lowering(g: &crate::runtime::cpu::conv::ConvGeom) -> Option<Result<GpuLowering>> {
-    if g.patch_c != g.in_c || g.out_c % 4 != 0 || g.out_c == 0 || g.in_c == 0 || !subgroups_of_8() {
+    if g.patch_c != g.in_c || !g.out_c.is_multiple_of(4) || g.out_c == 0 || g.in_c == 0 || !subgroups_of_8() {
         return None;
     }
     let pixels = g.batch * g.out_h * g.out_w;
-    let vec4_in = g.in_c % 4 == 0;
+    let vec4_in = g.in_c.is_multiple_of(4);
     // At most 8: 16 runs a little faster but takes the driver seconds to compile.
     let rows = match pixels {
         4096.. => 8,
