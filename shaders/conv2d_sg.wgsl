@@ -1,8 +1,9 @@
 // TEMPLATE: Conv2D on NHWC float32 input with a [KH, KW, Cin, Cout] filter (one group, Cout a
 // multiple of 4) as an implicit GEMM on subgroups of exactly 8 invocations. Instantiated by
-// `conv2d_sg_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and generates XTYPE (f32, or
-// vec4<f32> when Cin is a multiple of 4), ROWS (pixels per lane), VCOLS (vec4 output channels per
-// lane), DECLS, TAPS (per filter tap: the pixels' input offsets), BODY and STORES.
+// `conv2d_sg_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and generates XTYPE and XWIDTH
+// (f32 and 1, or vec4<f32> and 4 when Cin is a multiple of 4), ROWS (pixels per lane), VCOLS (vec4
+// output channels per lane), DECLS, TAPS (per filter tap: the pixels' input offsets), BODY and
+// STORES.
 //
 // The GEMM: rows are output pixels, columns output channels, the reduction runs over (kh, kw,
 // ci). As in matmul_sg.wgsl, lane l owns pixels p0 + l + 8i and loads their inputs; the rows of
