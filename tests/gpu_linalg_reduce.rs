@@ -159,3 +159,31 @@ fn runtime_shape_errors_match_the_cpu() {
     assert!(errors >= 10, "only {errors} error cases");
     assert_eq!(gpu.stats().cpu_fallbacks, 0);
 }
+
+/// Shapes on both sides of the subgroup matmul kernel's conditions (k and n multiples of 4; used
+/// where the device has 8-wide subgroups), with every transpose: partial row and column blocks,
+/// the block sizes, broadcast batches, and near misses that take the tiled kernel.
+#[test]
+fn matmul_subgroup_kernel_shapes() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let mut ys = Vec::new();
+    for (m, k, n) in [(300, 68, 132), (257, 4, 64), (9, 12, 8), (16, 8, 4), (600, 36, 20), (20, 6, 8), (20, 8, 6)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = rand(&g, &if ta { [k, m] } else { [m, k] }, (m + k) as u32);
+            let b = rand(&g, &if tb { [n, k] } else { [k, n] }, (k + n + 3) as u32);
+            ys.push(g.matmul(&a, &b, ta, tb).expect("matmul"));
+        }
+    }
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = rand(&g, &if ta { [2, 3, 28, 40] } else { [2, 3, 40, 28] }, 5);
+        let b = rand(&g, &if tb { [3, 36, 28] } else { [3, 28, 36] }, 6);
+        ys.push(g.matmul(&a, &b, ta, tb).expect("batch matmul"));
+        let c = rand(&g, &if ta { [4, 16, 270] } else { [4, 270, 16] }, 7);
+        let d = rand(&g, &if tb { [68, 16] } else { [16, 68] }, 8);
+        ys.push(g.matmul(&c, &d, ta, tb).expect("batch matmul"));
+    }
+    same_on_both(&g, &ys);
+}

@@ -77,3 +77,25 @@ fn pools_and_bias_add_gpu_match_cpu() {
     });
     same_on_both("bias_add rank 3", &[tensor(&[3, 4, 5], 5), tensor(&[5], 6)], |g, i| g.bias_add(&i[0], &i[1]));
 }
+
+/// Shapes on both sides of the subgroup conv2d kernel's conditions (one group, Cout a multiple
+/// of 4; vec4 input loads when Cin is a multiple of 4; used where the device has 8-wide
+/// subgroups): partial pixel and channel blocks, both block sizes, strides, dilations, padding.
+#[test]
+fn conv2d_subgroup_kernel_shapes() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let cases: &[ConvCase] = &[
+        (&[2, 9, 11, 8], &[3, 3, 8, 36], &[1], Padding::Same, &[1]), // vec4 in, 9 quads out
+        (&[1, 20, 19, 3], &[5, 5, 3, 64], &[2], Padding::Same, &[1]), // scalar in, 64 out
+        (&[3, 16, 16, 12], &[3, 3, 12, 8], &[2, 1], Padding::Valid, &[1, 2]), // strides, dilations
+        (&[1, 70, 70, 4], &[2, 2, 4, 4], &[1], Padding::Valid, &[1]), // large pixel blocks
+        (&[1, 66, 65, 5], &[4, 3, 5, 68], &[3, 2], Padding::Same, &[1]), // odd SAME pads
+        (&[1, 5, 5, 4], &[3, 3, 4, 6], &[1], Padding::Same, &[1]),   // 6 out: old kernel
+    ];
+    for (x, f, s, p, d) in cases {
+        let what = format!("conv2d {x:?} * {f:?} strides {s:?} {p:?} dilations {d:?}");
+        same_on_both(&what, &[tensor(x, 1), tensor(f, 2)], |g, i| g.conv2d(&i[0], &i[1], s, *p, d));
+    }
+}

@@ -17,6 +17,8 @@ const TEMPLATES: &[&str] = &[
     "elementwise_vec4.wgsl",
     "unary_vec4.wgsl",
     "matmul.wgsl",
+    "matmul_sg.wgsl",
+    "conv2d_sg.wgsl",
     "reduce.wgsl",
     "softmax.wgsl",
     "transpose.wgsl",

@@ -6,10 +6,12 @@
 use super::reduce::ReduceKind;
 use super::{cached_wgsl, GpuLowering};
 use crate::error::{Error, Result};
+use crate::runtime::gpu::context::subgroups_of_8;
 use crate::runtime::gpu::shaders as gpu_shaders;
 use crate::tensor::DType;
 
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const MATMUL_SG: &str = include_str!("../../shaders/matmul_sg.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const TRANSPOSE: &str = include_str!("../../shaders/transpose.wgsl");
@@ -70,6 +72,88 @@ fn strides(dims: &[usize]) -> Vec<usize> {
 /// The float32 batched matmul kernel.
 pub fn matmul_wgsl() -> String {
     with_prelude(MATMUL)
+}
+
+/// The subgroup matmul kernel (see shaders/matmul_sg.wgsl) with `rows` rows and `vcols` vec4
+/// columns per lane, its loops unrolled here.
+pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool) -> String {
+    use std::fmt::Write;
+    let (mut decls, mut body, mut stores) = (String::new(), String::new(), String::new());
+    for v in 0..vcols {
+        if tb {
+            // Row 4c of the stored (n x k) B, in vec4s, for the lane's vec4 column c.
+            let _ = writeln!(decls, "    let bt{v} = mat_b / 4u + min(col0 + {}u + lane, last_col) * 4u * k4;", 8 * v);
+            for q in 0..4 {
+                let _ = writeln!(body, "        let t{v}_{q} = in_b[bt{v} + {q}u * k4 + kk];");
+            }
+        } else {
+            let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
+        }
+    }
+    if !tb {
+        let _ = writeln!(body, "        var bi = mat_b / 4u + kk * 4u * n4;");
+    }
+    for i in 0..rows {
+        for c in 0..8 * vcols {
+            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
+        }
+        if ta {
+            let _ = writeln!(decls, "    let ar{i} = mat_a + min(row0 + {}u, last_row);", 8 * i);
+            let _ = writeln!(body, "        let ak{i} = ar{i} + kk * 4u * params.m;");
+            let _ = writeln!(
+                body,
+                "        let av{i} = vec4<f32>(in_a[ak{i}], in_a[ak{i} + params.m], in_a[ak{i} + 2u * params.m], in_a[ak{i} + 3u * params.m]);"
+            );
+        } else {
+            let _ = writeln!(decls, "    let ar{i} = mat_a / 4u + min(row0 + {}u, last_row) * k4;", 8 * i);
+            let _ = writeln!(body, "        let av{i} = in_a[ar{i} + kk];");
+        }
+    }
+    // The four k of a vec4 in a loop (not unrolled here: the driver's compile time grows fast
+    // with the size of the loop body).
+    let _ = writeln!(body, "        for (var j = 0u; j < 4u; j = j + 1u) {{");
+    for i in 0..rows {
+        let _ = writeln!(body, "            let as{i} = vec4<f32>(av{i}[j]);");
+    }
+    for v in 0..vcols {
+        if tb {
+            let _ = writeln!(body, "            let b{v} = vec4<f32>(t{v}_0[j], t{v}_1[j], t{v}_2[j], t{v}_3[j]);");
+        } else {
+            let _ = writeln!(body, "            let b{v} = in_b[bi + bc{v}];");
+        }
+    }
+    if !tb {
+        let _ = writeln!(body, "            bi = bi + n4;");
+    }
+    for v in 0..vcols {
+        for l in 0..8 {
+            let c = 8 * v + l;
+            let _ = writeln!(body, "            let bb{c} = subgroupBroadcast(b{v}, {l}u);");
+            for i in 0..rows {
+                let _ = writeln!(body, "            c{i}_{c} = fma(as{i}, bb{c}, c{i}_{c});");
+            }
+        }
+    }
+    let _ = writeln!(body, "        }}");
+    for i in 0..rows {
+        let _ = writeln!(stores, "    let r{i} = row0 + {}u;", 8 * i);
+        let _ = writeln!(stores, "    if (r{i} < params.m) {{");
+        for c in 0..8 * vcols {
+            let _ = writeln!(
+                stores,
+                "        if (col0 + {c}u < n4) {{\n            out[base_c + r{i} * n4 + col0 + {c}u] = c{i}_{c};\n        }}"
+            );
+        }
+        let _ = writeln!(stores, "    }}");
+    }
+    let body = code_of(MATMUL_SG)
+        .replace("A_ELEM", if ta { "f32" } else { "vec4<f32>" })
+        .replace("ROWS", &format!("{rows}u"))
+        .replace("VCOLS", &format!("{vcols}u"))
+        .replace("DECLS", decls.trim_end())
+        .replace("BODY", body.trim_end())
+        .replace("STORES", stores.trim_end());
+    with_prelude(&body)
 }
 
 /// The reduction kernel for `kind` on `dtype` (float32 or int32).
@@ -133,13 +217,29 @@ pub(crate) fn matmul(
         return None;
     }
     Some((|| {
-        let wgsl = cached_wgsl("matmul f32".into(), || Ok(matmul_wgsl()))?;
         let mut uniforms = vec![word(m)?, word(n)?, word(k)?, u32::from(ta) | (u32::from(tb) << 1)];
         uniforms.extend(gpu_shaders::broadcast_uniforms(ba, bb, batch)?);
         let mut out = batch.to_vec();
         out.extend([m, n]);
         word(out.iter().product())?;
-        let groups = batch.iter().product::<usize>() * m.div_ceil(TILE) * n.div_ceil(TILE);
+        let batches = batch.iter().product::<usize>();
+        // The subgroup kernel: k and n multiples of 4 (whole vec4s), on 8-wide subgroups.
+        if m > 0 && n > 0 && k > 0 && n.is_multiple_of(4) && k.is_multiple_of(4) && subgroups_of_8() {
+            // Rows per lane: the most whose block (64 * rows) the matrix fills, at most 8.
+            // (16 rows run ~10% faster at 1024, but the driver then takes seconds to compile.)
+            let rows = match m {
+                512.. => 8,
+                256.. => 4,
+                _ => 2,
+            };
+            let vcols = if n >= 64 { 2 } else { 1 };
+            let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb}");
+            let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb)))?;
+            let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
+            return Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out));
+        }
+        let wgsl = cached_wgsl("matmul f32".into(), || Ok(matmul_wgsl()))?;
+        let groups = batches * m.div_ceil(TILE) * n.div_ceil(TILE);
         Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out))
     })())
 }
@@ -255,6 +355,13 @@ pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<R
 pub fn instantiations() -> Result<Vec<(String, String)>> {
     let mut all = vec![
         ("matmul.wgsl".to_string(), matmul_wgsl()),
+        ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2, false, false)),
+        ("matmul_sg.wgsl 2x1 ta tb".to_string(), matmul_sg_wgsl(2, 1, true, true)),
+        ("matmul_sg.wgsl 4x2 ta".to_string(), matmul_sg_wgsl(4, 2, true, false)),
+        ("matmul_sg.wgsl 4x1 tb".to_string(), matmul_sg_wgsl(4, 1, false, true)),
+        ("conv2d_sg.wgsl 8x2 vec4".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true)),
+        ("conv2d_sg.wgsl 2x1 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(2, 1, false)),
+        ("conv2d_sg.wgsl 8x2 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, false)),
         ("softmax.wgsl".to_string(), softmax_wgsl()),
         ("transpose.wgsl".to_string(), transpose_wgsl()),
     ];

@@ -7,10 +7,12 @@ use crate::error::{Error, Result};
 use crate::ops::{cached_wgsl, GpuLowering};
 use crate::runtime::cpu::conv::conv_geometry;
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
+use crate::runtime::gpu::context::subgroups_of_8;
 use crate::runtime::gpu::shaders::PRELUDE;
 use crate::tensor::DType;
 
 const CONV_TEMPLATE: &str = include_str!("../../../shaders/conv2d.wgsl");
+const CONV_SG_TEMPLATE: &str = include_str!("../../../shaders/conv2d_sg.wgsl");
 const POOL_TEMPLATE: &str = include_str!("../../../shaders/pool.wgsl");
 const BIAS_ADD_TEMPLATE: &str = include_str!("../../../shaders/bias_add.wgsl");
 
@@ -59,10 +61,138 @@ pub(super) fn conv2d(
     Some(conv2d_lowering(xs, fs, strides, dilations, padding))
 }
 
+/// The subgroup conv2d kernel (shaders/conv2d_sg.wgsl) with `rows` pixels and `vcols` vec4
+/// output channels per lane, reading the input as vec4s when `vec4_in` (Cin a multiple of 4).
+pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool) -> String {
+    use std::fmt::Write;
+    let (mut decls, mut taps, mut body, mut stores) = (String::new(), String::new(), String::new(), String::new());
+    let cols = 8 * vcols;
+    for v in 0..vcols {
+        let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
+    }
+    for i in 0..rows {
+        let _ = writeln!(decls, "    let px{i} = min(p0 + {}u, last_pixel);", 8 * i);
+        let _ = writeln!(decls, "    let t{i} = px{i} / params.out_w;");
+        let _ = writeln!(decls, "    let ih{i} = i32((t{i} % params.out_h) * params.stride_h) - i32(params.pad_h);");
+        let _ = writeln!(decls, "    let iw{i} = i32((px{i} % params.out_w) * params.stride_w) - i32(params.pad_w);");
+        let _ = writeln!(decls, "    let xb{i} = (t{i} / params.out_h) * params.in_h;");
+        for c in 0..cols {
+            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
+        }
+        let _ = writeln!(taps, "            let hy{i} = ih{i} + dh;");
+        let _ = writeln!(taps, "            let wx{i} = iw{i} + dw;");
+        let _ =
+            writeln!(taps, "            let ok{i} = hy{i} >= 0 && hy{i} <= ih_max && wx{i} >= 0 && wx{i} <= iw_max;");
+        let _ = writeln!(
+            taps,
+            "            let xo{i} = ((xb{i} + u32(clamp(hy{i}, 0, ih_max))) * params.in_w + u32(clamp(wx{i}, 0, iw_max))) * x_step;"
+        );
+        let zero = if vec4_in { "vec4<f32>(0.0)" } else { "0.0" };
+        let _ = writeln!(body, "                let xv{i} = select({zero}, in_x[xo{i} + ci], ok{i});");
+    }
+    // With vec4 input, the four channels of a vec4 in a loop (the driver's compile time grows
+    // fast with the size of the loop body).
+    let indent = if vec4_in { "                    " } else { "                " };
+    if vec4_in {
+        let _ = writeln!(body, "                for (var j = 0u; j < 4u; j = j + 1u) {{");
+        for i in 0..rows {
+            let _ = writeln!(body, "{indent}let xs{i} = vec4<f32>(xv{i}[j]);");
+        }
+    } else {
+        for i in 0..rows {
+            let _ = writeln!(body, "{indent}let xs{i} = vec4<f32>(xv{i});");
+        }
+    }
+    for v in 0..vcols {
+        let _ = writeln!(body, "{indent}let b{v} = filt[fi + bc{v}];");
+    }
+    let _ = writeln!(body, "{indent}fi = fi + cout4;");
+    for v in 0..vcols {
+        for l in 0..8 {
+            let c = 8 * v + l;
+            let _ = writeln!(body, "{indent}let bb{c} = subgroupBroadcast(b{v}, {l}u);");
+            for i in 0..rows {
+                let _ = writeln!(body, "{indent}c{i}_{c} = fma(xs{i}, bb{c}, c{i}_{c});");
+            }
+        }
+    }
+    if vec4_in {
+        let _ = writeln!(body, "                }}");
+    }
+    for i in 0..rows {
+        let _ = writeln!(stores, "    let q{i} = p0 + {}u;", 8 * i);
+        let _ = writeln!(stores, "    if (q{i} < params.pixels) {{");
+        for c in 0..cols {
+            let _ = writeln!(
+                stores,
+                "        if (col0 + {c}u < cout4) {{\n            out[q{i} * cout4 + col0 + {c}u] = c{i}_{c};\n        }}"
+            );
+        }
+        let _ = writeln!(stores, "    }}");
+    }
+    let code: String =
+        CONV_SG_TEMPLATE.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let code = code
+        .replace("XTYPE", if vec4_in { "vec4<f32>" } else { "f32" })
+        .replace("XWIDTH", if vec4_in { "4u" } else { "1u" })
+        .replace("ROWS", &format!("{rows}u"))
+        .replace("VCOLS", &format!("{vcols}u"))
+        .replace("DECLS", decls.trim_end())
+        .replace("TAPS", taps.trim_end())
+        .replace("BODY", body.trim_end())
+        .replace("STORES", stores.trim_end());
+    format!("{PRELUDE}\n{code}")
+}
+
+/// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups.
+fn conv2d_sg_lowering(g: &crate::runtime::cpu::conv::ConvGeom) -> Option<Result<GpuLowering>> {
+    if g.patch_c != g.in_c || !g.out_c.is_multiple_of(4) || g.out_c == 0 || g.in_c == 0 || !subgroups_of_8() {
+        return None;
+    }
+    let pixels = g.batch * g.out_h * g.out_w;
+    let vec4_in = g.in_c.is_multiple_of(4);
+    // At most 8: 16 runs a little faster but takes the driver seconds to compile.
+    let rows = match pixels {
+        4096.. => 8,
+        1024.. => 4,
+        _ => 2,
+    };
+    let vcols = if g.out_c >= 64 { 2 } else { 1 };
+    Some((|| {
+        let key = format!("nn conv2d sg f32 {rows}x{vcols} {}", if vec4_in { "vec4" } else { "scalar" });
+        let wgsl = cached_wgsl(key, || Ok(conv2d_sg_wgsl(rows, vcols, vec4_in)))?;
+        let groups = pixels.div_ceil(64 * rows) * (g.out_c / 4).div_ceil(8 * vcols);
+        let uniforms = [
+            g.in_h,
+            g.in_w,
+            g.in_c,
+            g.k_h,
+            g.k_w,
+            g.out_c,
+            g.stride[0],
+            g.stride[1],
+            g.dilation[0],
+            g.dilation[1],
+            g.pad[0],
+            g.pad[1],
+            g.out_h,
+            g.out_w,
+            pixels,
+        ]
+        .into_iter()
+        .map(word)
+        .collect::<Result<Vec<u32>>>()?;
+        kernel(wgsl, uniforms, groups * WG as usize, vec![g.batch, g.out_h, g.out_w, g.out_c])
+    })())
+}
+
 fn conv2d_lowering(xs: &[usize], fs: &[usize], s: [usize; 4], d: [usize; 4], p: Padding) -> Result<GpuLowering> {
     let g = conv_geometry(xs, fs, s, d, p)?;
     word(xs.iter().product())?;
     word(fs.iter().product())?;
+    if let Some(lowering) = conv2d_sg_lowering(&g) {
+        return lowering;
+    }
     let groups = g.in_c / g.patch_c;
     let cout_g = g.out_c / groups;
     let quads = cout_g.div_ceil(4);

@@ -117,6 +117,17 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// Whether the process's shared context has the `SUBGROUP` feature with subgroups of exactly 8
+/// invocations (lavapipe on 256-bit SIMD), which the subgroup kernels of matmul and conv2d assume.
+/// False while no context is open.
+pub(crate) fn subgroups_of_8() -> bool {
+    lock(&SLOT).ready.as_ref().is_some_and(|c| {
+        c.device.features().contains(wgpu::Features::SUBGROUP)
+            && c.info.subgroup_min_size == 8
+            && c.info.subgroup_max_size == 8
+    })
+}
+
 impl GpuContext {
     /// The process's shared context, opened on first use. `adapter_choice` (else the
     /// `WGFLOW_ADAPTER` variable) names the adapter by index or by part of its name; once a
@@ -186,7 +197,9 @@ impl GpuContext {
         let info = infos[index].clone();
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgflow"),
-            required_features: wgpu::Features::empty(),
+            // Subgroup operations where the adapter has them (the fast matmul / conv2d kernels
+            // share loaded values across lanes with them; see `subgroups_of_8`).
+            required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

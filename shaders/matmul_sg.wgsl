@@ -1,0 +1,85 @@
+// TEMPLATE: batched float32 matmul C[b] = op(A[b]) * op(B[b]) for k and n multiples of 4, with
+// subgroups of exactly 8 invocations. Instantiated by `matmul_sg_wgsl` (src/ops/gpu_util.rs),
+// which prepends prelude.wgsl and generates the unrolled parts for the transposes it is given:
+// A_ELEM (vec4<f32>, or f32 when A is stored transposed), ROWS (rows per lane), VCOLS (vec4
+// columns per lane), DECLS, BODY and STORES.
+//
+// Why this shape: on a CPU driver (lavapipe) every storage load is done lane by lane, so loads
+// cost far more than arithmetic. Each subgroup computes a (8 * ROWS) x (32 * VCOLS) block: lane l
+// owns rows row0 + l + 8i and loads them from A as vec4s over k (four scalars when A is stored
+// transposed); for each k it holds VCOLS vec4s of the row of op(B) (the subgroup's 32 * VCOLS
+// columns, split between the lanes; loaded as vec4s over k and transposed in registers when B is
+// stored transposed), and `subgroupBroadcast` hands every lane the whole row from registers. The accumulators are named
+// vec4 variables (no private arrays). Loads out of range are clamped (always in bounds) and the
+// stores skipped, so every lane stays active for the broadcasts.
+//
+// Batch dimensions broadcast as in matmul.wgsl.
+
+const WG_SIZE: u32 = 64u;
+const MAX_RANK: u32 = 8u;
+
+struct Params {
+    count: u32,
+    m: u32,
+    n: u32,
+    k: u32,
+    trans: u32,
+    rank: u32,
+    _flags: u32,
+    _pad: u32,
+    batch_dims: array<vec4<u32>, 2>,
+    a_strides: array<vec4<u32>, 2>,
+    b_strides: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> in_a: array<A_ELEM>;
+@group(0) @binding(2) var<storage, read> in_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+
+@compute @workgroup_size(WG_SIZE)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let group = wid.x + wid.y * nwg.x;
+    if (group >= params.count / WG_SIZE) {
+        return;
+    }
+    let n4 = params.n / 4u;
+    let k4 = params.k / 4u;
+    let tiles_n = (n4 + 8u * VCOLS - 1u) / (8u * VCOLS);
+    let tiles_m = (params.m + 64u * ROWS - 1u) / (64u * ROWS);
+    let tile_n = group % tiles_n;
+    let tile_m = (group / tiles_n) % tiles_m;
+    let batch = group / (tiles_n * tiles_m);
+
+    var rem = batch;
+    var ma = 0u;
+    var mb = 0u;
+    var d = MAX_RANK;
+    while (d > MAX_RANK - params.rank) {
+        d = d - 1u;
+        let dim = params.batch_dims[d / 4u][d % 4u];
+        let coord = rem % dim;
+        rem = rem / dim;
+        ma = ma + coord * params.a_strides[d / 4u][d % 4u];
+        mb = mb + coord * params.b_strides[d / 4u][d % 4u];
+    }
+    // Matrix offsets in floats (whole vec4s: k and n are multiples of 4).
+    let mat_a = ma * params.m * params.k;
+    let mat_b = mb * params.k * params.n;
+    let base_c = batch * params.m * n4;
+    let row0 = tile_m * 64u * ROWS + sg * 8u * ROWS + lane;
+    let col0 = tile_n * 8u * VCOLS;
+    let last_row = params.m - 1u;
+    let last_col = n4 - 1u;
+
+DECLS
+    for (var kk = 0u; kk < k4; kk = kk + 1u) {
+BODY
+    }
+STORES
+}
