@@ -249,9 +249,24 @@ where
     }
 }
 
+/// Where a kernel's output vector comes from: float32 outputs reuse freed buffers
+/// (`runtime::cpu::recycle`), other types are allocated.
+trait OutputBuf: Sized {
+    fn with_capacity(n: usize) -> Vec<Self> {
+        Vec::with_capacity(n)
+    }
+}
+impl OutputBuf for f32 {
+    fn with_capacity(n: usize) -> Vec<f32> {
+        crate::runtime::cpu::recycle::take(n)
+    }
+}
+impl OutputBuf for f64 {}
+impl OutputBuf for i32 {}
+
 /// A new vector of `n` elements, each written by `write` (which must write every one).
-fn collect_into<U>(n: usize, write: impl FnOnce(&mut [std::mem::MaybeUninit<U>])) -> Vec<U> {
-    let mut out = Vec::with_capacity(n);
+fn collect_into<U: OutputBuf>(n: usize, write: impl FnOnce(&mut [std::mem::MaybeUninit<U>])) -> Vec<U> {
+    let mut out = U::with_capacity(n);
     write(&mut out.spare_capacity_mut()[..n]);
     // SAFETY: `fill` and the binary loop below write every element of the slice they get.
     unsafe { out.set_len(n) };
@@ -263,7 +278,7 @@ fn collect_into<U>(n: usize, write: impl FnOnce(&mut [std::mem::MaybeUninit<U>])
 fn zip_map<T, U, F>(a: &ArcArray<T, IxDyn>, b: &ArcArray<T, IxDyn>, f: F) -> Result<ArrayD<U>>
 where
     T: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + OutputBuf,
     F: Fn(T, T) -> U + Sync,
 {
     let shape = broadcast_shapes(a.shape(), b.shape())?;
@@ -298,7 +313,7 @@ where
 fn map<T, U, F>(a: &ArcArray<T, IxDyn>, f: F) -> ArrayD<U>
 where
     T: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + OutputBuf,
     F: Fn(T) -> U + Sync,
 {
     if let Some(s) = a.as_slice() {

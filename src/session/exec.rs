@@ -36,15 +36,19 @@ pub(crate) fn execute(
         let t0 = Instant::now();
         let outs = run_step(plan, step, &slots, vars).map_err(|e| e.at(&step.name))?;
         for (slot, value) in step.outputs.iter().zip(outs) {
-            if let Some(s) = slot {
-                live += value.byte_len() as u64;
-                slots[*s] = Some(value);
+            match slot {
+                Some(s) => {
+                    live += value.byte_len() as u64;
+                    slots[*s] = Some(value);
+                }
+                None => crate::runtime::cpu::recycle::give(value),
             }
         }
         peak = peak.max(live);
         for &s in &step.frees {
             if let Some(t) = slots[s].take() {
                 live = live.saturating_sub(t.byte_len() as u64);
+                crate::runtime::cpu::recycle::give(t);
             }
         }
         record_step(metadata.as_deref_mut(), options, step, start, t0);
@@ -52,7 +56,8 @@ pub(crate) fn execute(
     if let Some(md) = metadata {
         md.peak_bytes.insert(crate::placement::DeviceKind::Cpu.full_name().to_string(), peak);
     }
-    plan.fetches
+    let out = plan
+        .fetches
         .iter()
         .map(|f| match f {
             FetchFrom::Nothing => Ok(None),
@@ -61,7 +66,10 @@ pub(crate) fn execute(
             }
             FetchFrom::Var(id, name) => read_var(vars, *id, name).map(Some),
         })
-        .collect()
+        .collect();
+    // What the run computed and nobody holds any more (fetched values are held).
+    slots.into_iter().flatten().for_each(crate::runtime::cpu::recycle::give);
+    out
 }
 
 fn read_var(vars: &Variables, id: NodeId, name: &str) -> Result<Tensor> {

@@ -121,7 +121,10 @@ impl GpuState {
                 for &s in &step.frees {
                     match slots[s].take() {
                         Some(Value::Dev(t)) => run.release(t),
-                        Some(Value::Host(t)) => run.host_bytes = run.host_bytes.saturating_sub(t.byte_len() as u64),
+                        Some(Value::Host(t)) => {
+                            run.host_bytes = run.host_bytes.saturating_sub(t.byte_len() as u64);
+                            crate::runtime::cpu::recycle::give(t);
+                        }
                         None => {}
                     }
                 }
@@ -250,12 +253,16 @@ impl<'p> Run<'p, '_> {
     /// Puts a step's outputs in their slots, counting host bytes.
     fn store(&mut self, step: &Step, outs: Vec<Value>, slots: &mut [Option<Value>]) {
         for (slot, value) in step.outputs.iter().zip(outs) {
-            if let Some(s) = slot {
-                if let Value::Host(t) = &value {
-                    self.host_bytes += t.byte_len() as u64;
-                    self.host_peak = self.host_peak.max(self.host_bytes);
+            match (slot, value) {
+                (Some(s), value) => {
+                    if let Value::Host(t) = &value {
+                        self.host_bytes += t.byte_len() as u64;
+                        self.host_peak = self.host_peak.max(self.host_bytes);
+                    }
+                    slots[*s] = Some(value);
                 }
-                slots[*s] = Some(value);
+                (None, Value::Host(t)) => crate::runtime::cpu::recycle::give(t),
+                (None, Value::Dev(_)) => {}
             }
         }
     }

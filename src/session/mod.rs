@@ -286,6 +286,7 @@ impl Session {
     pub fn close(&mut self) {
         self.state = None;
         self.plans.clear();
+        crate::runtime::cpu::recycle::clear();
     }
 
     /// Whether the session was closed.
@@ -413,5 +414,12 @@ impl Operation {
     /// Runs this operation in `session` (TF's `Operation.run`).
     pub fn run(&self, session: &mut Session) -> Result<()> {
         session.run(&[self]).map(|_| ())
+    }
+}
+
+impl Drop for Session {
+    /// The session's values go with it; the host buffers kept for reuse are returned too.
+    fn drop(&mut self) {
+        crate::runtime::cpu::recycle::clear();
     }
 }

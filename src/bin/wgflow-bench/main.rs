@@ -146,26 +146,26 @@ fn bench(quick: bool, filter: Option<&str>, cpu_only: bool) -> Result<(String, V
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);
     let mut rows = Vec::new();
     for entry in &entries {
+        // Rounds (one run per policy each) until the time is spent, within [min, max] rounds.
         let mut budget = if quick {
-            Budget { warmup: 2, min_runs: 3, max_runs: 20, time: Duration::from_millis(400) }
+            Budget { warmup: 2, min_runs: 3, max_runs: 200, time: Duration::from_millis(1500) }
         } else {
-            Budget { warmup: 3, min_runs: 5, max_runs: 50, time: Duration::from_secs(2) }
+            Budget { warmup: 3, min_runs: 5, max_runs: 1000, time: Duration::from_secs(5) }
         };
         if entry.rate == Rate::Time {
             budget.warmup *= 10;
-            budget.max_runs = 2000;
+            budget.max_runs = 5000;
         }
-        let mut timings = Vec::new();
-        for &p in &policies {
-            bar.set_message(format!("{} ({})", entry.name, p.label()));
-            timings.push((p, measure::time(entry, p, budget).map_err(|e| e.to_string())));
-            bar.inc(1);
-        }
+        bar.set_message(entry.name.clone());
+        let timings: Vec<_> = measure::time_all(entry, &policies, budget, |_| bar.inc(1))
+            .into_iter()
+            .map(|(p, t)| (p, t.map_err(|e| e.to_string())))
+            .collect();
         let (mut memcpy_cpu_s, mut memcpy_gpu_s) = (None, None);
         if entry.rate == Rate::Bytes {
             // A copy of half the bytes reads and writes them all.
             let half = (entry.bytes / 2.0) as usize;
-            memcpy_cpu_s = Some(measure::host_copy(half, budget.max_runs.min(20)).0);
+            memcpy_cpu_s = Some(measure::host_copy(half, 20).0);
             if let Some(ctx) = &gpu {
                 memcpy_gpu_s =
                     ctx.time_copies(half as u64, budget.max_runs.min(20)).ok().map(|mut t| measure::median(&mut t));

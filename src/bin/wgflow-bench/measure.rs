@@ -1,5 +1,5 @@
-//! Timing: one session per (entry, policy), warm-up runs, then timed runs (each run waits for
-//! the GPU: a run returns after its submit has finished).
+//! Timing: one session per (entry, policy), warm-up runs, then timed runs interleaved across the
+//! policies (each run waits for the GPU: a run returns after its submit has finished).
 
 use std::time::{Duration, Instant};
 
@@ -75,31 +75,32 @@ pub fn median(times: &mut [f64]) -> f64 {
     }
 }
 
-/// Builds `entry` (under `/gpu:0` for all-GPU), opens a session, initializes the variables and
-/// times the runs.
-pub fn time(entry: &Entry, policy: Policy, budget: Budget) -> Result<Timing> {
+/// A session of one policy, ready to time.
+struct Prepared {
+    session: Session,
+    fetches: Vec<wgflow::Fetch>,
+    feeds: Vec<(FeedKey, wgflow::Tensor)>,
+    nodes_cpu: usize,
+    nodes_gpu: usize,
+}
+
+/// Builds `entry` (under `/gpu:0` for all-GPU), opens a session, initializes the variables,
+/// runs once with a trace (to see the placement) and warms up.
+fn prepare(entry: &Entry, policy: Policy, warmup: usize) -> Result<Prepared> {
     let g = Graph::new();
     let case = {
         let _scope = (policy == Policy::AllGpu).then(|| g.device("/gpu:0"));
         (entry.build)(&g)?
     };
     let init = g.global_variables_initializer()?;
-    let mut s = Session::new(&g, policy.config())?;
-    s.run(&[&init])?;
+    let mut session = Session::new(&g, policy.config())?;
+    session.run(&[&init])?;
     let feeds: Vec<(FeedKey, wgflow::Tensor)> = case.feeds.iter().map(|(k, v)| (k.into(), v.clone())).collect();
-    let options = RunOptions::default();
     let mut metadata = RunMetadata::default();
     let traced = RunOptions { trace_level: TraceLevel::FullTrace, ..RunOptions::default() };
-    s.run_with(&case.fetches, &feeds, &traced, Some(&mut metadata))?;
-    for _ in 1..budget.warmup {
-        s.run_with(&case.fetches, &feeds, &options, None)?;
-    }
-    let mut times = Vec::new();
-    let started = Instant::now();
-    while times.len() < budget.min_runs || (times.len() < budget.max_runs && started.elapsed() < budget.time) {
-        let t0 = Instant::now();
-        s.run_with(&case.fetches, &feeds, &options, None)?;
-        times.push(t0.elapsed().as_secs_f64());
+    session.run_with(&case.fetches, &feeds, &traced, Some(&mut metadata))?;
+    for _ in 1..warmup {
+        session.run_with(&case.fetches, &feeds, &RunOptions::default(), None)?;
     }
     let count = |device: &str| {
         metadata
@@ -109,14 +110,59 @@ pub fn time(entry: &Entry, policy: Policy, budget: Budget) -> Result<Timing> {
             .map(|(_, nodes)| nodes.iter().filter(|n| !n.contains("/Memcpy")).count())
             .sum()
     };
-    let min_s = times.iter().copied().fold(f64::INFINITY, f64::min);
-    Ok(Timing {
-        median_s: median(&mut times),
-        min_s,
-        runs: times.len(),
-        nodes_cpu: count("CPU:0"),
-        nodes_gpu: count("GPU:0"),
-    })
+    Ok(Prepared { session, fetches: case.fetches, feeds, nodes_cpu: count("CPU:0"), nodes_gpu: count("GPU:0") })
+}
+
+/// Times `entry` under each policy. The policies' runs are interleaved, one run of each per
+/// round, so that a slow spell of the machine weighs on all of them alike; `tick` is called
+/// after each policy is prepared.
+pub fn time_all(
+    entry: &Entry,
+    policies: &[Policy],
+    budget: Budget,
+    mut tick: impl FnMut(Policy),
+) -> Vec<(Policy, Result<Timing>)> {
+    let mut prepared: Vec<(Policy, Result<Prepared>)> = Vec::new();
+    for &p in policies {
+        prepared.push((p, prepare(entry, p, budget.warmup)));
+        tick(p);
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); prepared.len()];
+    let mut failed: Vec<Option<wgflow::Error>> = vec![None; prepared.len()];
+    let started = Instant::now();
+    let mut rounds = 0;
+    while rounds < budget.min_runs || (rounds < budget.max_runs && started.elapsed() < budget.time) {
+        for (i, (_, p)) in prepared.iter_mut().enumerate() {
+            let (Ok(p), None) = (p, &failed[i]) else { continue };
+            let t0 = Instant::now();
+            match p.session.run_with(&p.fetches, &p.feeds, &RunOptions::default(), None) {
+                Ok(_) => times[i].push(t0.elapsed().as_secs_f64()),
+                Err(e) => failed[i] = Some(e),
+            }
+        }
+        rounds += 1;
+    }
+    prepared
+        .into_iter()
+        .zip(times)
+        .zip(failed)
+        .map(|(((policy, p), mut t), fail)| {
+            let timing = match (p, fail) {
+                (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+                (Ok(p), None) => {
+                    let min_s = t.iter().copied().fold(f64::INFINITY, f64::min);
+                    Ok(Timing {
+                        median_s: median(&mut t),
+                        min_s,
+                        runs: t.len(),
+                        nodes_cpu: p.nodes_cpu,
+                        nodes_gpu: p.nodes_gpu,
+                    })
+                }
+            };
+            (policy, timing)
+        })
+        .collect()
 }
 
 /// Host memcpy of `bytes` bytes (touching twice that), median and min seconds over `runs`.

@@ -5,3 +5,4 @@ pub(crate) mod conv_grad;
 pub(crate) mod gemm;
 pub(crate) mod pool;
 pub(crate) mod pool_grad;
+pub(crate) mod recycle;
