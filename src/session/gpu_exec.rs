@@ -66,6 +66,18 @@ impl GpuState {
         self.cpu_fallbacks
     }
 
+    /// Whether `plan` runs on the host alone: every step a CPU node that neither reads nor
+    /// fetches a GPU variable, nor asks which variables are initialised (the host executor
+    /// knows only the host variables).
+    fn host_only(&self, plan: &Plan) -> bool {
+        let on_gpu = |i: &Input| matches!(i, Input::Var(id) if self.vars.contains_key(id));
+        plan.steps.iter().all(|s| {
+            s.device == DeviceKind::Cpu
+                && matches!(&s.action, Action::Node(op) if !matches!(op, OpKind::IsVariableInitialized | OpKind::ReportUninitialized))
+                && !s.inputs.iter().any(on_gpu)
+        }) && plan.fetches.iter().all(|f| !matches!(f, FetchFrom::Var(id, _) if self.vars.contains_key(id)))
+    }
+
     /// Runs `plan` and returns the fetched values.
     pub(crate) fn execute(
         &mut self,
@@ -74,6 +86,10 @@ impl GpuState {
         options: &RunOptions,
         mut metadata: Option<&mut RunMetadata>,
     ) -> Result<Vec<Option<Tensor>>> {
+        if self.host_only(plan) {
+            // Nothing for the GPU: the CPU executor runs the plan on the host variables.
+            return super::exec::execute(plan, feeds, &mut self.host_vars, options, metadata);
+        }
         let start = Instant::now();
         let GpuState { pool, vars, host_vars, consts, cpu_fallbacks } = self;
         pool.reset_peak();

@@ -146,11 +146,11 @@ fn bench(quick: bool, filter: Option<&str>, cpu_only: bool) -> Result<(String, V
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);
     let mut rows = Vec::new();
     for entry in &entries {
-        // Rounds (one run per policy each) until the time is spent, within [min, max] rounds.
+        // Runs per policy until its time is spent, within [min, max] runs.
         let mut budget = if quick {
-            Budget { warmup: 2, min_runs: 3, max_runs: 200, time: Duration::from_millis(1500) }
+            Budget { warmup: 2, min_runs: 3, max_runs: 200, time: Duration::from_millis(400) }
         } else {
-            Budget { warmup: 3, min_runs: 5, max_runs: 1000, time: Duration::from_secs(5) }
+            Budget { warmup: 3, min_runs: 6, max_runs: 1000, time: Duration::from_millis(1500) }
         };
         if entry.rate == Rate::Time {
             budget.warmup *= 10;

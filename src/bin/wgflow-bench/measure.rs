@@ -1,5 +1,5 @@
-//! Timing: one session per (entry, policy), warm-up runs, then timed runs interleaved across the
-//! policies (each run waits for the GPU: a run returns after its submit has finished).
+//! Timing: one session per (entry, policy), warm-up runs, then timed runs in blocks per policy
+//! (each run waits for the GPU: a run returns after its submit has finished).
 
 use std::time::{Duration, Instant};
 
@@ -113,9 +113,11 @@ fn prepare(entry: &Entry, policy: Policy, warmup: usize) -> Result<Prepared> {
     Ok(Prepared { session, fetches: case.fetches, feeds, nodes_cpu: count("CPU:0"), nodes_gpu: count("GPU:0") })
 }
 
-/// Times `entry` under each policy. The policies' runs are interleaved, one run of each per
-/// round, so that a slow spell of the machine weighs on all of them alike; `tick` is called
-/// after each policy is prepared.
+/// Times `entry` under each policy: two passes over the policies, the second in reverse order,
+/// each policy's runs in one block of half its time, so that a slow spell of the machine weighs
+/// on all of them alike while no run follows another policy's (on a software GPU, a GPU run
+/// leaves the shared cores' caches cold for a CPU run right after). `tick` is called after
+/// each policy is prepared.
 pub fn time_all(
     entry: &Entry,
     policies: &[Policy],
@@ -129,18 +131,29 @@ pub fn time_all(
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); prepared.len()];
     let mut failed: Vec<Option<wgflow::Error>> = vec![None; prepared.len()];
-    let started = Instant::now();
-    let mut rounds = 0;
-    while rounds < budget.min_runs || (rounds < budget.max_runs && started.elapsed() < budget.time) {
-        for (i, (_, p)) in prepared.iter_mut().enumerate() {
-            let (Ok(p), None) = (p, &failed[i]) else { continue };
+    let count = prepared.len();
+    let order: Vec<usize> = (0..count).chain((0..count).rev()).collect();
+    for (pass, &i) in order.iter().enumerate() {
+        let first = pass < count;
+        let (Ok(p), None) = (&mut prepared[i].1, &failed[i]) else { continue };
+        let (min_runs, max_runs) = if first {
+            (budget.min_runs.div_ceil(2), budget.max_runs.div_ceil(2))
+        } else {
+            (budget.min_runs / 2, budget.max_runs / 2)
+        };
+        let started = Instant::now();
+        let mut runs = 0;
+        while runs < min_runs || (runs < max_runs && started.elapsed() < budget.time / 2) {
             let t0 = Instant::now();
             match p.session.run_with(&p.fetches, &p.feeds, &RunOptions::default(), None) {
                 Ok(_) => times[i].push(t0.elapsed().as_secs_f64()),
-                Err(e) => failed[i] = Some(e),
+                Err(e) => {
+                    failed[i] = Some(e);
+                    break;
+                }
             }
+            runs += 1;
         }
-        rounds += 1;
     }
     prepared
         .into_iter()
