@@ -160,7 +160,7 @@ pub fn svg(title: &str, rows: &[Row]) -> String {
         let label = if k >= 0 { format!("{}x", 1 << k) } else { format!("1/{}", 1 << -k) };
         let stroke = if k == 0 { "#000" } else { "#ddd" };
         s.push_str(&format!(
-            "<line x1=\"{gx}\" y1=\"{top}\" x2=\"{gx}\" y2=\"{}\" stroke=\"{stroke}\"/><text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\">{label}</text>\n",
+            "<line x1=\"{gx:.1}\" y1=\"{top}\" x2=\"{gx:.1}\" y2=\"{}\" stroke=\"{stroke}\"/><text x=\"{gx:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text>\n",
             height - 25.0,
             height - 12.0
         ));
@@ -178,7 +178,7 @@ pub fn svg(title: &str, rows: &[Row]) -> String {
             let Some(t) = r.timing(*p) else { continue };
             let (a, b) = (x(1.0), x(cpu.median_s / t.median_s));
             s.push_str(&format!(
-                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{color}\"/>\n",
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{}\" fill=\"{color}\"/>\n",
                 a.min(b),
                 y0 + BAR * j as f64,
                 (b - a).abs().max(1.0),
@@ -192,4 +192,48 @@ pub fn svg(title: &str, rows: &[Row]) -> String {
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(median_s: f64) -> std::result::Result<Timing, String> {
+        Ok(Timing { median_s, min_s: median_s / 2.0, runs: 3, nodes_cpu: 1, nodes_gpu: 0 })
+    }
+
+    fn row() -> Row {
+        Row {
+            name: "matmul <b>".into(),
+            flops: 2e9,
+            bytes: 12e6,
+            rate: Rate::Flops,
+            timings: vec![
+                (Policy::AllCpu, timing(0.02)),
+                (Policy::AllGpu, timing(0.2)),
+                (Policy::Tf, Err("no GPU".into())),
+                (Policy::CostModel, timing(0.022)),
+            ],
+            memcpy_cpu_s: None,
+            memcpy_gpu_s: None,
+        }
+    }
+
+    #[test]
+    fn ratios_compare_medians() {
+        let r = row();
+        assert!((r.gpu_speedup().unwrap() - 0.1).abs() < 1e-12);
+        assert!((r.cost_vs_best().unwrap() - 1.1).abs() < 1e-12);
+        assert_eq!(crate::measure::median(&mut [3.0, 1.0, 2.0, 10.0]), 2.5);
+    }
+
+    #[test]
+    fn the_table_shows_median_min_speed_and_placement() {
+        let t = table(&[row()]);
+        let line = t.lines().nth(2).unwrap();
+        assert!(line.starts_with("| matmul <b> | 20.00 ms / 10.00 ms, 100.0 GFLOP/s | 200.00 ms"), "{line}");
+        assert!(line.contains("| – | 22.00 ms / 11.00 ms, 90.9 GFLOP/s (CPU) | 0.10x | 1.10 |"), "{line}");
+        let svg = svg("t", &[row()]);
+        assert!(svg.contains("matmul &lt;b&gt;") && svg.ends_with("</svg>\n"));
+    }
 }
