@@ -148,9 +148,9 @@ fn bench(quick: bool, filter: Option<&str>, cpu_only: bool) -> Result<(String, V
     for entry in &entries {
         // Runs per policy until its time is spent, within [min, max] runs.
         let mut budget = if quick {
-            Budget { warmup: 2, min_runs: 3, max_runs: 200, time: Duration::from_millis(400) }
+            Budget { warmup: 2, min_runs: 4, max_runs: 400, time: Duration::from_millis(400) }
         } else {
-            Budget { warmup: 3, min_runs: 6, max_runs: 1000, time: Duration::from_millis(1500) }
+            Budget { warmup: 3, min_runs: 8, max_runs: 2000, time: Duration::from_secs(2) }
         };
         if entry.rate == Rate::Time {
             budget.warmup *= 10;

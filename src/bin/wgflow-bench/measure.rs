@@ -113,8 +113,8 @@ fn prepare(entry: &Entry, policy: Policy, warmup: usize) -> Result<Prepared> {
     Ok(Prepared { session, fetches: case.fetches, feeds, nodes_cpu: count("CPU:0"), nodes_gpu: count("GPU:0") })
 }
 
-/// Times `entry` under each policy: two passes over the policies, the second in reverse order,
-/// each policy's runs in one block of half its time, so that a slow spell of the machine weighs
+/// Times `entry` under each policy: four passes over the policies, alternately in reverse
+/// order, each policy's runs in one block of a quarter of its time per pass, so that a slow spell of the machine weighs
 /// on all of them alike while no run follows another policy's (on a software GPU, a GPU run
 /// leaves the shared cores' caches cold for a CPU run right after). `tick` is called after
 /// each policy is prepared.
@@ -131,19 +131,21 @@ pub fn time_all(
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); prepared.len()];
     let mut failed: Vec<Option<wgflow::Error>> = vec![None; prepared.len()];
+    // Passes over the policies, alternately forwards and backwards.
+    const PASSES: usize = 4;
     let count = prepared.len();
-    let order: Vec<usize> = (0..count).chain((0..count).rev()).collect();
-    for (pass, &i) in order.iter().enumerate() {
-        let first = pass < count;
+    let order: Vec<usize> =
+        (0..PASSES).flat_map(|pass| (0..count).map(move |k| if pass % 2 == 0 { k } else { count - 1 - k })).collect();
+    for (block, &i) in order.iter().enumerate() {
+        // The runs still owed to this policy, spread over its remaining passes.
+        let left = PASSES - block / count;
         let (Ok(p), None) = (&mut prepared[i].1, &failed[i]) else { continue };
-        let (min_runs, max_runs) = if first {
-            (budget.min_runs.div_ceil(2), budget.max_runs.div_ceil(2))
-        } else {
-            (budget.min_runs / 2, budget.max_runs / 2)
-        };
+        let done = times[i].len();
+        let min_runs = budget.min_runs.saturating_sub(done).div_ceil(left);
+        let max_runs = budget.max_runs.saturating_sub(done).div_ceil(left);
         let started = Instant::now();
         let mut runs = 0;
-        while runs < min_runs || (runs < max_runs && started.elapsed() < budget.time / 2) {
+        while runs < min_runs || (runs < max_runs && started.elapsed() < budget.time / PASSES as u32) {
             let t0 = Instant::now();
             match p.session.run_with(&p.fetches, &p.feeds, &RunOptions::default(), None) {
                 Ok(_) => times[i].push(t0.elapsed().as_secs_f64()),
