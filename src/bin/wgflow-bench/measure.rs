@@ -113,8 +113,8 @@ fn prepare(entry: &Entry, policy: Policy, warmup: usize) -> Result<Prepared> {
     Ok(Prepared { session, fetches: case.fetches, feeds, nodes_cpu: count("CPU:0"), nodes_gpu: count("GPU:0") })
 }
 
-/// Times `entry` under each policy: four passes over the policies, alternately in reverse
-/// order, each policy's runs in one block of a quarter of its time per pass, so that a slow spell of the machine weighs
+/// Times `entry` under each policy: eight passes over the policies, alternately in reverse
+/// order, each policy's runs in one block of an eighth of its time per pass, so that a slow spell of the machine weighs
 /// on all of them alike while no run follows another policy's (on a software GPU, a GPU run
 /// leaves the shared cores' caches cold for a CPU run right after). `tick` is called after
 /// each policy is prepared.
@@ -132,7 +132,7 @@ pub fn time_all(
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); prepared.len()];
     let mut failed: Vec<Option<wgflow::Error>> = vec![None; prepared.len()];
     // Passes over the policies, alternately forwards and backwards.
-    const PASSES: usize = 4;
+    const PASSES: usize = 8;
     let count = prepared.len();
     let order: Vec<usize> =
         (0..PASSES).flat_map(|pass| (0..count).map(move |k| if pass % 2 == 0 { k } else { count - 1 - k })).collect();
