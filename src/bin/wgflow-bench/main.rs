@@ -6,7 +6,8 @@
 //! Usage: `wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME]
 //! [--out DIR]`. `--filter` keeps the entries whose name contains TEXT; `--cpu-only` measures
 //! the all-CPU policy alone. One process uses one adapter, so with several adapters (and no
-//! `--adapter`) it runs itself once per adapter.
+//! `--adapter`) it runs itself once per adapter, each child writing its table and chart under
+//! `adapter-N/`, and `latest.json` gathers all of them.
 
 mod measure;
 mod report;
