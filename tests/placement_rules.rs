@@ -281,6 +281,34 @@ fn calibration_measures_both_devices() {
 }
 
 #[test]
+fn gpu_step_stats_come_from_timestamp_queries() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let a = g.constant(Tensor::filled(DType::F32, &[128, 128], 0.5)).unwrap();
+    let y = g.reduce_sum(g.matmul(&a, &a, false, false).unwrap(), None, false).unwrap();
+    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    s.eval(&y).unwrap();
+    let (got, md) = traced(&mut s, &y, &[]);
+    assert_eq!(got, Tensor::from(128.0f32 * 128.0 * 128.0 * 0.25));
+    let adapter = s.device();
+    if adapter.contains("llvmpipe") {
+        // lavapipe has TIMESTAMP_QUERY: the kernels are timed on the GPU.
+        assert!(md.gpu_kernel_timestamps, "{adapter}");
+    }
+    if md.gpu_kernel_timestamps {
+        let submit = md.step_stats.iter().find(|r| r.name == "gpu_submit").expect("the submit record");
+        for name in ["MatMul", "Sum"] {
+            let r = md.step_stats.iter().find(|r| r.name == name).expect("a node record");
+            assert_eq!(r.device, GPU);
+            assert!(r.duration_us > 0.0 && r.duration_us <= submit.duration_us, "{r:?} vs {submit:?}");
+            assert!(r.start_us >= submit.start_us, "{r:?} starts after the submit {submit:?}");
+        }
+    }
+}
+
+#[test]
 fn run_metadata_has_peak_memory_per_device() {
     let mut configs = vec![ConfigProto::cpu_only()];
     if common::gpu_ready() {

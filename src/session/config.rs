@@ -121,6 +121,10 @@ pub struct RunMetadata {
     pub bytes_downloaded: u64,
     /// The run's partition: the nodes (and transfers) of its plan on each device, in order.
     pub partition: BTreeMap<String, Vec<String>>,
+    /// Whether the GPU nodes' step stats are their kernels' times from GPU timestamp queries
+    /// (start on the host timeline from the submit on, duration the kernels' sum); otherwise
+    /// they are recording times and the GPU's work shows as one `gpu_submit` record.
+    pub gpu_kernel_timestamps: bool,
     /// The most bytes held at once during the run, per device: the session's GPU buffers
     /// (variables, constants and intermediates), and the host values of the run.
     pub peak_bytes: BTreeMap<String, u64>,

@@ -101,6 +101,10 @@ impl GpuState {
             host_bytes: 0,
             host_peak: 0,
         };
+        // With a full trace, kernels are timed on the GPU where the device can.
+        let kernel_times: crate::runtime::gpu::timer::TimeSink = Default::default();
+        let full_trace = metadata.is_some() && options.trace_level == super::config::TraceLevel::FullTrace;
+        let timed = full_trace && run.stream()?.time_kernels(kernel_times.clone());
         let mut slots: Vec<Option<Value>> = vec![None; plan.slots];
         for ((slot, _), t) in plan.feeds.iter().zip(feeds) {
             run.host_bytes += t.byte_len() as u64;
@@ -111,6 +115,9 @@ impl GpuState {
         let mut i = 0;
         while i < plan.steps.len() {
             let t0 = Instant::now();
+            if timed {
+                run.stream()?.set_label(i);
+            }
             // Readbacks placed together are done with one submit.
             let batch = readback_batch(plan, i);
             let result = super::exec::check_deadline(options, start).and_then(|()| {
@@ -185,6 +192,11 @@ impl GpuState {
                     duration_us: submitted.elapsed().as_secs_f64() * 1e6,
                 });
             }
+            if timed {
+                let times = kernel_times.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let submit_us = (submitted - start).as_secs_f64() * 1e6;
+                md.gpu_kernel_timestamps = apply_kernel_times(md, plan, &times, submit_us);
+            }
             md.peak_bytes.insert(DeviceKind::Gpu.full_name().to_string(), pool.peak());
             md.peak_bytes.insert(DeviceKind::Cpu.full_name().to_string(), host_peak);
         }
@@ -199,6 +211,32 @@ impl GpuState {
         }
         Ok(out)
     }
+}
+
+/// Gives the GPU nodes of this run's step stats their kernels' GPU times: the start of the
+/// first kernel and the sum of their durations, placed on the host timeline from the submit
+/// on. Returns whether any kernel was timed.
+fn apply_kernel_times(
+    md: &mut RunMetadata,
+    plan: &Plan,
+    times: &[crate::runtime::gpu::timer::KernelTime],
+    submit_us: f64,
+) -> bool {
+    let Some(origin) = times.iter().map(|t| t.start_ns).reduce(f64::min) else { return false };
+    let mut per_step: HashMap<usize, (f64, f64)> = HashMap::new();
+    for t in times {
+        let e = per_step.entry(t.label).or_insert((f64::INFINITY, 0.0));
+        *e = (e.0.min(t.start_ns), e.1 + t.duration_ns);
+    }
+    let gpu = DeviceKind::Gpu.full_name();
+    for (label, (first, total)) in per_step {
+        let Some(step) = plan.steps.get(label) else { continue };
+        if let Some(record) = md.step_stats.iter_mut().rev().find(|r| r.name == step.name && r.device == gpu) {
+            record.start_us = submit_us + (first - origin) / 1e3;
+            record.duration_us = total / 1e3;
+        }
+    }
+    true
 }
 
 /// The number of device-to-host transfers starting at step `i` (0 when step `i` is not one).

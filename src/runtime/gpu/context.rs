@@ -199,7 +199,7 @@ impl GpuContext {
             label: Some("wgflow"),
             // Subgroup operations where the adapter has them (the fast matmul / conv2d kernels
             // share loaded values across lanes with them; see `subgroups_of_8`).
-            required_features: adapter.features() & wgpu::Features::SUBGROUP,
+            required_features: adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY),
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

@@ -8,6 +8,7 @@ pub(crate) mod pipeline;
 pub(crate) mod pool;
 pub(crate) mod shaders;
 pub(crate) mod stream;
+pub(crate) mod timer;
 mod yardstick;
 
 use std::sync::{Mutex, MutexGuard};

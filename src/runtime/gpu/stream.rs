@@ -106,6 +106,8 @@ pub struct Stream<'p> {
     readbacks: Vec<Readback>,
     /// Buffers that go back to the pool once the GPU is done with them.
     after: Vec<Arc<wgpu::Buffer>>,
+    /// Times kernels for run metadata, when asked and the device can.
+    timer: Option<super::timer::Timer>,
     /// Whether anything was uploaded or recorded since the last submit; a run with nothing
     /// for the GPU (all its nodes on the CPU) then neither submits nor waits.
     recorded: bool,
@@ -116,7 +118,7 @@ impl<'p> Stream<'p> {
     pub fn new(pool: &'p mut BufferPool) -> Result<Self> {
         let ctx = pool.context().clone();
         ctx.ensure_alive()?;
-        Ok(Stream { pool, ctx, encoder: None, readbacks: Vec::new(), after: Vec::new(), recorded: false })
+        Ok(Stream { pool, ctx, encoder: None, timer: None, readbacks: Vec::new(), after: Vec::new(), recorded: false })
     }
 
     /// The run's command encoder, created on first use.
@@ -125,6 +127,21 @@ impl<'p> Stream<'p> {
         self.encoder.get_or_insert_with(|| {
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgflow run") })
         })
+    }
+
+    /// Times every kernel dispatched from now on with timestamp queries (when the device
+    /// supports them), putting the times into `sink` once each submit has finished. Returns
+    /// whether the device can.
+    pub fn time_kernels(&mut self, sink: super::timer::TimeSink) -> bool {
+        self.timer = super::timer::Timer::new(&self.ctx.device, &self.ctx.queue, sink);
+        self.timer.is_some()
+    }
+
+    /// Labels the kernels dispatched from now on (for [`Stream::time_kernels`]).
+    pub fn set_label(&mut self, label: usize) {
+        if let Some(t) = self.timer.as_mut() {
+            t.label = label;
+        }
     }
 
     /// The device context the stream records for.
@@ -237,8 +254,12 @@ impl<'p> Stream<'p> {
             })
         })?;
         self.recorded = true;
-        let mut pass =
-            self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        self.encoder();
+        let Stream { encoder: Some(encoder), timer, .. } = self else {
+            return Err(Error::internal("the stream has no encoder"));
+        };
+        let timestamp_writes = timer.as_mut().and_then(super::timer::Timer::writes);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
@@ -307,7 +328,8 @@ impl<'p> Stream<'p> {
         }
         let ctx = self.ctx.clone();
         self.encoder();
-        let encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream has no encoder"))?;
+        let mut encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream has no encoder"))?;
+        let times = self.timer.as_mut().and_then(|t| t.resolve(&ctx.device, &mut encoder));
         let submitted = ctx.scoped("submitting the run's GPU work", || ctx.queue.submit([encoder.finish()]));
         self.pool.stats.submits += 1;
         let index = submitted?;
@@ -321,6 +343,9 @@ impl<'p> Stream<'p> {
         }
         for slot in slots.iter().flatten() {
             compat::await_mapped(&ctx.device, slot, timeout)?;
+        }
+        if let (Some(timer), Some(pending)) = (&self.timer, times) {
+            timer.read(&ctx.device, pending, timeout)?;
         }
         let mut out = Vec::with_capacity(self.readbacks.len());
         let mut failed = None;
