@@ -182,7 +182,8 @@ impl GpuState {
         drop(run);
         if let Some(md) = metadata {
             // Kernels run after the submit: the GPU's time shows as one record for the submit
-            // (with its wait and readbacks); the node records above are the recording times.
+            // (with its wait and readbacks); the node records above are the recording times, replaced
+            // by the kernels' GPU times where timestamp queries ran.
             if options.trace_level == super::config::TraceLevel::FullTrace {
                 md.step_stats.push(super::config::NodeStats {
                     name: "gpu_submit".into(),
