@@ -1,8 +1,9 @@
 // TEMPLATE: Conv2D on NHWC float32 input with a [KH, KW, Cin/groups, Cout] filter, as an implicit
 // GEMM: each thread computes 4 consecutive output channels of one group for one output pixel,
 // looping over the receptive field (KH * KW * Cin/groups) with the im2col coordinates computed on
-// the fly; padding reads as zero. Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends
-// prelude.wgsl and replaces WORKGROUP_SIZE.
+// the fly; padding reads as zero. Instantiated by `conv2d_wgsl` (src/ops/nn/gpu.rs), which
+// prepends prelude.wgsl and replaces WORKGROUP_SIZE and OUTPUT (the output binding and
+// `store_out(index, value)`, as in matmul.wgsl).
 //
 // Thread i: pixel = i / (groups * quads), then group and quad (4 channels) within the pixel, so
 // neighbouring threads share the pixel's input and read neighbouring filter columns. The
@@ -36,7 +37,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> in_x: array<f32>;
 @group(0) @binding(2) var<storage, read> filt: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+OUTPUT
 
 @compute @workgroup_size(WG_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -90,6 +91,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let o = pixel * params.out_c + f_col;
     for (var k = 0u; k < n_valid; k = k + 1u) {
-        out[o + k] = acc[k];
+        store_out(o + k, acc[k]);
     }
 }

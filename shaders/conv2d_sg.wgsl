@@ -2,8 +2,8 @@
 // multiple of 4) as an implicit GEMM on subgroups of exactly 8 invocations. Instantiated by
 // `conv2d_sg_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and generates XTYPE and XWIDTH
 // (f32 and 1, or vec4<f32> and 4 when Cin is a multiple of 4), ROWS (pixels per lane), VCOLS (vec4
-// output channels per lane), DECLS, TAPS (per filter tap: the pixels' input offsets), BODY and
-// STORES.
+// output channels per lane), DECLS, TAPS (per filter tap: the pixels' input offsets), BODY,
+// STORES and OUTPUT (the output binding and `store_out(index, vec4 value)`, as in matmul.wgsl).
 //
 // The GEMM: rows are output pixels, columns output channels, the reduction runs over (kh, kw,
 // ci). As in matmul_sg.wgsl, lane l owns pixels p0 + l + 8i and loads their inputs; the rows of
@@ -36,7 +36,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> in_x: array<XTYPE>;
 @group(0) @binding(2) var<storage, read> filt: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+OUTPUT
 
 @compute @workgroup_size(WG_SIZE)
 fn main(

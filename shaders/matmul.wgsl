@@ -1,6 +1,7 @@
 // TEMPLATE: batched matrix product C[b] = op(A[b]) * op(B[b]), float32, tiled in workgroup memory.
-// Instantiated by `matmul_wgsl` (src/ops/gpu_util.rs), which prepends prelude.wgsl (no
-// placeholders beyond this marker line).
+// Instantiated by `matmul_wgsl` (src/ops/gpu_util.rs), which prepends prelude.wgsl and replaces
+// OUTPUT with the output binding and `store_out(index, value)`, which stores a result (through a
+// fused epilogue, src/ops/fused/wgsl.rs, or as it is).
 //
 // Each workgroup of 64 threads computes a 32x32 tile of one output matrix; thread (tx, ty) of the
 // 8x8 grid computes the 4x4 outputs at rows ty*4.., cols tx*4... The K dimension is walked in
@@ -37,7 +38,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> in_a: array<f32>;
 @group(0) @binding(2) var<storage, read> in_b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+OUTPUT
 
 var<workgroup> tile_a: array<f32, 512>; // [TILE rows][TK]
 var<workgroup> tile_b: array<f32, 512>; // [TK][TILE cols]
@@ -140,7 +141,7 @@ fn main(
         for (var j = 0u; j < 4u; j = j + 1u) {
             let col = col0 + tx * 4u + j;
             if (row < params.m && col < params.n) {
-                out[base_c + row * params.n + col] = acc[i * 4u + j];
+                store_out(base_c + row * params.n + col, acc[i * 4u + j]);
             }
         }
     }

@@ -2,7 +2,8 @@
 // subgroups of exactly 8 invocations. Instantiated by `matmul_sg_wgsl` (src/ops/gpu_util.rs),
 // which prepends prelude.wgsl and generates the unrolled parts for the transposes it is given:
 // A_ELEM (vec4<f32>, or f32 when A is stored transposed), ROWS (rows per lane), VCOLS (vec4
-// columns per lane), DECLS, BODY and STORES.
+// columns per lane), DECLS, BODY and STORES, and OUTPUT (the output binding and
+// `store_out(index, vec4 value)`, as in matmul.wgsl).
 //
 // Why this shape: on a CPU driver (lavapipe) every storage load is done lane by lane, so loads
 // cost far more than arithmetic. Each subgroup computes a (8 * ROWS) x (32 * VCOLS) block: lane l
@@ -35,7 +36,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> in_a: array<A_ELEM>;
 @group(0) @binding(2) var<storage, read> in_b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+OUTPUT
 
 @compute @workgroup_size(WG_SIZE)
 fn main(

@@ -46,6 +46,7 @@ pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
 pub use ops::{BinaryKind, Padding, UnaryKind};
 pub use placement::{CostModel, DeviceKind, DeviceModel, PlacementPolicy};
 pub use session::{
-    ConfigProto, FeedKey, Fetch, GpuOptions, NodeStats, RunMetadata, RunOptions, Session, SessionStats, TraceLevel,
+    ConfigProto, FeedKey, Fetch, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions, Session, SessionStats,
+    TraceLevel,
 };
 pub use tensor::{DType, Shape, Tensor, TensorSpec};

@@ -18,6 +18,7 @@ const TEMPLATES: &[&str] = &[
     "unary_vec4.wgsl",
     "matmul.wgsl",
     "matmul_sg.wgsl",
+    "conv2d.wgsl",
     "conv2d_sg.wgsl",
     "reduce.wgsl",
     "softmax.wgsl",
@@ -28,7 +29,6 @@ const TEMPLATES: &[&str] = &[
 /// the template with `WORKGROUP_SIZE` replaced.
 const NN_TEMPLATES: &[&str] = &[
     "bias_add.wgsl",
-    "conv2d.wgsl",
     "pool.wgsl",
     "conv2d_backprop_input.wgsl",
     "conv2d_backprop_filter.wgsl",

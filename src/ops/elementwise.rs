@@ -36,6 +36,13 @@ macro_rules! binary_ops {
             fn zip_f64(self, a: &ArcArray<f64, IxDyn>, b: &ArcArray<f64, IxDyn>) -> Result<ArrayD<f64>> {
                 match self { $(BinaryKind::$kind => { #[allow(unused_parens)] fn f($x: f64, $y: f64) -> f64 { $float } zip_map(a, b, f) },)* }
             }
+            /// The float32 kernel on equal-length slices (for fused chains).
+            pub(crate) fn slices_f32(self, a: &[f32], b: &[f32], out: &mut [f32]) {
+                match self { $(BinaryKind::$kind => {
+                    #[allow(unused_parens)] fn f($x: f32, $y: f32) -> f32 { $float }
+                    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y))
+                },)* }
+            }
             #[allow(unused_variables)]
             fn i32(self) -> Option<fn(i32, i32) -> i32> {
                 match self { $(BinaryKind::$kind => { let f: Option<fn(i32, i32) -> i32> = $int; f },)* }
@@ -64,6 +71,13 @@ macro_rules! unary_ops {
             }
             fn map_f64(self, a: &ArcArray<f64, IxDyn>) -> ArrayD<f64> {
                 match self { $(UnaryKind::$kind => { fn f($x: f64) -> f64 { $float } map(a, f) },)* }
+            }
+            /// The float32 kernel on equal-length slices (for fused chains).
+            pub(crate) fn slices_f32(self, a: &[f32], out: &mut [f32]) {
+                match self { $(UnaryKind::$kind => {
+                    fn f($x: f32) -> f32 { $float }
+                    out.iter_mut().zip(a).for_each(|(o, &x)| *o = f(x))
+                },)* }
             }
             fn i32(self) -> Option<fn(i32) -> i32> {
                 match self { $(UnaryKind::$kind => { let f: Option<fn(i32) -> i32> = $int; f },)* }
@@ -330,6 +344,9 @@ where
 pub(crate) struct Binary(pub(crate) BinaryKind);
 
 impl Op for Binary {
+    fn elementwise(&self) -> Option<super::fused::ElemKind> {
+        Some(super::fused::ElemKind::Binary(self.0))
+    }
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
         self.grad(ctx)
     }
@@ -404,6 +421,9 @@ impl Binary {
 pub(crate) struct Unary(pub(crate) UnaryKind);
 
 impl Op for Unary {
+    fn elementwise(&self) -> Option<super::fused::ElemKind> {
+        Some(super::fused::ElemKind::Unary(self.0))
+    }
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
         self.grad(ctx)
     }

@@ -3,6 +3,8 @@
 //! concat.wgsl) and the uniforms each kernel expects. The ops' `gpu()` methods check run-time
 //! shapes with their CPU code, then call in here.
 
+use super::fused::wgsl::output_code;
+use super::fused::Epilogue;
 use super::reduce::ReduceKind;
 use super::{cached_wgsl, GpuLowering};
 use crate::error::{Error, Result};
@@ -69,14 +71,16 @@ fn strides(dims: &[usize]) -> Vec<usize> {
     s
 }
 
-/// The float32 batched matmul kernel.
-pub fn matmul_wgsl() -> String {
-    with_prelude(MATMUL)
+/// The float32 batched matmul kernel, its results stored by `output` (the template's `OUTPUT`:
+/// see `fused::wgsl::output_code`).
+pub fn matmul_wgsl(output: &str) -> String {
+    with_prelude(&code_of(MATMUL).replace("OUTPUT", output))
 }
 
 /// The subgroup matmul kernel (see shaders/matmul_sg.wgsl) with `rows` rows and `vcols` vec4
-/// columns per lane, its loops unrolled here.
-pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool) -> String {
+/// columns per lane, its loops unrolled here, its results stored by `output` (the template's
+/// `OUTPUT`).
+pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &str) -> String {
     use std::fmt::Write;
     let (mut decls, mut body, mut stores) = (String::new(), String::new(), String::new());
     for v in 0..vcols {
@@ -141,7 +145,7 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool) -> String {
         for c in 0..8 * vcols {
             let _ = writeln!(
                 stores,
-                "        if (col0 + {c}u < n4) {{\n            out[base_c + r{i} * n4 + col0 + {c}u] = c{i}_{c};\n        }}"
+                "        if (col0 + {c}u < n4) {{\n            store_out(base_c + r{i} * n4 + col0 + {c}u, c{i}_{c});\n        }}"
             );
         }
         let _ = writeln!(stores, "    }}");
@@ -152,7 +156,8 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool) -> String {
         .replace("VCOLS", &format!("{vcols}u"))
         .replace("DECLS", decls.trim_end())
         .replace("BODY", body.trim_end())
-        .replace("STORES", stores.trim_end());
+        .replace("STORES", stores.trim_end())
+        .replace("OUTPUT", output);
     with_prelude(&body)
 }
 
@@ -204,19 +209,18 @@ pub fn concat_wgsl(n: usize) -> String {
 }
 
 /// `MatMul` / `BatchMatMulV2` on shapes the CPU checks accepted: `m x k` times `k x n` per
-/// batch, batch dims `ba` and `bb` broadcast to `batch`. `None` beyond rank-8 batches.
+/// batch, batch dims `ba` and `bb` broadcast to `batch`, with a fused `epilogue` if given.
+/// `None` beyond rank-8 batches, or for an epilogue that does not fit the output.
 pub(crate) fn matmul(
     (m, k, n): (usize, usize, usize),
-    ba: &[usize],
-    bb: &[usize],
-    batch: &[usize],
-    ta: bool,
-    tb: bool,
+    (ba, bb, batch): (&[usize], &[usize], &[usize]),
+    (ta, tb): (bool, bool),
+    epilogue: Option<&Epilogue>,
 ) -> Option<Result<GpuLowering>> {
     if batch.len() > MAX_RANK {
         return None;
     }
-    Some((|| {
+    (|| -> Result<Option<GpuLowering>> {
         let mut uniforms = vec![word(m)?, word(n)?, word(k)?, u32::from(ta) | (u32::from(tb) << 1)];
         uniforms.extend(gpu_shaders::broadcast_uniforms(ba, bb, batch)?);
         let mut out = batch.to_vec();
@@ -233,15 +237,18 @@ pub(crate) fn matmul(
                 _ => 2,
             };
             let vcols = if n >= 64 { 2 } else { 1 };
-            let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb}");
-            let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb)))?;
+            let Some((epi, output)) = output_code(epilogue, &out, 3, true) else { return Ok(None) };
+            let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb} {epi}");
+            let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb, &output)))?;
             let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
-            return Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out));
+            return Ok(Some(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out)));
         }
-        let wgsl = cached_wgsl("matmul f32".into(), || Ok(matmul_wgsl()))?;
+        let Some((epi, output)) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
+        let wgsl = cached_wgsl(format!("matmul f32 {epi}"), || Ok(matmul_wgsl(&output)))?;
         let groups = batches * m.div_ceil(TILE) * n.div_ceil(TILE);
-        Ok(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out))
-    })())
+        Ok(Some(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out)))
+    })()
+    .transpose()
 }
 
 /// A reduction of `dims` over the axes in `mask`, output shape `out` (checked by the CPU
@@ -353,15 +360,17 @@ pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<R
 
 /// Every instantiation of the templates here, named, for the naga validation test.
 pub fn instantiations() -> Result<Vec<(String, String)>> {
+    let plain = |vec4: bool| super::fused::wgsl::plain_output(3, if vec4 { "vec4<f32>" } else { "f32" });
     let mut all = vec![
-        ("matmul.wgsl".to_string(), matmul_wgsl()),
-        ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2, false, false)),
-        ("matmul_sg.wgsl 2x1 ta tb".to_string(), matmul_sg_wgsl(2, 1, true, true)),
-        ("matmul_sg.wgsl 4x2 ta".to_string(), matmul_sg_wgsl(4, 2, true, false)),
-        ("matmul_sg.wgsl 4x1 tb".to_string(), matmul_sg_wgsl(4, 1, false, true)),
-        ("conv2d_sg.wgsl 8x2 vec4".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true)),
-        ("conv2d_sg.wgsl 2x1 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(2, 1, false)),
-        ("conv2d_sg.wgsl 8x2 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, false)),
+        ("matmul.wgsl".to_string(), matmul_wgsl(&plain(false))),
+        ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2, false, false, &plain(true))),
+        ("matmul_sg.wgsl 2x1 ta tb".to_string(), matmul_sg_wgsl(2, 1, true, true, &plain(true))),
+        ("matmul_sg.wgsl 4x2 ta".to_string(), matmul_sg_wgsl(4, 2, true, false, &plain(true))),
+        ("matmul_sg.wgsl 4x1 tb".to_string(), matmul_sg_wgsl(4, 1, false, true, &plain(true))),
+        ("conv2d.wgsl".to_string(), super::nn::gpu::conv2d_wgsl(&plain(false))),
+        ("conv2d_sg.wgsl 8x2 vec4".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true, &plain(true))),
+        ("conv2d_sg.wgsl 2x1 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(2, 1, false, &plain(true))),
+        ("conv2d_sg.wgsl 8x2 scalar".to_string(), super::nn::gpu::conv2d_sg_wgsl(8, 2, false, &plain(true))),
         ("softmax.wgsl".to_string(), softmax_wgsl()),
         ("transpose.wgsl".to_string(), transpose_wgsl()),
     ];
@@ -373,5 +382,12 @@ pub fn instantiations() -> Result<Vec<(String, String)>> {
     for n in [1, 2, 3, 4, 5, MAX_CONCAT_INPUTS] {
         all.push((format!("concat.wgsl with {n} inputs"), concat_wgsl(n)));
     }
+    // The head kernels with a fused epilogue: relu(x * scale[c] + residual), scalar and vec4.
+    let (scalar, vec4) = super::fused::wgsl::sample_epilogues();
+    all.push(("matmul.wgsl with an epilogue".into(), matmul_wgsl(&scalar)));
+    all.push(("matmul_sg.wgsl 4x2 with an epilogue".into(), matmul_sg_wgsl(4, 2, false, false, &vec4)));
+    all.push(("conv2d.wgsl with an epilogue".into(), super::nn::gpu::conv2d_wgsl(&scalar)));
+    all.push(("conv2d_sg.wgsl 8x2 with an epilogue".into(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true, &vec4)));
+    all.extend(super::fused::wgsl::instantiations());
     Ok(all)
 }

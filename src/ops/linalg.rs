@@ -5,6 +5,7 @@ use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
 
 use super::elementwise::broadcast_static;
+use super::fused::Epilogue;
 use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
@@ -91,14 +92,13 @@ impl Op for MatMul {
         Ok(vec![batch_matmul(a, b, self.transpose_a, self.transpose_b)?.into()])
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
-        let shapes = [inputs[0].1, inputs[1].1];
-        if let Some(i) = shapes.iter().position(|s| s.len() != 2) {
-            return Some(Err(Error::invalid_argument(format!(
-                "In[{i}] is not a matrix. Instead it has shape {}",
-                dims_string(shapes[i])
-            ))));
-        }
-        gpu_matmul(inputs, self.transpose_a, self.transpose_b)
+        self.lower(inputs, None)
+    }
+    fn takes_epilogue(&self) -> bool {
+        true
+    }
+    fn gpu_with_epilogue(&self, inputs: &[(DType, &[usize])], epilogue: &Epilogue) -> Option<Result<GpuLowering>> {
+        self.lower(inputs, Some(epilogue))
     }
     fn flops(&self, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
         matmul_flops(inputs, outputs, self.transpose_a)
@@ -155,10 +155,13 @@ impl Op for BatchMatMul {
         Ok(vec![batch_matmul(a, b, self.adj_x, self.adj_y)?.into()])
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
-        if let Some(i) = inputs.iter().position(|s| s.1.len() < 2) {
-            return Some(Err(Error::invalid_argument(format!("In[{i}] ndims must be >= 2: {}", inputs[i].1.len()))));
-        }
-        gpu_matmul(inputs, self.adj_x, self.adj_y)
+        self.lower(inputs, None)
+    }
+    fn takes_epilogue(&self) -> bool {
+        true
+    }
+    fn gpu_with_epilogue(&self, inputs: &[(DType, &[usize])], epilogue: &Epilogue) -> Option<Result<GpuLowering>> {
+        self.lower(inputs, Some(epilogue))
     }
     fn flops(&self, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
         matmul_flops(inputs, outputs, self.adj_x)
@@ -223,14 +226,43 @@ fn matmul_dims(sa: &[usize], sb: &[usize], ta: bool, tb: bool) -> Result<((usize
     Ok(((m, k, n), batch))
 }
 
-/// The GPU lowering of both ops, after the CPU kernel's checks.
-fn gpu_matmul(inputs: &[(DType, &[usize])], ta: bool, tb: bool) -> Option<Result<GpuLowering>> {
+impl MatMul {
+    fn lower(&self, inputs: &[(DType, &[usize])], epilogue: Option<&Epilogue>) -> Option<Result<GpuLowering>> {
+        let shapes = [inputs[0].1, inputs[1].1];
+        if let Some(i) = shapes.iter().position(|s| s.len() != 2) {
+            return Some(Err(Error::invalid_argument(format!(
+                "In[{i}] is not a matrix. Instead it has shape {}",
+                dims_string(shapes[i])
+            ))));
+        }
+        gpu_matmul(inputs, self.transpose_a, self.transpose_b, epilogue)
+    }
+}
+
+impl BatchMatMul {
+    fn lower(&self, inputs: &[(DType, &[usize])], epilogue: Option<&Epilogue>) -> Option<Result<GpuLowering>> {
+        if let Some(i) = inputs.iter().position(|s| s.1.len() < 2) {
+            return Some(Err(Error::invalid_argument(format!("In[{i}] ndims must be >= 2: {}", inputs[i].1.len()))));
+        }
+        gpu_matmul(inputs, self.adj_x, self.adj_y, epilogue)
+    }
+}
+
+/// The GPU lowering of both ops, after the CPU kernel's checks, with a fused epilogue if given.
+fn gpu_matmul(
+    inputs: &[(DType, &[usize])],
+    ta: bool,
+    tb: bool,
+    epilogue: Option<&Epilogue>,
+) -> Option<Result<GpuLowering>> {
     let ((da, sa), (db, sb)) = (inputs[0], inputs[1]);
     if da != DType::F32 || db != DType::F32 {
         return None;
     }
     match matmul_dims(sa, sb, ta, tb) {
-        Ok((mkn, batch)) => gpu_util::matmul(mkn, &sa[..sa.len() - 2], &sb[..sb.len() - 2], &batch, ta, tb),
+        Ok((mkn, batch)) => {
+            gpu_util::matmul(mkn, (&sa[..sa.len() - 2], &sb[..sb.len() - 2], &batch), (ta, tb), epilogue)
+        }
         Err(e) => Some(Err(e)),
     }
 }

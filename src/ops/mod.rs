@@ -7,6 +7,7 @@
 mod array;
 mod elementwise;
 mod elementwise_grad;
+pub(crate) mod fused;
 pub(crate) mod gpu_util;
 mod grads;
 mod linalg;
@@ -109,6 +110,25 @@ pub trait Op: Send + Sync + fmt::Debug {
     /// dimensions count as 1), for the cost model. Defaults to one per output element.
     fn flops(&self, _inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
         outputs.iter().map(spec_elements).sum()
+    }
+    /// What this op computes per element, when it is an elementwise op a fused chain can
+    /// hold (see [`fused`]).
+    fn elementwise(&self) -> Option<fused::ElemKind> {
+        None
+    }
+    /// Whether a fused chain of elementwise ops after this op's output can run in the
+    /// epilogue of its kernels (`Conv2D`, `MatMul`): see [`Op::gpu_with_epilogue`].
+    fn takes_epilogue(&self) -> bool {
+        false
+    }
+    /// The GPU lowering with `epilogue` applied to each output element before it is stored;
+    /// its extra inputs bind after this op's. `None` when there is no such kernel.
+    fn gpu_with_epilogue(
+        &self,
+        _inputs: &[(DType, &[usize])],
+        _epilogue: &fused::Epilogue,
+    ) -> Option<Result<GpuLowering>> {
+        None
     }
 }
 
@@ -244,6 +264,11 @@ pub(crate) use state::infer_assign;
 /// The pure op of a binary elementwise kind.
 pub(crate) fn binary_op(kind: BinaryKind) -> impl Op {
     elementwise::Binary(kind)
+}
+
+/// The pure op of a unary elementwise kind.
+pub(crate) fn unary_op(kind: UnaryKind) -> impl Op {
+    elementwise::Unary(kind)
 }
 
 /// Runs a binary elementwise kernel on two host tensors.

@@ -159,7 +159,17 @@ impl Op for Conv2D {
         Ok(vec![conv::conv2d_nhwc(inputs[0], inputs[1], self.strides, self.dilations, self.padding)?])
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
-        gpu::conv2d(inputs, self.strides, self.dilations, self.padding)
+        gpu::conv2d(inputs, self.strides, self.dilations, self.padding, None)
+    }
+    fn takes_epilogue(&self) -> bool {
+        true
+    }
+    fn gpu_with_epilogue(
+        &self,
+        inputs: &[(DType, &[usize])],
+        epilogue: &super::fused::Epilogue,
+    ) -> Option<Result<GpuLowering>> {
+        gpu::conv2d(inputs, self.strides, self.dilations, self.padding, Some(epilogue))
     }
     fn flops(&self, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> f64 {
         // Two FLOPs per output element and filter tap of one group's input depth.
@@ -323,6 +333,9 @@ impl Op for BiasAdd {
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::bias_add(inputs)
+    }
+    fn elementwise(&self) -> Option<super::fused::ElemKind> {
+        Some(super::fused::ElemKind::BiasAdd)
     }
 }
 

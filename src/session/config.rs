@@ -18,6 +18,24 @@ pub struct ConfigProto {
     pub intra_op_parallelism_threads: usize,
     /// How nodes that could run on either device are placed (TF's rule by default).
     pub placement_policy: crate::placement::PlacementPolicy,
+    /// Graph rewrites after placement.
+    pub graph_options: GraphOptions,
+}
+
+/// Graph rewrites, after TF's `GraphOptions` / `RewriterConfig`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphOptions {
+    /// TF's `rewrite_options.remapping` (on by default): fuse each chain of float32
+    /// elementwise ops on one device (`BiasAdd` included) into one kernel, and a chain that
+    /// consumes a `Conv2D` / `MatMul` into that kernel's epilogue (`_FusedConv2D`,
+    /// `_FusedMatMul`). Values a fetch or a second consumer reads are never fused away.
+    pub remapping: bool,
+}
+
+impl Default for GraphOptions {
+    fn default() -> Self {
+        GraphOptions { remapping: true }
+    }
 }
 
 impl Default for ConfigProto {
@@ -29,6 +47,7 @@ impl Default for ConfigProto {
             gpu_options: GpuOptions::default(),
             intra_op_parallelism_threads: 0,
             placement_policy: crate::placement::PlacementPolicy::Tf,
+            graph_options: GraphOptions::default(),
         }
     }
 }
@@ -108,6 +127,9 @@ pub struct NodeStats {
     pub start_us: f64,
     /// Duration in microseconds.
     pub duration_us: f64,
+    /// For a fused step (`op` `_FusedElementwise`, `_FusedConv2D`, ...), the nodes it ran
+    /// besides `name`, in execution order; empty otherwise.
+    pub fused_nodes: Vec<String>,
 }
 
 /// What a run recorded, after TF's `RunMetadata`.

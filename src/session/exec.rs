@@ -211,6 +211,7 @@ pub(crate) fn record_step(
             device: step.device.full_name().to_string(),
             start_us: (t0 - start).as_secs_f64() * 1e6,
             duration_us: t0.elapsed().as_secs_f64() * 1e6,
+            fused_nodes: step.fused.clone(),
         });
     }
 }

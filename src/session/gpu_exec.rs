@@ -191,6 +191,7 @@ impl GpuState {
                     device: DeviceKind::Gpu.full_name().to_string(),
                     start_us: (submitted - start).as_secs_f64() * 1e6,
                     duration_us: submitted.elapsed().as_secs_f64() * 1e6,
+                    fused_nodes: Vec::new(),
                 });
             }
             if timed {

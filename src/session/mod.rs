@@ -5,13 +5,14 @@ mod calibrate;
 mod config;
 mod exec;
 mod fetch;
+mod fuse;
 mod gpu_exec;
 mod plan;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use config::{ConfigProto, GpuOptions, NodeStats, RunMetadata, RunOptions, TraceLevel};
+pub use config::{ConfigProto, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions, TraceLevel};
 pub use fetch::{FeedKey, Fetch};
 
 use crate::error::{Error, Result};
@@ -233,7 +234,9 @@ impl Session {
                     policy: self.config.placement_policy,
                     pinned: &mut self.pinned,
                 };
-                let p = Arc::new(Plan::build(&self.graph.read(), &sig, &mut placer)?);
+                let graph = self.graph.read();
+                let mut p = Plan::build(&graph, &sig, &mut placer)?;
+                // Placement is logged before fusion, as TF logs it before its rewrites.
                 for step in p.steps.iter().filter(|s| matches!(s.action, plan::Action::Node(_))) {
                     let line = crate::placement::log_line(&step.name, step.type_name(), step.device);
                     if self.config.log_device_placement {
@@ -241,6 +244,11 @@ impl Session {
                     }
                     self.placement_log.push(line);
                 }
+                if self.config.graph_options.remapping {
+                    fuse::fuse(&mut p, &graph);
+                }
+                drop(graph);
+                let p = Arc::new(p);
                 self.stats.plans_built += 1;
                 self.plans.insert(sig, p.clone());
                 p

@@ -56,6 +56,8 @@ pub(crate) struct Step {
     pub(crate) outputs: Vec<Option<usize>>,
     /// Slots whose last reader is this step.
     pub(crate) frees: Vec<usize>,
+    /// The nodes fused into this step (see `fuse`), in execution order; empty for most.
+    pub(crate) fused: Vec<String>,
 }
 
 impl Step {
@@ -138,7 +140,6 @@ impl Plan {
             }
         }
         let mut moved: HashMap<(usize, DeviceKind), usize> = HashMap::new();
-        let mut last_use: HashMap<usize, usize> = HashMap::new();
         let mut steps: Vec<Step> = Vec::with_capacity(order.len());
         for &id in &order {
             let node = &g.nodes[id];
@@ -155,7 +156,6 @@ impl Plan {
                                 let t = slot_device.len();
                                 slot_device.push(device);
                                 moved.insert((s, device), t);
-                                last_use.insert(s, steps.len());
                                 steps.push(transfer(g, *ep, device, Input::Slot(s), t));
                                 t
                             }
@@ -180,12 +180,6 @@ impl Plan {
                 };
                 inputs.push(input);
             }
-            // After the transfers this node needed, which come before it.
-            for input in &inputs {
-                if let Input::Slot(s) = input {
-                    last_use.insert(*s, steps.len());
-                }
-            }
             let outputs = (0..node.outputs.len())
                 .map(|index| {
                     let ep = Endpoint { node: id, index };
@@ -204,19 +198,16 @@ impl Plan {
                 inputs,
                 outputs,
                 frees: Vec::new(),
+                fused: Vec::new(),
             });
         }
-        let mut fetched: BTreeSet<usize> = BTreeSet::new();
         let fetches = sig
             .fetches
             .iter()
             .map(|t| match t {
                 Target::Op(_) => FetchFrom::Nothing,
                 Target::Tensor(ep) => match slot_of.get(ep) {
-                    Some(&s) => {
-                        fetched.insert(s);
-                        FetchFrom::Slot(s)
-                    }
+                    Some(&s) => FetchFrom::Slot(s),
                     None => {
                         let var = ref_of(ep).unwrap_or(ep.node);
                         FetchFrom::Var(var, g.nodes[var].name.clone())
@@ -224,11 +215,6 @@ impl Plan {
                 },
             })
             .collect();
-        for (slot, pos) in last_use {
-            if !fetched.contains(&slot) {
-                steps[pos].frees.push(slot);
-            }
-        }
         let var_names = g
             .nodes
             .iter()
@@ -236,7 +222,29 @@ impl Plan {
             .filter(|(_, n)| matches!(n.op, OpKind::Variable(_)))
             .map(|(i, n)| (i, n.name.clone()))
             .collect();
-        Ok(Plan { steps, slots: slot_device.len(), feeds, fetches, var_names })
+        let mut plan = Plan { steps, slots: slot_device.len(), feeds, fetches, var_names };
+        plan.assign_frees();
+        Ok(plan)
+    }
+
+    /// Sets each step's `frees`: the slots it reads last, other than fetched ones.
+    pub(crate) fn assign_frees(&mut self) {
+        let fetched: BTreeSet<usize> =
+            self.fetches.iter().filter_map(|f| if let FetchFrom::Slot(s) = f { Some(*s) } else { None }).collect();
+        let mut last_use: HashMap<usize, usize> = HashMap::new();
+        for (pos, step) in self.steps.iter_mut().enumerate() {
+            step.frees.clear();
+            for input in &step.inputs {
+                if let Input::Slot(s) = input {
+                    last_use.insert(*s, pos);
+                }
+            }
+        }
+        let mut frees: Vec<(usize, usize)> = last_use.into_iter().filter(|(s, _)| !fetched.contains(s)).collect();
+        frees.sort_unstable();
+        for (slot, pos) in frees {
+            self.steps[pos].frees.push(slot);
+        }
     }
 }
 
@@ -254,6 +262,7 @@ fn transfer(g: &GraphData, ep: Endpoint, device: DeviceKind, from: Input, to: us
         inputs: vec![from],
         outputs: vec![Some(to)],
         frees: Vec::new(),
+        fused: Vec::new(),
     }
 }
 

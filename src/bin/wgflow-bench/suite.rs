@@ -31,6 +31,8 @@ pub struct Entry {
     /// Bytes one run's kernels must read and write at least.
     pub bytes: f64,
     pub rate: Rate,
+    /// Whether the session fuses elementwise chains (`graph_options.remapping`).
+    pub fused: bool,
     pub build: Builder,
 }
 
@@ -63,6 +65,7 @@ fn add_fed(n: usize) -> Entry {
         flops: n as f64,
         bytes: 12.0 * n as f64,
         rate: Rate::Bytes,
+        fused: true,
         build: Box::new(move |g| {
             let a = g.placeholder(DType::F32, Shape::from(&[n][..]))?;
             let b = g.placeholder(DType::F32, Shape::from(&[n][..]))?;
@@ -81,6 +84,7 @@ fn add_resident(n: usize) -> Entry {
         flops: n as f64,
         bytes: 12.0 * n as f64,
         rate: Rate::Bytes,
+        fused: true,
         build: Box::new(move |g| {
             let a = g.variable(random(&[n], -1.0, 1.0, 1)?, "a")?;
             let b = g.variable(random(&[n], -1.0, 1.0, 2)?, "b")?;
@@ -90,12 +94,14 @@ fn add_resident(n: usize) -> Entry {
     }
 }
 
-fn chain(n: usize) -> Entry {
+/// `relu(a*b+c)`: one fused kernel, or three (`fused` false).
+fn chain(n: usize, fused: bool) -> Entry {
     Entry {
-        name: format!("relu(a*b+c) {} resident", label(n)),
+        name: format!("relu(a*b+c) {} resident {}", label(n), if fused { "fused" } else { "unfused" }),
         flops: 3.0 * n as f64,
         bytes: 16.0 * n as f64,
         rate: Rate::Bytes,
+        fused,
         build: Box::new(move |g| {
             let a = g.variable(random(&[n], -1.0, 1.0, 1)?, "a")?;
             let b = g.variable(random(&[n], -1.0, 1.0, 2)?, "b")?;
@@ -114,6 +120,7 @@ fn conv(x: [usize; 4], f: [usize; 4], stride: usize) -> Entry {
         flops: 2.0 * (out * f[0] * f[1] * f[2]) as f64,
         bytes: 4.0 * (x.iter().product::<usize>() + f.iter().product::<usize>() + out) as f64,
         rate: Rate::Flops,
+        fused: true,
         build: Box::new(move |g| {
             let input = g.variable(random(&x, 0.0, 1.0, 1)?, "input")?;
             let filter = g.variable(random(&f, -0.1, 0.1, 2)?, "filter")?;
@@ -130,6 +137,7 @@ fn matmul(n: usize) -> Entry {
         flops: 2.0 * (n * n * n) as f64,
         bytes: 12.0 * (n * n) as f64,
         rate: Rate::Flops,
+        fused: true,
         build: Box::new(move |g| {
             let a = g.variable(random(&[n, n], -1.0, 1.0, 1)?, "a")?;
             let b = g.variable(random(&[n, n], -1.0, 1.0, 2)?, "b")?;
@@ -145,6 +153,7 @@ fn overhead() -> Entry {
         flops: 1.0,
         bytes: 12.0,
         rate: Rate::Time,
+        fused: true,
         build: Box::new(|g| {
             let sum = g.add(g.constant(1.0f32)?, g.constant(2.0f32)?)?;
             Ok(Case { fetches: vec![sum.into()], feeds: vec![] })
@@ -163,6 +172,7 @@ fn digits_step() -> Entry {
         flops: 3.0 * forward,
         bytes: 4.0 * (BATCH * 64 * 16 * 3) as f64,
         rate: Rate::Flops,
+        fused: true,
         build: Box::new(|g| {
             let x = g.placeholder(DType::F32, Shape::partial(&[None, Some(8), Some(8), Some(1)]))?;
             let y = g.placeholder(DType::I32, Shape::partial(&[None]))?;
@@ -195,7 +205,8 @@ pub fn suite(quick: bool) -> Vec<Entry> {
     for &n in &sizes {
         out.push(add_fed(n));
         out.push(add_resident(n));
-        out.push(chain(n));
+        out.push(chain(n, true));
+        out.push(chain(n, false));
     }
     out.push(conv([8, 64, 64, 32], [3, 3, 32, 64], 1));
     out.push(conv([1, 224, 224, 3], [7, 7, 3, 64], 2));

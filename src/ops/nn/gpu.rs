@@ -4,6 +4,8 @@
 
 use super::Padding;
 use crate::error::{Error, Result};
+use crate::ops::fused::wgsl::output_code;
+use crate::ops::fused::Epilogue;
 use crate::ops::{cached_wgsl, GpuLowering};
 use crate::runtime::cpu::conv::conv_geometry;
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
@@ -48,22 +50,34 @@ pub(crate) fn kernel(
     })
 }
 
-/// `Conv2D` on float32 NHWC input: one thread per 4 output channels of one group and pixel.
+/// `Conv2D` on float32 NHWC input, with a fused `epilogue` if given (`None` when it does not
+/// fit the output).
 pub(super) fn conv2d(
     inputs: &[(DType, &[usize])],
     strides: [usize; 4],
     dilations: [usize; 4],
     padding: Padding,
+    epilogue: Option<&Epilogue>,
 ) -> Option<Result<GpuLowering>> {
     let [(DType::F32, xs), (DType::F32, fs)] = inputs else {
         return None;
     };
-    Some(conv2d_lowering(xs, fs, strides, dilations, padding))
+    conv2d_lowering(xs, fs, (strides, dilations, padding), epilogue).transpose()
+}
+
+/// The generic conv2d kernel (shaders/conv2d.wgsl), its results stored by `output` (the
+/// template's `OUTPUT`: see `fused::wgsl::output_code`).
+pub fn conv2d_wgsl(output: &str) -> String {
+    let code: String =
+        CONV_TEMPLATE.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let code = code.replace("WORKGROUP_SIZE", &format!("{WG}u")).replace("OUTPUT", output);
+    format!("{PRELUDE}\n{code}")
 }
 
 /// The subgroup conv2d kernel (shaders/conv2d_sg.wgsl) with `rows` pixels and `vcols` vec4
-/// output channels per lane, reading the input as vec4s when `vec4_in` (Cin a multiple of 4).
-pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool) -> String {
+/// output channels per lane, reading the input as vec4s when `vec4_in` (Cin a multiple of 4),
+/// its results stored by `output` (the template's `OUTPUT`).
+pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) -> String {
     use std::fmt::Write;
     let (mut decls, mut taps, mut body, mut stores) = (String::new(), String::new(), String::new(), String::new());
     let cols = 8 * vcols;
@@ -125,7 +139,7 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool) -> String {
         for c in 0..cols {
             let _ = writeln!(
                 stores,
-                "        if (col0 + {c}u < cout4) {{\n            out[q{i} * cout4 + col0 + {c}u] = c{i}_{c};\n        }}"
+                "        if (col0 + {c}u < cout4) {{\n            store_out(q{i} * cout4 + col0 + {c}u, c{i}_{c});\n        }}"
             );
         }
         let _ = writeln!(stores, "    }}");
@@ -140,12 +154,17 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool) -> String {
         .replace("DECLS", decls.trim_end())
         .replace("TAPS", taps.trim_end())
         .replace("BODY", body.trim_end())
-        .replace("STORES", stores.trim_end());
+        .replace("STORES", stores.trim_end())
+        .replace("OUTPUT", output);
     format!("{PRELUDE}\n{code}")
 }
 
-/// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups.
-fn conv2d_sg_lowering(g: &crate::runtime::cpu::conv::ConvGeom) -> Option<Result<GpuLowering>> {
+/// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups,
+/// and the epilogue (if any) fits.
+fn conv2d_sg_lowering(
+    g: &crate::runtime::cpu::conv::ConvGeom,
+    epilogue: Option<&Epilogue>,
+) -> Option<Result<GpuLowering>> {
     if g.patch_c != g.in_c || !g.out_c.is_multiple_of(4) || g.out_c == 0 || g.in_c == 0 || !subgroups_of_8() {
         return None;
     }
@@ -158,9 +177,11 @@ fn conv2d_sg_lowering(g: &crate::runtime::cpu::conv::ConvGeom) -> Option<Result<
         _ => 2,
     };
     let vcols = if g.out_c >= 64 { 2 } else { 1 };
+    let out = vec![g.batch, g.out_h, g.out_w, g.out_c];
+    let (epi, output) = output_code(epilogue, &out, 3, true)?;
     Some((|| {
-        let key = format!("nn conv2d sg f32 {rows}x{vcols} {}", if vec4_in { "vec4" } else { "scalar" });
-        let wgsl = cached_wgsl(key, || Ok(conv2d_sg_wgsl(rows, vcols, vec4_in)))?;
+        let key = format!("nn conv2d sg f32 {rows}x{vcols} {} {epi}", if vec4_in { "vec4" } else { "scalar" });
+        let wgsl = cached_wgsl(key, || Ok(conv2d_sg_wgsl(rows, vcols, vec4_in, &output)))?;
         let groups = pixels.div_ceil(64 * rows) * (g.out_c / 4).div_ceil(8 * vcols);
         let uniforms = [
             g.in_h,
@@ -182,16 +203,22 @@ fn conv2d_sg_lowering(g: &crate::runtime::cpu::conv::ConvGeom) -> Option<Result<
         .into_iter()
         .map(word)
         .collect::<Result<Vec<u32>>>()?;
-        kernel(wgsl, uniforms, groups * WG as usize, vec![g.batch, g.out_h, g.out_w, g.out_c])
+        kernel(wgsl, uniforms, groups * WG as usize, out)
     })())
 }
 
-fn conv2d_lowering(xs: &[usize], fs: &[usize], s: [usize; 4], d: [usize; 4], p: Padding) -> Result<GpuLowering> {
+/// The conv2d lowering (`Ok(None)`: the epilogue does not fit the output).
+fn conv2d_lowering(
+    xs: &[usize],
+    fs: &[usize],
+    (s, d, p): ([usize; 4], [usize; 4], Padding),
+    epilogue: Option<&Epilogue>,
+) -> Result<Option<GpuLowering>> {
     let g = conv_geometry(xs, fs, s, d, p)?;
     word(xs.iter().product())?;
     word(fs.iter().product())?;
-    if let Some(lowering) = conv2d_sg_lowering(&g) {
-        return lowering;
+    if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {
+        return lowering.map(Some);
     }
     let groups = g.in_c / g.patch_c;
     let cout_g = g.out_c / groups;
@@ -222,7 +249,9 @@ fn conv2d_lowering(xs: &[usize], fs: &[usize], s: [usize; 4], d: [usize; 4], p: 
     .into_iter()
     .map(word)
     .collect::<Result<Vec<u32>>>()?;
-    kernel(nn_wgsl("conv2d", CONV_TEMPLATE)?, uniforms, invocations, out)
+    let Some((epi, output)) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
+    let wgsl = cached_wgsl(format!("nn conv2d f32 {epi}"), || Ok(conv2d_wgsl(&output)))?;
+    kernel(wgsl, uniforms, invocations, out).map(Some)
 }
 
 /// `MaxPool` (`max`) / `AvgPool` on float32 NHWC input.
