@@ -11,7 +11,7 @@ use super::{ElemKind, Expr};
 use crate::tensor::Tensor;
 
 /// Elements per block: every intermediate of a chain of a few ops fits in L1 together.
-const BLOCK: usize = 512;
+const BLOCK: usize = 1024;
 /// Elements per parallel task.
 const TASK: usize = 1 << 16;
 
