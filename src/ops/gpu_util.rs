@@ -34,17 +34,17 @@ fn with_prelude(body: &str) -> String {
 }
 
 /// A template without its comment lines, which name the placeholders.
-fn code_of(template: &str) -> String {
+pub(crate) fn code_of(template: &str) -> String {
     template.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
 }
 
 /// A `u32` uniform word, or `ResourceExhausted` for sizes beyond the kernels' 32-bit indexing.
-fn word(v: usize) -> Result<u32> {
+pub(crate) fn word(v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::resource_exhausted(format!("size {v} is over 2^32 for a GPU kernel")))
 }
 
 /// `dims` right-aligned in `MAX_RANK` slots (leading slots 1, or 0 for strides).
-fn slots(dims: &[usize], fill: u32) -> Result<Vec<u32>> {
+pub(crate) fn slots(dims: &[usize], fill: u32) -> Result<Vec<u32>> {
     let mut w = vec![fill; MAX_RANK];
     for (slot, &d) in w[MAX_RANK - dims.len()..].iter_mut().zip(dims) {
         *slot = word(d)?;

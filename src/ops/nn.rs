@@ -340,7 +340,7 @@ impl Op for BiasAdd {
 }
 
 /// `BiasAdd`'s run-time shape checks, in TF's order and words.
-fn check_bias_shapes(xs: &[usize], bs: &[usize]) -> Result<()> {
+pub(crate) fn check_bias_shapes(xs: &[usize], bs: &[usize]) -> Result<()> {
     if xs.len() < 2 {
         invalid!("Input tensor must be at least 2D: {}", dims_string(xs));
     }

@@ -5,13 +5,13 @@
 //! The placement log still lists every node; step stats show a fused step under the name of
 //! its last node, with the nodes it absorbed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::plan::{Action, FetchFrom, Input, Plan, Step};
+use super::plan::{Action, Input, Plan, Step};
 use crate::graph::GraphData;
-use crate::ops::fused::wgsl::{MAX_EPILOGUE_LEAVES, MAX_LEAVES};
-use crate::ops::fused::{Expr, Fused};
+use crate::ops::fused::wgsl::MAX_LEAVES;
+use crate::ops::fused::{Epilogue, Expr, Fused};
 use crate::ops::{Op, OpKind};
 use crate::tensor::{DType, TensorSpec};
 
@@ -82,30 +82,23 @@ impl Group {
         self.leaves = order.iter().map(|&k| self.leaves[k].clone()).collect();
     }
 
-    /// Whether the chain can run as its head's epilogue, by the static shapes: every other
-    /// leaf broadcasts along a suffix of the head's output (or has its shape), and the chain's
-    /// output has the head's shape.
+    /// Whether the chain can run as its head's epilogue by the static shapes (all known), as
+    /// the kernels will check them at run time (`Epilogue::fits`). The head is leaf 0.
     fn fits_head(&self) -> bool {
         let Some((_, _, spec)) = &self.head else { return true };
         let Some(out) = spec.shape.to_vec() else { return false };
-        let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(self.leaves.len());
-        for leaf in &self.leaves {
-            match leaf {
-                Leaf::Head => shapes.push(out.clone()),
-                Leaf::Input(_, s) => match s.shape.to_vec() {
-                    Some(d) => shapes.push(d),
-                    None => return false,
-                },
-            }
-        }
-        let refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
-        let suffix = |s: &[usize]| {
-            let t: Vec<usize> = s.iter().copied().skip_while(|&d| d == 1).collect();
-            t.len() <= out.len() && out[out.len() - t.len()..] == t[..]
-        };
-        self.leaves.len() <= MAX_EPILOGUE_LEAVES + 1
-            && self.expr.shape(&refs).as_deref() == Some(out.as_slice())
-            && refs.iter().all(|s| suffix(s) || s.iter().product::<usize>() == out.iter().product::<usize>())
+        let others: Option<Vec<Vec<usize>>> = self
+            .leaves
+            .iter()
+            .skip(1)
+            .map(|leaf| match leaf {
+                Leaf::Input(_, s) => s.shape.to_vec(),
+                Leaf::Head => None,
+            })
+            .collect();
+        let Some(others) = others else { return false };
+        let refs: Vec<&[usize]> = others.iter().map(Vec::as_slice).collect();
+        Epilogue::new(&self.expr, &refs).fits(&out)
     }
 
     fn fits(&self) -> bool {
@@ -148,8 +141,7 @@ pub(crate) fn fuse(plan: &mut Plan, g: &GraphData) {
             *readers.entry(*s).or_default() += 1;
         }
     }
-    let fetched: HashSet<usize> =
-        plan.fetches.iter().filter_map(|f| if let FetchFrom::Slot(s) = f { Some(*s) } else { None }).collect();
+    let fetched = plan.fetched_slots();
     let mut producer: HashMap<usize, usize> = HashMap::new();
     for (p, step) in steps.iter().enumerate() {
         if matches!(step.action, Action::Node(_)) && step.outputs.len() == 1 {

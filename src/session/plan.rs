@@ -227,10 +227,14 @@ impl Plan {
         Ok(plan)
     }
 
+    /// The slots that fetches read.
+    pub(crate) fn fetched_slots(&self) -> BTreeSet<usize> {
+        self.fetches.iter().filter_map(|f| if let FetchFrom::Slot(s) = f { Some(*s) } else { None }).collect()
+    }
+
     /// Sets each step's `frees`: the slots it reads last, other than fetched ones.
     pub(crate) fn assign_frees(&mut self) {
-        let fetched: BTreeSet<usize> =
-            self.fetches.iter().filter_map(|f| if let FetchFrom::Slot(s) = f { Some(*s) } else { None }).collect();
+        let fetched = self.fetched_slots();
         let mut last_use: HashMap<usize, usize> = HashMap::new();
         for (pos, step) in self.steps.iter_mut().enumerate() {
             step.frees.clear();

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
-use super::{ElemKind, Expr};
+use super::{broadcast_strides, Broadcast, ElemKind, Expr};
 use crate::tensor::Tensor;
 
 /// Elements per block: every intermediate of a chain of a few ops fits in L1 together.
@@ -80,23 +80,11 @@ pub(super) fn eval_f32(expr: &Expr, leaves: &[&Tensor]) -> Option<Tensor> {
 }
 
 fn source<'a>(data: &'a [f32], shape: &[usize], out: &[usize]) -> Source<'a> {
-    let n: usize = out.iter().product();
-    if data.len() == n {
-        return Source::Full(data);
+    match Broadcast::of(shape, out) {
+        Broadcast::Full => Source::Full(data),
+        Broadcast::Suffix => Source::Suffix(data),
+        Broadcast::Strided => Source::Strided { data, strides: broadcast_strides(shape, out.len()) },
     }
-    let trimmed: Vec<usize> = shape.iter().copied().skip_while(|&d| d == 1).collect();
-    if trimmed.len() <= out.len() && out[out.len() - trimmed.len()..] == trimmed[..] {
-        return Source::Suffix(data);
-    }
-    let mut strides = vec![0; out.len()];
-    let mut step = 1;
-    for (k, &d) in shape.iter().enumerate().rev() {
-        if d != 1 {
-            strides[out.len() - shape.len() + k] = step;
-        }
-        step *= d;
-    }
-    Source::Strided { data, strides }
 }
 
 /// Evaluates output elements `start..start + chunk.len()` into `chunk`, block by block.

@@ -60,9 +60,7 @@ impl Expr {
                 match (kind, dims.as_slice()) {
                     (ElemKind::Unary(_), [a]) => Some(a.clone()),
                     (ElemKind::Binary(_), [a, b]) => super::elementwise::broadcast_shapes(a, b).ok(),
-                    (ElemKind::BiasAdd, [x, b]) => {
-                        (x.len() >= 2 && b.len() == 1 && x.last() == b.first()).then(|| x.clone())
-                    }
+                    (ElemKind::BiasAdd, [x, b]) => super::nn::check_bias_shapes(x, b).ok().map(|()| x.clone()),
                     _ => None,
                 }
             }
@@ -112,6 +110,46 @@ impl Expr {
             }
         }
     }
+}
+
+/// How a chain's input of `shape` is read for an output of shape `out` (which it broadcasts to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Broadcast {
+    /// It has the output's elements: element `i` for output element `i`.
+    Full,
+    /// Its dimensions (leading ones aside) are the output's last ones (a bias, a scalar):
+    /// element `i % len`.
+    Suffix,
+    /// Any other broadcast: element offsets from the output's coordinates and its strides.
+    Strided,
+}
+
+impl Broadcast {
+    pub(crate) fn of(shape: &[usize], out: &[usize]) -> Broadcast {
+        if shape.iter().product::<usize>() == out.iter().product::<usize>() {
+            return Broadcast::Full;
+        }
+        let trimmed: Vec<usize> = shape.iter().copied().skip_while(|&d| d == 1).collect();
+        if trimmed.len() <= out.len() && out[out.len() - trimmed.len()..] == trimmed[..] {
+            Broadcast::Suffix
+        } else {
+            Broadcast::Strided
+        }
+    }
+}
+
+/// The element strides of an input of `shape` over `rank` output dimensions (right-aligned,
+/// `rank` at least the input's): 0 where it broadcasts.
+pub(crate) fn broadcast_strides(shape: &[usize], rank: usize) -> Vec<usize> {
+    let mut strides = vec![0; rank];
+    let mut step = 1;
+    for (k, &d) in shape.iter().enumerate().rev() {
+        if d != 1 {
+            strides[rank - shape.len() + k] = step;
+        }
+        step *= d;
+    }
+    strides
 }
 
 /// A fused chain as one op. With a head (`Conv2D`, `MatMul`), the head's inputs come first and

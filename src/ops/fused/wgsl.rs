@@ -9,8 +9,9 @@
 
 use std::fmt::Write;
 
-use super::Expr;
-use crate::error::{Error, Result};
+use super::{broadcast_strides, Broadcast, Expr};
+use crate::error::Result;
+use crate::ops::gpu_util::{slots, word};
 use crate::ops::{cached_wgsl, GpuLowering};
 use crate::runtime::gpu::shaders::{ELEMENTWISE_WORKGROUP_SIZE as WG, MAX_BROADCAST_RANK, PRELUDE};
 use crate::tensor::DType;
@@ -30,16 +31,21 @@ enum Class {
     Strided(usize),
 }
 
-fn classify(leaf: &[usize], out: &[usize], strided: &mut usize) -> Class {
-    if leaf.iter().product::<usize>() == out.iter().product::<usize>() {
-        return Class::Full;
-    }
-    let trimmed: Vec<usize> = leaf.iter().copied().skip_while(|&d| d == 1).collect();
-    if trimmed.len() <= out.len() && out[out.len() - trimmed.len()..] == trimmed[..] {
-        return Class::Suffix;
-    }
-    *strided += 1;
-    Class::Strided(*strided - 1)
+/// The classes of leaves of `shapes` for an output of shape `out`, and how many are strided.
+fn classify(shapes: &[&[usize]], out: &[usize]) -> (Vec<Class>, usize) {
+    let mut strided = 0;
+    let classes = shapes
+        .iter()
+        .map(|s| match Broadcast::of(s, out) {
+            Broadcast::Full => Class::Full,
+            Broadcast::Suffix => Class::Suffix,
+            Broadcast::Strided => {
+                strided += 1;
+                Class::Strided(strided - 1)
+            }
+        })
+        .collect();
+    (classes, strided)
 }
 
 /// The node functions and `fz_value(i, x<k> of each full leaf) -> f32` of `expr`.
@@ -123,16 +129,7 @@ impl Epilogue {
     /// for the template's `OUTPUT`. `None` when the chain does not fit: its output is not of the
     /// kernel's shape, or a leaf broadcasts other than along a suffix of it.
     pub(crate) fn output(&self, out: &[usize], first: u32, vec4: bool) -> Option<(String, String)> {
-        let mut shapes: Vec<&[usize]> = vec![out];
-        shapes.extend(self.leaves.iter().map(Vec::as_slice));
-        if self.leaves.len() > MAX_EPILOGUE_LEAVES || self.expr.shape(&shapes)? != out {
-            return None;
-        }
-        let mut strided = 0;
-        let classes: Vec<Class> = shapes.iter().map(|s| classify(s, out, &mut strided)).collect();
-        if strided > 0 {
-            return None;
-        }
+        let classes = self.classes(out)?;
         let elem = if vec4 { "vec4<f32>" } else { "f32" };
         let mut code = leaf_bindings(&classes, first, false, true);
         let binding = first + self.leaves.len() as u32;
@@ -166,6 +163,24 @@ impl Epilogue {
     }
 }
 
+impl Epilogue {
+    /// Whether the chain fits a kernel whose output has shape `out` (see [`Epilogue::output`]).
+    pub(crate) fn fits(&self, out: &[usize]) -> bool {
+        self.classes(out).is_some()
+    }
+
+    /// The classes of the chain's leaves (leaf 0 the kernel's result), when it fits.
+    fn classes(&self, out: &[usize]) -> Option<Vec<Class>> {
+        let mut shapes: Vec<&[usize]> = vec![out];
+        shapes.extend(self.leaves.iter().map(Vec::as_slice));
+        if self.leaves.len() > MAX_EPILOGUE_LEAVES || self.expr.shape(&shapes)? != out {
+            return None;
+        }
+        let (classes, strided) = classify(&shapes, out);
+        (strided == 0).then_some(classes)
+    }
+}
+
 /// A standalone fused kernel for leaves of `shapes`: `None` when they do not broadcast (the
 /// op-by-op CPU path then gives the error) or exceed what a kernel binds.
 pub(crate) fn lowering(expr: &Expr, shapes: &[&[usize]]) -> Option<Result<GpuLowering>> {
@@ -173,25 +188,19 @@ pub(crate) fn lowering(expr: &Expr, shapes: &[&[usize]]) -> Option<Result<GpuLow
     if shapes.len() > MAX_LEAVES || out.len() > MAX_BROADCAST_RANK {
         return None;
     }
-    let mut strided = 0;
-    let classes: Vec<Class> = shapes.iter().map(|s| classify(s, &out, &mut strided)).collect();
+    let (classes, strided) = classify(shapes, &out);
     let n: usize = out.iter().product();
     let vec4 = strided == 0 && n.is_multiple_of(4) && n > 0;
     Some((|| {
         let key = format!("fused {} {classes:?} vec4 {vec4}", expr.signature());
         let wgsl = cached_wgsl(key, || Ok(kernel_wgsl(expr, &classes, strided, vec4)))?;
-        let word = |v: usize| u32::try_from(v).map_err(|_| Error::resource_exhausted(format!("size {v} over 2^32")));
         let mut uniforms = Vec::new();
         if strided > 0 {
             uniforms.extend([word(out.len())?, 0, 0]);
-            let mut dims = vec![1u32; MAX_BROADCAST_RANK];
-            for (slot, &d) in dims[MAX_BROADCAST_RANK - out.len()..].iter_mut().zip(&out) {
-                *slot = word(d)?;
-            }
-            uniforms.extend(dims);
+            uniforms.extend(slots(&out, 1)?);
             for (s, c) in shapes.iter().zip(&classes) {
                 if matches!(c, Class::Strided(_)) {
-                    uniforms.extend(strides(s).into_iter().map(word).collect::<Result<Vec<u32>>>()?);
+                    uniforms.extend(slots(&broadcast_strides(s, s.len()), 0)?);
                 }
             }
         }
@@ -199,20 +208,6 @@ pub(crate) fn lowering(expr: &Expr, shapes: &[&[usize]]) -> Option<Result<GpuLow
         let invocations = if vec4 { n / 4 } else { n } as u64;
         Ok(GpuLowering::Kernel { wgsl: wgsl.into(), uniforms, invocations, workgroup_size: WG, out: (DType::F32, out) })
     })())
-}
-
-/// Element strides of a leaf of `shape` (of no higher rank than the output), right-aligned in
-/// `MAX_BROADCAST_RANK` slots, 0 where it broadcasts.
-fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut st = vec![0; MAX_BROADCAST_RANK];
-    let mut step = 1;
-    for (k, &d) in shape.iter().enumerate().rev() {
-        if d != 1 {
-            st[MAX_BROADCAST_RANK - shape.len() + k] = step;
-        }
-        step *= d;
-    }
-    st
 }
 
 /// The WGSL of a standalone fused kernel.

@@ -6,6 +6,7 @@ use super::Padding;
 use crate::error::{Error, Result};
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
+use crate::ops::gpu_util::code_of;
 use crate::ops::{cached_wgsl, GpuLowering};
 use crate::runtime::cpu::conv::conv_geometry;
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
@@ -68,9 +69,7 @@ pub(super) fn conv2d(
 /// The generic conv2d kernel (shaders/conv2d.wgsl), its results stored by `output` (the
 /// template's `OUTPUT`: see `fused::wgsl::output_code`).
 pub fn conv2d_wgsl(output: &str) -> String {
-    let code: String =
-        CONV_TEMPLATE.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
-    let code = code.replace("WORKGROUP_SIZE", &format!("{WG}u")).replace("OUTPUT", output);
+    let code = code_of(CONV_TEMPLATE).replace("WORKGROUP_SIZE", &format!("{WG}u")).replace("OUTPUT", output);
     format!("{PRELUDE}\n{code}")
 }
 
@@ -144,9 +143,7 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) ->
         }
         let _ = writeln!(stores, "    }}");
     }
-    let code: String =
-        CONV_SG_TEMPLATE.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
-    let code = code
+    let code = code_of(CONV_SG_TEMPLATE)
         .replace("XTYPE", if vec4_in { "vec4<f32>" } else { "f32" })
         .replace("XWIDTH", if vec4_in { "4u" } else { "1u" })
         .replace("ROWS", &format!("{rows}u"))
