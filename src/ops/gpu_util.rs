@@ -237,14 +237,14 @@ pub(crate) fn matmul(
                 _ => 2,
             };
             let vcols = if n >= 64 { 2 } else { 1 };
-            let Some((epi, output)) = output_code(epilogue, &out, 3, true) else { return Ok(None) };
-            let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb} {epi}");
-            let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb, &output)))?;
+            let Some(output) = output_code(epilogue, &out, 3, true) else { return Ok(None) };
+            let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb} {}", output.key());
+            let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb, &output.code())))?;
             let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
             return Ok(Some(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out)));
         }
-        let Some((epi, output)) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
-        let wgsl = cached_wgsl(format!("matmul f32 {epi}"), || Ok(matmul_wgsl(&output)))?;
+        let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
+        let wgsl = cached_wgsl(format!("matmul f32 {}", output.key()), || Ok(matmul_wgsl(&output.code())))?;
         let groups = batches * m.div_ceil(TILE) * n.div_ceil(TILE);
         Ok(Some(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out)))
     })()

@@ -112,37 +112,80 @@ pub(crate) fn plain_output(binding: u32, elem: &str) -> String {
 }
 
 /// A fused chain to run in the epilogue of a kernel: its leaf 0 is the kernel's result, its
-/// other leaves (of these shapes) bind after the kernel's inputs.
+/// other leaves (of these shapes) bind after the kernel's inputs. Borrowed, so that lowering a
+/// fused step on each run copies nothing.
 #[derive(Debug)]
-pub struct Epilogue {
-    expr: Expr,
-    leaves: Vec<Vec<usize>>,
+pub struct Epilogue<'a> {
+    expr: &'a Expr,
+    leaves: &'a [&'a [usize]],
 }
 
-impl Epilogue {
-    pub(crate) fn new(expr: &Expr, leaves: &[&[usize]]) -> Self {
-        Epilogue { expr: expr.clone(), leaves: leaves.iter().map(|s| s.to_vec()).collect() }
+impl<'a> Epilogue<'a> {
+    pub(crate) fn new(expr: &'a Expr, leaves: &'a [&'a [usize]]) -> Self {
+        Epilogue { expr, leaves }
     }
 
-    /// For a kernel whose output of shape `out` is stored as `f32` or, with `vec4`, as
-    /// `vec4<f32>` elements, its inputs ending at binding `first - 1`: a cache key and the code
-    /// for the template's `OUTPUT`. `None` when the chain does not fit: its output is not of the
-    /// kernel's shape, or a leaf broadcasts other than along a suffix of it.
-    pub(crate) fn output(&self, out: &[usize], first: u32, vec4: bool) -> Option<(String, String)> {
-        let classes = self.classes(out)?;
-        let elem = if vec4 { "vec4<f32>" } else { "f32" };
-        let mut code = leaf_bindings(&classes, first, false, true);
-        let binding = first + self.leaves.len() as u32;
+    /// Whether the chain fits a kernel whose output has shape `out` (see [`output_code`]).
+    pub(crate) fn fits(&self, out: &[usize]) -> bool {
+        self.classes(out).is_some()
+    }
+
+    /// The classes of the chain's leaves (leaf 0 the kernel's result), when it fits: its output
+    /// has the kernel's shape and every leaf broadcasts along a suffix of it (or has its shape).
+    fn classes(&self, out: &[usize]) -> Option<Vec<Class>> {
+        let mut shapes: Vec<&[usize]> = vec![out];
+        shapes.extend(self.leaves.iter().copied());
+        if self.leaves.len() > MAX_EPILOGUE_LEAVES || self.expr.shape(&shapes)? != out {
+            return None;
+        }
+        let (classes, strided) = classify(&shapes, out);
+        (strided == 0).then_some(classes)
+    }
+}
+
+/// What a head kernel stores its results through (its template's `OUTPUT`): an epilogue with
+/// its leaves' classes, or the plain store.
+pub(crate) struct OutputCode<'a> {
+    epilogue: Option<(&'a Epilogue<'a>, Vec<Class>)>,
+    first: u32,
+    vec4: bool,
+}
+
+impl OutputCode<'_> {
+    fn elem(&self) -> &'static str {
+        if self.vec4 {
+            "vec4<f32>"
+        } else {
+            "f32"
+        }
+    }
+
+    /// The part of the kernel's cache key that names this output (empty for the plain store).
+    pub(crate) fn key(&self) -> String {
+        match &self.epilogue {
+            Some((e, classes)) => {
+                format!("epilogue {} {classes:?} at {} {}", e.expr.signature(), self.first, self.elem())
+            }
+            None => String::new(),
+        }
+    }
+
+    /// The WGSL for the template's `OUTPUT`: the output binding and `store_out`.
+    pub(crate) fn code(&self) -> String {
+        let (elem, first) = (self.elem(), self.first);
+        let Some((e, classes)) = &self.epilogue else { return plain_output(first, elem) };
+        let mut code = leaf_bindings(classes, first, false, true);
+        let binding = first + e.leaves.len() as u32;
         let _ = writeln!(code, "@group(0) @binding({binding}) var<storage, read_write> out: array<{elem}>;");
-        code.push_str(&value_fn(&self.expr, &classes));
-        if vec4 {
+        code.push_str(&value_fn(e.expr, classes));
+        if self.vec4 {
             let lanes: Vec<String> = ["x", "y", "z", "w"]
                 .iter()
                 .enumerate()
                 .map(|(c, l)| {
                     format!(
                         "fz_value({})",
-                        value_args(&classes, &format!("e + {c}u"), &format!(".{l}"), Some("v"), false)
+                        value_args(classes, &format!("e + {c}u"), &format!(".{l}"), Some("v"), false)
                     )
                 })
                 .collect();
@@ -155,30 +198,27 @@ impl Epilogue {
             let _ = write!(
                 code,
                 "fn store_out(i: u32, v: f32) {{\n    out[i] = fz_value({});\n}}",
-                value_args(&classes, "i", "", Some("v"), false)
+                value_args(classes, "i", "", Some("v"), false)
             );
         }
-        let key = format!("epilogue {} {classes:?} at {first} {elem}", self.expr.signature());
-        Some((key, code))
+        code
     }
 }
 
-impl Epilogue {
-    /// Whether the chain fits a kernel whose output has shape `out` (see [`Epilogue::output`]).
-    pub(crate) fn fits(&self, out: &[usize]) -> bool {
-        self.classes(out).is_some()
-    }
-
-    /// The classes of the chain's leaves (leaf 0 the kernel's result), when it fits.
-    fn classes(&self, out: &[usize]) -> Option<Vec<Class>> {
-        let mut shapes: Vec<&[usize]> = vec![out];
-        shapes.extend(self.leaves.iter().map(Vec::as_slice));
-        if self.leaves.len() > MAX_EPILOGUE_LEAVES || self.expr.shape(&shapes)? != out {
-            return None;
-        }
-        let (classes, strided) = classify(&shapes, out);
-        (strided == 0).then_some(classes)
-    }
+/// How a head kernel whose inputs end at binding `first - 1` and whose output of shape `out` is
+/// stored as `f32` or `vec4<f32>` stores its results: through `epilogue`, or plainly. `None`
+/// when the epilogue does not fit the output. Callers build the code only on a cache miss.
+pub(crate) fn output_code<'a>(
+    epilogue: Option<&'a Epilogue<'a>>,
+    out: &[usize],
+    first: u32,
+    vec4: bool,
+) -> Option<OutputCode<'a>> {
+    let epilogue = match epilogue {
+        Some(e) => Some((e, e.classes(out)?)),
+        None => None,
+    };
+    Some(OutputCode { epilogue, first, vec4 })
 }
 
 /// A standalone fused kernel for leaves of `shapes`: `None` when they do not broadcast (the
@@ -259,21 +299,6 @@ fn kernel_wgsl(expr: &Expr, classes: &[Class], strided: usize, vec4: bool) -> St
     s
 }
 
-/// The `OUTPUT` code of a head kernel whose inputs end at binding `first - 1` and whose
-/// output of shape `out` is stored as `f32` or `vec4<f32>`: `epilogue` applied, or the plain
-/// store. With a cache-key part; `None` when the epilogue does not fit.
-pub(crate) fn output_code(
-    epilogue: Option<&Epilogue>,
-    out: &[usize],
-    first: u32,
-    vec4: bool,
-) -> Option<(String, String)> {
-    match epilogue {
-        Some(e) => e.output(out, first, vec4),
-        None => Some((String::new(), plain_output(first, if vec4 { "vec4<f32>" } else { "f32" }))),
-    }
-}
-
 /// A sample chain `relu(x * scale + residual)`: a suffix leaf and a full one.
 fn sample_chain() -> Expr {
     use crate::ops::{binary_op, unary_op, BinaryKind, UnaryKind};
@@ -292,8 +317,10 @@ fn sample_chain() -> Expr {
 /// The sample chain as the `OUTPUT` of a head kernel of two inputs (scalar, vec4), for the
 /// naga validation test.
 pub fn sample_epilogues() -> (String, String) {
-    let epi = Epilogue::new(&sample_chain(), &[&[4], &[2, 4]]);
-    let code = |vec4| epi.output(&[2, 4], 3, vec4).map(|c| c.1).unwrap_or_default();
+    let chain = sample_chain();
+    let leaves: [&[usize]; 2] = [&[4], &[2, 4]];
+    let epi = Epilogue::new(&chain, &leaves);
+    let code = |vec4| output_code(Some(&epi), &[2, 4], 3, vec4).map(|c| c.code()).unwrap_or_default();
     (code(false), code(true))
 }
 

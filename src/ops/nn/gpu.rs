@@ -175,10 +175,11 @@ fn conv2d_sg_lowering(
     };
     let vcols = if g.out_c >= 64 { 2 } else { 1 };
     let out = vec![g.batch, g.out_h, g.out_w, g.out_c];
-    let (epi, output) = output_code(epilogue, &out, 3, true)?;
+    let output = output_code(epilogue, &out, 3, true)?;
     Some((|| {
-        let key = format!("nn conv2d sg f32 {rows}x{vcols} {} {epi}", if vec4_in { "vec4" } else { "scalar" });
-        let wgsl = cached_wgsl(key, || Ok(conv2d_sg_wgsl(rows, vcols, vec4_in, &output)))?;
+        let input = if vec4_in { "vec4" } else { "scalar" };
+        let key = format!("nn conv2d sg f32 {rows}x{vcols} {input} {}", output.key());
+        let wgsl = cached_wgsl(key, || Ok(conv2d_sg_wgsl(rows, vcols, vec4_in, &output.code())))?;
         let groups = pixels.div_ceil(64 * rows) * (g.out_c / 4).div_ceil(8 * vcols);
         let uniforms = [
             g.in_h,
@@ -246,8 +247,8 @@ fn conv2d_lowering(
     .into_iter()
     .map(word)
     .collect::<Result<Vec<u32>>>()?;
-    let Some((epi, output)) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
-    let wgsl = cached_wgsl(format!("nn conv2d f32 {epi}"), || Ok(conv2d_wgsl(&output)))?;
+    let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
+    let wgsl = cached_wgsl(format!("nn conv2d f32 {}", output.key()), || Ok(conv2d_wgsl(&output.code())))?;
     kernel(wgsl, uniforms, invocations, out).map(Some)
 }
 
