@@ -5,7 +5,7 @@
 //! in the middle of a run costs one extra submit). An op that finds no GPU kernel at run time
 //! for its concrete inputs runs on the CPU too, counted as a fallback.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -95,7 +95,7 @@ impl GpuState {
         pool.reset_peak();
         let mut run = Run {
             stream: Some(Stream::new(pool)?),
-            owned: HashSet::new(),
+            owned: HashMap::new(),
             options,
             fallbacks: 0,
             host_bytes: 0,
@@ -132,12 +132,9 @@ impl GpuState {
             });
             *cpu_fallbacks += std::mem::take(&mut run.fallbacks);
             if let Err(e) = result {
-                // Nothing was submitted: the run's buffers go straight back to the pool.
-                for v in slots.into_iter().flatten() {
-                    if let Value::Dev(t) = v {
-                        run.release(t);
-                    }
-                }
+                // Every buffer the run took goes back to the pool (after whatever was submitted).
+                drop(slots);
+                run.release_all();
                 return Err(e);
             }
             for step in &plan.steps[i..i + batch.max(1)] {
@@ -171,11 +168,10 @@ impl GpuState {
                 _ => None,
             });
         }
-        let remaining: Vec<GpuTensor> =
-            slots.into_iter().flatten().filter_map(|v| if let Value::Dev(t) = v { Some(t) } else { None }).collect();
-        for t in remaining {
-            run.release(t);
-        }
+        // The run's own buffers (slots, uploads, intermediates of assignments) go back to the
+        // pool once the submit is done; variables and constants keep theirs.
+        drop(slots);
+        run.release_all();
         let host_peak = run.host_peak;
         let submitted = Instant::now();
         let mut downloaded = run.finish()?;
@@ -271,8 +267,10 @@ impl Stores<'_> {
 /// The state of one run: its stream and the buffers it allocated.
 struct Run<'p, 'o> {
     stream: Option<Stream<'p>>,
-    /// Buffers this run allocated (by pointer); only these go back to the pool when freed.
-    owned: HashSet<usize>,
+    /// Buffers this run allocated, by pointer: only these go back to the pool when freed, and
+    /// all of those still here go back at the end of the run, so that no intermediate (an
+    /// upload, the sum of an `AssignAdd`) outlives it.
+    owned: HashMap<usize, Arc<wgpu::Buffer>>,
     options: &'o RunOptions,
     fallbacks: u64,
     /// Bytes of the host values alive now, and their most in this run.
@@ -286,14 +284,24 @@ impl<'p> Run<'p, '_> {
     }
 
     fn own(&mut self, t: GpuTensor) -> GpuTensor {
-        self.owned.insert(Arc::as_ptr(&t.buffer) as usize);
+        self.owned.insert(Arc::as_ptr(&t.buffer) as usize, t.buffer.clone());
         t
     }
 
     fn release(&mut self, t: GpuTensor) {
-        if self.owned.remove(&(Arc::as_ptr(&t.buffer) as usize)) {
+        if let Some(buffer) = self.owned.remove(&(Arc::as_ptr(&t.buffer) as usize)) {
             if let Some(s) = self.stream.as_mut() {
-                s.release(t);
+                s.release_buffer(buffer);
+            }
+        }
+    }
+
+    /// Gives back every buffer the run still owns.
+    fn release_all(&mut self) {
+        let owned = std::mem::take(&mut self.owned);
+        if let Some(s) = self.stream.as_mut() {
+            for (_, buffer) in owned {
+                s.release_buffer(buffer);
             }
         }
     }

@@ -294,7 +294,12 @@ impl<'p> Stream<'p> {
 
     /// Gives a tensor's buffer back to the pool once this stream's work is done.
     pub fn release(&mut self, tensor: GpuTensor) {
-        self.after.push(tensor.buffer);
+        self.release_buffer(tensor.buffer);
+    }
+
+    /// Gives a buffer back to the pool once this stream's work is done.
+    pub fn release_buffer(&mut self, buffer: Arc<wgpu::Buffer>) {
+        self.after.push(buffer);
     }
 
     /// Submits the recorded work (one submit; none when nothing was recorded), waits for it with the context's
