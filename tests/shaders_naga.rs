@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use wgflow::__gpu_testing::{
-    binary_vec4_wgsl, binary_wgsl, binary_wgsl_typed, unary_vec4_wgsl, unary_wgsl, unary_wgsl_typed, PRELUDE,
+    binary_vec4_wgsl, binary_wgsl, binary_wgsl_typed, error_flag_wgsl, unary_vec4_wgsl, unary_wgsl, unary_wgsl_typed,
+    PRELUDE,
 };
 use wgflow::__ops_gpu_testing::instantiations;
 use wgflow::DType;
@@ -24,6 +25,7 @@ const TEMPLATES: &[&str] = &[
     "softmax.wgsl",
     "transpose.wgsl",
     "concat.wgsl",
+    "error_flag.wgsl",
 ];
 /// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
@@ -94,6 +96,13 @@ fn every_wgsl_file_and_template_validates() {
     }
     let int_add = binary_wgsl_typed("a + b", DType::I32, DType::I32).expect("int32 is a GPU type");
     validate("elementwise.wgsl with \"a + b\" on int32", &int_add);
+    for expr in ["floor_div_checked(a, b)", "truncate_div_checked(a, b)"] {
+        let src = binary_wgsl_typed(expr, DType::I32, DType::I32).expect("int32 is a GPU type");
+        validate(
+            &format!("error_flag.wgsl in elementwise.wgsl with {expr:?}"),
+            &format!("{src}\n{}", error_flag_wgsl(3)),
+        );
+    }
     let int_neg = unary_wgsl_typed("-a", DType::I32, DType::I32).expect("int32 is a GPU type");
     validate("unary.wgsl with \"-a\" on int32", &int_neg);
     let ops = instantiations().expect("the op kernels instantiate");

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::{cached_wgsl, compute, shape_err, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
+use crate::runtime::gpu::flags::error_flag_wgsl;
 use crate::runtime::gpu::shaders as gpu_shaders;
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
@@ -134,10 +135,16 @@ impl BinaryKind {
             BinaryKind::Mul => "a * b",
             BinaryKind::Maximum => "max(a, b)",
             BinaryKind::Minimum => "min(a, b)",
-            BinaryKind::TruncateDiv => "a / b",
-            BinaryKind::FloorDiv => "select(a / b, a / b - 1, (a % b != 0) && ((a < 0) != (b < 0)))",
+            // These two raise the kernel's error flag on a zero divisor (shaders/error_flag.wgsl).
+            BinaryKind::TruncateDiv => "truncate_div_checked(a, b)",
+            BinaryKind::FloorDiv => "floor_div_checked(a, b)",
             _ => return None,
         })
+    }
+
+    /// Whether the int32 kernel checks its divisor through an error flag.
+    fn checks_i32(self) -> bool {
+        matches!(self, BinaryKind::FloorDiv | BinaryKind::TruncateDiv)
     }
 }
 
@@ -392,7 +399,8 @@ impl Binary {
     fn lower(&self, a: (DType, &[usize]), b: (DType, &[usize])) -> Result<GpuLowering> {
         let k = self.0;
         let out = broadcast_shapes(a.1, b.1)?;
-        if a.1 == b.1 && vec4_fits(a.1) {
+        let checks = a.0 == DType::I32 && k.checks_i32();
+        if a.1 == b.1 && vec4_fits(a.1) && !checks {
             let expr = match a.0 {
                 DType::F32 => k.wgsl(),
                 _ => k.wgsl_i32().ok_or_else(|| no_kernel(k.tf_name(), a.0))?,
@@ -406,7 +414,8 @@ impl Binary {
             DType::I32 => {
                 let expr = k.wgsl_i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?;
                 cached_wgsl(format!("binary {k:?} i32"), || {
-                    gpu_shaders::binary_wgsl_typed(expr, DType::I32, DType::I32)
+                    let kernel = gpu_shaders::binary_wgsl_typed(expr, DType::I32, DType::I32)?;
+                    Ok(if checks { format!("{kernel}\n{}", error_flag_wgsl(3)) } else { kernel })
                 })?
             }
             other => return Err(no_kernel(k.tf_name(), other)),

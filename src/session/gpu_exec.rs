@@ -118,6 +118,7 @@ impl GpuState {
             if timed {
                 run.stream()?.set_label(i);
             }
+            run.stream()?.set_node(&plan.steps[i].name);
             // Readbacks placed together are done with one submit.
             let batch = readback_batch(plan, i);
             let result = super::exec::check_deadline(options, start).and_then(|()| {

@@ -4,6 +4,7 @@
 
 mod compat;
 pub(crate) mod context;
+pub(crate) mod flags;
 pub(crate) mod pipeline;
 pub(crate) mod pool;
 pub(crate) mod shaders;
@@ -50,6 +51,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[doc(hidden)]
 pub mod __gpu_testing {
     pub use super::context::{adapter_name, available_adapters, GpuContext, ADAPTER_ENV, TIMEOUT_ENV};
+    pub use super::flags::error_flag_wgsl;
     pub use super::pipeline::Kernel;
     pub use super::pool::{size_class, BufferKind, BufferPool, HeldBytes};
     pub use super::shaders::{

@@ -1,5 +1,6 @@
 //! Compute pipelines, cached by their WGSL text, with explicit bind group layouts:
-//! binding 0 the uniform params, bindings 1..=n read-only storage inputs, n+1 the output.
+//! binding 0 the uniform params, bindings 1..=n read-only storage inputs, n+1 the output, and
+//! n+2 the error flag for kernels that check their input (see `flags.rs`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -20,9 +21,12 @@ pub struct Kernel {
     pub workgroup_size: [u32; 3],
     /// The size of the uniform params struct at binding 0.
     pub params_bytes: u64,
+    /// Whether the kernel binds an error flag after its output.
+    pub error_flag: bool,
 }
 
-/// The bind group layout and pipeline layout shared by kernels with the same input count.
+/// The bind group layout and pipeline layout shared by kernels with the same input count
+/// (and error flag or not).
 type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
 
 /// Pipelines keyed by the WGSL source itself (the map hashes the text and compares it in
@@ -30,7 +34,7 @@ type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     kernels: std::sync::Mutex<HashMap<String, Arc<Kernel>>>,
-    layouts: std::sync::Mutex<HashMap<usize, Layouts>>,
+    layouts: std::sync::Mutex<HashMap<(usize, bool), Layouts>>,
     compiled: AtomicU64,
 }
 
@@ -58,6 +62,8 @@ fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
 struct Reflection {
     workgroup_size: [u32; 3],
     params_bytes: u64,
+    /// The binding of the error flag, if the kernel declares one.
+    error_binding: Option<u32>,
 }
 
 fn reflect(wgsl: &str) -> Result<Reflection> {
@@ -73,14 +79,19 @@ fn reflect(wgsl: &str) -> Result<Reflection> {
         .iter()
         .find(|(_, v)| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == 0))
         .map_or(0, |(_, v)| u64::from(module.types[v.ty].inner.size(module.to_ctx())));
-    Ok(Reflection { workgroup_size, params_bytes })
+    let error_binding = module
+        .global_variables
+        .iter()
+        .find(|(_, v)| v.name.as_deref() == Some(super::flags::FLAG_GLOBAL))
+        .and_then(|(_, v)| v.binding.as_ref().map(|b| b.binding));
+    Ok(Reflection { workgroup_size, params_bytes, error_binding })
 }
 
 impl GpuContext {
-    /// The explicit layouts for kernels with `inputs` storage inputs.
-    fn layouts(&self, inputs: usize) -> Result<Layouts> {
+    /// The explicit layouts for kernels with `inputs` storage inputs, and an error flag.
+    fn layouts(&self, inputs: usize, error_flag: bool) -> Result<Layouts> {
         let mut layouts = lock(&self.pipelines.layouts);
-        if let Some(l) = layouts.get(&inputs) {
+        if let Some(l) = layouts.get(&(inputs, error_flag)) {
             return Ok(l.clone());
         }
         let n = u32::try_from(inputs).map_err(|_| Error::internal("too many kernel inputs"))?;
@@ -96,6 +107,9 @@ impl GpuContext {
         }];
         entries.extend((1..=n).map(|b| storage(b, true)));
         entries.push(storage(n + 1, false));
+        if error_flag {
+            entries.push(storage(n + 2, false));
+        }
         let made = self.scoped(&format!("creating the bind group layout for {inputs} inputs"), || {
             let bind = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("wgflow kernel bindings"),
@@ -108,7 +122,7 @@ impl GpuContext {
             });
             (Arc::new(bind), Arc::new(pipeline))
         })?;
-        layouts.insert(inputs, made.clone());
+        layouts.insert((inputs, error_flag), made.clone());
         Ok(made)
     }
 
@@ -125,8 +139,15 @@ impl GpuContext {
             }
             return Ok((k.clone(), false));
         }
-        let Reflection { workgroup_size, params_bytes } = reflect(wgsl)?;
-        let (bind_layout, layout) = self.layouts(inputs)?;
+        let Reflection { workgroup_size, params_bytes, error_binding } = reflect(wgsl)?;
+        let error_flag = error_binding.is_some();
+        if error_binding.is_some_and(|b| b as usize != inputs + 2) {
+            return Err(Error::internal(format!(
+                "a kernel of {inputs} inputs must bind its error flag at {}, not {error_binding:?}",
+                inputs + 2
+            )));
+        }
+        let (bind_layout, layout) = self.layouts(inputs, error_flag)?;
         let pipeline = self.scoped("creating a compute pipeline", || {
             let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some("wgflow kernel"),
@@ -141,7 +162,7 @@ impl GpuContext {
                 cache: None,
             })
         })?;
-        let kernel = Arc::new(Kernel { pipeline, bind_layout, inputs, workgroup_size, params_bytes });
+        let kernel = Arc::new(Kernel { pipeline, bind_layout, inputs, workgroup_size, params_bytes, error_flag });
         kernels.insert(wgsl.to_string(), kernel.clone());
         self.pipelines.compiled.fetch_add(1, Ordering::Relaxed);
         Ok((kernel, true))

@@ -10,6 +10,7 @@ use ndarray::{ArcArray, IxDyn};
 
 use super::compat;
 use super::context::GpuContext;
+use super::flags::ErrorFlags;
 use super::pool::{BufferKind, BufferPool};
 use super::GpuStats;
 use crate::error::{Error, Result};
@@ -111,6 +112,10 @@ pub struct Stream<'p> {
     /// Whether anything was uploaded or recorded since the last submit; a run with nothing
     /// for the GPU (all its nodes on the CPU) then neither submits nor waits.
     recorded: bool,
+    /// The error flags of the checking kernels dispatched since the last submit.
+    flags: ErrorFlags,
+    /// The node whose kernels are dispatched now (named by a raised error flag).
+    node: String,
 }
 
 impl<'p> Stream<'p> {
@@ -118,7 +123,17 @@ impl<'p> Stream<'p> {
     pub fn new(pool: &'p mut BufferPool) -> Result<Self> {
         let ctx = pool.context().clone();
         ctx.ensure_alive()?;
-        Ok(Stream { pool, ctx, encoder: None, timer: None, readbacks: Vec::new(), after: Vec::new(), recorded: false })
+        Ok(Stream {
+            pool,
+            ctx,
+            encoder: None,
+            timer: None,
+            readbacks: Vec::new(),
+            after: Vec::new(),
+            recorded: false,
+            flags: ErrorFlags::default(),
+            node: String::new(),
+        })
     }
 
     /// The run's command encoder, created on first use.
@@ -142,6 +157,18 @@ impl<'p> Stream<'p> {
         if let Some(t) = self.timer.as_mut() {
             t.label = label;
         }
+    }
+
+    /// Names the node whose kernels are dispatched from now on, for the errors their flags
+    /// raise.
+    pub fn set_node(&mut self, name: &str) {
+        self.node.clear();
+        self.node.push_str(name);
+    }
+
+    /// The spacing of error flags in their buffer (the storage offset alignment).
+    fn flag_stride(&self) -> u64 {
+        u64::from(self.ctx.limits().min_storage_buffer_offset_alignment).max(super::flags::FLAG_BYTES)
     }
 
     /// The device context the stream records for.
@@ -243,6 +270,27 @@ impl<'p> Stream<'p> {
         for (binding, t) in (1u32..).zip(inputs.iter().copied().chain([output])) {
             entries.push(wgpu::BindGroupEntry { binding, resource: t.binding() });
         }
+        let flag = match kernel.error_flag {
+            true => {
+                let stride = self.flag_stride();
+                self.encoder();
+                let Stream { encoder: Some(encoder), pool, flags, node, .. } = self else {
+                    return Err(Error::internal("the stream has no encoder"));
+                };
+                Some(flags.slot(pool, encoder, stride, node)?)
+            }
+            false => None,
+        };
+        if let Some((buffer, offset)) = &flag {
+            entries.push(wgpu::BindGroupEntry {
+                binding: inputs.len() as u32 + 2,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: *offset,
+                    size: NonZeroU64::new(super::flags::FLAG_BYTES),
+                }),
+            });
+        }
         let ctx = self.ctx.clone();
         // Checked before anything is recorded, so that a bad binding leaves the encoder usable.
         let bind_group = ctx.scoped("binding a GPU dispatch", || {
@@ -335,19 +383,39 @@ impl<'p> Stream<'p> {
         self.encoder();
         let mut encoder = self.encoder.take().ok_or_else(|| Error::internal("the stream has no encoder"))?;
         let times = self.timer.as_mut().and_then(|t| t.resolve(&ctx.device, &mut encoder));
+        let stride = self.flag_stride();
+        let flag_reads = self.flags.copy_out(self.pool, &mut encoder, stride, &mut self.after)?;
         let submitted = ctx.scoped("submitting the run's GPU work", || ctx.queue.submit([encoder.finish()]));
         self.pool.stats.submits += 1;
         let index = submitted?;
         let slots: Vec<_> =
             self.readbacks.iter().map(|r| (r.bytes > 0).then(|| compat::request_read(&r.staging, r.bytes))).collect();
+        let flag_slots: Vec<_> = flag_reads.buffers().map(|(b, n)| compat::request_read(b, n)).collect();
         if let Err(e) = compat::wait_for(&ctx.device, index, timeout).and_then(|()| ctx.ensure_alive()) {
             // The GPU may still use these buffers: keep them out of the pool until it is dropped.
             self.after.clear();
             self.readbacks.clear();
             return Err(e);
         }
-        for slot in slots.iter().flatten() {
+        for slot in slots.iter().flatten().chain(&flag_slots) {
             compat::await_mapped(&ctx.device, slot, timeout)?;
+        }
+        if !flag_reads.is_empty() {
+            let words = flag_reads
+                .buffers()
+                .zip(&flag_slots)
+                .map(|((b, n), slot)| compat::read_mapped::<u32>(b, n, slot))
+                .collect::<Result<Vec<_>>>();
+            // A raised flag fails the run, after every readback is unmapped.
+            let checked = words.and_then(|w| flag_reads.check(w, &mut self.after));
+            if let Err(e) = checked {
+                for (r, slot) in self.readbacks.iter().zip(&slots) {
+                    if let Some(s) = slot {
+                        let _ = compat::read_mapped::<u8>(&r.staging, r.bytes, s);
+                    }
+                }
+                return Err(e);
+            }
         }
         if let (Some(timer), Some(pending)) = (&self.timer, times) {
             timer.read(&ctx.device, pending, timeout)?;

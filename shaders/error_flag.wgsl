@@ -1,0 +1,39 @@
+// TEMPLATE (a snippet): the error flag of a kernel that checks its input (an integer division by zero, a
+// label out of range), appended by `error_flag_wgsl` (src/runtime/gpu/flags.rs), which replaces
+// FLAG_BINDING with the binding after the kernel's output. A kernel cannot fail: it raises a
+// code here and computes on; the host reads the flag with the run's fetches (no extra submit)
+// and turns a raised code into the node's InvalidArgument error.
+//
+// Words: 0 the code (the largest raised wins), 1 an offending value, 2 its bound.
+
+@group(0) @binding(FLAG_BINDING) var<storage, read_write> wgflow_error: array<atomic<u32>, 4>;
+
+// Error codes, as `flags.rs` reads them.
+const ERR_DIV_BY_ZERO: u32 = 1u;
+const ERR_LABEL_RANGE: u32 = 2u;
+
+fn raise_error(code: u32, value: i32, bound: u32) {
+    if (atomicMax(&wgflow_error[0], code) < code) {
+        atomicStore(&wgflow_error[1], bitcast<u32>(value));
+        atomicStore(&wgflow_error[2], bound);
+    }
+}
+
+// TF's int32 TruncateDiv, raising on a zero divisor (i32 min / -1 wraps, as in TF).
+fn truncate_div_checked(a: i32, b: i32) -> i32 {
+    if (b == 0) {
+        raise_error(ERR_DIV_BY_ZERO, 0, 0u);
+        return 0;
+    }
+    return a / b;
+}
+
+// TF's int32 FloorDiv, raising on a zero divisor.
+fn floor_div_checked(a: i32, b: i32) -> i32 {
+    if (b == 0) {
+        raise_error(ERR_DIV_BY_ZERO, 0, 0u);
+        return 0;
+    }
+    let q = a / b;
+    return select(q, q - 1, (a % b != 0) && ((a < 0) != (b < 0)));
+}
