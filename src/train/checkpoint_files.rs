@@ -233,7 +233,7 @@ mod tests {
         assert!(remove_stale_temporaries(&dir, |f| f == "m.ckpt-1").is_empty());
         assert!(tmp.is_file());
         drop(guard);
-        assert_eq!(remove_stale_temporaries(&dir, |f| f == "m.ckpt-1"), [tmp.clone()]);
+        assert_eq!(remove_stale_temporaries(&dir, |f| f == "m.ckpt-1"), std::slice::from_ref(&tmp));
         assert!(!tmp.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
