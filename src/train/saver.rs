@@ -9,39 +9,35 @@
 //! `save/restore_all` grouping the assigns. A restore feeds the file's values to the
 //! placeholders and runs `save/restore_all`, so it works with every kind of session.
 
-use std::ffi::OsString;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::{ArrayD, IxDyn};
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
+use safetensors::{SafeTensorError, SafeTensors};
 
-use crate::error::{Code, Error, Result};
+use super::checkpoint_files::{io_error, parent_dir, remove_stale_temporaries, write_atomically};
+use super::checkpoint_index::{get_checkpoint_state, index_text, lies_in, INDEX_FILE};
+use super::tensor_codec::{decode, Blob};
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output, Variable};
 use crate::session::Session;
-use crate::tensor::{DType, Shape, Tensor, TensorSpec};
+use crate::tensor::{DType, Tensor, TensorSpec};
 
 /// The metadata key that records who wrote a checkpoint, and its value.
 const FORMAT_KEY: &str = "format";
 const FORMAT: &str = "wgflow";
-/// The name of the index file in a checkpoint directory (TF's name).
-const INDEX_FILE: &str = "checkpoint";
 /// How many checkpoints a saver keeps unless told otherwise (TF's default).
 const DEFAULT_MAX_TO_KEEP: usize = 5;
 
 /// One variable of a saver and the nodes that restore it.
 #[derive(Debug)]
-struct Entry {
-    name: String,
+pub(super) struct Entry {
+    pub(super) name: String,
     var: Variable,
-    spec: TensorSpec,
+    pub(super) spec: TensorSpec,
     /// The placeholder a restore feeds.
     feed: Output,
     /// The name of the `Assign` that copies the placeholder into the variable.
-    assign: String,
+    pub(super) assign: String,
 }
 
 /// Saves and restores variables, after TF1's `tf.train.Saver`.
@@ -77,8 +73,14 @@ pub struct Saver {
     entries: Vec<Entry>,
     restore_all: Operation,
     max_to_keep: Option<usize>,
-    /// The checkpoints this saver wrote and keeps, oldest first.
+    /// The checkpoints this saver keeps, oldest first: those it wrote, and those it took
+    /// over from an index or [`Saver::recover_last_checkpoints`].
     last_checkpoints: Vec<PathBuf>,
+    /// The absolute directories whose index this saver has read or written.
+    known_dirs: Vec<PathBuf>,
+    /// Whether a first save into a directory takes over the checkpoints of its index (until
+    /// [`Saver::recover_last_checkpoints`] sets the list).
+    adopt_index: bool,
 }
 
 impl std::fmt::Debug for Saver {
@@ -146,20 +148,40 @@ impl Saver {
             restore_all,
             max_to_keep: Some(DEFAULT_MAX_TO_KEEP),
             last_checkpoints: Vec::new(),
+            known_dirs: Vec::new(),
+            adopt_index: true,
         })
     }
 
-    /// How many of the checkpoints this saver writes to keep (default 5, as in TF). When a
-    /// save goes beyond the limit the oldest of them is deleted; `0` or `None` keeps all.
+    /// How many checkpoints to keep (default 5, as in TF). When a save goes beyond the limit
+    /// the oldest of [`Saver::last_checkpoints`] are deleted; `0` or `None` keeps all. The
+    /// list includes the checkpoints taken over from a directory's index, so the limit
+    /// holds across restarts (see [`Saver::save`]).
     #[must_use]
     pub fn max_to_keep(mut self, n: impl Into<Option<usize>>) -> Saver {
         self.max_to_keep = n.into().filter(|&n| n > 0);
         self
     }
 
-    /// The checkpoints this saver wrote and still keeps, oldest first.
+    /// The checkpoints this saver keeps, oldest first: the ones it wrote and the ones it
+    /// took over (from an index, or through [`Saver::recover_last_checkpoints`]).
     pub fn last_checkpoints(&self) -> &[PathBuf] {
         &self.last_checkpoints
+    }
+
+    /// Sets the checkpoints this saver keeps to those of `paths` that exist, in their order,
+    /// oldest first (TF's `Saver.recover_last_checkpoints`, used after a crash with the
+    /// index's `all_model_checkpoint_paths`). A path given twice keeps its last place.
+    ///
+    /// The next saves delete the oldest of them beyond [`Saver::max_to_keep`]. After this
+    /// call, saves no longer take over the checkpoints of a directory's index: the list set
+    /// here is the one kept. Errors: a path whose existence cannot be checked (a permission)
+    /// gets the I/O error's code; missing paths are dropped.
+    pub fn recover_last_checkpoints<P: AsRef<Path>>(&mut self, paths: impl IntoIterator<Item = P>) -> Result<()> {
+        let paths: Vec<PathBuf> = paths.into_iter().map(|p| p.as_ref().to_path_buf()).collect();
+        self.last_checkpoints = existing_checkpoints(&paths)?;
+        self.adopt_index = false;
+        Ok(())
     }
 
     /// The `save/restore_all` operation: running it with every restore placeholder fed
@@ -181,8 +203,24 @@ impl Saver {
     /// directory's `checkpoint` index is rewritten (also atomically) and the oldest
     /// checkpoints beyond [`Saver::max_to_keep`] are deleted.
     ///
+    /// Before writing, a save removes the temporaries (`.model.ckpt-N.tmp-PID-K`) that
+    /// earlier saves of this prefix, and of the index, left in the directory when they were
+    /// killed: a temporary of this process that no write of it holds now, or one of a process
+    /// that is no longer alive (known on Linux, through `/proc`) and owned by this user. A
+    /// temporary of another live process stays, as it may be being written right now. The
+    /// rule trusts the process ids of one machine: a directory shared by several machines
+    /// should get its saves from one of them.
+    ///
+    /// The first save of a saver into a directory takes over the checkpoints that the
+    /// directory's index lists and that still exist, as older than its own (as TF's
+    /// `CheckpointManager` does through `recover_last_checkpoints`), so that a saver built
+    /// after a restart keeps deleting the oldest of them. [`Saver::recover_last_checkpoints`]
+    /// turns this off.
+    ///
     /// Errors: the session's own (`FailedPrecondition` for an uninitialized variable),
-    /// `NotFound` if the directory does not exist, I/O errors with the closest code.
+    /// `NotFound` if the directory does not exist, I/O errors with the closest code; an index
+    /// to take over that cannot be read has its I/O error's code, and one that is not a valid
+    /// index is `DataLoss`; nothing is written then.
     pub fn save(
         &mut self,
         session: &mut Session,
@@ -199,8 +237,17 @@ impl Saver {
                 prefix.display()
             )));
         }
+        let dir_abs = std::path::absolute(&dir).map_err(|e| io_error(&format!("resolving {}", dir.display()), &e))?;
 
-        let mut kept: Vec<PathBuf> = self.last_checkpoints.iter().filter(|p| **p != path).cloned().collect();
+        let prefix_name = prefix.file_name().and_then(|n| n.to_str());
+        remove_stale_temporaries(&dir, |file| {
+            file == INDEX_FILE || prefix_name.is_some_and(|prefix| is_checkpoint_of(prefix, file))
+        });
+
+        let first_here = !self.known_dirs.contains(&dir_abs);
+        let mut kept =
+            if first_here && self.adopt_index { self.adopted(&dir, &dir_abs)? } else { self.last_checkpoints.clone() };
+        kept.retain(|p| !same_path(p, &path));
         kept.push(path.clone());
         let mut removed = Vec::new();
         if let Some(max) = self.max_to_keep {
@@ -225,6 +272,9 @@ impl Saver {
         write_atomically(&path, &bytes)?;
         write_atomically(&dir.join(INDEX_FILE), index.as_bytes())?;
         self.last_checkpoints = kept;
+        if first_here {
+            self.known_dirs.push(dir_abs);
+        }
         for old in removed {
             match fs::remove_file(&old) {
                 Ok(()) => {}
@@ -233,6 +283,39 @@ impl Saver {
             }
         }
         Ok(path)
+    }
+
+    /// This saver's checkpoints after the ones of `dir`'s index that exist and that it does
+    /// not hold yet; the index's paths in `dir` are given as `dir` joined with their names.
+    fn adopted(&self, dir: &Path, dir_abs: &Path) -> Result<Vec<PathBuf>> {
+        let Some(state) = get_checkpoint_state(dir).map_err(|e| {
+            Error::new(
+                e.code,
+                format!(
+                    "{}; a save takes over the checkpoints of its directory's index: repair or remove the index, \
+                     or call Saver::recover_last_checkpoints to choose the checkpoints to keep",
+                    e.message
+                ),
+            )
+        })?
+        else {
+            return Ok(self.last_checkpoints.clone());
+        };
+        let listed: Vec<PathBuf> = state
+            .checkpoints()
+            .into_iter()
+            .map(|p| match p.file_name() {
+                Some(name) if lies_in(&p, dir_abs) => dir.join(name),
+                _ => p,
+            })
+            .collect();
+        let mut kept = existing_checkpoints(&listed)?;
+        kept.retain(|p| !self.last_checkpoints.iter().any(|q| same_path(p, q)));
+        if !kept.is_empty() {
+            log::info!("{} checkpoint(s) of the index in {} kept with this saver's", kept.len(), dir.display());
+        }
+        kept.extend(self.last_checkpoints.iter().cloned());
+        Ok(kept)
     }
 
     /// Restores the variables in `session` from the checkpoint at `path`.
@@ -290,152 +373,6 @@ impl Saver {
     }
 }
 
-/// The newest checkpoint named by the `checkpoint` index in `dir` (TF's
-/// `tf.train.latest_checkpoint`).
-///
-/// `Ok(None)` when the directory has no index, or when the checkpoint the index names does
-/// not exist (as TF). A malformed index is `DataLoss`.
-pub fn latest_checkpoint(dir: impl AsRef<Path>) -> Result<Option<PathBuf>> {
-    let dir = dir.as_ref();
-    let index_path = dir.join(INDEX_FILE);
-    let bytes = match fs::read(&index_path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(&format!("reading {}", index_path.display()), &e)),
-    };
-    let invalid = || Error::data_loss(format!("Invalid checkpoint state loaded from {}", dir.display()));
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut latest = None;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let (key, value) = line.split_once(':').ok_or_else(invalid)?;
-        let value = unquote(value.trim()).ok_or_else(invalid)?;
-        if key.trim() == "model_checkpoint_path" {
-            latest = Some(value);
-        }
-    }
-    let latest = latest.filter(|p| !p.is_empty()).ok_or_else(invalid)?;
-    let path = Path::new(&latest);
-    let path = if path.is_absolute() { path.to_path_buf() } else { dir.join(path) };
-    Ok(path.is_file().then_some(path))
-}
-
-/// A variable's value in safetensors' terms.
-struct Blob {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl Blob {
-    /// Little-endian bytes of `value` (bools as one byte, 0 or 1).
-    fn encode(name: &str, value: &Tensor) -> Result<Blob> {
-        let (dtype, data): (Dtype, Vec<u8>) = match value {
-            Tensor::F32(a) => (Dtype::F32, a.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Tensor::I32(a) => (Dtype::I32, a.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Tensor::F64(a) => (Dtype::F64, a.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Tensor::Bool(a) => (Dtype::BOOL, a.iter().map(|&b| u8::from(b)).collect()),
-            Tensor::Str(_) => {
-                return Err(Error::unimplemented(format!(
-                    "Variable {name} has dtype string, which wgflow checkpoints do not support"
-                )))
-            }
-        };
-        Ok(Blob { dtype, shape: value.shape().to_vec(), data })
-    }
-}
-
-impl View for Blob {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
-/// The wgflow dtype of a safetensors dtype, if wgflow has it.
-fn wgflow_dtype(d: Dtype) -> Option<DType> {
-    match d {
-        Dtype::F32 => Some(DType::F32),
-        Dtype::I32 => Some(DType::I32),
-        Dtype::F64 => Some(DType::F64),
-        Dtype::BOOL => Some(DType::Bool),
-        _ => None,
-    }
-}
-
-/// The checkpoint's value for `e`, checked against the variable's dtype and static shape.
-fn decode(e: &Entry, view: &TensorView<'_>, path: &Path) -> Result<Tensor> {
-    let dtype = wgflow_dtype(view.dtype());
-    if dtype != Some(e.spec.dtype) {
-        let got = dtype.map_or_else(|| view.dtype().to_string(), |d| d.tf_name().to_string());
-        return Err(Error::invalid_argument(format!(
-            "tensor_name = {}; expected dtype {} does not equal original dtype {got}",
-            e.name,
-            e.spec.dtype.tf_name()
-        ))
-        .at(&e.assign));
-    }
-    let shape = view.shape();
-    if !e.spec.shape.is_compatible_with(shape) {
-        return Err(Error::invalid_argument(format!(
-            "Restoring {}: the checkpoint holds shape {}, the variable has shape {}",
-            e.name,
-            Shape::known(shape).tf_string(),
-            e.spec.shape.tf_string()
-        ))
-        .at(&e.assign));
-    }
-    let data = view.data();
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if n.and_then(|n| n.checked_mul(e.spec.dtype.size())) != Some(data.len()) {
-        return Err(Error::data_loss(format!(
-            "Checkpoint {}: {} holds {} bytes, which do not fit shape {}",
-            path.display(),
-            e.name,
-            data.len(),
-            Shape::known(shape).tf_string()
-        )));
-    }
-    let corrupt = |what: String| Error::data_loss(format!("Checkpoint {}: {}: {what}", path.display(), e.name));
-    let dims = IxDyn(shape);
-    let tensor = match e.spec.dtype {
-        DType::F32 => ArrayD::from_shape_vec(dims, le_values(data, f32::from_le_bytes)).map(Tensor::from),
-        DType::I32 => ArrayD::from_shape_vec(dims, le_values(data, i32::from_le_bytes)).map(Tensor::from),
-        DType::F64 => ArrayD::from_shape_vec(dims, le_values(data, f64::from_le_bytes)).map(Tensor::from),
-        DType::Bool => {
-            let values = data
-                .iter()
-                .map(|&b| match b {
-                    0 => Ok(false),
-                    1 => Ok(true),
-                    b => Err(corrupt(format!("byte {b} is not a bool"))),
-                })
-                .collect::<Result<Vec<bool>>>()?;
-            ArrayD::from_shape_vec(dims, values).map(Tensor::from)
-        }
-        DType::Str => return Err(Error::unimplemented("string checkpoints are not supported")),
-    };
-    tensor.map_err(|err| corrupt(err.to_string()))
-}
-
-/// The values of little-endian bytes, `N` bytes each.
-fn le_values<T, const N: usize>(data: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
-    data.chunks_exact(N)
-        .map(|c| {
-            let mut b = [0u8; N];
-            b.copy_from_slice(c);
-            from(b)
-        })
-        .collect()
-}
-
 /// `prefix-STEP`, or `prefix` without a step.
 fn checkpoint_path(prefix: &Path, step: Option<u64>) -> Result<PathBuf> {
     if prefix.file_name().is_none() {
@@ -457,114 +394,32 @@ fn checkpoint_path(prefix: &Path, step: Option<u64>) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The directory a file lies in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+/// Whether `file` is a checkpoint name of `prefix`: `prefix` or `prefix-STEP`.
+fn is_checkpoint_of(prefix: &str, file: &str) -> bool {
+    file.strip_prefix(prefix).is_some_and(|rest| {
+        rest.is_empty()
+            || rest.strip_prefix('-').is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
-/// The `checkpoint` index for `dir`: TF's text format, with paths relative to `dir` for the
-/// checkpoints that lie in it.
-fn index_text(dir: &Path, latest: &Path, all: &[PathBuf]) -> Result<String> {
-    let entry = |p: &Path| -> Result<String> {
-        let p = if parent_dir(p) == dir {
-            PathBuf::from(p.file_name().unwrap_or(p.as_os_str()))
-        } else {
-            std::path::absolute(p).map_err(|e| io_error(&format!("resolving {}", p.display()), &e))?
-        };
-        let s = p
-            .to_str()
-            .ok_or_else(|| Error::invalid_argument(format!("Checkpoint path {} is not valid UTF-8", p.display())))?;
-        Ok(quote(s))
-    };
-    let mut text = format!("model_checkpoint_path: {}\n", entry(latest)?);
-    for p in all {
-        text.push_str(&format!("all_model_checkpoint_paths: {}\n", entry(p)?));
-    }
-    Ok(text)
+/// Whether `a` and `b` name the same path (compared absolute, without resolving links).
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || matches!((std::path::absolute(a), std::path::absolute(b)), (Ok(a), Ok(b)) if a == b)
 }
 
-/// A text-proto string literal.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
+/// The paths of `paths` that are files, in order, each once (at its last place).
+fn existing_checkpoints(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = Vec::with_capacity(paths.len());
+    for p in paths {
+        match fs::metadata(p) {
+            Ok(m) if m.is_file() => {
+                found.retain(|q| !same_path(q, p));
+                found.push(p.clone());
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {}
+            Err(e) => return Err(io_error(&format!("checking checkpoint {}", p.display()), &e)),
         }
     }
-    out.push('"');
-    out
-}
-
-/// The string of a text-proto string literal written by [`quote`]; `None` if malformed.
-fn unquote(s: &str) -> Option<String> {
-    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(match chars.next()? {
-                'n' => '\n',
-                'r' => '\r',
-                't' => '\t',
-                c @ ('"' | '\\' | '\'') => c,
-                _ => return None,
-            }),
-            '"' => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-/// Writes `bytes` to `path` through a synced temporary file in the same directory and a
-/// rename, so `path` holds either its old contents or all of the new ones.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = parent_dir(path);
-    let mut tmp_name = OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or(path.as_os_str()));
-    tmp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let tmp = dir.join(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    };
-    if let Err(e) = write() {
-        // The temporary file may not exist (the open failed); nothing else to do then.
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(&format!("writing {}", path.display()), &e));
-    }
-    // Make the rename durable; some platforms and file systems cannot sync a directory, and
-    // the file itself is already complete, so a failure here is not an error.
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// An I/O error with the closest TF code.
-fn io_error(what: &str, e: &std::io::Error) -> Error {
-    use std::io::ErrorKind as K;
-    let code = match e.kind() {
-        K::NotFound => Code::NotFound,
-        K::PermissionDenied | K::ReadOnlyFilesystem | K::IsADirectory | K::NotADirectory => Code::FailedPrecondition,
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge | K::OutOfMemory => Code::ResourceExhausted,
-        K::InvalidInput | K::InvalidFilename => Code::InvalidArgument,
-        K::UnexpectedEof | K::InvalidData => Code::DataLoss,
-        _ => Code::Internal,
-    };
-    Error::new(code, format!("{what}: {e}"))
+    Ok(found)
 }
