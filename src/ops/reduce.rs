@@ -368,7 +368,9 @@ impl Graph {
     }
 
     /// `tf.reduce_sum(x, axis, keepdims)` (`Sum`): `None` sums every axis, `Some(&[])` is
-    /// the identity; negative axes count from the end. float32, float64 and int32.
+    /// the identity; negative axes count from the end. An axis out of range or given twice
+    /// is an `InvalidArgument` error (here when the rank is static, else at run time).
+    /// float32, float64 and int32.
     pub fn reduce_sum(&self, x: impl Into<Operand>, axes: Option<&[i64]>, keepdims: bool) -> Result<Output> {
         self.reduce(ReduceKind::Sum, x, axes, keepdims)
     }
