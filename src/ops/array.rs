@@ -44,11 +44,32 @@ impl Reshape {
         Ok(unknown)
     }
 
+    /// The product of the given sizes (the -1 left out), or TF's kernel error when the
+    /// non-zero ones overflow a 64-bit count (which no tensor can hold either).
+    fn given_product(&self) -> Result<usize> {
+        let mut product: usize = 1;
+        let mut zero = false;
+        for &d in self.shape.iter().filter(|&&d| d != -1) {
+            match usize::try_from(d) {
+                Ok(0) => zero = true,
+                Ok(d) => match product.checked_mul(d).filter(|&p| i64::try_from(p).is_ok()) {
+                    Some(p) => product = p,
+                    None => {
+                        let all: Vec<String> = self.shape.iter().map(i64::to_string).collect();
+                        invalid!("Shape [{}] has too many elements", all.join(", "));
+                    }
+                },
+                Err(_) => {}
+            }
+        }
+        Ok(if zero { 0 } else { product })
+    }
+
     /// The concrete output shape for an input of `n` elements.
     fn resolve(&self, n: usize) -> Result<Vec<usize>> {
         let unknown = self.validate()?;
         let mut dims: Vec<usize> = self.shape.iter().map(|&d| d.max(0) as usize).collect();
-        let product: usize = dims.iter().enumerate().filter(|(i, _)| Some(*i) != unknown).map(|(_, &d)| d).product();
+        let product = self.given_product()?;
         if let Some(u) = unknown {
             if product == 0 {
                 if n != 0 {
@@ -62,7 +83,10 @@ impl Reshape {
                 dims[u] = n / product;
             }
         }
-        let total: usize = dims.iter().product();
+        let total = match unknown {
+            Some(u) => product * dims[u],
+            None => product,
+        };
         if total != n {
             invalid!("Input to reshape is a tensor with {n} values, but the requested shape has {total}");
         }
@@ -84,8 +108,8 @@ impl Op for Reshape {
         let x = &inputs[0];
         let unknown = self.validate()?;
         let mut out: Vec<Option<usize>> = self.shape.iter().map(|&d| usize::try_from(d).ok()).collect();
-        let known_out: usize = out.iter().flatten().product();
         if let Some(dims) = x.shape.dims() {
+            let known_out = self.given_product()?;
             let in_unknown: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].is_none()).collect();
             let known_in: usize = dims.iter().flatten().product();
             let shape_str = Shape::partial(&out).tf_string();

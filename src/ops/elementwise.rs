@@ -189,18 +189,21 @@ fn vec4_fits(shape: &[usize]) -> bool {
     n > 0 && n.is_multiple_of(4)
 }
 
+/// TF's `google_floor_div` for integers, with the wrapping arithmetic of its C++ (so
+/// `i32::MIN / -1` is `i32::MIN`). The kernel rejects a zero divisor before this runs.
 fn floor_div(x: i32, y: i32) -> i32 {
     if y == 0 {
         return 0;
     }
     let q = x.wrapping_div(y);
-    if (x % y != 0) && ((x < 0) != (y < 0)) {
-        q - 1
+    if q.wrapping_mul(y) != x && ((x < 0) != (y < 0)) {
+        q.wrapping_sub(1)
     } else {
         q
     }
 }
 
+/// C++'s truncating `/`, wrapping on `i32::MIN / -1`; a zero divisor is rejected before.
 fn truncate_div(x: i32, y: i32) -> i32 {
     if y == 0 {
         0

@@ -47,6 +47,8 @@ impl Binary {
                 )?;
                 (gx, gy)
             }
+            // TF registers these as not differentiable: no gradient reaches either input.
+            BinaryKind::FloorDiv | BinaryKind::TruncateDiv => return Ok(vec![None, None]),
             other => return Err(no_gradient(other.tf_name())),
         };
         Ok(vec![Some(sum_to(g, gx, x)?), Some(sum_to(g, gy, y)?)])

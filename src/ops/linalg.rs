@@ -30,13 +30,33 @@ pub(crate) struct BatchMatMul {
     pub(crate) adj_y: bool,
 }
 
-/// Both inputs must be float32 of the same dtype.
+/// Both inputs must have one dtype with a kernel: float32 (the GEMM, and the GPU), float64
+/// and int32 (a plain CPU kernel).
 fn check_dtypes(op: &str, arg0: &str, arg1: &str, a: DType, b: DType) -> Result<()> {
     super::same_dtype(op, (arg0, a), (arg1, b))?;
-    if a != DType::F32 {
-        return Err(Error::unimplemented(format!("{op}: only float32 is supported, got {a}")));
+    if !matches!(a, DType::F32 | DType::F64 | DType::I32) {
+        return Err(Error::unimplemented(format!("{op}: only float32, float64 and int32 are supported, got {a}")));
     }
     Ok(())
+}
+
+/// The CPU kernel of both ops for any supported dtype (rank >= 2 checked by the caller).
+fn matmul_any(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
+    Ok(match (a, b) {
+        (Tensor::F32(a), Tensor::F32(b)) => batch_matmul(a, b, ta, tb)?.into(),
+        (Tensor::F64(a), Tensor::F64(b)) => plain_matmul(a, b, ta, tb, |acc, x, y| acc + x * y)?.into(),
+        // Wrapping, as TF's int32 kernel does in two's complement.
+        (Tensor::I32(a), Tensor::I32(b)) => {
+            plain_matmul(a, b, ta, tb, |acc: i32, x: i32, y| acc.wrapping_add(x.wrapping_mul(y)))?.into()
+        }
+        (a, b) => {
+            return Err(Error::unimplemented(format!(
+                "MatMul: only float32, float64 and int32 are supported, got {} and {}",
+                a.dtype(),
+                b.dtype()
+            )))
+        }
+    })
 }
 
 /// TF's `Merge` of two dimensions: equal when both are known.
@@ -80,16 +100,16 @@ impl Op for MatMul {
         if let Err(msg) = merge_dim(inner_a, inner_b) {
             shape_err!("{msg}");
         }
-        Ok(vec![TensorSpec::new(DType::F32, Shape::partial(&[rows, cols]))])
+        Ok(vec![TensorSpec::new(a.dtype, Shape::partial(&[rows, cols]))])
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-        let (a, b) = (inputs[0].as_f32()?, inputs[1].as_f32()?);
+        let (a, b) = (inputs[0], inputs[1]);
         for (i, t) in [a, b].iter().enumerate() {
-            if t.ndim() != 2 {
+            if t.shape().len() != 2 {
                 invalid!("In[{i}] is not a matrix. Instead it has shape {}", dims_string(t.shape()));
             }
         }
-        Ok(vec![batch_matmul(a, b, self.transpose_a, self.transpose_b)?.into()])
+        Ok(vec![matmul_any(a, b, self.transpose_a, self.transpose_b)?])
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         self.lower(inputs, None)
@@ -129,7 +149,7 @@ impl Op for BatchMatMul {
             }
         }
         let (Some(da), Some(db)) = (a.shape.dims(), b.shape.dims()) else {
-            return Ok(vec![TensorSpec::new(DType::F32, Shape::unknown())]);
+            return Ok(vec![TensorSpec::new(a.dtype, Shape::unknown())]);
         };
         let (ra, rb) = (da.len(), db.len());
         let (rows, inner_a) = if self.adj_x { (da[ra - 1], da[ra - 2]) } else { (da[ra - 2], da[ra - 1]) };
@@ -143,16 +163,16 @@ impl Op for BatchMatMul {
         };
         let mut out = batch.dims().map(<[_]>::to_vec).unwrap_or_default();
         out.extend([rows, cols]);
-        Ok(vec![TensorSpec::new(DType::F32, Shape::partial(&out))])
+        Ok(vec![TensorSpec::new(a.dtype, Shape::partial(&out))])
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-        let (a, b) = (inputs[0].as_f32()?, inputs[1].as_f32()?);
+        let (a, b) = (inputs[0], inputs[1]);
         for (i, t) in [a, b].iter().enumerate() {
-            if t.ndim() < 2 {
-                invalid!("In[{i}] ndims must be >= 2: {}", t.ndim());
+            if t.shape().len() < 2 {
+                invalid!("In[{i}] ndims must be >= 2: {}", t.shape().len());
             }
         }
-        Ok(vec![batch_matmul(a, b, self.adj_x, self.adj_y)?.into()])
+        Ok(vec![matmul_any(a, b, self.adj_x, self.adj_y)?])
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         self.lower(inputs, None)
@@ -298,8 +318,50 @@ fn batch_matmul(a: &ArcArray<f32, IxDyn>, b: &ArcArray<f32, IxDyn>, ta: bool, tb
     ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| Error::internal(e.to_string()))
 }
 
+/// A plain kernel for the dtypes the GEMM does not take: `acc(sum, x, y)` adds one product.
+fn plain_matmul<T>(
+    a: &ArcArray<T, IxDyn>,
+    b: &ArcArray<T, IxDyn>,
+    ta: bool,
+    tb: bool,
+    acc: impl Fn(T, T, T) -> T + Sync,
+) -> Result<ArrayD<T>>
+where
+    T: Copy + Default + Send + Sync,
+{
+    let (sa, sb) = (a.shape(), b.shape());
+    let (ra, rb) = (sa.len(), sb.len());
+    let (a_cols, b_cols) = (sa[ra - 1], sb[rb - 1]);
+    let ((m, k, n), batch) = matmul_dims(sa, sb, ta, tb)?;
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    let nbatch: usize = batch.iter().product();
+    let mut out = vec![T::default(); nbatch * m * n];
+    if !out.is_empty() {
+        let (ca, cb) = (a.as_standard_layout(), b.as_standard_layout());
+        let da = ca.as_slice().ok_or_else(|| Error::internal("matmul: input 0 not contiguous"))?;
+        let db = cb.as_slice().ok_or_else(|| Error::internal("matmul: input 1 not contiguous"))?;
+        let (oa, ob) = (batch_offsets(&sa[..ra - 2], &batch), batch_offsets(&sb[..rb - 2], &batch));
+        let (size_a, size_b) = (sa[ra - 2] * a_cols, sb[rb - 2] * b_cols);
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, o)| {
+            let (ma, mb) = (&da[oa[i] * size_a..][..size_a], &db[ob[i] * size_b..][..size_b]);
+            for (r, row) in o.chunks_mut(n).enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = (0..k).fold(T::default(), |s, p| {
+                        let x = if ta { ma[p * a_cols + r] } else { ma[r * a_cols + p] };
+                        let y = if tb { mb[c * b_cols + p] } else { mb[p * b_cols + c] };
+                        acc(s, x, y)
+                    });
+                }
+            }
+        });
+    }
+    ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| Error::internal(e.to_string()))
+}
+
 impl Graph {
-    /// `tf.matmul(a, b, transpose_a, transpose_b)` for float32 tensors.
+    /// `tf.matmul(a, b, transpose_a, transpose_b)` for float32, float64 and int32 tensors
+    /// (float32 also on the GPU; the others run on the CPU).
     ///
     /// Two inputs of static rank 2 make a `MatMul` node; otherwise (a rank above 2 or an
     /// unknown rank) a `BatchMatMulV2` node that multiplies the matrices in the last two

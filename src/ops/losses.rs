@@ -99,10 +99,17 @@ fn xent_row<T: NdFloat>(x: &[T], labels: RowLabels<'_, T>, grad: Option<&mut [T]
     }
 }
 
-/// TF's check of sparse labels: the class indices, or the error for the first one outside
-/// `[0, classes)` (with every label value, as TF lists them).
+/// TF's check of sparse labels (`CheckInvalidLabelIndex`): the class indices, or the error
+/// naming the smallest label if it is negative, else the largest if it is `classes` or more
+/// (with every label value, as TF lists them).
 fn class_indices(labels: &[i32], classes: usize) -> Result<Vec<usize>> {
-    match labels.iter().find(|&&l| usize::try_from(l).map_or(true, |l| l >= classes)) {
+    let (min, max) = (labels.iter().min().copied(), labels.iter().max().copied());
+    let bad = match (min, max) {
+        (Some(lo), _) if lo < 0 => Some(lo),
+        (_, Some(hi)) if usize::try_from(hi).is_ok_and(|hi| hi >= classes) => Some(hi),
+        _ => None,
+    };
+    match bad {
         Some(bad) => {
             let all: Vec<String> = labels.iter().map(i32::to_string).collect();
             invalid!(

@@ -46,9 +46,37 @@ pub(crate) struct Reduce {
     pub(crate) keep_dims: bool,
 }
 
+/// What is wrong with a reduction's axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AxisError {
+    /// An axis outside `[-rank, rank)`.
+    OutOfRange(i64),
+    /// An axis given twice (after wrapping negative axes).
+    Duplicate(usize),
+}
+
+impl AxisError {
+    /// TF's error: shape inference's message at build time (`build`), the kernel's at run time.
+    pub(crate) fn message(self, rank: usize, build: bool) -> String {
+        match self {
+            AxisError::OutOfRange(a) if build => {
+                format!("Invalid reduction dimension {a} for input with {rank} dimensions.")
+            }
+            AxisError::OutOfRange(a) => format!("Invalid reduction dimension ({a} for input with {rank} dimension(s)"),
+            AxisError::Duplicate(a) => format!("Invalid reduction arguments: Axes contains duplicate dimension: {a}"),
+        }
+    }
+
+    /// The run-time error.
+    pub(crate) fn error(self, rank: usize) -> Error {
+        Error::invalid_argument(self.message(rank, false))
+    }
+}
+
 impl Reduce {
-    /// Which axes of a rank-`rank` input are reduced; `Err` holds the first bad axis.
-    pub(crate) fn mask(&self, rank: usize) -> std::result::Result<Vec<bool>, i64> {
+    /// Which axes of a rank-`rank` input are reduced; `Err` holds the first bad axis, in
+    /// the order of TF's kernel (each axis checked in turn).
+    pub(crate) fn mask(&self, rank: usize) -> std::result::Result<Vec<bool>, AxisError> {
         let Some(axes) = &self.axes else {
             return Ok(vec![true; rank]);
         };
@@ -56,9 +84,13 @@ impl Reduce {
         let r = rank as i64;
         for &a in axes {
             if a < -r || a >= r {
-                return Err(a);
+                return Err(AxisError::OutOfRange(a));
             }
-            mask[(if a < 0 { a + r } else { a }) as usize] = true;
+            let i = (if a < 0 { a + r } else { a }) as usize;
+            if mask[i] {
+                return Err(AxisError::Duplicate(i));
+            }
+            mask[i] = true;
         }
         Ok(mask)
     }
@@ -107,7 +139,7 @@ impl Op for Reduce {
             Some(dims) => {
                 let mask = match self.mask(dims.len()) {
                     Ok(m) => m,
-                    Err(a) => shape_err!("Invalid reduction dimension {a} for input with {} dimensions.", dims.len()),
+                    Err(e) => shape_err!("{}", e.message(dims.len(), true)),
                 };
                 Shape::partial(&self.out_dims(dims, &mask, Some(1)))
             }
@@ -117,12 +149,7 @@ impl Op for Reduce {
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let x = inputs[0];
         let dims = x.shape();
-        let mask = self.mask(dims.len()).map_err(|a| {
-            Error::invalid_argument(format!(
-                "Invalid reduction dimension ({a} for input with {} dimension(s)",
-                dims.len()
-            ))
-        })?;
+        let mask = self.mask(dims.len()).map_err(|e| e.error(dims.len()))?;
         let count: usize = dims.iter().zip(&mask).filter(|(_, &m)| m).map(|(&d, _)| d).product();
         let out_shape = self.out_dims(dims, &mask, 1);
         let out: Tensor = match x {
@@ -137,10 +164,7 @@ impl Op for Reduce {
         let (dtype, dims) = inputs[0];
         match self.mask(dims.len()) {
             Ok(mask) => gpu_util::reduce(self.kind, dtype, dims, &mask, self.out_dims(dims, &mask, 1)),
-            Err(a) => Some(Err(Error::invalid_argument(format!(
-                "Invalid reduction dimension ({a} for input with {} dimension(s)",
-                dims.len()
-            )))),
+            Err(e) => Some(Err(e.error(dims.len()))),
         }
     }
 }
@@ -344,7 +368,9 @@ impl Graph {
     }
 
     /// `tf.reduce_sum(x, axis, keepdims)` (`Sum`): `None` sums every axis, `Some(&[])` is
-    /// the identity; negative axes count from the end. float32, float64 and int32.
+    /// the identity; negative axes count from the end. An axis out of range or given twice
+    /// is an `InvalidArgument` error (here when the rank is static, else at run time).
+    /// float32, float64 and int32.
     pub fn reduce_sum(&self, x: impl Into<Operand>, axes: Option<&[i64]>, keepdims: bool) -> Result<Output> {
         self.reduce(ReduceKind::Sum, x, axes, keepdims)
     }

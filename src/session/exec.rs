@@ -125,7 +125,10 @@ pub(crate) fn host_step(
             };
             let update = value(plan, step, &ins, ins.len() - 1)?;
             let new = match mode {
-                AssignMode::Set => update,
+                AssignMode::Set => {
+                    check_assign(plan, var, (update.dtype(), update.shape()))?;
+                    update
+                }
                 AssignMode::GradientDescent => {
                     let old = value(plan, step, &ins, 0)?;
                     let alpha = value(plan, step, &ins, 1)?;
@@ -182,6 +185,30 @@ pub(crate) fn check_deadline(options: &RunOptions, start: Instant) -> Result<()>
 /// TF's error for reading a variable no initializer has run on.
 pub(crate) fn uninitialized(name: &str) -> Error {
     Error::failed_precondition(format!("Attempting to use uninitialized value {name}"))
+}
+
+/// `Assign` (`validate_shape`, as TF's variables use it) needs a value of the variable's
+/// dtype and of its declared shape (with a partial shape, one that fits it), whether or not
+/// the variable holds a value yet.
+pub(crate) fn check_assign(plan: &Plan, var: NodeId, (dtype, dims): (DType, &[usize])) -> Result<()> {
+    let Some(spec) = plan.var_specs.get(&var) else {
+        return Ok(());
+    };
+    if dtype != spec.dtype {
+        return Err(Error::invalid_argument(format!(
+            "Assign requires the value's dtype to match the variable's. lhs dtype= {} rhs dtype= {}",
+            spec.dtype.tf_name(),
+            dtype.tf_name()
+        )));
+    }
+    if !spec.shape.is_compatible_with(dims) {
+        return Err(Error::invalid_argument(format!(
+            "Assign requires shapes of both tensors to match. lhs shape= {} rhs shape= {}",
+            spec.shape,
+            crate::tensor::dims_string(dims)
+        )));
+    }
+    Ok(())
 }
 
 /// `AssignAdd`/`AssignSub` need an update of the variable's dtype and exact shape.

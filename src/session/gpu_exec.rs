@@ -480,6 +480,13 @@ impl<'p> Run<'p, '_> {
             return Err(Error::invalid_argument("Assign needs a variable as its first input"));
         };
         let value = self.input(plan, slots, stores, &step.inputs[step.inputs.len() - 1])?;
+        if mode == AssignMode::Set {
+            let (dtype, shape) = match &value {
+                Value::Host(t) => (t.dtype(), t.shape()),
+                Value::Dev(t) => (t.dtype, t.shape.as_slice()),
+            };
+            super::exec::check_assign(plan, var, (dtype, shape))?;
+        }
         let mut value = self.on_device(&value)?;
         if mode == AssignMode::GradientDescent {
             let alpha = self.input(plan, slots, stores, &step.inputs[1])?;

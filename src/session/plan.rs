@@ -89,6 +89,8 @@ pub(crate) struct Plan {
     pub(crate) fetches: Vec<FetchFrom>,
     /// Variable names by node, for error messages.
     pub(crate) var_names: HashMap<NodeId, String>,
+    /// Variables' declared specs by node, for the run-time checks of assignments.
+    pub(crate) var_specs: HashMap<NodeId, TensorSpec>,
 }
 
 impl Plan {
@@ -222,7 +224,16 @@ impl Plan {
             .filter(|(_, n)| matches!(n.op, OpKind::Variable(_)))
             .map(|(i, n)| (i, n.name.clone()))
             .collect();
-        let mut plan = Plan { steps, slots: slot_device.len(), feeds, fetches, var_names };
+        let var_specs = g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.op {
+                OpKind::Variable(spec) => Some((i, spec.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut plan = Plan { steps, slots: slot_device.len(), feeds, fetches, var_names, var_specs };
         plan.assign_frees();
         Ok(plan)
     }
