@@ -6,7 +6,12 @@
 
 use crate::error::Result;
 use crate::ops::nn::gpu::{kernel, nn_wgsl, word};
-use crate::ops::GpuLowering;
+use crate::error::Error;
+use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use crate::ops::gpu_util;
+use crate::ops::reduce::ReduceKind;
+use crate::ops::{GpuLowering, Pass, PassBuf, Passes};
+use crate::tensor::DType;
 use crate::runtime::cpu::conv::ConvGeom;
 use crate::runtime::cpu::pool::PoolGeom;
 
@@ -14,7 +19,6 @@ const CONV_INPUT_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop
 const CONV_FILTER_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_filter.wgsl");
 const MAX_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/max_pool_grad.wgsl");
 const AVG_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/avg_pool_grad.wgsl");
-const BIAS_ADD_GRAD_TEMPLATE: &str = include_str!("../../../shaders/bias_add_grad.wgsl");
 
 /// Sizes as uniform words (`ResourceExhausted` past 2^32).
 fn words(v: &[usize]) -> Result<Vec<u32>> {
@@ -51,11 +55,38 @@ pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<GpuLowering> {
     kernel(wgsl, conv_uniforms(g)?, out.iter().product(), out)
 }
 
-/// `Conv2DBackpropFilter`: one thread per element of the filter gradient.
+/// Output pixels one thread of the filter gradient sums (one loop trip each).
+const FILTER_SLICE: usize = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
+
+/// `Conv2DBackpropFilter`: one thread per filter element and slice of the output pixels; with
+/// more than one slice, their partial sums are reduced in another pass.
 pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<GpuLowering> {
     let out = vec![g.k_h, g.k_w, g.in_c, g.out_c];
+    let filter: usize = out.iter().product();
+    let pixels = g.batch * g.out_h * g.out_w;
+    // Slices: as few as the budget allows, but enough threads to fill a few workgroups.
+    let slice = FILTER_SLICE.min(pixels.div_ceil(64usize.div_ceil(filter.max(1))).max(1));
+    let slices = pixels.div_ceil(slice).max(1);
     let wgsl = nn_wgsl("conv2d_backprop_filter", CONV_FILTER_TEMPLATE)?;
-    kernel(wgsl, conv_uniforms(g)?, out.iter().product(), out)
+    let mut uniforms = conv_uniforms(g)?;
+    uniforms.extend([word(slice)?, 0, 0, 0]);
+    let count = word(slices * filter)?;
+    if slices == 1 {
+        return kernel(wgsl, uniforms, filter, out);
+    }
+    let mut p = Passes::new(DType::F32, out);
+    let partials = p.temp(DType::F32, vec![slices, filter]);
+    p.passes.push(Pass {
+        wgsl: wgsl.into(),
+        uniforms,
+        invocations: u64::from(count),
+        workgroup_size: 64,
+        inputs: vec![PassBuf::Input(0), PassBuf::Input(1)],
+        output: partials,
+    });
+    let axes = Axes { kept: (vec![filter], vec![1]), red: (vec![slices], vec![filter]) };
+    reduce_passes(&mut p, (ReduceKind::Sum, DType::F32), &axes, partials, PassBuf::Out)?;
+    Ok(p.lowering())
 }
 
 /// `MaxPoolGrad` (`max`) or `AvgPoolGrad`: one thread per element of the input gradient.
@@ -82,13 +113,14 @@ pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<GpuLowering> {
     kernel(wgsl, uniforms, out.iter().product(), out)
 }
 
-/// `BiasAddGrad` of a float32 tensor of shape `s` (rank >= 2, checked by the caller): one
-/// thread per channel.
+/// `BiasAddGrad` of a float32 tensor of shape `s` (rank >= 2, checked by the caller): the
+/// reduction of `[rows, channels]` over its rows (one thread per channel when the rows are
+/// few, else workgroup trees).
 pub(super) fn bias_add_grad(s: &[usize]) -> Result<GpuLowering> {
     let channels = s[s.len() - 1];
     let total: usize = s.iter().product();
     word(total)?;
     let rows = total.checked_div(channels).unwrap_or(0);
-    let wgsl = nn_wgsl("bias_add_grad", BIAS_ADD_GRAD_TEMPLATE)?;
-    kernel(wgsl, words(&[channels, rows])?, channels, vec![channels])
+    gpu_util::reduce(ReduceKind::Sum, DType::F32, &[rows, channels], &[true, false], vec![channels])
+        .unwrap_or_else(|| Err(Error::internal("no GPU reduction for BiasAddGrad")))
 }
