@@ -32,6 +32,7 @@ const TEMPLATES: &[&str] = &[
 const NN_TEMPLATES: &[&str] = &[
     "bias_add.wgsl",
     "pool.wgsl",
+    "pool_sliced.wgsl",
     "conv2d_backprop_input.wgsl",
     "conv2d_backprop_filter.wgsl",
     "max_pool_grad.wgsl",

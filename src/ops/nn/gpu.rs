@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::gpu_util::code_of;
-use crate::ops::{cached_wgsl, GpuLowering};
+use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use crate::ops::reduce::ReduceKind;
+use crate::ops::{cached_wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::conv_geometry;
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
 use crate::runtime::gpu::context::subgroups_of_8;
@@ -17,6 +19,7 @@ use crate::tensor::DType;
 const CONV_TEMPLATE: &str = include_str!("../../../shaders/conv2d.wgsl");
 const CONV_SG_TEMPLATE: &str = include_str!("../../../shaders/conv2d_sg.wgsl");
 const POOL_TEMPLATE: &str = include_str!("../../../shaders/pool.wgsl");
+const POOL_SLICED_TEMPLATE: &str = include_str!("../../../shaders/pool_sliced.wgsl");
 const BIAS_ADD_TEMPLATE: &str = include_str!("../../../shaders/bias_add.wgsl");
 
 /// The workgroup size of the NN kernels.
@@ -278,7 +281,32 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
             .into_iter()
             .map(word)
             .collect::<Result<Vec<u32>>>()?;
-    kernel(nn_wgsl("pool", POOL_TEMPLATE)?, uniforms, invocations, out)
+    // pool.wgsl walks a window in one thread: 1 + win_c + 1 trips per cell, 2 per row.
+    let cells = k[1] * k[2] * k[3];
+    let trips = k[1] * (2 + k[2] * (k[3] + 2));
+    if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
+        return kernel(nn_wgsl("pool", POOL_TEMPLATE)?, uniforms, invocations, out);
+    }
+    // A huge window: slices of its cells, then a max or a sum over the slices.
+    let slice = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
+    let slices = cells.div_ceil(slice);
+    let count = word(slices.saturating_mul(invocations))?;
+    let mut uniforms = uniforms;
+    uniforms.push(word(slice)?);
+    let mut p = Passes::new(DType::F32, out);
+    let partials = p.temp(DType::F32, vec![slices, invocations]);
+    p.passes.push(Pass {
+        wgsl: nn_wgsl("pool_sliced", POOL_SLICED_TEMPLATE)?.into(),
+        uniforms,
+        invocations: u64::from(count),
+        workgroup_size: WG,
+        inputs: vec![PassBuf::Input(0)],
+        output: partials,
+    });
+    let axes = Axes { kept: (vec![invocations], vec![1]), red: (vec![slices], vec![invocations]) };
+    let kind = if max { ReduceKind::Max } else { ReduceKind::Sum };
+    reduce_passes(&mut p, (kind, DType::F32), &axes, partials, PassBuf::Out)?;
+    Ok(p.lowering())
 }
 
 /// `BiasAdd` on float32: `bias` along the last dimension of `x`.
