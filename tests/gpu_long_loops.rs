@@ -191,3 +191,22 @@ fn pools_with_huge_windows() {
     assert_close("avg_pool", &r[1], 1e-4);
     assert_close("avg_pool SAME", &r[2], 1e-4);
 }
+
+#[test]
+fn conv2d_with_a_long_receptive_field() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    // 5x5 taps of 700 channels: 17,500 terms per output, over several dispatches.
+    let x = constant(&g, &[1, 6, 6, 700], small_ints(6 * 6 * 700, 15));
+    let f = constant(&g, &[5, 5, 700, 6], small_ints(5 * 5 * 700 * 6, 16));
+    let y = g.conv2d(&x, &f, &[1], Padding::Same, &[1]).expect("conv2d");
+    // With a fused epilogue (bias and relu), applied once after the last slice.
+    let bias = constant(&g, &[6], vec![-5.0, 3.0, 0.0, 1.0, -100.0, 7.0]);
+    let fused = g.relu(&g.bias_add(&y, &bias).expect("bias_add")).expect("relu");
+    let r = both(&g, &[y, fused]);
+    assert_eq!(r[0].0, r[0].1, "conv2d");
+    assert_eq!(r[1].0, r[1].1, "conv2d + bias + relu");
+}

@@ -218,8 +218,13 @@ fn conv2d_lowering(
     let g = conv_geometry(xs, fs, s, d, p)?;
     word(xs.iter().product())?;
     word(fs.iter().product())?;
-    if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {
-        return lowering.map(Some);
+    // The subgroup kernel walks the whole receptive field in one dispatch: kh * (2 + kw * (2 +
+    // its channel loop: 6 trips per vec4 of Cin, or 1 per channel read as scalars)).
+    let sg_trips = g.k_h.saturating_mul(2 + g.k_w.saturating_mul(2 + 2 * g.in_c));
+    if sg_trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
+        if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {
+            return lowering.map(Some);
+        }
     }
     let groups = g.in_c / g.patch_c;
     let cout_g = g.out_c / groups;
@@ -252,7 +257,40 @@ fn conv2d_lowering(
     .collect::<Result<Vec<u32>>>()?;
     let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
     let wgsl = cached_wgsl(format!("nn conv2d f32 {}", output.key()), || Ok(conv2d_wgsl(&output.code())))?;
-    kernel(wgsl, uniforms, invocations, out).map(Some)
+    // Dispatches over slices of the taps and input channels: 2 trips per tap, 5 per channel
+    // (the partial quad's loop over its channels included).
+    let taps = g.k_h * g.k_w;
+    let ci_slice = g.patch_c.clamp(1, 512);
+    let taps_slice = ((MAX_LOOP_TRIPS - OVERHEAD_TRIPS) / (2 + 5 * ci_slice)).max(1);
+    let (tap_slices, ci_slices) = (taps.div_ceil(taps_slice).max(1), g.patch_c.div_ceil(ci_slice).max(1));
+    let slices = tap_slices * ci_slices;
+    let leaves = epilogue.map_or(0, Epilogue::leaf_count);
+    let mut p = Passes::new(DType::F32, out.clone());
+    for s in 0..slices {
+        let (ts, cs) = (s / ci_slices, s % ci_slices);
+        let flags = u32::from(s > 0) | (u32::from(s + 1 < slices) << 1);
+        let mut u = uniforms.clone();
+        u.extend([
+            flags,
+            word(ts * taps_slice)?,
+            word(((ts + 1) * taps_slice).min(taps))?,
+            word(cs * ci_slice)?,
+            word(((cs + 1) * ci_slice).min(g.patch_c))?,
+        ]);
+        if slices == 1 {
+            return kernel(wgsl, u, invocations, out).map(Some);
+        }
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: u,
+            invocations: invocations as u64,
+            workgroup_size: WG,
+            inputs: (0..2 + leaves).map(PassBuf::Input).collect(),
+            output: PassBuf::Out,
+        });
+    }
+    word(out.iter().product())?;
+    Ok(Some(p.lowering()))
 }
 
 /// `MaxPool` (`max`) / `AvgPool` on float32 NHWC input.
