@@ -69,14 +69,21 @@ fn the_issue_table_rows() {
     }
     let g = Graph::new();
     let _gpu = g.device("/gpu:0");
-    let sum_21846 = g.reduce_sum(&ones(&g, &[21846]), None, false).expect("sum");
-    let sum_axis0 = g.reduce_sum(&ones(&g, &[30000, 2]), Some(&[0]), false).expect("sum");
-    let bias_grad = g.bias_add_grad(&ones(&g, &[70000, 2])).expect("bias_add_grad");
-    let mm = g.matmul(&ones(&g, &[1, 70000]), &ones(&g, &[70000, 1]), false, false).expect("matmul");
-    let soft = g.softmax(&ones(&g, &[1, 30000]), -1).expect("softmax");
+    let sum_21846 = g.reduce_sum(ones(&g, &[21846]), None, false).expect("sum");
+    let sum_axis0 = g.reduce_sum(ones(&g, &[30000, 2]), Some(&[0]), false).expect("sum");
+    let bias_grad = g.bias_add_grad(ones(&g, &[70000, 2])).expect("bias_add_grad");
+    let mm = g.matmul(ones(&g, &[1, 70000]), ones(&g, &[70000, 1]), false, false).expect("matmul");
+    let soft = g.softmax(ones(&g, &[1, 30000]), -1).expect("softmax");
     let soft_sum = g.reduce_sum(&soft, None, false).expect("sum");
     let filter_grad = g
-        .conv2d_backprop_filter(&ones(&g, &[1, 300, 300, 1]), &[3, 3, 1, 1], &ones(&g, &[1, 300, 300, 1]), &[1], Padding::Same, &[1])
+        .conv2d_backprop_filter(
+            ones(&g, &[1, 300, 300, 1]),
+            &[3, 3, 1, 1],
+            ones(&g, &[1, 300, 300, 1]),
+            &[1],
+            Padding::Same,
+            &[1],
+        )
         .expect("filter gradient");
     let r = both(&g, &[sum_21846, sum_axis0, bias_grad, mm, soft_sum, filter_grad]);
     assert_eq!(r[0].0, vec![21846.0]);
@@ -111,7 +118,7 @@ fn reductions_up_to_2_pow_22_elements() {
     ys.push(g.reduce_max(&y, Some(&[0]), false).expect("max"));
     let r = both(&g, &ys);
     for (k, pair) in r.iter().enumerate() {
-        let what = format!("{}", ys[k].op().name());
+        let what = ys[k].op().name().to_string();
         if k % 3 == 2 && k < 18 {
             assert_close(&what, pair, 1e-6);
         } else {
@@ -128,10 +135,10 @@ fn long_softmax_rows_are_right_and_repeatable() {
     }
     let g = Graph::new();
     let _gpu = g.device("/gpu:0");
-    let a = g.softmax(&constant(&g, &[2, 30000], reals(60000, 5)), -1).expect("softmax");
-    let b = g.softmax(&constant(&g, &[1, 52173], reals(52173, 6)), -1).expect("softmax");
+    let a = g.softmax(constant(&g, &[2, 30000], reals(60000, 5)), -1).expect("softmax");
+    let b = g.softmax(constant(&g, &[1, 52173], reals(52173, 6)), -1).expect("softmax");
     // Along axis 0 (rows `inner` apart).
-    let c = g.softmax(&constant(&g, &[30000, 3], reals(90000, 7)), 0).expect("softmax");
+    let c = g.softmax(constant(&g, &[30000, 3], reals(90000, 7)), 0).expect("softmax");
     let ys = [a, b, c];
     let first = both(&g, &ys);
     let second = both(&g, &ys);
@@ -166,12 +173,12 @@ fn long_k_matmuls() {
     let batched = g.matmul(&ba, &bb, false, false).expect("batch matmul");
     // MatMul + BiasAdd + Relu: fused (remapping is on), the epilogue applied once.
     let bias = constant(&g, &[5], vec![-3.0, 2.0, 0.5, -1.0, 100.0]);
-    let fused = g.relu(&g.bias_add(&plain, &bias).expect("bias_add")).expect("relu");
+    let fused = g.relu(g.bias_add(&plain, &bias).expect("bias_add")).expect("relu");
     let r = both(&g, &[plain, trans, batched, fused]);
     for (k, pair) in r.iter().enumerate() {
         assert_eq!(pair.0, pair.1, "matmul {k}");
     }
-    assert!(r[3].0.iter().any(|&v| v == 0.0) || r[3].0.iter().all(|&v| v > 0.0));
+    assert!(r[3].0.contains(&0.0) || r[3].0.iter().all(|&v| v > 0.0));
 }
 
 #[test]
@@ -205,7 +212,7 @@ fn conv2d_with_a_long_receptive_field() {
     let y = g.conv2d(&x, &f, &[1], Padding::Same, &[1]).expect("conv2d");
     // With a fused epilogue (bias and relu), applied once after the last slice.
     let bias = constant(&g, &[6], vec![-5.0, 3.0, 0.0, 1.0, -100.0, 7.0]);
-    let fused = g.relu(&g.bias_add(&y, &bias).expect("bias_add")).expect("relu");
+    let fused = g.relu(g.bias_add(&y, &bias).expect("bias_add")).expect("relu");
     let r = both(&g, &[y, fused]);
     assert_eq!(r[0].0, r[0].1, "conv2d");
     assert_eq!(r[1].0, r[1].1, "conv2d + bias + relu");

@@ -172,7 +172,11 @@ pub(crate) fn tree_passes(
         let groups = outputs
             .checked_mul(chunks)
             .filter(|g| g.checked_mul(WG).is_some_and(|i| i <= u32::MAX as usize))
-            .ok_or_else(|| Error::resource_exhausted(format!("a reduction of {outputs} x {n} elements is too large for a GPU kernel")))?;
+            .ok_or_else(|| {
+                Error::resource_exhausted(format!(
+                    "a reduction of {outputs} x {n} elements is too large for a GPU kernel"
+                ))
+            })?;
         let target = if last { dst } else { p.temp(fold.dtype, vec![outputs, chunks]) };
         let exp_aux = aux.is_some();
         let wgsl = cached_wgsl(fold.key(exp_aux), || tree_wgsl(fold, exp_aux))?;

@@ -5,8 +5,8 @@
 
 use super::fused::wgsl::output_code;
 use super::fused::Epilogue;
-use super::reduce::ReduceKind;
 use super::gpu_passes::{serial, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use super::reduce::ReduceKind;
 use super::{cached_wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::error::{Error, Result};
 use crate::runtime::gpu::context::subgroups_of_8;
@@ -36,7 +36,6 @@ const MATMUL_K_SPLIT: usize = 224 * 16;
 const MATMUL_SG_K_SPLIT: usize = 768 * 4;
 const _: () = assert!(MATMUL_K_SPLIT / 16 * 17 + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS);
 const _: () = assert!(MATMUL_SG_K_SPLIT / 4 * 5 + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS);
-
 
 fn with_prelude(body: &str) -> String {
     format!("{}\n{body}", gpu_shaders::PRELUDE)

@@ -426,7 +426,14 @@ impl<'p> Run<'p, '_> {
                     for pass in &p.passes {
                         let refs = pass.inputs.iter().map(pick).collect::<Result<Vec<_>>>()?;
                         let out = pick(&pass.output)?;
-                        stream.dispatch(&pass.wgsl, &pass.uniforms, &refs, out, pass.invocations, pass.workgroup_size)?;
+                        stream.dispatch(
+                            &pass.wgsl,
+                            &pass.uniforms,
+                            &refs,
+                            out,
+                            pass.invocations,
+                            pass.workgroup_size,
+                        )?;
                     }
                     Ok(())
                 })();

@@ -4,16 +4,16 @@
 //! `BiasAddGrad` (one thread per channel) over the rows. The run-time checks and the geometry
 //! are the CPU kernels', so both devices agree.
 
-use crate::error::Result;
-use crate::ops::nn::gpu::{kernel, nn_wgsl, word};
 use crate::error::Error;
+use crate::error::Result;
 use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::gpu_util;
+use crate::ops::nn::gpu::{kernel, nn_wgsl, word};
 use crate::ops::reduce::ReduceKind;
 use crate::ops::{GpuLowering, Pass, PassBuf, Passes};
-use crate::tensor::DType;
 use crate::runtime::cpu::conv::ConvGeom;
 use crate::runtime::cpu::pool::PoolGeom;
+use crate::tensor::DType;
 
 const CONV_INPUT_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_input.wgsl");
 const CONV_FILTER_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_filter.wgsl");
