@@ -5,6 +5,12 @@
 // prepends prelude.wgsl and replaces WORKGROUP_SIZE and OUTPUT (the output binding and
 // `store_out(index, value)`, as in matmul.wgsl).
 //
+// A long receptive field is split over dispatches (src/ops/nn/gpu.rs, to keep within the loop
+// budget): one covers the taps (kh * k_w + kw) in [tap_lo, tap_hi) and the input channels in
+// [ci_lo, ci_hi). With `flags` bit 0 it adds the output's value (the earlier dispatches' sum) to
+// its own; with bit 1 it stores the raw sum (not the last dispatch), else it stores through
+// `store_out` (the epilogue, applied once).
+//
 // Thread i: pixel = i / (groups * quads), then group and quad (4 channels) within the pixel, so
 // neighbouring threads share the pixel's input and read neighbouring filter columns. The
 // accumulators start at +0.0 and only add, so a zero sum is +0.0 as in TF's CPU kernel.
@@ -31,7 +37,11 @@ struct Params {
     out_w: u32,
     quads: u32,
     groups: u32,
-    _pad: u32,
+    flags: u32,
+    tap_lo: u32,
+    tap_hi: u32,
+    ci_lo: u32,
+    ci_hi: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -59,38 +69,43 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let f_col = grp * params.cout_g + c0;
 
     var acc = vec4<f32>(0.0, 0.0, 0.0, 0.0);
-    for (var kh = 0u; kh < params.k_h; kh = kh + 1u) {
+    for (var t = params.tap_lo; t < params.tap_hi; t = t + 1u) {
+        let kh = t / params.k_w;
+        let kw = t % params.k_w;
         let ih = i32(oh * params.stride_h + kh * params.dil_h) - i32(params.pad_h);
-        if (ih < 0 || ih >= i32(params.in_h)) {
+        let iw = i32(ow * params.stride_w + kw * params.dil_w) - i32(params.pad_w);
+        if (ih < 0 || ih >= i32(params.in_h) || iw < 0 || iw >= i32(params.in_w)) {
             continue;
         }
-        for (var kw = 0u; kw < params.k_w; kw = kw + 1u) {
-            let iw = i32(ow * params.stride_w + kw * params.dil_w) - i32(params.pad_w);
-            if (iw < 0 || iw >= i32(params.in_w)) {
-                continue;
+        let x_base = ((n * params.in_h + u32(ih)) * params.in_w + u32(iw)) * params.in_c + in_c0;
+        var f_idx = ((kh * params.k_w + kw) * params.patch_c + params.ci_lo) * params.out_c + f_col;
+        if (n_valid == 4u) {
+            for (var ci = params.ci_lo; ci < params.ci_hi; ci = ci + 1u) {
+                let w = vec4<f32>(filt[f_idx], filt[f_idx + 1u], filt[f_idx + 2u], filt[f_idx + 3u]);
+                acc = acc + in_x[x_base + ci] * w;
+                f_idx = f_idx + params.out_c;
             }
-            let x_base = ((n * params.in_h + u32(ih)) * params.in_w + u32(iw)) * params.in_c + in_c0;
-            var f_idx = (kh * params.k_w + kw) * params.patch_c * params.out_c + f_col;
-            if (n_valid == 4u) {
-                for (var ci = 0u; ci < params.patch_c; ci = ci + 1u) {
-                    let w = vec4<f32>(filt[f_idx], filt[f_idx + 1u], filt[f_idx + 2u], filt[f_idx + 3u]);
-                    acc = acc + in_x[x_base + ci] * w;
-                    f_idx = f_idx + params.out_c;
+        } else {
+            for (var ci = params.ci_lo; ci < params.ci_hi; ci = ci + 1u) {
+                var w = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+                for (var k = 0u; k < n_valid; k = k + 1u) {
+                    w[k] = filt[f_idx + k];
                 }
-            } else {
-                for (var ci = 0u; ci < params.patch_c; ci = ci + 1u) {
-                    var w = vec4<f32>(0.0, 0.0, 0.0, 0.0);
-                    for (var k = 0u; k < n_valid; k = k + 1u) {
-                        w[k] = filt[f_idx + k];
-                    }
-                    acc = acc + in_x[x_base + ci] * w;
-                    f_idx = f_idx + params.out_c;
-                }
+                acc = acc + in_x[x_base + ci] * w;
+                f_idx = f_idx + params.out_c;
             }
         }
     }
     let o = pixel * params.out_c + f_col;
     for (var k = 0u; k < n_valid; k = k + 1u) {
-        store_out(o + k, acc[k]);
+        var v = acc[k];
+        if ((params.flags & 1u) != 0u) {
+            v = v + out[o + k];
+        }
+        if ((params.flags & 2u) != 0u) {
+            out[o + k] = v;
+        } else {
+            store_out(o + k, v);
+        }
     }
 }

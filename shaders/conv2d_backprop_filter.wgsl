@@ -1,10 +1,15 @@
 // TEMPLATE: Conv2DBackpropFilter on NHWC float32, one group: the gradient of Conv2D with respect to
-// its filter, one thread per filter element (kh, kw, ci, co): the sum over the batch and the
-// output pixels (oh, ow) of x[n, ih, iw, ci] * dy[n, oh, ow, co], with
+// its filter, the sum over the batch and the output pixels (oh, ow) of x[n, ih, iw, ci] *
+// dy[n, oh, ow, co] for each filter element (kh, kw, ci, co), with
 // ih = oh * stride_h + kh * dil_h - pad_h (padding reads as zero, so padded taps are skipped).
-// Neighbouring threads (consecutive co) read the same input element and neighbouring dy values.
 // Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
+//
+// The batch's output pixels (batch * out_h * out_w, in row-major order) are split into slices of
+// `slice` pixels (within the loop budget, src/ops/gpu_passes.rs): thread i sums slice i / F for
+// filter element i % F (F the filter's size) and writes out[i], so the output is [slices, F]
+// partial sums, reduced over the slices by another pass when there is more than one.
+// Neighbouring threads (consecutive co) read the same input element and neighbouring dy values.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;
 
@@ -25,6 +30,10 @@ struct Params {
     out_h: u32,
     out_w: u32,
     batch: u32,
+    slice: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -38,27 +47,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= params.count) {
         return;
     }
-    let co = i % params.out_c;
-    let ci = (i / params.out_c) % params.in_c;
-    let kw = (i / (params.out_c * params.in_c)) % params.k_w;
-    let kh = i / (params.out_c * params.in_c * params.k_w);
+    let filter_size = params.k_h * params.k_w * params.in_c * params.out_c;
+    let f = i % filter_size;
+    let s = i / filter_size;
+    let co = f % params.out_c;
+    let ci = (f / params.out_c) % params.in_c;
+    let kw = (f / (params.out_c * params.in_c)) % params.k_w;
+    let kh = f / (params.out_c * params.in_c * params.k_w);
+    let pixels = params.batch * params.out_h * params.out_w;
+    let first = s * params.slice;
+    let end = min(first + params.slice, pixels);
     var acc = 0.0;
-    for (var n = 0u; n < params.batch; n = n + 1u) {
-        for (var oh = 0u; oh < params.out_h; oh = oh + 1u) {
-            let ih = i32(oh * params.stride_h + kh * params.dil_h) - i32(params.pad_h);
-            if (ih < 0 || ih >= i32(params.in_h)) {
-                continue;
-            }
-            let x_row = (n * params.in_h + u32(ih)) * params.in_w;
-            let d_row = (n * params.out_h + oh) * params.out_w;
-            for (var ow = 0u; ow < params.out_w; ow = ow + 1u) {
-                let iw = i32(ow * params.stride_w + kw * params.dil_w) - i32(params.pad_w);
-                if (iw < 0 || iw >= i32(params.in_w)) {
-                    continue;
-                }
-                acc = acc + x[(x_row + u32(iw)) * params.in_c + ci] * dy[(d_row + ow) * params.out_c + co];
-            }
+    for (var p = first; p < end; p = p + 1u) {
+        let ow = p % params.out_w;
+        let row = p / params.out_w;
+        let oh = row % params.out_h;
+        let n = row / params.out_h;
+        let ih = i32(oh * params.stride_h + kh * params.dil_h) - i32(params.pad_h);
+        let iw = i32(ow * params.stride_w + kw * params.dil_w) - i32(params.pad_w);
+        if (ih < 0 || ih >= i32(params.in_h) || iw < 0 || iw >= i32(params.in_w)) {
+            continue;
         }
+        let xi = ((n * params.in_h + u32(ih)) * params.in_w + u32(iw)) * params.in_c + ci;
+        acc = acc + x[xi] * dy[p * params.out_c + co];
     }
     out[i] = acc;
 }

@@ -11,6 +11,12 @@
 // The dispatch has exactly 64 threads per tile, so a whole workgroup is either in range or not;
 // the range check uses the workgroup id (uniform), which keeps the barriers in uniform control.
 //
+// Long k is split over dispatches (src/ops/gpu_util.rs, to keep within the loop budget): one
+// dispatch covers k in [k_lo, k_hi) (k_lo a multiple of TK). With `trans` bit 2 it adds the
+// output's value (the earlier dispatches' sum) to its own; with bit 3 it stores the raw sum (not
+// the last dispatch), else it stores through `store_out` (the epilogue, applied once). The
+// staging and the 4x4 block are unrolled: the k loop makes 17 trips per slice of TK.
+//
 // Batch dimensions broadcast like the elementwise template: batch_dims holds the output's batch
 // dimensions right-aligned in 8 slots, a_strides / b_strides each operand's batch strides in
 // matrices (0 where it broadcasts).
@@ -28,8 +34,8 @@ struct Params {
     // bit 0: A is stored transposed (k x m); bit 1: B is stored transposed (n x k).
     trans: u32,
     rank: u32,
-    _flags: u32,
-    _pad: u32,
+    k_lo: u32,
+    k_hi: u32,
     batch_dims: array<vec4<u32>, 2>,
     a_strides: array<vec4<u32>, 2>,
     b_strides: array<vec4<u32>, 2>,
@@ -102,47 +108,70 @@ fn main(
     let ty = lid / 8u;
     let row0 = tile_m * TILE;
     let col0 = tile_n * TILE;
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        acc[i] = 0.0;
-    }
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
 
-    for (var k0 = 0u; k0 < params.k; k0 = k0 + TK) {
+    for (var k0 = params.k_lo; k0 < params.k_hi; k0 = k0 + TK) {
         // Stage the slices: 512 elements each, 8 per thread.
-        for (var e = 0u; e < 8u; e = e + 1u) {
-            let idx = lid + e * WG_SIZE;
-            let ar = idx / TK;
-            let ak = idx % TK;
-            tile_a[idx] = load_a(base_a, row0 + ar, k0 + ak);
-            let bk = idx / TILE;
-            let bc = idx % TILE;
-            tile_b[idx] = load_b(base_b, k0 + bk, col0 + bc);
-        }
+        stage(base_a, base_b, row0, col0, k0, lid);
+        stage(base_a, base_b, row0, col0, k0, lid + WG_SIZE);
+        stage(base_a, base_b, row0, col0, k0, lid + 2u * WG_SIZE);
+        stage(base_a, base_b, row0, col0, k0, lid + 3u * WG_SIZE);
+        stage(base_a, base_b, row0, col0, k0, lid + 4u * WG_SIZE);
+        stage(base_a, base_b, row0, col0, k0, lid + 5u * WG_SIZE);
+        stage(base_a, base_b, row0, col0, k0, lid + 6u * WG_SIZE);
+        stage(base_a, base_b, row0, col0, k0, lid + 7u * WG_SIZE);
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk = kk + 1u) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                a[i] = tile_a[(ty * 4u + i) * TK + kk];
-                b[i] = tile_b[kk * TILE + tx * 4u + i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = acc[i * 4u + j] + a[i] * b[j];
-                }
-            }
+            let ob = kk * TILE + tx * 4u;
+            let b = vec4<f32>(tile_b[ob], tile_b[ob + 1u], tile_b[ob + 2u], tile_b[ob + 3u]);
+            let oa = ty * 4u * TK + kk;
+            c0 = c0 + tile_a[oa] * b;
+            c1 = c1 + tile_a[oa + TK] * b;
+            c2 = c2 + tile_a[oa + 2u * TK] * b;
+            c3 = c3 + tile_a[oa + 3u * TK] * b;
         }
         workgroupBarrier();
     }
 
     let base_c = batch * params.m * params.n;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let row = row0 + ty * 4u + i;
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let col = col0 + tx * 4u + j;
-            if (row < params.m && col < params.n) {
-                store_out(base_c + row * params.n + col, acc[i * 4u + j]);
-            }
+    let row = row0 + ty * 4u;
+    let col = col0 + tx * 4u;
+    emit_row(base_c, row, col, c0);
+    emit_row(base_c, row + 1u, col, c1);
+    emit_row(base_c, row + 2u, col, c2);
+    emit_row(base_c, row + 3u, col, c3);
+}
+
+// Element `idx` of op(A)'s and op(B)'s slices at k0.
+fn stage(base_a: u32, base_b: u32, row0: u32, col0: u32, k0: u32, idx: u32) {
+    tile_a[idx] = load_a(base_a, row0 + idx / TK, k0 + idx % TK);
+    tile_b[idx] = load_b(base_b, k0 + idx / TILE, col0 + idx % TILE);
+}
+
+// Stores the 4 results of `row` from column `col` (those inside the matrix).
+fn emit_row(base_c: u32, row: u32, col: u32, v: vec4<f32>) {
+    if (row >= params.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (col + j < params.n) {
+            emit(base_c + row * params.n + col + j, v[j]);
         }
+    }
+}
+
+// Stores one result of this k split (see the header).
+fn emit(idx: u32, v: f32) {
+    var s = v;
+    if ((params.trans & 4u) != 0u) {
+        s = s + out[idx];
+    }
+    if ((params.trans & 8u) != 0u) {
+        out[idx] = s;
+    } else {
+        store_out(idx, s);
     }
 }

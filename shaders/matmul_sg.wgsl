@@ -14,7 +14,8 @@
 // vec4 variables (no private arrays). Loads out of range are clamped (always in bounds) and the
 // stores skipped, so every lane stays active for the broadcasts.
 //
-// Batch dimensions broadcast as in matmul.wgsl.
+// Batch dimensions broadcast as in matmul.wgsl, and long k is split over dispatches as there
+// (k_lo, k_hi multiples of 4; `trans` bits 2 and 3): 5 loop trips per vec4 of k.
 
 const WG_SIZE: u32 = 64u;
 const MAX_RANK: u32 = 8u;
@@ -26,8 +27,8 @@ struct Params {
     k: u32,
     trans: u32,
     rank: u32,
-    _flags: u32,
-    _pad: u32,
+    k_lo: u32,
+    k_hi: u32,
     batch_dims: array<vec4<u32>, 2>,
     a_strides: array<vec4<u32>, 2>,
     b_strides: array<vec4<u32>, 2>,
@@ -79,8 +80,21 @@ fn main(
     let last_col = n4 - 1u;
 
 DECLS
-    for (var kk = 0u; kk < k4; kk = kk + 1u) {
+    for (var kk = params.k_lo / 4u; kk < params.k_hi / 4u; kk = kk + 1u) {
 BODY
     }
 STORES
+}
+
+// Stores one vec4 result of this k split (see matmul.wgsl).
+fn emit(idx: u32, v: vec4<f32>) {
+    var s = v;
+    if ((params.trans & 4u) != 0u) {
+        s = s + out[idx];
+    }
+    if ((params.trans & 8u) != 0u) {
+        out[idx] = s;
+    } else {
+        store_out(idx, s);
+    }
 }

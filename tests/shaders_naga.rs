@@ -22,7 +22,9 @@ const TEMPLATES: &[&str] = &[
     "conv2d.wgsl",
     "conv2d_sg.wgsl",
     "reduce.wgsl",
+    "reduce_tree.wgsl",
     "softmax.wgsl",
+    "softmax_norm.wgsl",
     "transpose.wgsl",
     "concat.wgsl",
     "error_flag.wgsl",
@@ -32,11 +34,11 @@ const TEMPLATES: &[&str] = &[
 const NN_TEMPLATES: &[&str] = &[
     "bias_add.wgsl",
     "pool.wgsl",
+    "pool_sliced.wgsl",
     "conv2d_backprop_input.wgsl",
     "conv2d_backprop_filter.wgsl",
     "max_pool_grad.wgsl",
     "avg_pool_grad.wgsl",
-    "bias_add_grad.wgsl",
     "xent.wgsl",
     "sparse_xent.wgsl",
 ];
@@ -106,7 +108,16 @@ fn every_wgsl_file_and_template_validates() {
     let int_neg = unary_wgsl_typed("-a", DType::I32, DType::I32).expect("int32 is a GPU type");
     validate("unary.wgsl with \"-a\" on int32", &int_neg);
     let ops = instantiations().expect("the op kernels instantiate");
-    for name in ["matmul.wgsl", "reduce.wgsl", "softmax.wgsl", "transpose.wgsl", "concat.wgsl"] {
+    for name in [
+        "matmul.wgsl",
+        "matmul_sg.wgsl",
+        "reduce.wgsl",
+        "reduce_tree.wgsl",
+        "softmax.wgsl",
+        "softmax_norm.wgsl",
+        "transpose.wgsl",
+        "concat.wgsl",
+    ] {
         assert!(ops.iter().any(|(n, _)| n.starts_with(name)), "no instantiation of {name}");
     }
     for (name, source) in &ops {

@@ -5,8 +5,9 @@
 
 use super::fused::wgsl::output_code;
 use super::fused::Epilogue;
+use super::gpu_passes::{serial, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use super::reduce::ReduceKind;
-use super::{cached_wgsl, GpuLowering};
+use super::{cached_wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::error::{Error, Result};
 use crate::runtime::gpu::context::subgroups_of_8;
 use crate::runtime::gpu::shaders as gpu_shaders;
@@ -28,6 +29,13 @@ const MAX_RANK: usize = 8;
 pub(crate) const MAX_CONCAT_INPUTS: usize = 7;
 /// Output tile side of the matmul kernel.
 const TILE: usize = 32;
+/// The k a tiled matmul dispatch covers: its k loop (slices of 16) makes 17 trips per slice
+/// (the unrolled staging and the 16 k of the slice), so 224 slices fit the loop budget.
+const MATMUL_K_SPLIT: usize = 224 * 16;
+/// The k a subgroup matmul dispatch covers: 5 trips per vec4 of k (its loop over the 4 k).
+const MATMUL_SG_K_SPLIT: usize = 768 * 4;
+const _: () = assert!(MATMUL_K_SPLIT / 16 * 17 + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS);
+const _: () = assert!(MATMUL_SG_K_SPLIT / 4 * 5 + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS);
 
 fn with_prelude(body: &str) -> String {
     format!("{}\n{body}", gpu_shaders::PRELUDE)
@@ -145,7 +153,7 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &st
         for c in 0..8 * vcols {
             let _ = writeln!(
                 stores,
-                "        if (col0 + {c}u < n4) {{\n            store_out(base_c + r{i} * n4 + col0 + {c}u, c{i}_{c});\n        }}"
+                "        if (col0 + {c}u < n4) {{\n            emit(base_c + r{i} * n4 + col0 + {c}u, c{i}_{c});\n        }}"
             );
         }
         let _ = writeln!(stores, "    }}");
@@ -220,6 +228,7 @@ pub(crate) fn matmul(
     if batch.len() > MAX_RANK {
         return None;
     }
+    let leaves = epilogue.map_or(0, Epilogue::leaf_count);
     (|| -> Result<Option<GpuLowering>> {
         let mut uniforms = vec![word(m)?, word(n)?, word(k)?, u32::from(ta) | (u32::from(tb) << 1)];
         uniforms.extend(gpu_shaders::broadcast_uniforms(ba, bb, batch)?);
@@ -241,14 +250,53 @@ pub(crate) fn matmul(
             let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb} {}", output.key());
             let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb, &output.code())))?;
             let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
-            return Ok(Some(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out)));
+            return k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_SG_K_SPLIT), out, leaves).map(Some);
         }
         let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
         let wgsl = cached_wgsl(format!("matmul f32 {}", output.key()), || Ok(matmul_wgsl(&output.code())))?;
         let groups = batches * m.div_ceil(TILE) * n.div_ceil(TILE);
-        Ok(Some(kernel(wgsl, uniforms, groups * WG as usize, DType::F32, out)))
+        k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_K_SPLIT), out, leaves).map(Some)
     })()
     .transpose()
+}
+
+/// A matmul kernel's dispatches over k in slices of `split`: the first writes, the later ones
+/// add to the output, and only the last stores through the epilogue (see shaders/matmul.wgsl).
+/// `uniforms` are the kernel's words; those at 5 and 6 (k_lo, k_hi) and `trans` (3) are set
+/// here. The inputs bind as the op's (epilogue leaves included).
+fn k_split(
+    wgsl: &'static str,
+    uniforms: Vec<u32>,
+    invocations: usize,
+    (k, split): (usize, usize),
+    out: Vec<usize>,
+    leaves: usize,
+) -> Result<GpuLowering> {
+    let slices = k.div_ceil(split).max(1);
+    let mut uniforms = uniforms;
+    if slices == 1 {
+        uniforms[5] = 0;
+        uniforms[6] = word(k)?;
+        return Ok(kernel(wgsl, uniforms, invocations, DType::F32, out));
+    }
+    // Every pass binds what the single kernel binds: the op's inputs in order.
+    let bound = 2 + leaves;
+    let mut p = Passes::new(DType::F32, out);
+    for s in 0..slices {
+        let mut u = uniforms.clone();
+        u[3] |= if s > 0 { 4 } else { 0 } | if s + 1 < slices { 8 } else { 0 };
+        u[5] = word(s * split)?;
+        u[6] = word(((s + 1) * split).min(k))?;
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: u,
+            invocations: invocations as u64,
+            workgroup_size: WG,
+            inputs: (0..bound).map(PassBuf::Input).collect(),
+            output: PassBuf::Out,
+        });
+    }
+    Ok(p.lowering())
 }
 
 /// A reduction of `dims` over the axes in `mask`, output shape `out` (checked by the CPU
@@ -263,50 +311,27 @@ pub(crate) fn reduce(
     if !matches!(dtype, DType::F32 | DType::I32) {
         return None;
     }
-    // Merge adjacent axes of the same kind (size-1 axes drop out), as the CPU kernel does.
-    let mut groups: Vec<(usize, bool)> = Vec::new();
-    for (&d, &m) in dims.iter().zip(mask) {
-        match groups.last_mut() {
-            _ if d == 1 => {}
-            Some((size, kind)) if *kind == m => *size *= d,
-            _ => groups.push((d, m)),
-        }
-    }
-    let sizes: Vec<usize> = groups.iter().map(|g| g.0).collect();
-    let st = strides(&sizes);
-    let pick = |reduced: bool| -> (Vec<usize>, Vec<usize>) {
-        groups.iter().zip(&st).filter(|(g, _)| g.1 == reduced).map(|(g, &s)| (g.0, s)).unzip()
-    };
-    let (kept_dims, kept_strides) = pick(false);
-    let (red_dims, red_strides) = pick(true);
-    if kept_dims.len() > MAX_RANK || red_dims.len() > MAX_RANK {
-        return None;
-    }
     let n: usize = dims.iter().zip(mask).filter(|(_, &m)| m).map(|(&d, _)| d).product();
     if dtype == DType::I32 && kind == ReduceKind::Mean && n > i32::MAX as usize {
         return None;
     }
-    Some((|| {
-        let wgsl = cached_wgsl(format!("reduce {kind:?} {dtype}"), || reduce_wgsl(kind, dtype))?;
-        let total: usize = dims.iter().product();
-        word(total)?;
-        let mut uniforms = vec![word(kept_dims.len())?, word(red_dims.len())?, word(n)?];
-        for (v, fill) in [(&kept_dims, 1), (&kept_strides, 0), (&red_dims, 1), (&red_strides, 0)] {
-            uniforms.extend(slots(v, fill)?);
-        }
-        let count: usize = out.iter().product();
-        Ok(kernel(wgsl, uniforms, count, dtype, out))
-    })())
+    // Adjacent axes of the same kind merge (size-1 axes drop out), as in the CPU kernel.
+    super::gpu_passes::reduction((kind, dtype), dims, mask, out)
 }
 
-/// Softmax of float32 `dims` along `axis` (checked by the CPU code).
+/// Softmax of float32 `dims` along `axis` (checked by the CPU code): one thread per row for
+/// short rows (three walks of the row), else in passes.
 pub(crate) fn softmax(dims: &[usize], axis: usize) -> Result<GpuLowering> {
-    let wgsl = cached_wgsl("softmax f32".into(), || Ok(softmax_wgsl()))?;
     let n = dims[axis];
     let inner: usize = dims[axis + 1..].iter().product();
     let outer: usize = dims[..axis].iter().product();
     word(dims.iter().product())?;
     let rows = if n == 0 { 0 } else { outer * inner };
+    // (Three walks of the row: 3n trips, as a serial reduction of n over one axis counts.)
+    if n > 0 && !serial(n, 1, rows) {
+        return super::gpu_passes::softmax_passes(dims, (outer, n, inner));
+    }
+    let wgsl = cached_wgsl("softmax f32".into(), || Ok(softmax_wgsl()))?;
     Ok(kernel(wgsl, vec![word(n)?, word(inner.max(1))?, 0], rows, DType::F32, dims.to_vec()))
 }
 
@@ -389,5 +414,6 @@ pub fn instantiations() -> Result<Vec<(String, String)>> {
     all.push(("conv2d.wgsl with an epilogue".into(), super::nn::gpu::conv2d_wgsl(&scalar)));
     all.push(("conv2d_sg.wgsl 8x2 with an epilogue".into(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true, &vec4)));
     all.extend(super::fused::wgsl::instantiations());
+    all.extend(super::gpu_passes::instantiations()?);
     Ok(all)
 }

@@ -15,6 +15,7 @@
 use ndarray::{ArcArray, IxDyn, NdFloat};
 use rayon::prelude::*;
 
+use super::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use super::nn::gpu::{kernel, nn_wgsl, word};
 use super::nn::{bad_dtype, bad_dtype_run, with_rank};
 use super::reduce::PARALLEL_MIN;
@@ -241,6 +242,11 @@ impl Op for Xent {
             return None;
         };
         if *lt != label_type {
+            return None;
+        }
+        // One thread per row walks its classes four times: the CPU kernel past the loop budget.
+        let classes = fs.last().copied().unwrap_or(0);
+        if classes.saturating_mul(4).saturating_add(OVERHEAD_TRIPS) > MAX_LOOP_TRIPS {
             return None;
         }
         Some(self.shapes(fs, ls).and_then(|(batch, classes)| {

@@ -8,6 +8,7 @@ mod array;
 mod elementwise;
 mod elementwise_grad;
 pub(crate) mod fused;
+pub(crate) mod gpu_passes;
 pub(crate) mod gpu_util;
 mod grads;
 mod linalg;
@@ -156,6 +157,68 @@ pub enum GpuLowering {
     },
     /// The output is the first input's buffer with another shape (reshape, identity).
     View(Vec<usize>),
+    /// Several dispatches in order, through temporaries the executor allocates for the op and
+    /// releases after it: kernels whose work would loop past [`gpu_util::MAX_LOOP_TRIPS`] in one
+    /// invocation (long reductions, long-k matmuls) split it into passes.
+    Passes(Passes),
+}
+
+/// A buffer a [`Pass`] binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassBuf {
+    /// The op's input of this index.
+    Input(usize),
+    /// The temporary of this index.
+    Temp(usize),
+    /// The op's output.
+    Out,
+}
+
+/// One dispatch of a [`GpuLowering::Passes`]: its uniform (binding 0) gets the invocation
+/// count followed by `uniforms`; `inputs` bind to 1..=n, `output` to n+1.
+#[derive(Debug)]
+pub struct Pass {
+    /// The kernel source, prelude included.
+    pub wgsl: std::borrow::Cow<'static, str>,
+    /// Uniform words after the count.
+    pub uniforms: Vec<u32>,
+    /// Invocations (threads) to launch.
+    pub invocations: u64,
+    /// The kernel's 1-D `@workgroup_size`.
+    pub workgroup_size: u32,
+    /// The buffers bound as the kernel's inputs.
+    pub inputs: Vec<PassBuf>,
+    /// The buffer bound as its output (never one of `inputs`).
+    pub output: PassBuf,
+}
+
+/// The dispatches of a multi-pass lowering, with the temporaries they pass results through.
+#[derive(Debug)]
+pub struct Passes {
+    /// The temporaries' dtypes and shapes.
+    pub temps: Vec<(DType, Vec<usize>)>,
+    /// The dispatches, in order.
+    pub passes: Vec<Pass>,
+    /// The output's dtype and shape.
+    pub out: (DType, Vec<usize>),
+}
+
+impl Passes {
+    /// An empty list writing an output of `out`.
+    pub(crate) fn new(dtype: DType, shape: Vec<usize>) -> Self {
+        Passes { temps: Vec::new(), passes: Vec::new(), out: (dtype, shape) }
+    }
+
+    /// A new temporary.
+    pub(crate) fn temp(&mut self, dtype: DType, shape: Vec<usize>) -> PassBuf {
+        self.temps.push((dtype, shape));
+        PassBuf::Temp(self.temps.len() - 1)
+    }
+
+    /// The lowering.
+    pub(crate) fn lowering(self) -> GpuLowering {
+        GpuLowering::Passes(self)
+    }
 }
 
 /// How an assignment combines the old value and the new one.

@@ -139,10 +139,11 @@ impl Op for Conv2DGrad {
             Ok(g) => g,
             Err(e) => return Some(Err(e)),
         };
-        Some(match self.kind {
+        match self.kind {
             ConvGradKind::Input => gpu::conv_backprop_input(&g),
             ConvGradKind::Filter => gpu::conv_backprop_filter(&g),
-        })
+        }
+        .transpose()
     }
 }
 
@@ -260,7 +261,7 @@ impl Op for PoolGrad {
             return None;
         }
         let shapes: Vec<&[usize]> = inputs.iter().map(|(_, s)| *s).collect();
-        Some(self.geometry_of(&shapes).and_then(|g| gpu::pool_grad(&g, self.avg_shape.is_none())))
+        self.geometry_of(&shapes).and_then(|g| gpu::pool_grad(&g, self.avg_shape.is_none())).transpose()
     }
 }
 

@@ -14,7 +14,7 @@ use super::exec::Variables;
 use super::plan::{Action, FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
-use crate::ops::{AssignMode, BinaryKind, GpuLowering, Op, OpKind};
+use crate::ops::{AssignMode, BinaryKind, GpuLowering, Op, OpKind, PassBuf};
 use crate::placement::DeviceKind;
 use crate::runtime::gpu::context::GpuContext;
 use crate::runtime::gpu::pool::BufferPool;
@@ -414,6 +414,49 @@ impl<'p> Run<'p, '_> {
                 let output = stream.alloc(out.0, &out.1)?;
                 stream.dispatch(&wgsl, &uniforms, &refs, &output, invocations, workgroup_size)?;
                 Ok(Some(Value::Dev(self.own(output))))
+            }
+            Some(Ok(GpuLowering::Passes(p))) => {
+                let dev = ins.iter().map(|v| self.on_device(v)).collect::<Result<Vec<_>>>()?;
+                let stream = self.stream()?;
+                let output = stream.alloc(p.out.0, &p.out.1)?;
+                let mut temps = Vec::with_capacity(p.temps.len());
+                let result = (|| -> Result<()> {
+                    for (dtype, shape) in &p.temps {
+                        temps.push(stream.alloc(*dtype, shape)?);
+                    }
+                    let pick = |b: &PassBuf| -> Result<&GpuTensor> {
+                        match *b {
+                            PassBuf::Input(i) => dev.get(i),
+                            PassBuf::Temp(i) => temps.get(i),
+                            PassBuf::Out => Some(&output),
+                        }
+                        .ok_or_else(|| Error::internal("a GPU pass binds a buffer its lowering does not have"))
+                    };
+                    for pass in &p.passes {
+                        let refs = pass.inputs.iter().map(pick).collect::<Result<Vec<_>>>()?;
+                        let out = pick(&pass.output)?;
+                        stream.dispatch(
+                            &pass.wgsl,
+                            &pass.uniforms,
+                            &refs,
+                            out,
+                            pass.invocations,
+                            pass.workgroup_size,
+                        )?;
+                    }
+                    Ok(())
+                })();
+                // The temporaries go back to the pool in stream order (reused only by later work).
+                for t in temps {
+                    stream.release(t);
+                }
+                match result {
+                    Ok(()) => Ok(Some(Value::Dev(self.own(output)))),
+                    Err(e) => {
+                        stream.release(output);
+                        Err(e)
+                    }
+                }
             }
             Some(Err(e)) => Err(e),
             None => Ok(None),

@@ -125,6 +125,11 @@ impl<'a> Epilogue<'a> {
         Epilogue { expr, leaves }
     }
 
+    /// The chain's leaves besides the kernel's result (bound after the kernel's inputs).
+    pub(crate) fn leaf_count(&self) -> usize {
+        self.leaves.len()
+    }
+
     /// Whether the chain fits a kernel whose output has shape `out` (see [`output_code`]).
     pub(crate) fn fits(&self, out: &[usize]) -> bool {
         self.classes(out).is_some()

@@ -6,8 +6,10 @@ use super::Padding;
 use crate::error::{Error, Result};
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
+use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::gpu_util::code_of;
-use crate::ops::{cached_wgsl, GpuLowering};
+use crate::ops::reduce::ReduceKind;
+use crate::ops::{cached_wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::conv_geometry;
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
 use crate::runtime::gpu::context::subgroups_of_8;
@@ -17,6 +19,7 @@ use crate::tensor::DType;
 const CONV_TEMPLATE: &str = include_str!("../../../shaders/conv2d.wgsl");
 const CONV_SG_TEMPLATE: &str = include_str!("../../../shaders/conv2d_sg.wgsl");
 const POOL_TEMPLATE: &str = include_str!("../../../shaders/pool.wgsl");
+const POOL_SLICED_TEMPLATE: &str = include_str!("../../../shaders/pool_sliced.wgsl");
 const BIAS_ADD_TEMPLATE: &str = include_str!("../../../shaders/bias_add.wgsl");
 
 /// The workgroup size of the NN kernels.
@@ -215,8 +218,13 @@ fn conv2d_lowering(
     let g = conv_geometry(xs, fs, s, d, p)?;
     word(xs.iter().product())?;
     word(fs.iter().product())?;
-    if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {
-        return lowering.map(Some);
+    // The subgroup kernel walks the whole receptive field in one dispatch: kh * (2 + kw * (2 +
+    // its channel loop: 6 trips per vec4 of Cin, or 1 per channel read as scalars)).
+    let sg_trips = g.k_h.saturating_mul(2 + g.k_w.saturating_mul(2 + 2 * g.in_c));
+    if sg_trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
+        if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {
+            return lowering.map(Some);
+        }
     }
     let groups = g.in_c / g.patch_c;
     let cout_g = g.out_c / groups;
@@ -249,7 +257,40 @@ fn conv2d_lowering(
     .collect::<Result<Vec<u32>>>()?;
     let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
     let wgsl = cached_wgsl(format!("nn conv2d f32 {}", output.key()), || Ok(conv2d_wgsl(&output.code())))?;
-    kernel(wgsl, uniforms, invocations, out).map(Some)
+    // Dispatches over slices of the taps and input channels: 2 trips per tap, 5 per channel
+    // (the partial quad's loop over its channels included).
+    let taps = g.k_h * g.k_w;
+    let ci_slice = g.patch_c.clamp(1, 512);
+    let taps_slice = ((MAX_LOOP_TRIPS - OVERHEAD_TRIPS) / (2 + 5 * ci_slice)).max(1);
+    let (tap_slices, ci_slices) = (taps.div_ceil(taps_slice).max(1), g.patch_c.div_ceil(ci_slice).max(1));
+    let slices = tap_slices * ci_slices;
+    let leaves = epilogue.map_or(0, Epilogue::leaf_count);
+    let mut p = Passes::new(DType::F32, out.clone());
+    for s in 0..slices {
+        let (ts, cs) = (s / ci_slices, s % ci_slices);
+        let flags = u32::from(s > 0) | (u32::from(s + 1 < slices) << 1);
+        let mut u = uniforms.clone();
+        u.extend([
+            flags,
+            word(ts * taps_slice)?,
+            word(((ts + 1) * taps_slice).min(taps))?,
+            word(cs * ci_slice)?,
+            word(((cs + 1) * ci_slice).min(g.patch_c))?,
+        ]);
+        if slices == 1 {
+            return kernel(wgsl, u, invocations, out).map(Some);
+        }
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: u,
+            invocations: invocations as u64,
+            workgroup_size: WG,
+            inputs: (0..2 + leaves).map(PassBuf::Input).collect(),
+            output: PassBuf::Out,
+        });
+    }
+    word(out.iter().product())?;
+    Ok(Some(p.lowering()))
 }
 
 /// `MaxPool` (`max`) / `AvgPool` on float32 NHWC input.
@@ -278,7 +319,32 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
             .into_iter()
             .map(word)
             .collect::<Result<Vec<u32>>>()?;
-    kernel(nn_wgsl("pool", POOL_TEMPLATE)?, uniforms, invocations, out)
+    // pool.wgsl walks a window in one thread: 1 + win_c + 1 trips per cell, 2 per row.
+    let cells = k[1] * k[2] * k[3];
+    let trips = k[1] * (2 + k[2] * (k[3] + 2));
+    if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
+        return kernel(nn_wgsl("pool", POOL_TEMPLATE)?, uniforms, invocations, out);
+    }
+    // A huge window: slices of its cells, then a max or a sum over the slices.
+    let slice = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
+    let slices = cells.div_ceil(slice);
+    let count = word(slices.saturating_mul(invocations))?;
+    let mut uniforms = uniforms;
+    uniforms.push(word(slice)?);
+    let mut p = Passes::new(DType::F32, out);
+    let partials = p.temp(DType::F32, vec![slices, invocations]);
+    p.passes.push(Pass {
+        wgsl: nn_wgsl("pool_sliced", POOL_SLICED_TEMPLATE)?.into(),
+        uniforms,
+        invocations: u64::from(count),
+        workgroup_size: WG,
+        inputs: vec![PassBuf::Input(0)],
+        output: partials,
+    });
+    let axes = Axes { kept: (vec![invocations], vec![1]), red: (vec![slices], vec![invocations]) };
+    let kind = if max { ReduceKind::Max } else { ReduceKind::Sum };
+    reduce_passes(&mut p, (kind, DType::F32), &axes, partials, PassBuf::Out)?;
+    Ok(p.lowering())
 }
 
 /// `BiasAdd` on float32: `bias` along the last dimension of `x`.

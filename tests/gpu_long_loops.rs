@@ -1,0 +1,219 @@
+//! Kernels whose work per output is long (long reduced axes, long softmax rows, long-k matmuls,
+//! the filter gradient of a large image, pools with huge windows) against the CPU. Drivers cut
+//! long-looping invocations (lavapipe silently after about 65,535 loop trips), so these ran short
+//! and returned wrong values; the kernels now keep to a loop budget (src/ops/gpu_passes.rs).
+//! Integer-valued data keeps the f32 sums exact on both devices where the order differs.
+
+mod common;
+
+use common::Device;
+use wgflow::{Graph, Output, Padding, Session, Tensor};
+
+/// Deterministic integers in -2..=2 as f32 (sums of up to 2^22 of them are exact).
+fn small_ints(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 5) as f32 - 2.0
+        })
+        .collect()
+}
+
+/// Deterministic values in [-1, 1).
+fn reals(n: usize, seed: u32) -> Vec<f32> {
+    small_ints(n, seed).iter().zip(small_ints(n, seed + 1)).map(|(a, b)| (a * 5.0 + b) / 12.5).collect()
+}
+
+fn constant(g: &Graph, shape: &[usize], data: Vec<f32>) -> Output {
+    g.constant(Tensor::from_f32(shape, data).expect("tensor")).expect("constant")
+}
+
+fn ones(g: &Graph, shape: &[usize]) -> Output {
+    constant(g, shape, vec![1.0; shape.iter().product()])
+}
+
+/// Evaluates `ys` on the GPU (checking nothing fell back to the CPU) and on the CPU.
+fn both(g: &Graph, ys: &[Output]) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let mut cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
+    let mut gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
+    let got = gpu.run(ys).expect("gpu run");
+    Device::Gpu.check_ran_here(&gpu).expect("everything on the GPU");
+    let want = cpu.run(ys).expect("cpu run");
+    got.into_iter()
+        .zip(want)
+        .zip(ys)
+        .map(|((g, w), y)| {
+            let (g, w) = (g.expect("gpu fetch"), w.expect("cpu fetch"));
+            assert_eq!(g.shape(), w.shape(), "{}", y.op().name());
+            (g.to_f32_vec().expect("f32"), w.to_f32_vec().expect("f32"))
+        })
+        .collect()
+}
+
+/// GPU within `rtol` (relative to the largest CPU magnitude, for f32 sums) of the CPU.
+fn assert_close(what: &str, (got, want): &(Vec<f32>, Vec<f32>), rtol: f32) {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let ok = a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= rtol * scale;
+        assert!(ok, "{what} [{i}]: gpu {a} vs cpu {b}");
+    }
+}
+
+#[test]
+fn the_issue_table_rows() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    let sum_21846 = g.reduce_sum(ones(&g, &[21846]), None, false).expect("sum");
+    let sum_axis0 = g.reduce_sum(ones(&g, &[30000, 2]), Some(&[0]), false).expect("sum");
+    let bias_grad = g.bias_add_grad(ones(&g, &[70000, 2])).expect("bias_add_grad");
+    let mm = g.matmul(ones(&g, &[1, 70000]), ones(&g, &[70000, 1]), false, false).expect("matmul");
+    let soft = g.softmax(ones(&g, &[1, 30000]), -1).expect("softmax");
+    let soft_sum = g.reduce_sum(&soft, None, false).expect("sum");
+    let filter_grad = g
+        .conv2d_backprop_filter(
+            ones(&g, &[1, 300, 300, 1]),
+            &[3, 3, 1, 1],
+            ones(&g, &[1, 300, 300, 1]),
+            &[1],
+            Padding::Same,
+            &[1],
+        )
+        .expect("filter gradient");
+    let r = both(&g, &[sum_21846, sum_axis0, bias_grad, mm, soft_sum, filter_grad]);
+    assert_eq!(r[0].0, vec![21846.0]);
+    assert_eq!(r[1].0, vec![30000.0; 2]);
+    assert_eq!(r[2].0, vec![70000.0; 2]);
+    assert_eq!(r[3].0, vec![70000.0]);
+    assert!((r[4].0[0] - 1.0).abs() < 1e-4, "sum of softmax {}", r[4].0[0]);
+    // Counts of the taps inside the image: exact, as on the CPU.
+    assert_eq!(r[5].0, r[5].1);
+    assert_eq!(r[5].0[4], 90000.0);
+    assert_eq!(r[5].0[0], 299.0 * 299.0);
+}
+
+#[test]
+fn reductions_up_to_2_pow_22_elements() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    let dims = [4, 1024, 1024];
+    let x = constant(&g, &dims, small_ints(1 << 22, 3));
+    let mut ys = Vec::new();
+    for axes in [None, Some(&[0][..]), Some(&[1, 2][..]), Some(&[1][..]), Some(&[0, 1][..]), Some(&[2][..])] {
+        ys.push(g.reduce_sum(&x, axes, false).expect("sum"));
+        ys.push(g.reduce_max(&x, axes, false).expect("max"));
+        ys.push(g.reduce_mean(&x, axes, false).expect("mean"));
+    }
+    // A long axis 0 with two columns.
+    let y = constant(&g, &[1 << 21, 2], small_ints(1 << 22, 4));
+    ys.push(g.reduce_sum(&y, Some(&[0]), false).expect("sum"));
+    ys.push(g.reduce_max(&y, Some(&[0]), false).expect("max"));
+    let r = both(&g, &ys);
+    for (k, pair) in r.iter().enumerate() {
+        let what = ys[k].op().name().to_string();
+        if k % 3 == 2 && k < 18 {
+            assert_close(&what, pair, 1e-6);
+        } else {
+            // Integer sums and maxima: exact.
+            assert_eq!(pair.0, pair.1, "{what}");
+        }
+    }
+}
+
+#[test]
+fn long_softmax_rows_are_right_and_repeatable() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    let a = g.softmax(constant(&g, &[2, 30000], reals(60000, 5)), -1).expect("softmax");
+    let b = g.softmax(constant(&g, &[1, 52173], reals(52173, 6)), -1).expect("softmax");
+    // Along axis 0 (rows `inner` apart).
+    let c = g.softmax(constant(&g, &[30000, 3], reals(90000, 7)), 0).expect("softmax");
+    let ys = [a, b, c];
+    let first = both(&g, &ys);
+    let second = both(&g, &ys);
+    for (k, (one, two)) in first.iter().zip(&second).enumerate() {
+        assert_eq!(one.0, two.0, "softmax {k}: two GPU runs differ");
+        // Each element against the CPU's, whose serial f32 row sum is the less accurate.
+        for (i, (a, b)) in one.0.iter().zip(&one.1).enumerate() {
+            assert!((a - b).abs() <= 2e-4 * b.abs(), "softmax {k} [{i}]: gpu {a} vs cpu {b}");
+        }
+        let rows_sum: f32 = one.0.iter().sum();
+        assert!(rows_sum > 0.0);
+    }
+}
+
+#[test]
+fn long_k_matmuls() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let k = 70000;
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    let a = constant(&g, &[3, k], small_ints(3 * k, 8));
+    let b = constant(&g, &[k, 5], small_ints(5 * k, 9));
+    let at = constant(&g, &[k, 3], small_ints(3 * k, 10));
+    let bt = constant(&g, &[4, k], small_ints(4 * k, 11));
+    let plain = g.matmul(&a, &b, false, false).expect("matmul");
+    let trans = g.matmul(&at, &bt, true, true).expect("matmul");
+    // Batched, n and k multiples of 4 (the subgroup kernel where the adapter has it).
+    let ba = constant(&g, &[2, 3, k], small_ints(6 * k, 12));
+    let bb = constant(&g, &[2, k, 4], small_ints(8 * k, 13));
+    let batched = g.matmul(&ba, &bb, false, false).expect("batch matmul");
+    // MatMul + BiasAdd + Relu: fused (remapping is on), the epilogue applied once.
+    let bias = constant(&g, &[5], vec![-3.0, 2.0, 0.5, -1.0, 100.0]);
+    let fused = g.relu(g.bias_add(&plain, &bias).expect("bias_add")).expect("relu");
+    let r = both(&g, &[plain, trans, batched, fused]);
+    for (k, pair) in r.iter().enumerate() {
+        assert_eq!(pair.0, pair.1, "matmul {k}");
+    }
+    assert!(r[3].0.contains(&0.0) || r[3].0.iter().all(|&v| v > 0.0));
+}
+
+#[test]
+fn pools_with_huge_windows() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    let x = constant(&g, &[1, 300, 300, 2], reals(180000, 14));
+    let max = g.max_pool(&x, &[1, 300, 300, 1], &[1, 1, 1, 1], Padding::Valid).expect("max_pool");
+    let avg = g.avg_pool(&x, &[1, 300, 300, 1], &[1, 1, 1, 1], Padding::Valid).expect("avg_pool");
+    // SAME with a stride: windows clipped by the padding.
+    let avg_same = g.avg_pool(&x, &[1, 250, 250, 1], &[1, 100, 100, 1], Padding::Same).expect("avg_pool");
+    let r = both(&g, &[max, avg, avg_same]);
+    assert_eq!(r[0].0, r[0].1, "max_pool");
+    assert_close("avg_pool", &r[1], 1e-4);
+    assert_close("avg_pool SAME", &r[2], 1e-4);
+}
+
+#[test]
+fn conv2d_with_a_long_receptive_field() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    // 5x5 taps of 700 channels: 17,500 terms per output, over several dispatches.
+    let x = constant(&g, &[1, 6, 6, 700], small_ints(6 * 6 * 700, 15));
+    let f = constant(&g, &[5, 5, 700, 6], small_ints(5 * 5 * 700 * 6, 16));
+    let y = g.conv2d(&x, &f, &[1], Padding::Same, &[1]).expect("conv2d");
+    // With a fused epilogue (bias and relu), applied once after the last slice.
+    let bias = constant(&g, &[6], vec![-5.0, 3.0, 0.0, 1.0, -100.0, 7.0]);
+    let fused = g.relu(g.bias_add(&y, &bias).expect("bias_add")).expect("relu");
+    let r = both(&g, &[y, fused]);
+    assert_eq!(r[0].0, r[0].1, "conv2d");
+    assert_eq!(r[1].0, r[1].1, "conv2d + bias + relu");
+}
