@@ -66,16 +66,6 @@ impl Graph {
         self.add_op1("Const", OpKind::Const(v), Vec::new())
     }
 
-    /// `tf.ones(shape)`: a float32 constant named `ones`.
-    pub fn ones(&self, shape: &[usize]) -> Result<Output> {
-        self.add_op1("ones", OpKind::Const(Tensor::filled(DType::F32, shape, 1.0)), Vec::new())
-    }
-
-    /// `tf.zeros(shape)`: a float32 constant named `zeros`.
-    pub fn zeros(&self, shape: &[usize]) -> Result<Output> {
-        self.add_op1("zeros", OpKind::Const(Tensor::filled(DType::F32, shape, 0.0)), Vec::new())
-    }
-
     /// A placeholder of `dtype`; `shape` may be [`Shape::unknown`] or partial.
     pub fn placeholder(&self, dtype: DType, shape: Shape) -> Result<Output> {
         self.add_op1("Placeholder", OpKind::Placeholder(TensorSpec::new(dtype, shape)), Vec::new())
