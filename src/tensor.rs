@@ -334,7 +334,7 @@ impl Tensor {
     }
     /// A view of the same data with a new shape of the same size.
     pub fn reshaped(&self, shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = checked_elements(shape)?;
         if n != self.len() {
             invalid!("Input to reshape is a tensor with {} values, but the requested shape has {}", self.len(), n);
         }
@@ -438,7 +438,7 @@ fn try_filled_array<T: Clone>(dtype: DType, shape: &[usize], value: T) -> Result
 
 /// Builds a shared array from a shape and row-major data, checking the size.
 pub(crate) fn from_vec<T: Clone>(shape: &[usize], data: Vec<T>) -> Result<ArcArray<T, IxDyn>> {
-    let n: usize = shape.iter().product();
+    let n = checked_elements(shape)?;
     if n != data.len() {
         invalid!("shape {} needs {} values, got {}", dims_string(shape), n, data.len());
     }

@@ -153,7 +153,7 @@ fn a_device_function_may_call_back_into_the_graph() {
                 // Reads the graph while an op is being added to it.
                 let n = inner.len();
                 let _ = inner.operation_by_name(name);
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     "/cpu:0".to_string()
                 } else {
                     String::new()
@@ -264,7 +264,10 @@ fn assigning_another_dtype_fails_at_build() {
     let ints = g.constant(Tensor::from(vec![3i32, 4])).unwrap();
     let e = g.assign(&v, &ints).unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument, "{e}");
-    assert_eq!(e.message, "Input 'value' of 'Assign' Op has type int32 that does not match type float32 of argument 'ref'.");
+    assert_eq!(
+        e.message,
+        "Input 'value' of 'Assign' Op has type int32 that does not match type float32 of argument 'ref'."
+    );
     let e = g.assign_add(&v, &ints).unwrap_err();
     assert!(e.message.starts_with("Input 'value' of 'AssignAdd' Op has type int32"), "{e}");
     let e = g.assign_sub(&v, &ints).unwrap_err();

@@ -5,7 +5,10 @@
 //!   devices are the intersection of what its members may use. The session keeps a group's
 //!   device once chosen, so a variable never moves between runs;
 //! - an explicit device request (`/cpu:0`, `/device:GPU:0`, a full
-//!   `/job:localhost/replica:0/task:0/device:CPU:0`, …) is honoured;
+//!   `/job:localhost/replica:0/task:0/device:CPU:0`, …) is honoured. A session has one CPU and
+//!   at most one GPU, both index 0: a request for another index (`/gpu:7`, `/cpu:3`) fails
+//!   with TF's "Could not satisfy explicit device specification" without soft placement, and
+//!   is read as index 0 of its kind with it;
 //! - a node the GPU can take (a kernel for its dtypes, outputs within the storage binding limit
 //!   and the memory budget) goes to the GPU when the session has one; otherwise the CPU. A GPU
 //!   request that cannot be met falls back to the CPU under soft placement and fails without it;
@@ -70,7 +73,8 @@ fn requested_index(spec: &str) -> Option<usize> {
 /// TF's form of a device request in placement errors: `/gpu:7` → `/device:GPU:7`, with the
 /// job, replica and task parts kept.
 fn canonical_request(spec: &str, kind: DeviceKind, index: usize) -> String {
-    let prefix: Vec<&str> = spec.split('/').filter(|p| !p.is_empty() && p.contains(':') && !is_device_part(p)).collect();
+    let prefix: Vec<&str> =
+        spec.split('/').filter(|p| !p.is_empty() && p.contains(':') && !is_device_part(p)).collect();
     let kind = match kind {
         DeviceKind::Cpu => "CPU",
         DeviceKind::Gpu => "GPU",
