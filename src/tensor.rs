@@ -411,17 +411,24 @@ fn host_oom(dtype: DType, shape: &[usize]) -> Error {
     ))
 }
 
-/// An empty vector with room for the elements of a host tensor of `dtype` and `shape`, or
-/// `InvalidArgument` (element count overflow) / `ResourceExhausted` (over
-/// [`host_allocation_limit`], over `isize::MAX` bytes, or refused by the allocator). Kernels
-/// whose output size is computed from shapes allocate through here.
-pub(crate) fn try_vec<T>(dtype: DType, shape: &[usize]) -> Result<Vec<T>> {
+/// The element count of a host tensor of `dtype` and `shape` with elements of type `T`, after
+/// the checks of [`try_vec`] short of reserving: for kernels that allocate another way.
+pub(crate) fn check_host_alloc<T>(dtype: DType, shape: &[usize]) -> Result<usize> {
     let n = checked_elements(shape)?;
     let bytes = n.checked_mul(std::mem::size_of::<T>().max(1));
     let over = bytes.is_none_or(|b| b > isize::MAX as usize || b as u64 > host_allocation_limit());
     if over {
         return Err(host_oom(dtype, shape));
     }
+    Ok(n)
+}
+
+/// An empty vector with room for the elements of a host tensor of `dtype` and `shape`, or
+/// `InvalidArgument` (element count overflow) / `ResourceExhausted` (over
+/// [`host_allocation_limit`], over `isize::MAX` bytes, or refused by the allocator). Kernels
+/// whose output size is computed from shapes allocate through here.
+pub(crate) fn try_vec<T>(dtype: DType, shape: &[usize]) -> Result<Vec<T>> {
+    let n = check_host_alloc::<T>(dtype, shape)?;
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| host_oom(dtype, shape))?;
     Ok(v)

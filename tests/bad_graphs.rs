@@ -122,6 +122,7 @@ fn a_broadcast_to_2_31_elements_fails_with_resource_exhausted() {
     let a = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let b = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let sum = g.add(&a, &b).unwrap();
+    let fused = g.relu(g.mul(&sum, 2.0f32).unwrap()).unwrap();
     let sa = g.ones(&[65536, 1]).unwrap();
     let sb = g.ones(&[1, 32768]).unwrap();
     let static_sum = g.add(&sa, &sb).unwrap();
@@ -134,6 +135,9 @@ fn a_broadcast_to_2_31_elements_fails_with_resource_exhausted() {
         assert_eq!(e.node.as_deref(), Some("Add"), "{dev}: {e}");
         let e = s.eval(&static_sum).unwrap_err();
         assert_oom(&e, "shape[65536,32768]", dev);
+        // A fused chain falls back to the fallible kernels.
+        let e = s.eval_feed(&fused, &[(&a, fa.clone()), (&b, fb.clone())]).unwrap_err();
+        assert_eq!(e.code, Code::ResourceExhausted, "{dev}: {e}");
         // Small broadcasts still compute.
         let x = Tensor::from_f32(&[3, 1], vec![1.0, 2.0, 3.0]).unwrap();
         let y = Tensor::from_f32(&[1, 2], vec![10.0, 20.0]).unwrap();
