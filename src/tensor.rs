@@ -255,7 +255,25 @@ impl Tensor {
     pub fn from_i32(shape: &[usize], data: Vec<i32>) -> Result<Self> {
         from_vec(shape, data).map(Tensor::I32)
     }
-    /// A tensor of `shape` filled with `value`.
+    /// A tensor of `shape` filled with `value`, or `InvalidArgument` when the element count
+    /// overflows and `ResourceExhausted` (TF's "OOM when allocating tensor …") when the host
+    /// cannot or may not hold it (see [`set_host_allocation_limit`]). Nothing is allocated
+    /// before those checks.
+    pub fn try_filled(dtype: DType, shape: &[usize], value: f64) -> Result<Self> {
+        Ok(match dtype {
+            DType::F32 => Tensor::F32(try_filled_array(dtype, shape, value as f32)?),
+            DType::I32 => Tensor::I32(try_filled_array(dtype, shape, value as i32)?),
+            DType::F64 => Tensor::F64(try_filled_array(dtype, shape, value)?),
+            DType::Bool => Tensor::Bool(try_filled_array(dtype, shape, value != 0.0)?),
+            DType::Str => Tensor::Str(try_filled_array(dtype, shape, String::new())?),
+        })
+    }
+    /// A tensor of `shape` filled with `value`, for small shapes the caller knows to be
+    /// reasonable.
+    ///
+    /// # Panics
+    /// When the shape's element count overflows or the allocation fails; use
+    /// [`Tensor::try_filled`] for shapes that come from input.
     pub fn filled(dtype: DType, shape: &[usize], value: f64) -> Self {
         let d = IxDyn(shape);
         match dtype {
@@ -316,7 +334,7 @@ impl Tensor {
     }
     /// A view of the same data with a new shape of the same size.
     pub fn reshaped(&self, shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = checked_elements(shape)?;
         if n != self.len() {
             invalid!("Input to reshape is a tensor with {} values, but the requested shape has {}", self.len(), n);
         }
@@ -332,9 +350,102 @@ impl Tensor {
     }
 }
 
+/// The element count of `shape`, or `InvalidArgument` in TF's words when it overflows (TF
+/// counts in int64, so more than `i64::MAX` elements overflow too).
+pub fn checked_elements(shape: &[usize]) -> Result<usize> {
+    let mut n: usize = 1;
+    for &d in shape {
+        match n.checked_mul(d).filter(|&m| i64::try_from(m).is_ok()) {
+            Some(m) => n = m,
+            None => invalid!("Encountered overflow when multiplying {n} with {d}, result: -1"),
+        }
+    }
+    Ok(n)
+}
+
+/// The limit set by [`set_host_allocation_limit`]; 0 means "the machine's memory".
+static HOST_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Caps the bytes one host tensor allocation of a kernel (or [`Tensor::try_filled`]) may take;
+/// larger ones fail with `ResourceExhausted` before allocating. `None` restores the default:
+/// the machine's memory (the smaller of its physical memory and its cgroup's limit), so that
+/// a 4 TiB output is refused rather than left to the allocator or the OOM killer.
+pub fn set_host_allocation_limit(bytes: Option<u64>) {
+    HOST_LIMIT.store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The bytes one host tensor allocation may take (see [`set_host_allocation_limit`]).
+pub fn host_allocation_limit() -> u64 {
+    match HOST_LIMIT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => machine_memory(),
+        n => n,
+    }
+}
+
+/// The machine's memory in bytes, read once: physical memory, capped by a cgroup limit;
+/// `u64::MAX` where neither can be read (the allocator's refusal is then the only bound).
+fn machine_memory() -> u64 {
+    static MEMORY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(|| {
+        let read = |path: &str| std::fs::read_to_string(path).ok();
+        let total = read("/proc/meminfo").and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kb.checked_mul(1024)
+        });
+        let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+            .iter()
+            .filter_map(|p| read(p)?.trim().parse::<u64>().ok())
+            .min();
+        [total, cgroup].into_iter().flatten().min().unwrap_or(u64::MAX)
+    })
+}
+
+/// TF's out-of-memory error for a host tensor of `dtype` and `shape`.
+fn host_oom(dtype: DType, shape: &[usize]) -> Error {
+    Error::resource_exhausted(format!(
+        "OOM when allocating tensor with shape{} and type {} on /job:localhost/replica:0/task:0/device:CPU:0 \
+         by allocator cpu",
+        dims_string(shape),
+        dtype.tf_name()
+    ))
+}
+
+/// The element count of a host tensor of `dtype` and `shape` with elements of type `T`, after
+/// the checks of [`try_vec`] short of reserving: for kernels that allocate another way.
+pub(crate) fn check_host_alloc<T>(dtype: DType, shape: &[usize]) -> Result<usize> {
+    let n = checked_elements(shape)?;
+    let bytes = n.checked_mul(std::mem::size_of::<T>().max(1));
+    let over = bytes.is_none_or(|b| b > isize::MAX as usize || b as u64 > host_allocation_limit());
+    if over {
+        return Err(host_oom(dtype, shape));
+    }
+    Ok(n)
+}
+
+/// An empty vector with room for the elements of a host tensor of `dtype` and `shape`, or
+/// `InvalidArgument` (element count overflow) / `ResourceExhausted` (over
+/// [`host_allocation_limit`], over `isize::MAX` bytes, or refused by the allocator). Kernels
+/// whose output size is computed from shapes allocate through here.
+pub(crate) fn try_vec<T>(dtype: DType, shape: &[usize]) -> Result<Vec<T>> {
+    let n = check_host_alloc::<T>(dtype, shape)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| host_oom(dtype, shape))?;
+    Ok(v)
+}
+
+/// A shared array of `shape` filled with `value`, allocated through [`try_vec`].
+fn try_filled_array<T: Clone>(dtype: DType, shape: &[usize], value: T) -> Result<ArcArray<T, IxDyn>> {
+    let mut data = try_vec::<T>(dtype, shape)?;
+    data.resize(checked_elements(shape)?, value);
+    ArrayD::from_shape_vec(IxDyn(shape), data)
+        .map(ArrayD::into_shared)
+        .map_err(|e| Error::internal(format!("filling a tensor: {e}")))
+}
+
 /// Builds a shared array from a shape and row-major data, checking the size.
 pub(crate) fn from_vec<T: Clone>(shape: &[usize], data: Vec<T>) -> Result<ArcArray<T, IxDyn>> {
-    let n: usize = shape.iter().product();
+    let n = checked_elements(shape)?;
     if n != data.len() {
         invalid!("shape {} needs {} values, got {}", dims_string(shape), n, data.len());
     }

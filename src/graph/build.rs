@@ -69,18 +69,21 @@ impl Graph {
     /// become constants named `<op>/<arg>`; shape inference runs before the node is added.
     /// A node refused by shape inference keeps its name reserved, as in TF.
     pub(crate) fn add_op(&self, default_name: &str, op: OpKind, inputs: Vec<(&str, Operand)>) -> Result<Operation> {
-        let mut g = self.write();
-        let name = g.op_name(default_name);
-        let dtype_hint = inputs.iter().find_map(|(_, o)| match o {
-            Operand::Tensor(t) => Some(t.clone()),
-            Operand::Value(_) => None,
-        });
-        let hint = match &dtype_hint {
-            Some(t) => {
-                self.own(&t.graph)?;
-                Some(g.nodes[t.ep.node].outputs[t.ep.index].dtype)
-            }
-            None => None,
+        // The graph's lock is never held while a device function runs: it may call back in.
+        let (name, hint) = {
+            let mut g = self.write();
+            let name = g.op_name(default_name)?;
+            let hint = match inputs.iter().find_map(|(_, o)| match o {
+                Operand::Tensor(t) => Some(t),
+                Operand::Value(_) => None,
+            }) {
+                Some(t) => {
+                    self.own(&t.graph)?;
+                    Some(g.nodes[t.ep.node].outputs[t.ep.index].dtype)
+                }
+                None => None,
+            };
+            (name, hint)
         };
         let mut eps = Vec::with_capacity(inputs.len());
         for (arg, operand) in inputs {
@@ -99,32 +102,49 @@ impl Graph {
                         Some(dt) if dt != v.dtype() => cast_literal(&v, dt)?,
                         _ => v,
                     };
-                    let cname = g.names.unique_full(&format!("{name}/{arg}"));
-                    let id = g.push(cname, OpKind::Const(v.clone()), Vec::new(), vec![v.spec()]);
+                    let cname = self.write().names.unique_full(&format!("{name}/{arg}"));
+                    let device = self.device_for(&cname, "Const");
+                    let spec = v.spec();
+                    let id = self.write().push(cname, OpKind::Const(v), Vec::new(), vec![spec], device);
                     Endpoint { node: id, index: 0 }
                 }
             };
             eps.push(ep);
         }
-        let specs: Vec<TensorSpec> = eps.iter().map(|ep| g.nodes[ep.node].outputs[ep.index].clone()).collect();
-        let outputs = match g.infer(&op, &specs) {
-            Ok(o) => o,
-            Err(InferError::Other(e)) => return Err(e),
-            Err(InferError::Shape(msg)) => {
-                let inputs: Vec<String> = eps.iter().map(|ep| g.input_name(*ep)).collect();
-                let attrs: Vec<String> = op.attrs(&specs).iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let shapes: Vec<String> = specs.iter().map(|s| s.shape.tf_string()).collect();
-                return Err(Error::invalid_argument(format!(
-                    "{msg} for '{{{{node {name}}}}} = {}[{}]({})' with input shapes: {}.",
-                    op.type_name(),
-                    attrs.join(", "),
-                    inputs.join(", "),
-                    shapes.join(", ")
-                )));
+        let outputs = {
+            let g = self.read();
+            let specs: Vec<TensorSpec> = eps.iter().map(|ep| g.nodes[ep.node].outputs[ep.index].clone()).collect();
+            match g.infer(&op, &specs) {
+                Ok(o) => o,
+                Err(InferError::Other(e)) => return Err(e),
+                Err(InferError::Shape(msg)) => {
+                    let inputs: Vec<String> = eps.iter().map(|ep| g.input_name(*ep)).collect();
+                    let attrs: Vec<String> = op.attrs(&specs).iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let shapes: Vec<String> = specs.iter().map(|s| s.shape.tf_string()).collect();
+                    return Err(Error::invalid_argument(format!(
+                        "{msg} for '{{{{node {name}}}}} = {}[{}]({})' with input shapes: {}.",
+                        op.type_name(),
+                        attrs.join(", "),
+                        inputs.join(", "),
+                        shapes.join(", ")
+                    )));
+                }
             }
         };
-        let id = g.push(name, op, eps, outputs);
+        let device = self.device_for(&name, op.type_name());
+        let id = self.write().push(name, op, eps, outputs, device);
         Ok(Operation { graph: self.clone(), id })
+    }
+
+    /// The device the current device scope requests for a new op. A device function is
+    /// called with no lock on the graph held, so it may use the graph.
+    pub(crate) fn device_for(&self, name: &str, op_type: &str) -> String {
+        let request = self.read().device_stack.last().cloned();
+        match request {
+            Some(super::DeviceRequest::Name(d)) => d,
+            Some(super::DeviceRequest::Func(f)) => f(name, op_type),
+            None => String::new(),
+        }
     }
 
     /// Adds a node and returns its first output.
@@ -135,17 +155,25 @@ impl Graph {
 }
 
 impl GraphData {
-    /// The unique name of the next op: the pending explicit name or the default.
-    fn op_name(&mut self, default_name: &str) -> String {
-        match self.pending_name.take() {
+    /// The unique name of the next op: the pending explicit name or the default, or
+    /// `InvalidArgument` when it (or its scope) breaks TF's naming rule.
+    fn op_name(&mut self, default_name: &str) -> Result<String> {
+        let name = match self.pending_name.take() {
             Some(n) if n.ends_with('/') => {
                 let n = n.trim_end_matches('/').to_string();
+                super::naming::check_op_name(&n)?;
                 self.names.mark(&n);
+                return Ok(n);
+            }
+            Some(n) => {
+                super::naming::check_op_name(&n)?;
                 n
             }
-            Some(n) => self.names.unique(&n),
-            None => self.names.unique(default_name),
-        }
+            None => default_name.to_string(),
+        };
+        let full = self.names.scoped(&name);
+        super::naming::check_op_name(&full)?;
+        Ok(self.names.unique_full(&full))
     }
 
     /// Marks a name as used without changing it.
@@ -153,19 +181,22 @@ impl GraphData {
         self.names.mark(name)
     }
 
-    /// Appends a node with the current control and device scopes.
-    pub(crate) fn push(&mut self, name: String, op: OpKind, inputs: Vec<Endpoint>, outputs: Vec<TensorSpec>) -> usize {
+    /// Appends a node with the current control scopes and the `device` it requests (see
+    /// [`Graph::device_for`]).
+    pub(crate) fn push(
+        &mut self,
+        name: String,
+        op: OpKind,
+        inputs: Vec<Endpoint>,
+        outputs: Vec<TensorSpec>,
+        device: String,
+    ) -> usize {
         let mut control: Vec<usize> = Vec::new();
         for id in self.control_stack.iter().flatten() {
             if !control.contains(id) {
                 control.push(*id);
             }
         }
-        let device = match self.device_stack.last() {
-            Some(super::DeviceRequest::Name(d)) => d.clone(),
-            Some(super::DeviceRequest::Func(f)) => f(&name, op.type_name()),
-            None => String::new(),
-        };
         let id = self.nodes.len();
         self.by_name.insert(name.clone(), id);
         self.nodes.push(Node { name, op, inputs, control_inputs: control, device, outputs });
@@ -177,7 +208,7 @@ impl GraphData {
         match op {
             OpKind::Const(t) => Ok(vec![t.spec()]),
             OpKind::Placeholder(s) | OpKind::Variable(s) => Ok(vec![s.clone()]),
-            OpKind::Assign(_) => crate::ops::infer_assign(inputs),
+            OpKind::Assign(mode) => crate::ops::infer_assign(*mode, inputs),
             OpKind::IsVariableInitialized => Ok(vec![TensorSpec::new(DType::Bool, crate::tensor::Shape::known(&[]))]),
             OpKind::ReportUninitialized => {
                 Ok(vec![TensorSpec::new(DType::Str, crate::tensor::Shape::partial(&[None]))])

@@ -14,6 +14,7 @@ pub(crate) use node::{Endpoint, Node};
 pub use node::{NodeId, Operation, Output};
 
 use crate::error::{Error, Result};
+pub(crate) use naming::check_op_name;
 use naming::Names;
 
 /// A TensorFlow-1-style graph. Cloning the handle shares the same graph.

@@ -2,6 +2,29 @@
 
 use std::collections::HashMap;
 
+use crate::error::{Error, Result};
+
+/// TF's rule for op names (`_VALID_OP_NAME_REGEX`), as shown in its error message.
+const OP_NAME_RULE: &str = "^[A-Za-z0-9.][A-Za-z0-9_.\\-/>]*$";
+
+/// Whether `name` is a valid full op name: `[A-Za-z0-9.][A-Za-z0-9_.\-/>]*`. Scope parts after
+/// the first may start with `_`, `-`, `/` or `>`, which the rule allows after the first character.
+pub(crate) fn is_valid_op_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '.');
+    first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | '>'))
+}
+
+/// `InvalidArgument` naming `name` unless it is a valid op name (TF raises `ValueError`).
+pub(crate) fn check_op_name(name: &str) -> Result<()> {
+    if is_valid_op_name(name) {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(format!(
+        "'{name}' is not a valid node name. Accepted names conform to Regex /{OP_NAME_RULE}/"
+    )))
+}
+
 /// The names in use in a graph and the current name scope.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
@@ -67,5 +90,15 @@ mod tests {
         assert_eq!(n.unique("foo"), "foo");
         assert_eq!(n.unique("foo"), "foo_1");
         assert_eq!(n.unique("foo_1"), "foo_1_1");
+    }
+
+    #[test]
+    fn op_names_follow_tf_rule() {
+        for ok in ["a", "A9", ".x", "0", "a/b", "a/_b", "a-b.c>d", "gradients/Add_grad/Sum_1"] {
+            assert!(is_valid_op_name(ok), "{ok}");
+        }
+        for bad in ["", "bad name!", "_a", "-a", "/a", "a b", "a:0", "a\\b", "é"] {
+            assert!(!is_valid_op_name(bad), "{bad}");
+        }
     }
 }

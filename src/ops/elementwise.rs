@@ -276,17 +276,24 @@ where
 /// Where a kernel's output vector comes from: float32 outputs reuse freed buffers
 /// (`runtime::cpu::recycle`), other types are allocated.
 trait OutputBuf: Sized {
+    /// The element type, for out-of-memory messages.
+    const DTYPE: DType;
     fn with_capacity(n: usize) -> Vec<Self> {
         Vec::with_capacity(n)
     }
 }
 impl OutputBuf for f32 {
+    const DTYPE: DType = DType::F32;
     fn with_capacity(n: usize) -> Vec<f32> {
         crate::runtime::cpu::recycle::take(n)
     }
 }
-impl OutputBuf for f64 {}
-impl OutputBuf for i32 {}
+impl OutputBuf for f64 {
+    const DTYPE: DType = DType::F64;
+}
+impl OutputBuf for i32 {
+    const DTYPE: DType = DType::I32;
+}
 
 /// A new vector of `n` elements, each written by `write` (which must write every one).
 fn collect_into<U: OutputBuf>(n: usize, write: impl FnOnce(&mut [std::mem::MaybeUninit<U>])) -> Vec<U> {
@@ -326,11 +333,19 @@ where
         }
     }
     let d = IxDyn(&shape);
-    let (va, vb) = match (a.broadcast(d.clone()), b.broadcast(d)) {
+    let (va, vb) = match (a.broadcast(d.clone()), b.broadcast(d.clone())) {
         (Some(x), Some(y)) => (x, y),
         _ => invalid!("Incompatible shapes: {} vs. {}", dims_string(a.shape()), dims_string(b.shape())),
     };
-    Ok(Zip::from(&va).and(&vb).map_collect(|&x, &y| f(x, y)))
+    // The output of a broadcast can be far larger than either input: allocate it fallibly.
+    let mut buf = crate::tensor::try_vec::<std::mem::MaybeUninit<U>>(U::DTYPE, &shape)?;
+    buf.resize(va.len(), std::mem::MaybeUninit::uninit());
+    let mut out = ArrayD::from_shape_vec(d, buf).map_err(|e| Error::internal(e.to_string()))?;
+    Zip::from(&mut out).and(&va).and(&vb).for_each(|o, &x, &y| {
+        o.write(f(x, y));
+    });
+    // SAFETY: the zip above wrote every element of `out`.
+    Ok(unsafe { out.assume_init() })
 }
 
 /// Applies `f` to every element, in parallel for large tensors.

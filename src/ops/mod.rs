@@ -7,6 +7,7 @@
 mod array;
 mod elementwise;
 mod elementwise_grad;
+mod fill;
 pub(crate) mod fused;
 pub(crate) mod gpu_passes;
 pub(crate) mod gpu_util;

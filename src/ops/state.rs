@@ -1,14 +1,22 @@
 //! Constants, placeholders, variables and their assignments, no-ops, identity and groups.
 
-use super::{compute, shape_err, AssignMode, InferResult, Op, OpKind};
+use super::{compute, same_dtype, shape_err, AssignMode, InferResult, Op, OpKind};
 use crate::error::Result;
 use crate::graph::{Endpoint, Graph, Operand, Operation, Output, Variable};
 use crate::tensor::{DType, Shape, Tensor, TensorSpec};
 
-/// Shape inference of `Assign*`: the value must fit the variable.
-pub(crate) fn infer_assign(inputs: &[TensorSpec]) -> InferResult {
+/// Shape inference of `Assign*`: the value must have the variable's dtype and fit its shape.
+pub(crate) fn infer_assign(mode: AssignMode, inputs: &[TensorSpec]) -> InferResult {
     // The update is the last input (`ApplyGradientDescent` has the rate before it).
     let (var, val) = (&inputs[0], &inputs[inputs.len() - 1]);
+    let op = OpKind::Assign(mode).type_name();
+    let args: &[&str] = match mode {
+        AssignMode::GradientDescent => &["var", "alpha", "delta"],
+        _ => &["ref", "value"],
+    };
+    for (arg, spec) in args.iter().zip(inputs).skip(1) {
+        same_dtype(op, (args[0], var.dtype), (arg, spec.dtype))?;
+    }
     if let (Some(a), Some(b)) = (var.shape.dims(), val.shape.dims()) {
         if a.len() != b.len() {
             shape_err!("Shapes must be equal rank, but are {} and {}", a.len(), b.len());
@@ -58,16 +66,6 @@ impl Graph {
         self.add_op1("Const", OpKind::Const(v), Vec::new())
     }
 
-    /// `tf.ones(shape)`: a float32 constant named `ones`.
-    pub fn ones(&self, shape: &[usize]) -> Result<Output> {
-        self.add_op1("ones", OpKind::Const(Tensor::filled(DType::F32, shape, 1.0)), Vec::new())
-    }
-
-    /// `tf.zeros(shape)`: a float32 constant named `zeros`.
-    pub fn zeros(&self, shape: &[usize]) -> Result<Output> {
-        self.add_op1("zeros", OpKind::Const(Tensor::filled(DType::F32, shape, 0.0)), Vec::new())
-    }
-
     /// A placeholder of `dtype`; `shape` may be [`Shape::unknown`] or partial.
     pub fn placeholder(&self, dtype: DType, shape: Shape) -> Result<Output> {
         self.add_op1("Placeholder", OpKind::Placeholder(TensorSpec::new(dtype, shape)), Vec::new())
@@ -78,15 +76,17 @@ impl Graph {
     pub fn variable(&self, init: impl Into<Operand>, name: &str) -> Result<Variable> {
         let scope = self.name_scope(name);
         let scope_name = self.current_scope();
+        crate::graph::check_op_name(&scope_name)?;
         let init = match init.into() {
             Operand::Tensor(t) => t,
             Operand::Value(v) => self.named("initial_value").constant(v)?,
         };
         let spec = init.spec();
         let var = {
+            let device = self.device_for(&scope_name, "VariableV2");
             let mut g = self.write();
             g.mark_name(&scope_name);
-            let id = g.push(scope_name.clone(), OpKind::Variable(spec.clone()), Vec::new(), vec![spec]);
+            let id = g.push(scope_name.clone(), OpKind::Variable(spec.clone()), Vec::new(), vec![spec], device);
             Output { graph: self.clone(), ep: Endpoint { node: id, index: 0 } }
         };
         let initializer = self.named("Assign").add_op(

@@ -5,7 +5,10 @@
 //!   devices are the intersection of what its members may use. The session keeps a group's
 //!   device once chosen, so a variable never moves between runs;
 //! - an explicit device request (`/cpu:0`, `/device:GPU:0`, a full
-//!   `/job:localhost/replica:0/task:0/device:CPU:0`, …) is honoured;
+//!   `/job:localhost/replica:0/task:0/device:CPU:0`, …) is honoured. A session has one CPU and
+//!   at most one GPU, both index 0: a request for another index (`/gpu:7`, `/cpu:3`) fails
+//!   with TF's "Could not satisfy explicit device specification" without soft placement, and
+//!   is read as index 0 of its kind with it;
 //! - a node the GPU can take (a kernel for its dtypes, outputs within the storage binding limit
 //!   and the memory budget) goes to the GPU when the session has one; otherwise the CPU. A GPU
 //!   request that cannot be met falls back to the CPU under soft placement and fails without it;
@@ -58,6 +61,33 @@ pub fn requested(spec: &str) -> Result<Option<DeviceKind>> {
         "GPU" => Ok(Some(DeviceKind::Gpu)),
         _ => Err(Error::invalid_argument(format!("Malformed device specification '{spec}'"))),
     }
+}
+
+/// The device index a request names (`/gpu:7` → 7), `None` for none or `*`.
+fn requested_index(spec: &str) -> Option<usize> {
+    let last = spec.rsplit('/').find(|p| !p.is_empty())?;
+    let kind = last.strip_prefix("device:").unwrap_or(last);
+    kind.split(':').nth(1)?.trim().parse().ok()
+}
+
+/// TF's form of a device request in placement errors: `/gpu:7` → `/device:GPU:7`, with the
+/// job, replica and task parts kept.
+fn canonical_request(spec: &str, kind: DeviceKind, index: usize) -> String {
+    let prefix: Vec<&str> =
+        spec.split('/').filter(|p| !p.is_empty() && p.contains(':') && !is_device_part(p)).collect();
+    let kind = match kind {
+        DeviceKind::Cpu => "CPU",
+        DeviceKind::Gpu => "GPU",
+    };
+    let mut out: String = prefix.iter().map(|p| format!("/{p}")).collect();
+    out.push_str(&format!("/device:{kind}:{index}"));
+    out
+}
+
+fn is_device_part(p: &str) -> bool {
+    let p = p.strip_prefix("device:").unwrap_or(p);
+    let name = p.split(':').next().unwrap_or("").to_ascii_uppercase();
+    name == "CPU" || name == "GPU"
 }
 
 /// What the placer knows of the session's GPU.
@@ -143,6 +173,32 @@ fn is_view(op: &OpKind) -> bool {
 }
 
 impl Placer<'_> {
+    /// The device kind `node` requests, checked against the devices the session has: one
+    /// CPU and at most one GPU, each index 0. A request for another index (`/gpu:7`,
+    /// `/cpu:3`) fails without soft placement, as in TF; with it the node is treated as
+    /// asking for index 0 of that kind (and falls back to the CPU if the GPU cannot take it).
+    fn request_of(&self, name: &str, device: &str) -> Result<Option<DeviceKind>> {
+        let Some(kind) = requested(device).map_err(|e| e.at(name))? else {
+            return Ok(None);
+        };
+        let index = requested_index(device).unwrap_or(0);
+        // Without a GPU, a GPU request takes the "available devices" path of `decide`.
+        if index == 0 || self.soft || (kind == DeviceKind::Gpu && self.gpu.is_none()) {
+            return Ok(Some(kind));
+        }
+        let mut available = vec![DeviceKind::Cpu.full_name()];
+        if self.gpu.is_some() {
+            available.push(DeviceKind::Gpu.full_name());
+        }
+        Err(Error::invalid_argument(format!(
+            "Cannot assign a device for operation {name}: Could not satisfy explicit device specification '{}' \
+             because no devices matching that specification are registered in this process; available devices: {}",
+            canonical_request(device, kind, index),
+            available.join(", ")
+        ))
+        .at(name))
+    }
+
     /// Whether the GPU can take node `id`.
     fn refusal(&self, g: &GraphData, id: NodeId) -> Option<Refusal> {
         let Some(gpu) = self.gpu else { return Some(Refusal::NoGpu) };
@@ -229,7 +285,7 @@ pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Resu
             continue;
         }
         let node = &g.nodes[id];
-        let request = requested(&node.device).map_err(|e| e.at(&node.name))?;
+        let request = p.request_of(&node.name, &node.device)?;
         let refusal = p.refusal(g, id);
         match p.decide(&node.name, &node.device, request, refusal)? {
             Some(d) => {
@@ -304,7 +360,7 @@ fn place_group(g: &GraphData, var: NodeId, p: &mut Placer<'_>) -> Result<DeviceK
     let mut request: Option<(DeviceKind, NodeId)> = None;
     for &m in &members {
         let node = &g.nodes[m];
-        if let Some(r) = requested(&node.device).map_err(|e| e.at(&node.name))? {
+        if let Some(r) = p.request_of(&node.name, &node.device)? {
             match request {
                 Some((prev, other)) if prev != r && !p.soft => {
                     return Err(Error::invalid_argument(format!(
@@ -356,5 +412,18 @@ mod tests {
             assert_eq!(requested(spec).unwrap(), want, "{spec}");
         }
         assert!(requested("/tpu:0").is_err());
+    }
+
+    #[test]
+    fn device_indices_and_tf_forms_of_requests() {
+        assert_eq!(requested_index("/gpu:7"), Some(7));
+        assert_eq!(requested_index("/device:CPU:3"), Some(3));
+        assert_eq!(requested_index("/job:localhost/replica:0/task:0/device:GPU:1"), Some(1));
+        assert_eq!(requested_index("GPU"), None);
+        assert_eq!(canonical_request("/gpu:7", DeviceKind::Gpu, 7), "/device:GPU:7");
+        assert_eq!(
+            canonical_request("/job:localhost/replica:0/task:0/cpu:3", DeviceKind::Cpu, 3),
+            "/job:localhost/replica:0/task:0/device:CPU:3"
+        );
     }
 }

@@ -56,7 +56,8 @@ pub(super) fn eval_f32(expr: &Expr, leaves: &[&Tensor]) -> Option<Tensor> {
     let arrays = leaves.iter().map(|t| t.as_f32().ok()).collect::<Option<Vec<_>>>()?;
     let shapes: Vec<&[usize]> = arrays.iter().map(|a| a.shape()).collect();
     let out_shape = expr.shape(&shapes)?;
-    let n: usize = out_shape.iter().product();
+    // Too large to count or hold: the unfused kernels report it (ResourceExhausted).
+    let n = crate::tensor::check_host_alloc::<f32>(crate::tensor::DType::F32, &out_shape).ok()?;
     let sources =
         arrays.iter().map(|a| Some(source(a.as_slice()?, a.shape(), &out_shape))).collect::<Option<Vec<_>>>()?;
     let mut prog = Vec::new();
