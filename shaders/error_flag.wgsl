@@ -4,7 +4,9 @@
 // code here and computes on; the host reads the flag with the run's fetches (no extra submit)
 // and turns a raised code into the node's InvalidArgument error.
 //
-// Words: 0 the code (the largest raised wins), 1 an offending value, 2 its bound.
+// Words: 0 the code (the largest raised wins); for a label out of range, 1 the largest label
+// at or over the bound, 2 the bound, 3 one more than the magnitude of the most negative label
+// minus one (0: none), so that the host names the label TF names.
 
 @group(0) @binding(FLAG_BINDING) var<storage, read_write> wgflow_error: array<atomic<u32>, 4>;
 
@@ -12,17 +14,25 @@
 const ERR_DIV_BY_ZERO: u32 = 1u;
 const ERR_LABEL_RANGE: u32 = 2u;
 
-fn raise_error(code: u32, value: i32, bound: u32) {
-    if (atomicMax(&wgflow_error[0], code) < code) {
-        atomicStore(&wgflow_error[1], bitcast<u32>(value));
-        atomicStore(&wgflow_error[2], bound);
+fn raise_error(code: u32) {
+    atomicMax(&wgflow_error[0], code);
+}
+
+// A class label outside [0, classes).
+fn raise_label_error(label: i32, classes: u32) {
+    raise_error(ERR_LABEL_RANGE);
+    atomicStore(&wgflow_error[2], classes);
+    if (label < 0) {
+        atomicMax(&wgflow_error[3], u32(-(label + 1)) + 1u);
+    } else {
+        atomicMax(&wgflow_error[1], u32(label));
     }
 }
 
 // TF's int32 TruncateDiv, raising on a zero divisor (i32 min / -1 wraps, as in TF).
 fn truncate_div_checked(a: i32, b: i32) -> i32 {
     if (b == 0) {
-        raise_error(ERR_DIV_BY_ZERO, 0, 0u);
+        raise_error(ERR_DIV_BY_ZERO);
         return 0;
     }
     return a / b;
@@ -31,7 +41,7 @@ fn truncate_div_checked(a: i32, b: i32) -> i32 {
 // TF's int32 FloorDiv, raising on a zero divisor.
 fn floor_div_checked(a: i32, b: i32) -> i32 {
     if (b == 0) {
-        raise_error(ERR_DIV_BY_ZERO, 0, 0u);
+        raise_error(ERR_DIV_BY_ZERO);
         return 0;
     }
     let q = a / b;

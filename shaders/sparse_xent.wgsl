@@ -2,10 +2,10 @@
 // indices [batch], one thread per row. With s = logits - max(logits), it writes the loss
 // log(sum(exp(s))) - s[label] of the row (grad == 0, output [batch]) or the backprop
 // exp(s) / sum(exp(s)) - one_hot(label) (grad == 1, output [batch, classes]), as the CPU kernel.
-// A kernel cannot raise an error: a label outside [0, classes) makes the row's loss (or every
-// backprop value of the row) NaN, where the CPU kernel fails with InvalidArgument.
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
-// WORKGROUP_SIZE.
+// A label outside [0, classes) raises the error flag (shaders/error_flag.wgsl, appended after
+// this template), which fails the run with TF's InvalidArgument; the row's values are NaN.
+// Instantiated by `sparse_xent_wgsl` (src/ops/losses.rs), which prepends prelude.wgsl, replaces
+// WORKGROUP_SIZE and appends the error flag snippet.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;
 
@@ -30,6 +30,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let base = row * params.classes;
     let label = labels[row];
     let valid = label >= 0 && u32(label) < params.classes;
+    if (!valid) {
+        raise_label_error(label, params.classes);
+    }
     var m = -inf_f32();
     for (var j = 0u; j < params.classes; j = j + 1u) {
         let v = logits[base + j];

@@ -23,6 +23,7 @@ use super::{compute, same_dtype, shape_err, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::cpu::conv::{array, contiguous};
+use crate::runtime::gpu::flags::error_flag_wgsl;
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
 const XENT_TEMPLATE: &str = include_str!("../../shaders/xent.wgsl");
@@ -252,13 +253,19 @@ impl Op for Xent {
         Some(self.shapes(fs, ls).and_then(|(batch, classes)| {
             word(batch * classes)?;
             let wgsl = match self.sparse {
-                true => nn_wgsl("sparse_xent", SPARSE_XENT_TEMPLATE)?,
+                true => sparse_xent_wgsl()?,
                 false => nn_wgsl("xent", XENT_TEMPLATE)?,
             };
             let out = if self.grad { vec![batch, classes] } else { vec![batch] };
             kernel(wgsl, vec![word(classes)?, u32::from(self.grad)], batch, out)
         }))
     }
+}
+
+/// The sparse cross-entropy kernel: the NN template with the error flag its label check raises.
+pub(crate) fn sparse_xent_wgsl() -> Result<&'static str> {
+    let body = nn_wgsl("sparse_xent", SPARSE_XENT_TEMPLATE)?;
+    super::cached_wgsl("sparse_xent checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(3))))
 }
 
 /// TF's `Merge` of two static dimensions.
@@ -309,8 +316,9 @@ impl Graph {
     /// `labels` (`[batch]`) and `[batch, classes]` logits; `SparseSoftmaxCrossEntropyWithLogits`'s
     /// loss output, `[batch]`.
     ///
-    /// A label outside `[0, classes)` is an `InvalidArgument` error on the CPU; a GPU kernel
-    /// cannot raise one, so there that row's loss (and backprop) is NaN.
+    /// A label outside `[0, classes)` is TF's `InvalidArgument` error on both devices (on the
+    /// GPU through the kernel's error flag, read with the run's fetches; its message names the
+    /// label TF names, without TF's list of every label value).
     pub fn sparse_softmax_cross_entropy_with_logits(
         &self,
         labels: impl Into<Operand>,

@@ -25,16 +25,19 @@ pub fn error_flag_wgsl(output_binding: u32) -> String {
     code.join("\n").replace("FLAG_BINDING", &(output_binding + 1).to_string())
 }
 
-/// The error a raised flag stands for.
+/// The error a raised flag stands for (the words as `shaders/error_flag.wgsl` writes them).
 fn error_of(words: &[u32]) -> Option<Error> {
-    let (code, value, bound) = (*words.first()?, *words.get(1)?, *words.get(2)?);
+    let [code, high, bound, negative] = *words else { return None };
     match code {
         0 => None,
         1 => Some(Error::invalid_argument("Integer division by zero")),
-        2 => Some(Error::invalid_argument(format!(
-            "Received a label value of {} which is outside the valid range of [0, {bound}).",
-            value as i32
-        ))),
+        2 => {
+            // TF names the smallest label when one is negative, else the largest.
+            let label = if negative != 0 { -i64::from(negative) } else { i64::from(high) };
+            Some(Error::invalid_argument(format!(
+                "Received a label value of {label} which is outside the valid range of [0, {bound})."
+            )))
+        }
         other => Some(Error::internal(format!("a GPU kernel raised the unknown error code {other}"))),
     }
 }
@@ -121,7 +124,7 @@ impl FlagReads {
             for (slot, node) in nodes.iter().enumerate() {
                 let at = slot * per_slot;
                 if first.is_none() {
-                    first = words.get(at..at + 3).and_then(error_of).map(|e| e.at(node));
+                    first = words.get(at..at + 4).and_then(error_of).map(|e| e.at(node));
                 }
             }
         }
@@ -135,12 +138,19 @@ mod tests {
 
     #[test]
     fn raised_codes_become_tf_errors() {
-        assert!(error_of(&[0, 0, 0]).is_none());
-        let e = error_of(&[1, 0, 0]).map(|e| e.message);
+        assert!(error_of(&[0, 0, 0, 0]).is_none());
+        let e = error_of(&[1, 0, 0, 0]).map(|e| e.message);
         assert_eq!(e.as_deref(), Some("Integer division by zero"));
-        let e = error_of(&[2, (-1i32) as u32, 3]).map(|e| e.message);
+        let e = error_of(&[2, 5, 3, 1]).map(|e| e.message);
         assert_eq!(e.as_deref(), Some("Received a label value of -1 which is outside the valid range of [0, 3)."));
-        assert_eq!(error_of(&[9, 0, 0]).map(|e| e.code), Some(crate::error::Code::Internal));
+        let e = error_of(&[2, 7, 3, 0]).map(|e| e.message);
+        assert_eq!(e.as_deref(), Some("Received a label value of 7 which is outside the valid range of [0, 3)."));
+        let e = error_of(&[2, 0, 3, 1 << 31]).map(|e| e.message);
+        assert_eq!(
+            e.as_deref(),
+            Some("Received a label value of -2147483648 which is outside the valid range of [0, 3).")
+        );
+        assert_eq!(error_of(&[9, 0, 0, 0]).map(|e| e.code), Some(crate::error::Code::Internal));
     }
 
     #[test]
