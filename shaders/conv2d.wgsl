@@ -74,15 +74,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let kw = t % params.k_w;
         let ih = i32(oh * params.stride_h + kh * params.dil_h) - i32(params.pad_h);
         let iw = i32(ow * params.stride_w + kw * params.dil_w) - i32(params.pad_w);
-        if (ih < 0 || ih >= i32(params.in_h) || iw < 0 || iw >= i32(params.in_w)) {
-            continue;
-        }
-        let x_base = ((n * params.in_h + u32(ih)) * params.in_w + u32(iw)) * params.in_c + in_c0;
+        // A tap in the padding reads zeros (loaded clamped, then selected away) rather than
+        // being skipped: zero times a NaN or infinite weight is NaN, as on the CPU and in TF.
+        let inside = ih >= 0 && ih < i32(params.in_h) && iw >= 0 && iw < i32(params.in_w);
+        let ihc = u32(clamp(ih, 0, i32(params.in_h) - 1));
+        let iwc = u32(clamp(iw, 0, i32(params.in_w) - 1));
+        let x_base = ((n * params.in_h + ihc) * params.in_w + iwc) * params.in_c + in_c0;
         var f_idx = ((kh * params.k_w + kw) * params.patch_c + params.ci_lo) * params.out_c + f_col;
         if (n_valid == 4u) {
             for (var ci = params.ci_lo; ci < params.ci_hi; ci = ci + 1u) {
                 let w = vec4<f32>(filt[f_idx], filt[f_idx + 1u], filt[f_idx + 2u], filt[f_idx + 3u]);
-                acc = acc + in_x[x_base + ci] * w;
+                acc = acc + select(0.0, in_x[x_base + ci], inside) * w;
                 f_idx = f_idx + params.out_c;
             }
         } else {
@@ -91,7 +93,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 for (var k = 0u; k < n_valid; k = k + 1u) {
                     w[k] = filt[f_idx + k];
                 }
-                acc = acc + in_x[x_base + ci] * w;
+                acc = acc + select(0.0, in_x[x_base + ci], inside) * w;
                 f_idx = f_idx + params.out_c;
             }
         }

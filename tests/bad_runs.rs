@@ -349,3 +349,30 @@ fn sparse_labels_out_of_range_on_the_gpu_kernel_are_invalid_argument() {
     let (g, _d) = Dev::Gpu.graph();
     sparse_label_case(Dev::Gpu, &g);
 }
+
+/// A NaN weight with SAME padding: the padding reads as zeros and zero times NaN is NaN, so
+/// every output is NaN, as in TF (the GPU kernels used to skip padded taps: 4 NaN, 5 numbers).
+#[test]
+fn conv2d_with_a_nan_weight_and_same_padding_is_nan_everywhere() {
+    for dev in devices() {
+        // Cout 1 takes the generic kernel, Cout 4 the subgroup one where the adapter has it.
+        for cout in [1usize, 4] {
+            let (g, _d) = dev.graph();
+            let x = g.constant(Tensor::filled(DType::F32, &[1, 3, 3, 1], 1.0)).unwrap();
+            let mut w = vec![1.0f32; 9 * cout];
+            w[0] = f32::NAN;
+            let f = g.constant(Tensor::from_f32(&[3, 3, 1, cout], w).unwrap()).unwrap();
+            let y = g.conv2d(&x, &f, &[1, 1, 1, 1], wgflow::Padding::Same, &[1, 1, 1, 1]).unwrap();
+            let mut s = dev.session(&g);
+            let got = s.eval(&y).unwrap().to_f32_vec().unwrap();
+            assert_eq!(got.len(), 9 * cout);
+            for (i, v) in got.iter().enumerate() {
+                // Only output channel 0 meets the NaN.
+                assert_eq!(v.is_nan(), i % cout == 0, "{dev:?} cout {cout}: output {i} is {v}: {got:?}");
+            }
+            if dev == Dev::Gpu {
+                assert!(common::Device::Gpu.check_ran_here(&s).is_ok(), "conv2d fell back to the CPU");
+            }
+        }
+    }
+}
