@@ -126,18 +126,23 @@ fn xent_gpu_matches_cpu() {
     same_on_both("sparse_softmax_cross_entropy_with_logits_grad", &ins, tol, |g, i| {
         g.sparse_softmax_cross_entropy_with_logits_grad(&i[0], &i[1])
     });
-    // A GPU kernel cannot fail: an out-of-range label makes its row NaN, the others are kept.
+    // An out-of-range label fails the GPU run as it fails the CPU's (the kernel's error flag),
+    // naming the label TF names: the most negative one.
     let bad = Tensor::from_i32(&[batch], vec![0, 10, 3, -1, 7, 1]).expect("labels");
-    let ins = [bad, logits];
-    let loss = run(Device::Gpu, "bad labels", &ins, &|g, i| g.sparse_softmax_cross_entropy_with_logits(&i[0], &i[1]));
-    let loss = loss.to_f32_vec().expect("f32");
-    let nan: Vec<bool> = loss.iter().map(|v| v.is_nan()).collect();
-    assert_eq!(nan, [false, true, false, true, false, false], "{loss:?}");
-    let grad =
-        run(Device::Gpu, "bad labels", &ins, &|g, i| g.sparse_softmax_cross_entropy_with_logits_grad(&i[0], &i[1]));
-    let grad = grad.to_f32_vec().expect("f32");
-    for (r, row) in grad.chunks(classes).enumerate() {
-        assert!(row.iter().all(|v| v.is_nan() == nan[r]), "row {r}: {row:?}");
+    for grad in [false, true] {
+        let g = Graph::new();
+        let labels = g.constant(bad.clone()).expect("labels");
+        let x = g.constant(logits.clone()).expect("logits");
+        let y = match grad {
+            false => g.sparse_softmax_cross_entropy_with_logits(&labels, &x),
+            true => g.sparse_softmax_cross_entropy_with_logits_grad(&labels, &x),
+        }
+        .expect("build");
+        let mut sess = Session::new(&g, Device::Gpu.config()).expect("session");
+        let e = sess.eval(&y).expect_err("bad labels must fail on the GPU");
+        assert_eq!(e.code, wgflow::Code::InvalidArgument, "{e}");
+        assert_eq!(e.message, "Received a label value of -1 which is outside the valid range of [0, 10).", "{e}");
+        Device::Gpu.check_ran_here(&sess).unwrap_or_else(|e| panic!("bad labels: {e}"));
     }
 }
 
