@@ -37,10 +37,11 @@ const SOFTMAX_NORM: &str = include_str!("../../shaders/softmax_norm.wgsl");
 /// What a tree pass computes: the element type and the WGSL expressions of the template.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fold {
-    dtype: DType,
-    init: &'static str,
-    combine: &'static str,
-    finish: &'static str,
+    pub(crate) dtype: DType,
+    /// The identity, an expression of `acc` and `v`, and one of `acc` and `n` (the count).
+    pub(crate) init: &'static str,
+    pub(crate) combine: &'static str,
+    pub(crate) finish: &'static str,
 }
 
 impl Fold {

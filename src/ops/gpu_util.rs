@@ -171,20 +171,13 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &st
 
 /// The reduction kernel for `kind` on `dtype` (float32 or int32).
 pub fn reduce_wgsl(kind: ReduceKind, dtype: DType) -> Result<String> {
-    let (init, combine, finish) = match (kind, dtype) {
-        (ReduceKind::Sum, DType::F32) => ("0.0", "acc + v", "acc"),
-        (ReduceKind::Mean, DType::F32) => ("0.0", "acc + v", "acc / f32(n)"),
-        (ReduceKind::Max, DType::F32) => ("-inf_f32()", "max_tf(acc, v)", "acc"),
-        (ReduceKind::Sum, DType::I32) => ("0", "acc + v", "acc"),
-        (ReduceKind::Mean, DType::I32) => ("0", "acc + v", "select(acc / max(i32(n), 1), 0, n == 0u)"),
-        (ReduceKind::Max, DType::I32) => ("bitcast<i32>(0x80000000u)", "max(acc, v)", "acc"),
-        (_, other) => return Err(Error::unimplemented(format!("no GPU reduction for {other}"))),
-    };
+    let fold = super::gpu_passes::Fold::of(kind, dtype)
+        .ok_or_else(|| Error::unimplemented(format!("no GPU reduction for {dtype}")))?;
     let body = code_of(REDUCE)
         .replace("ELEM_TYPE", gpu_shaders::wgsl_scalar(dtype)?)
-        .replace("REDUCE_INIT", init)
-        .replace("REDUCE_COMBINE", combine)
-        .replace("REDUCE_FINISH", finish);
+        .replace("REDUCE_INIT", fold.init)
+        .replace("REDUCE_COMBINE", fold.combine)
+        .replace("REDUCE_FINISH", fold.finish);
     Ok(with_prelude(&body))
 }
 
