@@ -98,3 +98,37 @@ fn adam_training_steps_hold_constant_gpu_memory() {
     let last = s.eval(&loss).unwrap().to_f32_vec().unwrap()[0];
     assert!(last < first, "the loss did not fall: {first} -> {last}");
 }
+
+#[test]
+fn sessions_on_several_threads_hold_constant_gpu_memory() {
+    if !common::gpu_ready() {
+        return;
+    }
+    // A small soak: four threads, each with its own GPU session on one shared graph, run
+    // assignments, a matmul and a fetch in a loop; each session's memory stays flat.
+    let g = Graph::new();
+    let _gpu = g.device("/gpu:0");
+    let v = g.variable(Tensor::filled(DType::F32, &[64, 64], 0.0), "v").unwrap();
+    let x = g.placeholder(DType::F32, Shape::known(&[64, 64])).unwrap();
+    let step = g.assign_add(&v, g.matmul(&x, v.value(), false, false).unwrap()).unwrap();
+    let reset = g.assign(&v, Tensor::filled(DType::F32, &[64, 64], 0.5)).unwrap();
+    let total = g.reduce_sum(v.value(), None, false).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (g, x, step, reset, total, init) = (&g, &x, &step, &reset, &total, &init);
+            scope.spawn(move || {
+                let mut s = gpu_session(g);
+                s.run(&[init]).unwrap();
+                let feed = Tensor::filled(DType::F32, &[64, 64], 0.0);
+                assert_flat(&mut s, 3, 150, |s| {
+                    s.run(&[reset.op()]).unwrap();
+                    s.run_feed(&[step.op()], &[(x, feed.clone())]).unwrap();
+                    let sum = s.eval(total).unwrap().to_f32_vec().unwrap()[0];
+                    // x is zero, so the step adds nothing: 64 * 64 * 0.5.
+                    assert_eq!(sum, 2048.0, "thread {t}");
+                });
+            });
+        }
+    });
+}
