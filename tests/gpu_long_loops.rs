@@ -38,12 +38,21 @@ fn ones(g: &Graph, shape: &[usize]) -> Output {
     constant(g, shape, vec![1.0; shape.iter().product()])
 }
 
-/// Evaluates `ys` on the GPU (checking nothing fell back to the CPU) and on the CPU.
+/// Checks that a GPU session ran everything on the GPU: no CPU fallback at run time, and no
+/// node placed on the CPU (placement puts a node whose GPU lowering is `None` for its static
+/// shapes on the CPU, which `check_ran_here` does not see).
+fn all_on_gpu(sess: &Session) {
+    Device::Gpu.check_ran_here(sess).expect("everything on the GPU");
+    let on_cpu: Vec<&String> = sess.placement_log().iter().filter(|l| !l.ends_with("device:GPU:0")).collect();
+    assert!(on_cpu.is_empty(), "placed on the CPU: {on_cpu:?}");
+}
+
+/// Evaluates `ys` on the GPU (checking nothing ran on the CPU) and on the CPU.
 fn both(g: &Graph, ys: &[Output]) -> Vec<(Vec<f32>, Vec<f32>)> {
     let mut cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
     let mut gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
     let got = gpu.run(ys).expect("gpu run");
-    Device::Gpu.check_ran_here(&gpu).expect("everything on the GPU");
+    all_on_gpu(&gpu);
     let want = cpu.run(ys).expect("cpu run");
     got.into_iter()
         .zip(want)
@@ -356,6 +365,6 @@ fn sparse_label_out_of_range_over_30000_classes() {
         assert_eq!(err.code, Code::InvalidArgument, "{err}");
         assert_eq!(err.message, "Received a label value of 30000 which is outside the valid range of [0, 30000).");
         assert_eq!(err.node.as_deref(), Some(y.op().name().as_str()));
-        Device::Gpu.check_ran_here(&gpu).expect("everything on the GPU");
+        all_on_gpu(&gpu);
     }
 }
