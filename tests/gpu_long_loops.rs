@@ -276,7 +276,8 @@ fn pool_gradients_with_many_covering_windows() {
     let r = both(&g, &[max_grad, avg_grad]);
     assert_eq!(r[0].0, r[0].1, "max_pool_grad");
     // The NaN is the max of every window over it.
-    let nan_windows: f32 = (21..71).flat_map(|h| (21..71).map(move |w| (h * 71 + w) * 2)).map(|o| small_ints(71 * 71 * 2, 23)[o]).sum();
+    let nan_windows: f32 =
+        (21..71).flat_map(|h| (21..71).map(move |w| (h * 71 + w) * 2)).map(|o| small_ints(71 * 71 * 2, 23)[o]).sum();
     assert_eq!(r[0].0[(100 * 150 + 100) * 2], nan_windows);
     assert_close("avg_pool_grad", &r[1], 1e-5);
 }
@@ -333,7 +334,7 @@ fn cross_entropy_over_30000_classes() {
     let (dense_sum, sparse_sum) =
         (g.reduce_sum(&dense, None, false).expect("sum"), g.reduce_sum(&sparse, None, false).expect("sum"));
     let loss = g.add(&dense_sum, &sparse_sum).expect("add");
-    let grad = g.gradients(&[loss], &[logits.clone()], None).expect("gradients");
+    let grad = g.gradients(&[loss], std::slice::from_ref(&logits), None).expect("gradients");
     let grad = grad[0].clone().expect("a gradient of the logits");
     let nan_grad = g.sparse_softmax_cross_entropy_with_logits_grad(&nan_labels, &nan_logits).expect("backprop");
     let r = both(&g, &[dense, sparse, grad, sparse_nan, nan_grad]);
@@ -361,7 +362,7 @@ fn sparse_label_out_of_range_over_30000_classes() {
     let backprop = g.sparse_softmax_cross_entropy_with_logits_grad(&labels, &logits).expect("backprop");
     for y in [loss, backprop] {
         let mut gpu = Session::new(&g, Device::Gpu.config()).expect("gpu session");
-        let err = gpu.run(&[y.clone()]).expect_err("a label out of range");
+        let err = gpu.run(std::slice::from_ref(&y)).expect_err("a label out of range");
         assert_eq!(err.code, Code::InvalidArgument, "{err}");
         assert_eq!(err.message, "Received a label value of 30000 which is outside the valid range of [0, 30000).");
         assert_eq!(err.node.as_deref(), Some(y.op().name().as_str()));
