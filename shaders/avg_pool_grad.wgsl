@@ -3,6 +3,11 @@
 // gradient divided by its number of valid (unpadded) cells, as the CPU kernel computes it.
 // Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE.
+//
+// The windows that cover a position form a rectangle of at most cov_h x cov_w (host-computed);
+// one dispatch covers its cells k in [k_lo, k_hi) (row-major, cov_w a row), so that a thread
+// keeps to the loop budget (src/ops/gpu_passes.rs), and with `accumulate` set adds to the sum
+// the earlier dispatches stored in out: the terms are added in window order whatever the slices.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;
 
@@ -19,6 +24,10 @@ struct Params {
     pad_w: u32,
     out_h: u32,
     out_w: u32,
+    accumulate: u32,
+    k_lo: u32,
+    k_hi: u32,
+    cov_w: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -55,13 +64,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ohs = covering(ih, params.stride_h, params.pad_h, params.win_h, params.out_h);
     let ows = covering(iw, params.stride_w, params.pad_w, params.win_w, params.out_w);
     var acc = 0.0;
-    for (var oh = ohs.x; oh < ohs.y; oh = oh + 1u) {
-        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
-        for (var ow = ows.x; ow < ows.y; ow = ow + 1u) {
-            let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
-            let count = (rows.y - rows.x) * (cols.y - cols.x);
-            acc = acc + dy[((n * params.out_h + oh) * params.out_w + ow) * params.chan + c] / f32(count);
+    if (params.accumulate != 0u) {
+        acc = out[i];
+    }
+    for (var k = params.k_lo; k < params.k_hi; k = k + 1u) {
+        let oh = ohs.x + k / params.cov_w;
+        let ow = ows.x + k % params.cov_w;
+        if (oh >= ohs.y) {
+            break;
         }
+        if (ow >= ows.y) {
+            continue;
+        }
+        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
+        let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+        let count = (rows.y - rows.x) * (cols.y - cols.x);
+        acc = acc + dy[((n * params.out_h + oh) * params.out_w + ow) * params.chan + c] / f32(count);
     }
     out[i] = acc;
 }

@@ -4,6 +4,12 @@
 // whose window reads (ih, iw), i.e. oh * stride_h + kh * dil_h - pad_h == ih (and alike for w).
 // Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
+//
+// One dispatch covers the taps t = kh * k_w + kw in [tap_lo, tap_hi) and the output channels in
+// [co_lo, co_hi), so that a thread keeps to the loop budget (src/ops/gpu_passes.rs); with
+// `accumulate` set it adds to the sum the earlier dispatches stored in out. The host splits
+// the channels only for one tap per dispatch, so the terms are added in one order whatever
+// the slices.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;
 
@@ -24,6 +30,14 @@ struct Params {
     out_h: u32,
     out_w: u32,
     batch: u32,
+    accumulate: u32,
+    tap_lo: u32,
+    tap_hi: u32,
+    co_lo: u32,
+    co_hi: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -53,21 +67,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ih = (i / (params.in_c * params.in_w)) % params.in_h;
     let n = i / (params.in_c * params.in_w * params.in_h);
     var acc = 0.0;
-    for (var kh = 0u; kh < params.k_h; kh = kh + 1u) {
+    if (params.accumulate != 0u) {
+        acc = out[i];
+    }
+    for (var t = params.tap_lo; t < params.tap_hi; t = t + 1u) {
+        let kh = t / params.k_w;
+        let kw = t % params.k_w;
         let oh = source(ih, kh, params.stride_h, params.dil_h, params.pad_h, params.out_h);
-        if (oh >= params.out_h) {
+        let ow = source(iw, kw, params.stride_w, params.dil_w, params.pad_w, params.out_w);
+        if (oh >= params.out_h || ow >= params.out_w) {
             continue;
         }
-        for (var kw = 0u; kw < params.k_w; kw = kw + 1u) {
-            let ow = source(iw, kw, params.stride_w, params.dil_w, params.pad_w, params.out_w);
-            if (ow >= params.out_w) {
-                continue;
-            }
-            let d_base = ((n * params.out_h + oh) * params.out_w + ow) * params.out_c;
-            let f_base = ((kh * params.k_w + kw) * params.in_c + ci) * params.out_c;
-            for (var co = 0u; co < params.out_c; co = co + 1u) {
-                acc = acc + dy[d_base + co] * filt[f_base + co];
-            }
+        let d_base = ((n * params.out_h + oh) * params.out_w + ow) * params.out_c;
+        let f_base = ((kh * params.k_w + kw) * params.in_c + ci) * params.out_c;
+        for (var co = params.co_lo; co < params.co_hi; co = co + 1u) {
+            acc = acc + dy[d_base + co] * filt[f_base + co];
         }
     }
     out[i] = acc;

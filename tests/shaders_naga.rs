@@ -28,6 +28,11 @@ const TEMPLATES: &[&str] = &[
     "transpose.wgsl",
     "concat.wgsl",
     "error_flag.wgsl",
+    "xent_rows.wgsl",
+    "sparse_xent_rows.wgsl",
+    "max_pool_argmax.wgsl",
+    "max_pool_argmax_combine.wgsl",
+    "max_pool_grad_sliced.wgsl",
 ];
 /// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
@@ -121,6 +126,11 @@ fn every_wgsl_file_and_template_validates() {
         "softmax_norm.wgsl",
         "transpose.wgsl",
         "concat.wgsl",
+        "xent_rows.wgsl",
+        "sparse_xent_rows.wgsl",
+        "max_pool_argmax.wgsl",
+        "max_pool_argmax_combine.wgsl",
+        "max_pool_grad_sliced.wgsl",
     ] {
         assert!(ops.iter().any(|(n, _)| n.starts_with(name)), "no instantiation of {name}");
     }

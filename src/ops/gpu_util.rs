@@ -408,5 +408,8 @@ pub fn instantiations() -> Result<Vec<(String, String)>> {
     all.push(("conv2d_sg.wgsl 8x2 with an epilogue".into(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true, &vec4)));
     all.extend(super::fused::wgsl::instantiations());
     all.extend(super::gpu_passes::instantiations()?);
+    all.push(("xent_rows.wgsl".into(), super::losses::xent_rows_wgsl()?.to_string()));
+    all.push(("sparse_xent_rows.wgsl with its error flag".into(), super::losses::sparse_xent_rows_wgsl()?.to_string()));
+    all.extend(super::nn_grad::gpu::instantiations()?);
     Ok(all)
 }

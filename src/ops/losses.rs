@@ -15,11 +15,11 @@
 use ndarray::{ArcArray, IxDyn, NdFloat};
 use rayon::prelude::*;
 
-use super::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use super::gpu_passes::{tree_passes, Axes, Fold, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use super::nn::gpu::{kernel, nn_wgsl, word};
 use super::nn::{bad_dtype, bad_dtype_run, with_rank};
 use super::reduce::PARALLEL_MIN;
-use super::{compute, same_dtype, shape_err, GpuLowering, InferResult, Op};
+use super::{compute, same_dtype, shape_err, GpuLowering, InferResult, Op, Pass, PassBuf, Passes};
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::cpu::conv::{array, contiguous};
@@ -28,6 +28,8 @@ use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
 const XENT_TEMPLATE: &str = include_str!("../../shaders/xent.wgsl");
 const SPARSE_XENT_TEMPLATE: &str = include_str!("../../shaders/sparse_xent.wgsl");
+const XENT_ROWS_TEMPLATE: &str = include_str!("../../shaders/xent_rows.wgsl");
+const SPARSE_XENT_ROWS_TEMPLATE: &str = include_str!("../../shaders/sparse_xent_rows.wgsl");
 
 /// One of the four cross-entropy ops; inputs are always `(features, labels)`.
 #[derive(Debug)]
@@ -245,13 +247,12 @@ impl Op for Xent {
         if *lt != label_type {
             return None;
         }
-        // One thread per row walks its classes four times: the CPU kernel past the loop budget.
-        let classes = fs.last().copied().unwrap_or(0);
-        if classes.saturating_mul(4).saturating_add(OVERHEAD_TRIPS) > MAX_LOOP_TRIPS {
-            return None;
-        }
         Some(self.shapes(fs, ls).and_then(|(batch, classes)| {
             word(batch * classes)?;
+            // One thread per row walks its classes four times: long rows run in passes.
+            if classes.saturating_mul(4).saturating_add(OVERHEAD_TRIPS) > MAX_LOOP_TRIPS {
+                return self.long_rows(batch, classes);
+            }
             let wgsl = match self.sparse {
                 true => sparse_xent_wgsl()?,
                 false => nn_wgsl("xent", XENT_TEMPLATE)?,
@@ -260,6 +261,51 @@ impl Op for Xent {
             kernel(wgsl, vec![word(classes)?, u32::from(self.grad)], batch, out)
         }))
     }
+}
+
+impl Xent {
+    /// The lowering for rows too long for one thread: the rows' maxima and sums of exponentials
+    /// as workgroup trees, then one thread per element (the backprop, or the dense loss's terms,
+    /// which a last tree sums) or per row (the sparse loss).
+    fn long_rows(&self, batch: usize, classes: usize) -> Result<GpuLowering> {
+        let out = if self.grad { vec![batch, classes] } else { vec![batch] };
+        let mut p = Passes::new(DType::F32, out);
+        let axes = Axes { kept: (vec![batch], vec![classes]), red: (vec![classes], vec![1]) };
+        let (max, sum) = (p.temp(DType::F32, vec![batch]), p.temp(DType::F32, vec![batch]));
+        tree_passes(&mut p, &Fold::SOFTMAX_MAX, &axes, PassBuf::Input(0), None, max)?;
+        tree_passes(&mut p, &Fold::SUM_F32, &axes, PassBuf::Input(0), Some(max), sum)?;
+        let wgsl = match self.sparse {
+            true => sparse_xent_rows_wgsl()?,
+            false => xent_rows_wgsl()?,
+        };
+        // The dense loss: its terms into a temporary, summed per row below.
+        let terms = (!self.sparse && !self.grad).then(|| p.temp(DType::F32, vec![batch, classes]));
+        let threads = if self.sparse && !self.grad { batch } else { batch * classes };
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: vec![word(classes)?, u32::from(self.grad), 0],
+            invocations: u64::from(word(threads)?),
+            workgroup_size: 64,
+            inputs: vec![PassBuf::Input(0), PassBuf::Input(1), max, sum],
+            output: terms.unwrap_or(PassBuf::Out),
+        });
+        if let Some(terms) = terms {
+            tree_passes(&mut p, &Fold::SUM_F32, &axes, terms, None, PassBuf::Out)?;
+        }
+        Ok(p.lowering())
+    }
+}
+
+/// The last pass of the sparse cross-entropy over long rows, with its label check's error flag
+/// (after its output, binding 5).
+pub(crate) fn sparse_xent_rows_wgsl() -> Result<&'static str> {
+    let body = nn_wgsl("sparse_xent_rows", SPARSE_XENT_ROWS_TEMPLATE)?;
+    super::cached_wgsl("sparse_xent_rows checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(5))))
+}
+
+/// The dense cross-entropy's last pass over long rows.
+pub(crate) fn xent_rows_wgsl() -> Result<&'static str> {
+    nn_wgsl("xent_rows", XENT_ROWS_TEMPLATE)
 }
 
 /// The sparse cross-entropy kernel: the NN template with the error flag its label check raises.

@@ -16,7 +16,7 @@ use crate::runtime::cpu::pool::PoolElem;
 use crate::runtime::cpu::pool_grad::{self, check_out_shape, pool_grad_geometry};
 use crate::tensor::{DType, Shape, Tensor, TensorSpec};
 
-mod gpu;
+pub(crate) mod gpu;
 
 /// The dtypes TF's pool gradients accept (`realnumbertypes`).
 const REAL_TYPES: &str =

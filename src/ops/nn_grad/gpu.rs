@@ -19,6 +19,9 @@ const CONV_INPUT_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop
 const CONV_FILTER_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_filter.wgsl");
 const MAX_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/max_pool_grad.wgsl");
 const AVG_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/avg_pool_grad.wgsl");
+const MAX_POOL_ARGMAX_TEMPLATE: &str = include_str!("../../../shaders/max_pool_argmax.wgsl");
+const MAX_POOL_ARGMAX_COMBINE_TEMPLATE: &str = include_str!("../../../shaders/max_pool_argmax_combine.wgsl");
+const MAX_POOL_GRAD_SLICED_TEMPLATE: &str = include_str!("../../../shaders/max_pool_grad_sliced.wgsl");
 
 /// Sizes as uniform words (`ResourceExhausted` past 2^32).
 fn words(v: &[usize]) -> Result<Vec<u32>> {
@@ -53,16 +56,54 @@ fn within_budget(trips: usize) -> bool {
     trips.saturating_add(OVERHEAD_TRIPS) <= MAX_LOOP_TRIPS
 }
 
-/// `Conv2DBackpropInput`: one thread per element of the input gradient; `None` (the CPU
-/// kernel) when one thread's walk over the taps and output channels is past the loop budget.
+/// The loop trips a slice of a kernel's main loop may make.
+const SLICE: usize = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
+
+/// `Conv2DBackpropInput`: one thread per element of the input gradient, summing over the taps
+/// and output channels; past the loop budget, in dispatches over slices of them (whole taps
+/// while a tap's channels fit, else one tap's channels in slices) that add to the output in
+/// place, in the one order of the single kernel.
 pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<Option<GpuLowering>> {
-    let trips = g.k_h.saturating_mul(2 + g.k_w.saturating_mul(g.out_c.saturating_add(2)));
-    if !within_budget(trips) {
-        return Ok(None);
-    }
     let out = vec![g.batch, g.in_h, g.in_w, g.in_c];
+    let count = out.iter().product::<usize>();
     let wgsl = nn_wgsl("conv2d_backprop_input", CONV_INPUT_TEMPLATE)?;
-    kernel(wgsl, conv_uniforms(g)?, out.iter().product(), out).map(Some)
+    let taps = g.k_h * g.k_w;
+    // Trips per tap: its own, its channel loop's and that loop's exit test.
+    let (taps_slice, co_slice) = match g.out_c + 2 <= SLICE {
+        true => ((SLICE / (g.out_c + 2)).max(1), g.out_c),
+        false => (1, SLICE - 2),
+    };
+    let (tap_slices, co_slices) = (taps.div_ceil(taps_slice).max(1), g.out_c.div_ceil(co_slice).max(1));
+    let slices = tap_slices * co_slices;
+    let base = conv_uniforms(g)?;
+    let mut p = Passes::new(DType::F32, out.clone());
+    for s in 0..slices {
+        let (ts, cs) = (s / co_slices, s % co_slices);
+        let mut u = base.clone();
+        u.extend([
+            u32::from(s > 0),
+            word(ts * taps_slice)?,
+            word(((ts + 1) * taps_slice).min(taps))?,
+            word(cs * co_slice)?,
+            word(((cs + 1) * co_slice).min(g.out_c))?,
+            0,
+            0,
+            0,
+        ]);
+        if slices == 1 {
+            return kernel(wgsl, u, count, out).map(Some);
+        }
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: u,
+            invocations: count as u64,
+            workgroup_size: 64,
+            inputs: vec![PassBuf::Input(0), PassBuf::Input(1)],
+            output: PassBuf::Out,
+        });
+    }
+    word(count)?;
+    Ok(Some(p.lowering()))
 }
 
 /// Output pixels one thread of the filter gradient sums (one loop trip each).
@@ -99,19 +140,20 @@ pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<Option<GpuLowering>> 
     Ok(Some(p.lowering()))
 }
 
-/// `MaxPoolGrad` (`max`) or `AvgPoolGrad`: one thread per element of the input gradient;
-/// `None` (the CPU kernel) when one thread's walk over the windows that cover it (and, for the
-/// max, over each of those windows) is past the loop budget.
+/// `MaxPoolGrad` (`max`) or `AvgPoolGrad`: one thread per element of the input gradient,
+/// summing over the windows that cover it in window order. Past the loop budget, the sum runs
+/// in dispatches over slices of the covering windows that add to the output in place; for the
+/// max, the windows' maxima are then found first (in slices of their cells, combined in order),
+/// rather than by every thread for every covering window.
 pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<Option<GpuLowering>> {
     let covering = |w: usize, s: usize, o: usize| w.div_ceil(s.max(1)).min(o);
     let (ch, cw) = (covering(g.window[0], g.stride[0], g.out_h), covering(g.window[1], g.stride[1], g.out_w));
-    let per_window = if max { 2 + g.window[0].saturating_mul(g.window[1].saturating_add(2)) } else { 1 };
-    if !within_budget(ch.saturating_mul(2 + cw.saturating_mul(per_window + 1))) {
-        return Ok(None);
-    }
     let out = vec![g.batch, g.in_h, g.in_w, g.chan];
-    word(g.batch * g.out_h * g.out_w * g.chan)?;
-    let uniforms = words(&[
+    let count = out.iter().product::<usize>();
+    let outputs = g.batch * g.out_h * g.out_w * g.chan;
+    word(outputs)?;
+    word(count)?;
+    let geom = words(&[
         g.in_h,
         g.in_w,
         g.chan,
@@ -124,11 +166,85 @@ pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<Option<GpuLowering>> 
         g.out_h,
         g.out_w,
     ])?;
-    let wgsl = match max {
-        true => nn_wgsl("max_pool_grad", MAX_POOL_GRAD_TEMPLATE)?,
-        false => nn_wgsl("avg_pool_grad", AVG_POOL_GRAD_TEMPLATE)?,
+    let windows = ch.saturating_mul(cw);
+    if max {
+        let per_window = 2 + g.window[0].saturating_mul(g.window[1].saturating_add(2));
+        if within_budget(ch.saturating_mul(2 + cw.saturating_mul(per_window + 1))) {
+            let wgsl = nn_wgsl("max_pool_grad", MAX_POOL_GRAD_TEMPLATE)?;
+            return kernel(wgsl, geom, count, out).map(Some);
+        }
+    } else if windows.div_ceil(SLICE) <= 1 {
+        let mut u = geom;
+        u.extend([0, 0, word(windows)?, word(cw.max(1))?]);
+        return kernel(nn_wgsl("avg_pool_grad", AVG_POOL_GRAD_TEMPLATE)?, u, count, out).map(Some);
+    }
+    let mut p = Passes::new(DType::F32, out);
+    let (wgsl, mut inputs) = match max {
+        true => {
+            let arg = window_maxima(&mut p, g, &geom, outputs)?;
+            (nn_wgsl("max_pool_grad_sliced", MAX_POOL_GRAD_SLICED_TEMPLATE)?, vec![arg, PassBuf::Input(2)])
+        }
+        false => (nn_wgsl("avg_pool_grad", AVG_POOL_GRAD_TEMPLATE)?, vec![PassBuf::Input(0)]),
     };
-    kernel(wgsl, uniforms, out.iter().product(), out).map(Some)
+    let slices = windows.div_ceil(SLICE).max(1);
+    for s in 0..slices {
+        let mut u = geom.clone();
+        u.extend([u32::from(s > 0), word(s * SLICE)?, word(((s + 1) * SLICE).min(windows))?, word(cw.max(1))?]);
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: u,
+            invocations: count as u64,
+            workgroup_size: 64,
+            inputs: if s + 1 == slices { std::mem::take(&mut inputs) } else { inputs.clone() },
+            output: PassBuf::Out,
+        });
+    }
+    Ok(Some(p.lowering()))
+}
+
+/// Appends the passes that find each pool window's max and its position (pairs of words, see
+/// shaders/max_pool_argmax.wgsl) and returns the temporary holding them, `[outputs, 2]`.
+fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> Result<PassBuf> {
+    let cells = g.window[0].min(g.in_h).saturating_mul(g.window[1].min(g.in_w));
+    let mut groups = cells.div_ceil(SLICE).max(1);
+    let mut u = geom.to_vec();
+    u.extend([word(outputs)?, word(SLICE)?, 0, 0]);
+    let mut src = p.temp(DType::I32, vec![groups, outputs, 2]);
+    p.passes.push(Pass {
+        wgsl: nn_wgsl("max_pool_argmax", MAX_POOL_ARGMAX_TEMPLATE)?.into(),
+        uniforms: u,
+        invocations: u64::from(word(groups.saturating_mul(outputs))?),
+        workgroup_size: 64,
+        inputs: vec![PassBuf::Input(0)],
+        output: src,
+    });
+    while groups > 1 {
+        let next = groups.div_ceil(SLICE);
+        let dst = p.temp(DType::I32, vec![next, outputs, 2]);
+        p.passes.push(Pass {
+            wgsl: nn_wgsl("max_pool_argmax_combine", MAX_POOL_ARGMAX_COMBINE_TEMPLATE)?.into(),
+            uniforms: vec![word(outputs)?, word(groups)?, word(SLICE)?],
+            invocations: u64::from(word(next.saturating_mul(outputs))?),
+            workgroup_size: 64,
+            inputs: vec![src],
+            output: dst,
+        });
+        (src, groups) = (dst, next);
+    }
+    Ok(src)
+}
+
+/// Every instantiation of the NN gradient templates added for the loop budget, named, for the
+/// naga validation test.
+pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
+    Ok([
+        ("max_pool_argmax.wgsl", nn_wgsl("max_pool_argmax", MAX_POOL_ARGMAX_TEMPLATE)?),
+        ("max_pool_argmax_combine.wgsl", nn_wgsl("max_pool_argmax_combine", MAX_POOL_ARGMAX_COMBINE_TEMPLATE)?),
+        ("max_pool_grad_sliced.wgsl", nn_wgsl("max_pool_grad_sliced", MAX_POOL_GRAD_SLICED_TEMPLATE)?),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s.to_string()))
+    .collect())
 }
 
 /// `BiasAddGrad` of a float32 tensor of shape `s` (rank >= 2, checked by the caller): the

@@ -1,0 +1,78 @@
+// TEMPLATE: the first pass of MaxPoolGrad on NHWC float32 for large windows (see
+// max_pool_grad_sliced.wgsl): the max of each window and where it is. A window's valid cells
+// (rows, then columns, one channel) are split into slices of `slice` cells, within the loop
+// budget (src/ops/gpu_passes.rs); thread i handles slice i / outputs of window i % outputs and
+// writes the pair out[2i], out[2i + 1]: the f32 bits of the slice's max and its position
+// h * in_w + w, or 0xffffffff when the slice has no cells. The max is the first of the largest
+// values in scan order, or the first NaN, as the CPU kernel picks it; the host combines the
+// slices' pairs in order with max_pool_argmax_combine.wgsl, which keeps that choice.
+// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// WORKGROUP_SIZE.
+
+const WG_SIZE: u32 = WORKGROUP_SIZE;
+const NONE: u32 = 0xffffffffu;
+
+struct Params {
+    count: u32,
+    in_h: u32,
+    in_w: u32,
+    chan: u32,
+    win_h: u32,
+    win_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_h: u32,
+    out_w: u32,
+    outputs: u32,
+    slice: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> in_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+
+// The valid input range [lo, hi) of window `o` along one axis.
+fn span(o: u32, stride: u32, pad: u32, window: u32, size: u32) -> vec2<u32> {
+    let start = o * stride;
+    let lo = min(select(start - pad, 0u, start < pad), size);
+    let end = start + window;
+    let hi = min(select(end - pad, 0u, end < pad), size);
+    return vec2<u32>(lo, max(hi, lo));
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG_SIZE);
+    if (i >= params.count) {
+        return;
+    }
+    let s = i / params.outputs;
+    let o = i % params.outputs;
+    let c = o % params.chan;
+    let ow = (o / params.chan) % params.out_w;
+    let oh = (o / (params.chan * params.out_w)) % params.out_h;
+    let n = o / (params.chan * params.out_w * params.out_h);
+    let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
+    let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+    let width = cols.y - cols.x;
+    let cells = (rows.y - rows.x) * width;
+    let lo = min(s * params.slice, cells);
+    let hi = min(lo + params.slice, cells);
+    var best = 0.0;
+    var best_at = NONE;
+    for (var k = lo; k < hi; k = k + 1u) {
+        let h = rows.x + k / width;
+        let w = cols.x + k % width;
+        let v = in_x[((n * params.in_h + h) * params.in_w + w) * params.chan + c];
+        if (best_at == NONE || (!is_nan(best) && (is_nan(v) || v > best))) {
+            best = v;
+            best_at = h * params.in_w + w;
+        }
+    }
+    out[2u * i] = bitcast<u32>(best);
+    out[2u * i + 1u] = best_at;
+}
