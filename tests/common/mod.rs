@@ -55,6 +55,12 @@ impl Device {
             Device::Gpu | Device::Mixed if s.cpu_fallbacks > 0 => {
                 Err(format!("{} ops fell back to the CPU", s.cpu_fallbacks))
             }
+            // A node whose GPU lowering refuses its static shapes is placed on the CPU up
+            // front, which no fallback counter sees: the placement log does.
+            Device::Gpu => match sess.placement_log().iter().find(|l| l.ends_with("device:CPU:0")) {
+                Some(line) => Err(format!("a node was placed on the CPU: {line}")),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }
