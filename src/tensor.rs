@@ -508,7 +508,25 @@ pub(crate) fn try_to_owned<T: HostElem + Clone>(view: ndarray::ArrayViewD<'_, T>
     let mut v = try_capacity::<T>(&shape)?;
     match view.as_slice() {
         Some(s) => v.extend_from_slice(s),
-        None => v.extend(view.iter().cloned()),
+        None => {
+            let n = view.len();
+            if v.capacity() < n {
+                return Err(Error::internal("copying a tensor: buffer too small"));
+            }
+            // As ndarray's own copy does: the element iterator's `fold` (fast over strided
+            // views) writing through a pointer into the reserved room.
+            let mut ptr = v.as_mut_ptr();
+            view.iter().fold((), |(), x| {
+                // SAFETY: the view has `n` elements and `v` room for `n`; each write advances
+                // by one.
+                unsafe {
+                    ptr.write(x.clone());
+                    ptr = ptr.add(1);
+                }
+            });
+            // SAFETY: the fold wrote all `n` elements.
+            unsafe { v.set_len(n) };
+        }
     }
     ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::internal(format!("copying a tensor: {e}")))
 }

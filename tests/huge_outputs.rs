@@ -203,5 +203,8 @@ fn pools_unary_ops_casts_and_softmax_past_the_limit_are_resource_exhausted() {
     let sm = s.eval_feed(&soft, &[(&x, f32s(&[2], |_| 5.0))]).unwrap();
     assert_eq!(sm, f32s(&[2], |_| 0.5));
     let d = s.eval_feed(&double, &[(&x, v)]).unwrap();
-    assert_eq!(d, Tensor::F64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2]), vec![0.0, 1.0]).unwrap().into_shared()));
+    assert_eq!(
+        d,
+        Tensor::F64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2]), vec![0.0, 1.0]).unwrap().into_shared())
+    );
 }

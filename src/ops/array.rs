@@ -144,7 +144,10 @@ impl Op for Reshape {
 }
 
 /// Reshapes without copying when the data is in standard layout.
-fn reshape_arc<T: Clone + crate::tensor::HostElem>(a: &ArcArray<T, IxDyn>, dims: &[usize]) -> Result<ArcArray<T, IxDyn>> {
+fn reshape_arc<T: Clone + crate::tensor::HostElem>(
+    a: &ArcArray<T, IxDyn>,
+    dims: &[usize],
+) -> Result<ArcArray<T, IxDyn>> {
     let shared = match a.is_standard_layout() {
         true => a.clone(),
         false => crate::tensor::try_to_owned(a.view())?.into_shared(),

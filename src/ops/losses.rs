@@ -124,7 +124,13 @@ fn class_indices(labels: &[i32], classes: usize) -> Result<Vec<usize>> {
 }
 
 /// The CPU kernel for one float type.
-fn xent<T: NdFloat + crate::tensor::ZeroBits>(op: &Xent, x: &ArcArray<T, IxDyn>, labels: &Tensor, batch: usize, classes: usize) -> Result<Tensor>
+fn xent<T: NdFloat + crate::tensor::ZeroBits>(
+    op: &Xent,
+    x: &ArcArray<T, IxDyn>,
+    labels: &Tensor,
+    batch: usize,
+    classes: usize,
+) -> Result<Tensor>
 where
     ndarray::ArrayD<T>: Into<Tensor>,
 {

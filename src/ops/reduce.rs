@@ -352,7 +352,13 @@ fn reduce_array<T: Elem, R: Reducer<T>>(x: &ArcArray<T, IxDyn>, mask: &[bool], o
     reduce_3d::<T, R>(moved, (outer, r, 1), out_shape)
 }
 
-fn run<T: Elem>(kind: ReduceKind, x: &ArcArray<T, IxDyn>, mask: &[bool], count: usize, out_shape: &[usize]) -> Result<Vec<T>> {
+fn run<T: Elem>(
+    kind: ReduceKind,
+    x: &ArcArray<T, IxDyn>,
+    mask: &[bool],
+    count: usize,
+    out_shape: &[usize],
+) -> Result<Vec<T>> {
     let out_len: usize = x.shape().iter().zip(mask).filter(|(_, &m)| !m).map(|(&d, _)| d).product();
     let mut v = match kind {
         ReduceKind::Max => reduce_array::<T, MaxR>(x, mask, out_shape)?,

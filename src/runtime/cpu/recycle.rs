@@ -107,6 +107,9 @@ mod tests {
         assert_eq!(e.code, crate::error::Code::InvalidArgument, "{e}");
         let e = r.take(&[1 << 62]).unwrap_err();
         assert_eq!(e.code, crate::error::Code::ResourceExhausted, "{e}");
-        assert!(e.message.starts_with("OOM when allocating tensor with shape[4611686018427387904] and type float"), "{e}");
+        assert!(
+            e.message.starts_with("OOM when allocating tensor with shape[4611686018427387904] and type float"),
+            "{e}"
+        );
     }
 }
