@@ -434,6 +434,103 @@ pub(crate) fn try_vec<T>(dtype: DType, shape: &[usize]) -> Result<Vec<T>> {
     Ok(v)
 }
 
+/// A host element type and its dtype, for the out-of-memory messages of kernels generic over
+/// the element.
+pub(crate) trait HostElem: Sized {
+    /// The dtype of tensors of this element.
+    const DTYPE: DType;
+}
+impl HostElem for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl HostElem for f64 {
+    const DTYPE: DType = DType::F64;
+}
+impl HostElem for i32 {
+    const DTYPE: DType = DType::I32;
+}
+impl HostElem for bool {
+    const DTYPE: DType = DType::Bool;
+}
+impl HostElem for String {
+    const DTYPE: DType = DType::Str;
+}
+
+/// Element types whose all-zero bit pattern is the value zero, so a zeroed allocation holds
+/// zeros.
+///
+/// # Safety
+/// Implementors must be plain data for which every byte being 0 is a valid value.
+pub(crate) unsafe trait ZeroBits: HostElem + Copy {}
+// SAFETY: 0.0, 0.0 and 0 are all-zero bit patterns.
+unsafe impl ZeroBits for f32 {}
+// SAFETY: as above.
+unsafe impl ZeroBits for f64 {}
+// SAFETY: as above.
+unsafe impl ZeroBits for i32 {}
+
+/// An empty vector with room for a host tensor of `shape` (see [`try_vec`]).
+pub(crate) fn try_capacity<T: HostElem>(shape: &[usize]) -> Result<Vec<T>> {
+    try_vec::<T>(T::DTYPE, shape)
+}
+
+/// The zeros of a host tensor of `shape`, from a zeroed allocation (as fast as `vec![0; n]`:
+/// the OS hands out zero pages), after the checks of [`try_vec`]; a refusal of the
+/// allocator is `ResourceExhausted` too.
+pub(crate) fn try_zeros<T: ZeroBits>(shape: &[usize]) -> Result<Vec<T>> {
+    let n = check_host_alloc::<T>(T::DTYPE, shape)?;
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| host_oom(T::DTYPE, shape))?;
+    // SAFETY: the layout has a non-zero size (n > 0, T not zero-sized).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(host_oom(T::DTYPE, shape));
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of `n` elements of `T`,
+    // which are initialised: all-zero bytes are valid zeros of a `ZeroBits` type.
+    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// A host tensor's data of `shape` with every element `value`, after the checks of
+/// [`try_vec`].
+pub(crate) fn try_full<T: HostElem + Clone>(shape: &[usize], value: T) -> Result<Vec<T>> {
+    let mut v = try_capacity::<T>(shape)?;
+    v.resize(checked_elements(shape)?, value);
+    Ok(v)
+}
+
+/// An owned standard-layout copy of `view`, allocated after the checks of [`try_vec`] (for
+/// transposes and other copies whose layout differs from their source's).
+pub(crate) fn try_to_owned<T: HostElem + Clone>(view: ndarray::ArrayViewD<'_, T>) -> Result<ArrayD<T>> {
+    let shape = view.shape().to_vec();
+    let mut v = try_capacity::<T>(&shape)?;
+    match view.as_slice() {
+        Some(s) => v.extend_from_slice(s),
+        None => {
+            let n = view.len();
+            if v.capacity() < n {
+                return Err(Error::internal("copying a tensor: buffer too small"));
+            }
+            // As ndarray's own copy does: the element iterator's `fold` (fast over strided
+            // views) writing through a pointer into the reserved room.
+            let mut ptr = v.as_mut_ptr();
+            view.iter().fold((), |(), x| {
+                // SAFETY: the view has `n` elements and `v` room for `n`; each write advances
+                // by one.
+                unsafe {
+                    ptr.write(x.clone());
+                    ptr = ptr.add(1);
+                }
+            });
+            // SAFETY: the fold wrote all `n` elements.
+            unsafe { v.set_len(n) };
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::internal(format!("copying a tensor: {e}")))
+}
+
 /// A shared array of `shape` filled with `value`, allocated through [`try_vec`].
 fn try_filled_array<T: Clone>(dtype: DType, shape: &[usize], value: T) -> Result<ArcArray<T, IxDyn>> {
     let mut data = try_vec::<T>(dtype, shape)?;

@@ -144,8 +144,14 @@ impl Op for Reshape {
 }
 
 /// Reshapes without copying when the data is in standard layout.
-fn reshape_arc<T: Clone>(a: &ArcArray<T, IxDyn>, dims: &[usize]) -> Result<ArcArray<T, IxDyn>> {
-    let shared = if a.is_standard_layout() { a.clone() } else { a.as_standard_layout().into_owned().into_shared() };
+fn reshape_arc<T: Clone + crate::tensor::HostElem>(
+    a: &ArcArray<T, IxDyn>,
+    dims: &[usize],
+) -> Result<ArcArray<T, IxDyn>> {
+    let shared = match a.is_standard_layout() {
+        true => a.clone(),
+        false => crate::tensor::try_to_owned(a.view())?.into_shared(),
+    };
     shared.into_shape_with_order(IxDyn(dims)).map_err(|e| Error::internal(format!("reshape: {e}")))
 }
 
@@ -214,7 +220,7 @@ impl Op for Transpose {
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return Ok(vec![x.clone()]);
         }
-        Ok(vec![each_dtype!(x, |a| a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())])
+        Ok(vec![each_dtype!(x, |a| crate::tensor::try_to_owned(a.view().permuted_axes(IxDyn(&perm)))?)])
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         let (dtype, dims) = inputs[0];
@@ -359,7 +365,7 @@ impl Op for Concat {
 
 /// Joins arrays of equal rank (checked) along `axis`: for each outer index, each input's
 /// contiguous block in turn.
-fn concat_arrays<T: Clone>(
+fn concat_arrays<T: Clone + crate::tensor::HostElem>(
     inputs: &[&Tensor],
     axis: usize,
     get: fn(&Tensor) -> Result<&ArcArray<T, IxDyn>>,
@@ -374,7 +380,8 @@ fn concat_arrays<T: Clone>(
         let s = a.as_slice().ok_or_else(|| Error::internal("concat: input not contiguous"))?;
         blocks.push((s, a.shape()[axis] * inner));
     }
-    let mut out = Vec::with_capacity(shape.iter().product());
+    // The output is the sum of the inputs: counted and allocated fallibly.
+    let mut out = crate::tensor::try_capacity::<T>(&shape)?;
     for o in 0..outer {
         for &(s, len) in &blocks {
             out.extend_from_slice(&s[o * len..(o + 1) * len]);

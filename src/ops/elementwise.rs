@@ -67,10 +67,10 @@ macro_rules! unary_ops {
             /// The WGSL expression of `a`.
             pub fn wgsl(self) -> &'static str { match self { $(UnaryKind::$kind => $wgsl,)* } }
             /// The float32 kernel, monomorphised per op so that the loop vectorises.
-            fn map_f32(self, a: &ArcArray<f32, IxDyn>) -> ArrayD<f32> {
+            fn map_f32(self, a: &ArcArray<f32, IxDyn>) -> Result<ArrayD<f32>> {
                 match self { $(UnaryKind::$kind => { fn f($x: f32) -> f32 { $float } map(a, f) },)* }
             }
-            fn map_f64(self, a: &ArcArray<f64, IxDyn>) -> ArrayD<f64> {
+            fn map_f64(self, a: &ArcArray<f64, IxDyn>) -> Result<ArrayD<f64>> {
                 match self { $(UnaryKind::$kind => { fn f($x: f64) -> f64 { $float } map(a, f) },)* }
             }
             /// The float32 kernel on equal-length slices (for fused chains).
@@ -274,34 +274,37 @@ where
 }
 
 /// Where a kernel's output vector comes from: float32 outputs reuse freed buffers
-/// (`runtime::cpu::recycle`), other types are allocated.
-trait OutputBuf: Sized {
-    /// The element type, for out-of-memory messages.
-    const DTYPE: DType;
-    fn with_capacity(n: usize) -> Vec<Self> {
-        Vec::with_capacity(n)
+/// (`runtime::cpu::recycle`), other types are allocated; either way fallibly, with TF's
+/// out-of-memory error.
+trait OutputBuf: Sized + crate::tensor::HostElem {
+    fn with_capacity(shape: &[usize]) -> Result<Vec<Self>> {
+        crate::tensor::try_capacity(shape)
     }
 }
 impl OutputBuf for f32 {
-    const DTYPE: DType = DType::F32;
-    fn with_capacity(n: usize) -> Vec<f32> {
-        crate::runtime::cpu::recycle::take(n)
+    fn with_capacity(shape: &[usize]) -> Result<Vec<f32>> {
+        crate::runtime::cpu::recycle::take(shape)
     }
 }
-impl OutputBuf for f64 {
-    const DTYPE: DType = DType::F64;
-}
-impl OutputBuf for i32 {
-    const DTYPE: DType = DType::I32;
-}
+impl OutputBuf for f64 {}
+impl OutputBuf for i32 {}
 
-/// A new vector of `n` elements, each written by `write` (which must write every one).
-fn collect_into<U: OutputBuf>(n: usize, write: impl FnOnce(&mut [std::mem::MaybeUninit<U>])) -> Vec<U> {
-    let mut out = U::with_capacity(n);
-    write(&mut out.spare_capacity_mut()[..n]);
+/// A new vector for a tensor of `shape` (`n` elements, counted by the caller), each element
+/// written by `write` (which must write every one).
+fn collect_into<U: OutputBuf>(
+    shape: &[usize],
+    n: usize,
+    write: impl FnOnce(&mut [std::mem::MaybeUninit<U>]),
+) -> Result<Vec<U>> {
+    let mut out = U::with_capacity(shape)?;
+    let spare = out.spare_capacity_mut();
+    if spare.len() < n {
+        return Err(Error::internal("elementwise: output buffer too small"));
+    }
+    write(&mut spare[..n]);
     // SAFETY: `fill` and the binary loop below write every element of the slice they get.
     unsafe { out.set_len(n) };
-    out
+    Ok(out)
 }
 
 /// Applies `f` elementwise with broadcasting; same-shape contiguous operands take a single
@@ -320,7 +323,7 @@ where
                     o.write(f(x, y));
                 })
             };
-            let out = collect_into(sa.len(), |out| {
+            let out = collect_into(&shape, sa.len(), |out| {
                 if out.len() >= PARALLEL_MIN {
                     out.par_chunks_mut(PARALLEL_MIN)
                         .zip(sa.par_chunks(PARALLEL_MIN).zip(sb.par_chunks(PARALLEL_MIN)))
@@ -328,7 +331,7 @@ where
                 } else {
                     run(out, sa, sb);
                 }
-            });
+            })?;
             return ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::internal(e.to_string()));
         }
     }
@@ -348,20 +351,23 @@ where
     Ok(unsafe { out.assume_init() })
 }
 
-/// Applies `f` to every element, in parallel for large tensors.
-fn map<T, U, F>(a: &ArcArray<T, IxDyn>, f: F) -> ArrayD<U>
+/// Applies `f` to every element, in parallel for large tensors, into a fallibly allocated
+/// output.
+fn map<T, U, F>(a: &ArcArray<T, IxDyn>, f: F) -> Result<ArrayD<U>>
 where
     T: Copy + Send + Sync,
     U: Copy + Send + Sync + OutputBuf,
     F: Fn(T) -> U + Sync,
 {
-    if let Some(s) = a.as_slice() {
-        let out = collect_into(s.len(), |out| fill(out, s, &f));
-        if let Ok(r) = ArrayD::from_shape_vec(IxDyn(a.shape()), out) {
-            return r;
+    let out = match a.as_slice() {
+        Some(s) => collect_into(a.shape(), s.len(), |out| fill(out, s, &f))?,
+        None => {
+            let mut out = U::with_capacity(a.shape())?;
+            out.extend(a.iter().map(|&x| f(x)));
+            out
         }
-    }
-    a.mapv(f)
+    };
+    ArrayD::from_shape_vec(IxDyn(a.shape()), out).map_err(|e| Error::internal(e.to_string()))
 }
 
 /// A binary elementwise node.
@@ -464,9 +470,9 @@ impl Op for Unary {
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let k = self.0;
         let out: Tensor = match inputs[0] {
-            Tensor::F32(a) => k.map_f32(a).into(),
-            Tensor::F64(a) => k.map_f64(a).into(),
-            Tensor::I32(a) => map(a, k.i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?).into(),
+            Tensor::F32(a) => k.map_f32(a)?.into(),
+            Tensor::F64(a) => k.map_f64(a)?.into(),
+            Tensor::I32(a) => map(a, k.i32().ok_or_else(|| no_kernel(k.tf_name(), DType::I32))?)?.into(),
             other => return Err(no_kernel(k.tf_name(), other.dtype())),
         };
         Ok(vec![out])
@@ -530,12 +536,12 @@ impl Op for Cast {
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let out: Tensor = match (inputs[0], self.0) {
             (t, d) if t.dtype() == d => t.clone(),
-            (Tensor::I32(a), DType::F32) => a.mapv(|x| x as f32).into(),
-            (Tensor::I32(a), DType::F64) => a.mapv(f64::from).into(),
-            (Tensor::F32(a), DType::I32) => a.mapv(|x| x as i32).into(),
-            (Tensor::F32(a), DType::F64) => a.mapv(f64::from).into(),
-            (Tensor::F64(a), DType::F32) => a.mapv(|x| x as f32).into(),
-            (Tensor::Bool(a), DType::F32) => a.mapv(|x| f32::from(u8::from(x))).into(),
+            (Tensor::I32(a), DType::F32) => map(a, |x| x as f32)?.into(),
+            (Tensor::I32(a), DType::F64) => map(a, f64::from)?.into(),
+            (Tensor::F32(a), DType::I32) => map(a, |x| x as i32)?.into(),
+            (Tensor::F32(a), DType::F64) => map(a, f64::from)?.into(),
+            (Tensor::F64(a), DType::F32) => map(a, |x| x as f32)?.into(),
+            (Tensor::Bool(a), DType::F32) => map(a, |x| f32::from(u8::from(x)))?.into(),
             (t, d) => return Err(Error::unimplemented(format!("Cast from {} to {d} is not supported", t.dtype()))),
         };
         Ok(vec![out])

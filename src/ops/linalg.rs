@@ -10,7 +10,7 @@ use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::cpu::gemm::{matmul, MatRef};
-use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+use crate::tensor::{dims_string, try_zeros, DType, Shape, Tensor, TensorSpec, ZeroBits};
 
 /// `MatMul`: the product of two rank-2 tensors, either of them optionally transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,30 +201,25 @@ fn matmul_flops(inputs: &[TensorSpec], outputs: &[TensorSpec], transpose_a: bool
 /// above it, batches run one after another and each GEMM uses every thread.
 const BATCH_PARALLEL_MAX_WORK: usize = 1 << 18;
 
-/// Offsets (in matrices) into an operand of batch shape `dims` for every index of the
-/// broadcast batch shape `out`; size-1 (and missing leading) dimensions repeat.
-fn batch_offsets(dims: &[usize], out: &[usize]) -> Vec<usize> {
+/// The offset (in matrices) into an operand of batch shape `dims` of batch `i` of the
+/// broadcast batch shape `out`; size-1 (and missing leading) dimensions repeat. Computed per
+/// matrix, so no table the size of the batch is allocated.
+fn batch_offset(i: usize, dims: &[usize], out: &[usize]) -> usize {
     let lead = out.len() - dims.len();
-    let mut strides = vec![0usize; out.len()];
-    let mut s = 1;
-    for i in (0..dims.len()).rev() {
-        strides[lead + i] = if dims[i] == 1 { 0 } else { s };
-        s *= dims[i];
-    }
-    let total: usize = out.iter().product();
-    let mut offsets = Vec::with_capacity(total);
-    let mut idx = vec![0usize; out.len()];
-    for _ in 0..total {
-        offsets.push(idx.iter().zip(&strides).map(|(i, s)| i * s).sum());
-        for d in (0..out.len()).rev() {
-            idx[d] += 1;
-            if idx[d] < out[d] {
-                break;
+    let (mut rest, mut offset, mut stride) = (i, 0, 1);
+    for d in (0..out.len()).rev() {
+        let size = out[d].max(1);
+        let idx = rest % size;
+        rest /= size;
+        if d >= lead {
+            let dim = dims[d - lead];
+            if dim != 1 {
+                offset += idx * stride;
             }
-            idx[d] = 0;
+            stride *= dim;
         }
     }
-    offsets
+    offset
 }
 
 /// The run-time shape checks of `MatMul` and `BatchMatMulV2` (rank >= 2 checked by the
@@ -297,16 +292,17 @@ fn batch_matmul(a: &ArcArray<f32, IxDyn>, b: &ArcArray<f32, IxDyn>, ta: bool, tb
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
     let nbatch: usize = batch.iter().product();
-    let mut out = vec![0.0f32; nbatch * m * n];
+    // The output can be far larger than the inputs (an outer product): checked, then zeroed.
+    let mut out = try_zeros::<f32>(&out_shape)?;
     if !out.is_empty() {
         let (ca, cb) = (a.as_standard_layout(), b.as_standard_layout());
         let da = ca.as_slice().ok_or_else(|| Error::internal("matmul: input 0 not contiguous"))?;
         let db = cb.as_slice().ok_or_else(|| Error::internal("matmul: input 1 not contiguous"))?;
-        let (oa, ob) = (batch_offsets(ba, &batch), batch_offsets(bb, &batch));
         let (size_a, size_b) = (a_rows * a_cols, b_rows * b_cols);
         let one = |i: usize, o: &mut [f32]| -> Result<()> {
-            let ma = MatRef { data: &da[oa[i] * size_a..][..size_a], rows: a_rows, cols: a_cols, transpose: ta };
-            let mb = MatRef { data: &db[ob[i] * size_b..][..size_b], rows: b_rows, cols: b_cols, transpose: tb };
+            let (oa, ob) = (batch_offset(i, ba, &batch), batch_offset(i, bb, &batch));
+            let ma = MatRef { data: &da[oa * size_a..][..size_a], rows: a_rows, cols: a_cols, transpose: ta };
+            let mb = MatRef { data: &db[ob * size_b..][..size_b], rows: b_rows, cols: b_cols, transpose: tb };
             matmul(ma, mb, o, false)
         };
         if nbatch > 1 && m * n * k < BATCH_PARALLEL_MAX_WORK {
@@ -327,7 +323,7 @@ fn plain_matmul<T>(
     acc: impl Fn(T, T, T) -> T + Sync,
 ) -> Result<ArrayD<T>>
 where
-    T: Copy + Default + Send + Sync,
+    T: ZeroBits + Default + Send + Sync,
 {
     let (sa, sb) = (a.shape(), b.shape());
     let (ra, rb) = (sa.len(), sb.len());
@@ -335,16 +331,15 @@ where
     let ((m, k, n), batch) = matmul_dims(sa, sb, ta, tb)?;
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
-    let nbatch: usize = batch.iter().product();
-    let mut out = vec![T::default(); nbatch * m * n];
+    let mut out = try_zeros::<T>(&out_shape)?;
     if !out.is_empty() {
         let (ca, cb) = (a.as_standard_layout(), b.as_standard_layout());
         let da = ca.as_slice().ok_or_else(|| Error::internal("matmul: input 0 not contiguous"))?;
         let db = cb.as_slice().ok_or_else(|| Error::internal("matmul: input 1 not contiguous"))?;
-        let (oa, ob) = (batch_offsets(&sa[..ra - 2], &batch), batch_offsets(&sb[..rb - 2], &batch));
         let (size_a, size_b) = (sa[ra - 2] * a_cols, sb[rb - 2] * b_cols);
         out.par_chunks_mut(m * n).enumerate().for_each(|(i, o)| {
-            let (ma, mb) = (&da[oa[i] * size_a..][..size_a], &db[ob[i] * size_b..][..size_b]);
+            let (oa, ob) = (batch_offset(i, &sa[..ra - 2], &batch), batch_offset(i, &sb[..rb - 2], &batch));
+            let (ma, mb) = (&da[oa * size_a..][..size_a], &db[ob * size_b..][..size_b]);
             for (r, row) in o.chunks_mut(n).enumerate() {
                 for (c, v) in row.iter_mut().enumerate() {
                     *v = (0..k).fold(T::default(), |s, p| {

@@ -126,7 +126,13 @@ fn class_indices(labels: &[i32], classes: usize) -> Result<Vec<usize>> {
 }
 
 /// The CPU kernel for one float type.
-fn xent<T: NdFloat>(op: &Xent, x: &ArcArray<T, IxDyn>, labels: &Tensor, batch: usize, classes: usize) -> Result<Tensor>
+fn xent<T: NdFloat + crate::tensor::ZeroBits>(
+    op: &Xent,
+    x: &ArcArray<T, IxDyn>,
+    labels: &Tensor,
+    batch: usize,
+    classes: usize,
+) -> Result<Tensor>
 where
     ndarray::ArrayD<T>: Into<Tensor>,
 {
@@ -146,7 +152,7 @@ where
     };
     let par = x.len() >= PARALLEL_MIN;
     if op.grad {
-        let mut out = vec![T::zero(); batch * classes];
+        let mut out = crate::tensor::try_zeros::<T>(&[batch, classes])?;
         if classes > 0 {
             let labels: Vec<RowLabels<'_, T>> = (0..batch).map(row_labels).collect::<Result<_>>()?;
             let rows = out.chunks_mut(classes).zip(x.chunks(classes)).zip(labels);
@@ -162,7 +168,7 @@ where
         }
         return Ok(array(&[batch, classes], out)?.into());
     }
-    let mut out = vec![T::zero(); batch];
+    let mut out = crate::tensor::try_zeros::<T>(&[batch])?;
     if classes > 0 {
         let labels: Vec<RowLabels<'_, T>> = (0..batch).map(row_labels).collect::<Result<_>>()?;
         let rows = out.iter_mut().zip(x.chunks(classes)).zip(labels);

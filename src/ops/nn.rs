@@ -274,12 +274,13 @@ pub(crate) const NUMBER_TYPES: &str =
 struct BiasAdd;
 
 /// `x + bias` along the last axis, in parallel over blocks of rows.
-fn bias_add<T: Copy + Send + Sync + std::ops::Add<Output = T>>(
+fn bias_add<T: Copy + Send + Sync + std::ops::Add<Output = T> + crate::tensor::HostElem>(
     x: &ArcArray<T, IxDyn>,
     b: &ArcArray<T, IxDyn>,
 ) -> Result<ArrayD<T>> {
     let (xd, bd) = (contiguous(x), contiguous(b));
-    let mut out = xd.to_vec();
+    let mut out = crate::tensor::try_capacity::<T>(x.shape())?;
+    out.extend_from_slice(&xd);
     if !bd.is_empty() {
         let block = bd.len() * (4096 / bd.len()).max(1);
         out.par_chunks_mut(block).for_each(|c| {

@@ -124,7 +124,8 @@ impl Op for Conv2DGrad {
             return Err(bad_dtype_run(self.type_name(), a.dtype()));
         };
         let (aa, dya) = (contiguous(aa), contiguous(dya));
-        let mut out = vec![0.0f32; self.sizes.iter().product()];
+        // The sizes are an attribute: checked before allocating.
+        let mut out = crate::tensor::try_zeros::<f32>(&self.sizes)?;
         match self.kind {
             ConvGradKind::Input => conv_grad::backprop_input(&dya, &aa, &g, &mut out)?,
             ConvGradKind::Filter => conv_grad::backprop_filter(&aa, &dya, &g, &mut out)?,
@@ -191,7 +192,7 @@ where
     ndarray::ArrayD<T>: Into<Tensor>,
 {
     let xs = [g.batch, g.in_h, g.in_w, g.chan];
-    let mut dx = vec![T::ZERO; xs.iter().product()];
+    let mut dx = crate::tensor::try_full(&xs, T::ZERO)?;
     match (op.avg_shape, arrays) {
         (Some(_), [dy]) => pool_grad::avg_pool_grad(&contiguous(dy), g, &mut dx)?,
         (None, [x, _, dy]) => pool_grad::max_pool_grad(&contiguous(x), &contiguous(dy), g, &mut dx)?,
@@ -278,14 +279,14 @@ fn check_bias_grad_shape(s: &[usize]) -> Result<()> {
 }
 
 /// Channel sums, rows added in order (the GPU kernel's order, so both agree exactly).
-fn bias_add_grad<T: Copy + Default + std::ops::Add<Output = T>>(dy: &[T], channels: usize) -> Vec<T> {
-    let mut acc = vec![T::default(); channels];
+fn bias_add_grad<T: crate::tensor::ZeroBits + std::ops::Add<Output = T>>(dy: &[T], channels: usize) -> Result<Vec<T>> {
+    let mut acc = crate::tensor::try_zeros::<T>(&[channels])?;
     if channels > 0 {
         for row in dy.chunks_exact(channels) {
             acc.iter_mut().zip(row).for_each(|(a, &v)| *a = *a + v);
         }
     }
-    acc
+    Ok(acc)
 }
 
 impl Op for BiasAddGrad {
@@ -310,9 +311,9 @@ impl Op for BiasAddGrad {
         check_bias_grad_shape(dy.shape())?;
         let c = dy.shape()[dy.shape().len() - 1];
         let out: Tensor = match dy {
-            Tensor::F32(a) => array(&[c], bias_add_grad(&contiguous(a), c))?.into(),
-            Tensor::F64(a) => array(&[c], bias_add_grad(&contiguous(a), c))?.into(),
-            Tensor::I32(a) => array(&[c], bias_add_grad(&contiguous(a), c))?.into(),
+            Tensor::F32(a) => array(&[c], bias_add_grad(&contiguous(a), c)?)?.into(),
+            Tensor::F64(a) => array(&[c], bias_add_grad(&contiguous(a), c)?)?.into(),
+            Tensor::I32(a) => array(&[c], bias_add_grad(&contiguous(a), c)?)?.into(),
             other => return Err(bad_dtype_run("BiasAddGrad", other.dtype())),
         };
         Ok(vec![out])

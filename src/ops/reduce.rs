@@ -153,9 +153,9 @@ impl Op for Reduce {
         let count: usize = dims.iter().zip(&mask).filter(|(_, &m)| m).map(|(&d, _)| d).product();
         let out_shape = self.out_dims(dims, &mask, 1);
         let out: Tensor = match x {
-            Tensor::F32(a) => shaped(&out_shape, run(self.kind, a, &mask, count))?.into(),
-            Tensor::F64(a) => shaped(&out_shape, run(self.kind, a, &mask, count))?.into(),
-            Tensor::I32(a) => shaped(&out_shape, run(self.kind, a, &mask, count))?.into(),
+            Tensor::F32(a) => shaped(&out_shape, run(self.kind, a, &mask, count, &out_shape)?)?.into(),
+            Tensor::F64(a) => shaped(&out_shape, run(self.kind, a, &mask, count, &out_shape)?)?.into(),
+            Tensor::I32(a) => shaped(&out_shape, run(self.kind, a, &mask, count, &out_shape)?)?.into(),
             other => return Err(no_kernel(self.kind.tf_name(), other.dtype())),
         };
         Ok(vec![out])
@@ -174,7 +174,7 @@ pub(super) fn shaped<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>> {
 }
 
 /// An element type the reductions support.
-trait Elem: Copy + Send + Sync + 'static {
+trait Elem: Copy + Send + Sync + 'static + crate::tensor::HostElem {
     const ZERO: Self;
     const LOWEST: Self;
     fn add(self, o: Self) -> Self;
@@ -273,11 +273,19 @@ fn fold<T: Elem, R: Reducer<T>>(s: &[T]) -> T {
     }
 }
 
-/// Reduces contiguous `[outer, r, inner]` data over the middle axis.
-fn reduce_3d<T: Elem, R: Reducer<T>>(data: &[T], outer: usize, r: usize, inner: usize) -> Vec<T> {
-    let mut out = vec![R::INIT; outer * inner];
+/// Reduces contiguous `[outer, r, inner]` data over the middle axis into an output of
+/// `out_shape` (`outer * inner` elements), allocated fallibly.
+fn reduce_3d<T: Elem, R: Reducer<T>>(
+    data: &[T],
+    (outer, r, inner): (usize, usize, usize),
+    out_shape: &[usize],
+) -> Result<Vec<T>> {
+    let mut out = crate::tensor::try_full(out_shape, R::INIT)?;
+    if out.len() != outer * inner {
+        return Err(Error::internal("reduction: output size mismatch"));
+    }
     if data.is_empty() || out.is_empty() {
-        return out;
+        return Ok(out);
     }
     let par = data.len() >= PARALLEL_MIN && outer > 1;
     if inner == 1 {
@@ -301,11 +309,11 @@ fn reduce_3d<T: Elem, R: Reducer<T>>(data: &[T], outer: usize, r: usize, inner: 
             out.chunks_mut(inner).zip(data.chunks(r * inner)).for_each(block);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Reduces `x` over the axes in `mask`; the result is in row-major order of the kept axes.
-fn reduce_array<T: Elem, R: Reducer<T>>(x: &ArcArray<T, IxDyn>, mask: &[bool]) -> Vec<T> {
+fn reduce_array<T: Elem, R: Reducer<T>>(x: &ArcArray<T, IxDyn>, mask: &[bool], out_shape: &[usize]) -> Result<Vec<T>> {
     // Merge adjacent axes of the same kind; size-1 axes do not matter.
     let mut groups: Vec<(usize, bool)> = Vec::new();
     for (&d, &m) in x.shape().iter().zip(mask) {
@@ -317,7 +325,7 @@ fn reduce_array<T: Elem, R: Reducer<T>>(x: &ArcArray<T, IxDyn>, mask: &[bool]) -
     }
     let data = x.as_standard_layout();
     let Some(slice) = data.as_slice() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let reduced_groups = groups.iter().filter(|g| g.1).count();
     if reduced_groups <= 1 {
@@ -325,40 +333,46 @@ fn reduce_array<T: Elem, R: Reducer<T>>(x: &ArcArray<T, IxDyn>, mask: &[bool]) -
         let outer: usize = groups[..pos].iter().map(|g| g.0).product();
         let r = groups.get(pos).map_or(1, |g| g.0);
         let inner: usize = groups.iter().skip(pos + 1).map(|g| g.0).product();
-        return reduce_3d::<T, R>(slice, outer, r, inner);
+        return reduce_3d::<T, R>(slice, (outer, r, inner), out_shape);
     }
     // Several separate reduced blocks: move the reduced axes last, then reduce rows.
     let sizes: Vec<usize> = groups.iter().map(|g| g.0).collect();
     let perm: Vec<usize> =
         (0..groups.len()).filter(|&i| !groups[i].1).chain((0..groups.len()).filter(|&i| groups[i].1)).collect();
     let Ok(view) = ArrayView::from_shape(IxDyn(&sizes), slice) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let moved = view.permuted_axes(IxDyn(&perm));
-    let moved = moved.as_standard_layout();
+    // A scratch copy the size of the input, with the reduced axes last: allocated fallibly.
+    let moved = crate::tensor::try_to_owned(view.permuted_axes(IxDyn(&perm)))?;
     let Some(moved) = moved.as_slice() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let r: usize = groups.iter().filter(|g| g.1).map(|g| g.0).product();
     let outer = moved.len().checked_div(r).unwrap_or(0);
-    reduce_3d::<T, R>(moved, outer, r, 1)
+    reduce_3d::<T, R>(moved, (outer, r, 1), out_shape)
 }
 
-fn run<T: Elem>(kind: ReduceKind, x: &ArcArray<T, IxDyn>, mask: &[bool], count: usize) -> Vec<T> {
+fn run<T: Elem>(
+    kind: ReduceKind,
+    x: &ArcArray<T, IxDyn>,
+    mask: &[bool],
+    count: usize,
+    out_shape: &[usize],
+) -> Result<Vec<T>> {
     let out_len: usize = x.shape().iter().zip(mask).filter(|(_, &m)| !m).map(|(&d, _)| d).product();
     let mut v = match kind {
-        ReduceKind::Max => reduce_array::<T, MaxR>(x, mask),
-        ReduceKind::Sum | ReduceKind::Mean => reduce_array::<T, SumR>(x, mask),
+        ReduceKind::Max => reduce_array::<T, MaxR>(x, mask, out_shape)?,
+        ReduceKind::Sum | ReduceKind::Mean => reduce_array::<T, SumR>(x, mask, out_shape)?,
     };
     // An empty input reduces to the identity everywhere.
     if v.len() != out_len {
         let init = if kind == ReduceKind::Max { T::LOWEST } else { T::ZERO };
-        v = vec![init; out_len];
+        v = crate::tensor::try_full(out_shape, init)?;
     }
     if kind == ReduceKind::Mean {
         v.iter_mut().for_each(|s| *s = s.mean(count));
     }
-    v
+    Ok(v)
 }
 
 impl Graph {

@@ -7,7 +7,7 @@ use super::reduce::{check_dtype, no_kernel, shaped, PARALLEL_MIN};
 use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
-use crate::tensor::{DType, Tensor, TensorSpec};
+use crate::tensor::{try_to_owned, try_zeros, DType, Tensor, TensorSpec, ZeroBits};
 
 /// `Softmax` along `axis` (TF's op works on the last axis; -1 is the usual value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +93,7 @@ fn softmax_row<T: NdFloat>(x: &[T], y: &mut [T]) {
     y.iter_mut().for_each(|o| *o /= sum);
 }
 
-fn softmax<T: NdFloat>(x: &ArcArray<T, IxDyn>, axis: usize) -> Result<ArrayD<T>> {
+fn softmax<T: NdFloat + ZeroBits>(x: &ArcArray<T, IxDyn>, axis: usize) -> Result<ArrayD<T>> {
     let shape = x.shape().to_vec();
     let n = shape[axis];
     if x.is_empty() {
@@ -103,15 +103,22 @@ fn softmax<T: NdFloat>(x: &ArcArray<T, IxDyn>, axis: usize) -> Result<ArrayD<T>>
     let mut perm: Vec<usize> = (0..shape.len()).filter(|&i| i != axis).collect();
     perm.push(axis);
     let moved = x.view().permuted_axes(IxDyn(&perm));
-    let moved = moved.as_standard_layout();
-    let data = moved.as_slice().ok_or_else(|| Error::internal("softmax: input not contiguous"))?;
-    let mut out = vec![T::zero(); data.len()];
+    // Moving the axis last copies the input (fallibly) unless it is last already.
+    let owned;
+    let data = match moved.as_slice() {
+        Some(s) => s,
+        None => {
+            owned = try_to_owned(moved)?;
+            owned.as_slice().ok_or_else(|| Error::internal("softmax: input not contiguous"))?
+        }
+    };
+    let moved_shape: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
+    let mut out = try_zeros::<T>(&moved_shape)?;
     if data.len() >= PARALLEL_MIN {
         out.par_chunks_mut(n).zip(data.par_chunks(n)).for_each(|(y, x)| softmax_row(x, y));
     } else {
         out.chunks_mut(n).zip(data.chunks(n)).for_each(|(y, x)| softmax_row(x, y));
     }
-    let moved_shape: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
     let result = shaped(&moved_shape, out)?;
     if axis + 1 == shape.len() {
         return Ok(result);
@@ -120,7 +127,7 @@ fn softmax<T: NdFloat>(x: &ArcArray<T, IxDyn>, axis: usize) -> Result<ArrayD<T>>
     for (i, &p) in perm.iter().enumerate() {
         inverse[p] = i;
     }
-    Ok(result.permuted_axes(IxDyn(&inverse)).as_standard_layout().into_owned())
+    try_to_owned(result.view().permuted_axes(IxDyn(&inverse)))
 }
 
 impl Graph {

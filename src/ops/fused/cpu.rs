@@ -64,7 +64,7 @@ pub(super) fn eval_f32(expr: &Expr, leaves: &[&Tensor]) -> Option<Tensor> {
     if !matches!(compile(expr, &mut prog), Operand::Reg(_)) {
         return None;
     }
-    let mut out = crate::runtime::cpu::recycle::take(n);
+    let mut out = crate::runtime::cpu::recycle::take(&out_shape).ok()?;
     {
         let spare = &mut out.spare_capacity_mut()[..n];
         let task =

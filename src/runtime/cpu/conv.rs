@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::gemm::{matmul, matmul_serial, MatRef};
 use crate::error::{invalid, Error, Result};
 use crate::ops::Padding;
-use crate::tensor::{dims_string, Tensor};
+use crate::tensor::{dims_string, try_zeros, Tensor};
 
 /// The geometry of one NHWC convolution, already validated by the op.
 #[derive(Clone, Copy, Debug)]
@@ -128,7 +128,7 @@ pub(crate) fn conv2d_nhwc(
         return Err(Error::unimplemented(format!("wgflow has no CPU Conv2D kernel for {}", x.dtype())));
     };
     let shape = [geom.batch, geom.out_h, geom.out_w, geom.out_c];
-    let mut out = vec![0.0f32; shape.iter().product()];
+    let mut out = try_zeros::<f32>(&shape)?;
     if !out.is_empty() {
         conv2d(&contiguous(xa), &contiguous(fa), &geom, &mut out)?;
     }
@@ -213,7 +213,11 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
             Vec::new,
             |patches: &mut Vec<f32>, (i, o)| {
                 let n = o.len() / g.out_c;
-                patches.resize(n * k, 0.0);
+                if patches.len() < n * k {
+                    // One patch matrix per worker, its size from the filter: checked first.
+                    *patches = try_zeros::<f32>(&[n, k])?;
+                }
+                let patches = &mut patches[..n * k];
                 fill_rows(x, g, 0, i * block, patches, k);
                 matmul_serial(MatRef { data: patches, rows: n, cols: k, transpose: false }, filter, o, false)?;
                 positive_zeros_serial(o);
@@ -224,12 +228,12 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
     }
     let cout_g = g.out_c / groups;
     let block_rows = (BLOCK_ELEMS / k).clamp(1, rows);
-    let mut patches = vec![0.0f32; block_rows * k];
+    let mut patches = try_zeros::<f32>(&[block_rows, k])?;
     let mut group_filter = Vec::new();
     let mut group_out = Vec::new();
     if groups > 1 {
-        group_filter = vec![0.0f32; k * cout_g];
-        group_out = vec![0.0f32; block_rows * cout_g];
+        group_filter = try_zeros::<f32>(&[k, cout_g])?;
+        group_out = try_zeros::<f32>(&[block_rows, cout_g])?;
     }
     for grp in 0..groups {
         if groups > 1 {

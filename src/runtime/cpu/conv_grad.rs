@@ -15,7 +15,7 @@ use super::conv::{conv_geometry, fill_patches, mat, positive_zeros, ConvGeom};
 use super::gemm::{matmul, MatRef};
 use crate::error::{invalid, Error, Result};
 use crate::ops::Padding;
-use crate::tensor::dims_string;
+use crate::tensor::{dims_string, try_zeros};
 
 /// Upper bound on the elements of one patch-matrix block (16 MiB of f32).
 const BLOCK_ELEMS: usize = 1 << 22;
@@ -109,7 +109,7 @@ pub(crate) fn backprop_input(dy: &[f32], filter: &[f32], g: &ConvGeom, dx: &mut 
     }
     // Whole images per block, so every input pixel of a block gets all its terms at once.
     let per_block = (BLOCK_ELEMS / (pix * k)).clamp(1, g.batch.max(1));
-    let mut cols = vec![0.0f32; per_block * pix * k];
+    let mut cols = try_zeros::<f32>(&[per_block * pix, k])?;
     let wt = MatRef { data: filter, rows: k, cols: g.out_c, transpose: true };
     for (b, dx_block) in dx.chunks_mut(per_block * image).enumerate() {
         let n = dx_block.len() / image;
@@ -156,7 +156,7 @@ pub(crate) fn backprop_filter(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32
         return Ok(());
     }
     let block_rows = (BLOCK_ELEMS / k).clamp(1, rows);
-    let mut patches = vec![0.0f32; block_rows * k];
+    let mut patches = try_zeros::<f32>(&[block_rows, k])?;
     let mut start = 0;
     while start < rows {
         let n = block_rows.min(rows - start);

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::conv::{array, contiguous, windowed};
 use crate::error::{invalid, Error, Result};
 use crate::ops::Padding;
+use crate::tensor::{try_full, HostElem};
 
 /// The geometry of one NHWC pooling, already validated by the op.
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +37,7 @@ pub(crate) struct PoolGeom {
 }
 
 /// An element type the pools handle.
-pub(crate) trait PoolElem: Copy + Send + Sync + PartialOrd + Add<Output = Self> {
+pub(crate) trait PoolElem: Copy + Send + Sync + PartialOrd + Add<Output = Self> + HostElem {
     /// The identity of `max`.
     const LOWEST: Self;
     /// The identity of `+`.
@@ -147,7 +148,7 @@ pub(crate) fn pool_nhwc<T: PoolElem>(
     let PoolShape { out_h, out_w, pad: [pad_h, pad_w], depth_window } = pool_geometry(xs, max, k, s, padding)?;
     let x = contiguous(a);
     if let Some(kd) = depth_window {
-        let mut out = vec![T::ZERO; x.len() / kd];
+        let mut out = try_full(&[xs[0], xs[1], xs[2], xs[3] / kd], T::ZERO)?;
         depth_max_pool(&x, kd, &mut out)?;
         return array(&[xs[0], xs[1], xs[2], xs[3] / kd], out);
     }
@@ -163,7 +164,7 @@ pub(crate) fn pool_nhwc<T: PoolElem>(
         out_w,
     };
     let shape = [xs[0], out_h, out_w, xs[3]];
-    let mut out = vec![T::ZERO; shape.iter().product()];
+    let mut out = try_full(&shape, T::ZERO)?;
     if max {
         max_pool(&x, &g, &mut out)?;
     } else {

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use ndarray::{ArcArray, IxDyn};
 
-use crate::tensor::Tensor;
+use crate::error::Result;
+use crate::tensor::{DType, Tensor};
 
 /// Buffers below this many elements (4 MiB) are left to the allocator.
 const MIN_ELEMS: usize = 1 << 20;
@@ -27,16 +28,17 @@ impl Recycler {
         self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn take(&self, n: usize) -> Vec<f32> {
+    fn take(&self, shape: &[usize]) -> Result<Vec<f32>> {
+        let n = crate::tensor::check_host_alloc::<f32>(DType::F32, shape)?;
         if n >= MIN_ELEMS {
             let mut free = self.free();
             if let Some(i) = free.iter().position(|v| v.capacity() == n) {
                 let mut v = free.swap_remove(i);
                 v.clear();
-                return v;
+                return Ok(v);
             }
         }
-        Vec::with_capacity(n)
+        crate::tensor::try_vec::<f32>(DType::F32, shape)
     }
 
     fn give(&self, t: Tensor) {
@@ -56,9 +58,12 @@ impl Recycler {
     }
 }
 
-/// An empty vector with room for exactly `n` elements: a recycled one when there is one.
-pub(crate) fn take(n: usize) -> Vec<f32> {
-    GLOBAL.take(n)
+/// An empty vector with room for exactly the elements of a float32 tensor of `shape`: a
+/// recycled one when there is one, else a fallible allocation (`InvalidArgument` when the
+/// element count overflows, `ResourceExhausted` with TF's OOM message when the host cannot or
+/// may not hold it).
+pub(crate) fn take(shape: &[usize]) -> Result<Vec<f32>> {
+    GLOBAL.take(shape)
 }
 
 /// Keeps the buffer of `t` for reuse when `t` is a large float32 tensor that nothing else
@@ -89,9 +94,22 @@ mod tests {
             _ => unreachable!(),
         };
         r.give(shared);
-        let v = r.take(n);
+        let v = r.take(&[n]).unwrap();
         assert_eq!((v.as_ptr(), v.len(), v.capacity()), (ptr, 0, n));
         r.give(Tensor::from_f32(&[4], vec![0.0; 4]).unwrap());
         assert!(r.free().is_empty(), "small buffers are left to the allocator");
+    }
+
+    #[test]
+    fn a_buffer_too_large_to_count_or_hold_is_an_error() {
+        let r = Recycler { free: Mutex::new(Vec::new()) };
+        let e = r.take(&[usize::MAX, 2]).unwrap_err();
+        assert_eq!(e.code, crate::error::Code::InvalidArgument, "{e}");
+        let e = r.take(&[1 << 62]).unwrap_err();
+        assert_eq!(e.code, crate::error::Code::ResourceExhausted, "{e}");
+        assert!(
+            e.message.starts_with("OOM when allocating tensor with shape[4611686018427387904] and type float"),
+            "{e}"
+        );
     }
 }
