@@ -57,19 +57,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let pixels = params.batch * params.out_h * params.out_w;
     let first = s * params.slice;
     let end = min(first + params.slice, pixels);
+    // The pixel's coordinates are stepped along (integer division is slow on some drivers).
+    var ow = first % params.out_w;
+    var oh = (first / params.out_w) % params.out_h;
+    var n = first / (params.out_w * params.out_h);
     var acc = 0.0;
     for (var p = first; p < end; p = p + 1u) {
-        let ow = p % params.out_w;
-        let row = p / params.out_w;
-        let oh = row % params.out_h;
-        let n = row / params.out_h;
         let ih = i32(oh * params.stride_h + kh * params.dil_h) - i32(params.pad_h);
         let iw = i32(ow * params.stride_w + kw * params.dil_w) - i32(params.pad_w);
-        if (ih < 0 || ih >= i32(params.in_h) || iw < 0 || iw >= i32(params.in_w)) {
-            continue;
+        if (ih >= 0 && ih < i32(params.in_h) && iw >= 0 && iw < i32(params.in_w)) {
+            let xi = ((n * params.in_h + u32(ih)) * params.in_w + u32(iw)) * params.in_c + ci;
+            acc = acc + x[xi] * dy[p * params.out_c + co];
         }
-        let xi = ((n * params.in_h + u32(ih)) * params.in_w + u32(iw)) * params.in_c + ci;
-        acc = acc + x[xi] * dy[p * params.out_c + co];
+        ow = ow + 1u;
+        if (ow == params.out_w) {
+            ow = 0u;
+            oh = oh + 1u;
+            if (oh == params.out_h) {
+                oh = 0u;
+                n = n + 1u;
+            }
+        }
     }
     out[i] = acc;
 }

@@ -115,8 +115,10 @@ pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<Option<GpuLowering>> 
     let out = vec![g.k_h, g.k_w, g.in_c, g.out_c];
     let filter: usize = out.iter().product();
     let pixels = g.batch * g.out_h * g.out_w;
-    // Slices: as few as the budget allows, but enough threads to fill a few workgroups.
-    let slice = FILTER_SLICE.min(pixels.div_ceil(64usize.div_ceil(filter.max(1))).max(1));
+    // Slices within the budget, and enough of them for about 1024 threads (but at least 256
+    // pixels each, so that the partial sums stay few).
+    let wanted = 1024usize.div_ceil(filter.max(1));
+    let slice = pixels.div_ceil(wanted).clamp(256, FILTER_SLICE);
     let slices = pixels.div_ceil(slice).max(1);
     let wgsl = nn_wgsl("conv2d_backprop_filter", CONV_FILTER_TEMPLATE)?;
     let mut uniforms = conv_uniforms(g)?;
