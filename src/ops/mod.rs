@@ -114,7 +114,7 @@ pub trait Op: Send + Sync + fmt::Debug {
         outputs.iter().map(spec_elements).sum()
     }
     /// What this op computes per element, when it is an elementwise op a fused chain can
-    /// hold (see [`fused`]).
+    /// hold (see the `fused` module).
     fn elementwise(&self) -> Option<fused::ElemKind> {
         None
     }
@@ -159,7 +159,7 @@ pub enum GpuLowering {
     /// The output is the first input's buffer with another shape (reshape, identity).
     View(Vec<usize>),
     /// Several dispatches in order, through temporaries the executor allocates for the op and
-    /// releases after it: kernels whose work would loop past [`gpu_util::MAX_LOOP_TRIPS`] in one
+    /// releases after it: kernels whose work would loop past `gpu_passes::MAX_LOOP_TRIPS` in one
     /// invocation (long reductions, long-k matmuls) split it into passes.
     Passes(Passes),
 }
