@@ -261,11 +261,11 @@ impl Tensor {
     /// before those checks.
     pub fn try_filled(dtype: DType, shape: &[usize], value: f64) -> Result<Self> {
         Ok(match dtype {
-            DType::F32 => Tensor::F32(try_filled_array(dtype, shape, value as f32)?),
-            DType::I32 => Tensor::I32(try_filled_array(dtype, shape, value as i32)?),
-            DType::F64 => Tensor::F64(try_filled_array(dtype, shape, value)?),
-            DType::Bool => Tensor::Bool(try_filled_array(dtype, shape, value != 0.0)?),
-            DType::Str => Tensor::Str(try_filled_array(dtype, shape, String::new())?),
+            DType::F32 => Tensor::F32(try_filled_array(shape, value as f32)?),
+            DType::I32 => Tensor::I32(try_filled_array(shape, value as i32)?),
+            DType::F64 => Tensor::F64(try_filled_array(shape, value)?),
+            DType::Bool => Tensor::Bool(try_filled_array(shape, value != 0.0)?),
+            DType::Str => Tensor::Str(try_filled_array(shape, String::new())?),
         })
     }
     /// A tensor of `shape` filled with `value`, for small shapes the caller knows to be
@@ -532,10 +532,8 @@ pub(crate) fn try_to_owned<T: HostElem + Clone>(view: ndarray::ArrayViewD<'_, T>
 }
 
 /// A shared array of `shape` filled with `value`, allocated through [`try_vec`].
-fn try_filled_array<T: Clone>(dtype: DType, shape: &[usize], value: T) -> Result<ArcArray<T, IxDyn>> {
-    let mut data = try_vec::<T>(dtype, shape)?;
-    data.resize(checked_elements(shape)?, value);
-    ArrayD::from_shape_vec(IxDyn(shape), data)
+pub(crate) fn try_filled_array<T: HostElem + Clone>(shape: &[usize], value: T) -> Result<ArcArray<T, IxDyn>> {
+    ArrayD::from_shape_vec(IxDyn(shape), try_full(shape, value)?)
         .map(ArrayD::into_shared)
         .map_err(|e| Error::internal(format!("filling a tensor: {e}")))
 }

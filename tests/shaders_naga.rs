@@ -33,6 +33,7 @@ const TEMPLATES: &[&str] = &[
     "max_pool_argmax.wgsl",
     "max_pool_argmax_combine.wgsl",
     "max_pool_grad_sliced.wgsl",
+    "fill.wgsl",
 ];
 /// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
@@ -131,6 +132,7 @@ fn every_wgsl_file_and_template_validates() {
         "max_pool_argmax.wgsl",
         "max_pool_argmax_combine.wgsl",
         "max_pool_grad_sliced.wgsl",
+        "fill.wgsl",
     ] {
         assert!(ops.iter().any(|(n, _)| n.starts_with(name)), "no instantiation of {name}");
     }

@@ -11,37 +11,16 @@ use super::{cached_wgsl, compute, shape_err, GpuLowering, InferResult, Op, OpKin
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::gpu::shaders as gpu_shaders;
-use crate::tensor::{checked_elements, dims_string, try_vec, DType, Shape, Tensor, TensorSpec};
+use crate::tensor::{checked_elements, dims_string, try_filled_array, DType, Shape, Tensor, TensorSpec};
 
 /// `ones`/`zeros` of fewer elements are constants (TF's `_constant_if_small`).
 const SMALL: usize = 1000;
 
-/// The fill kernel: every output element is the one element of binding 1.
-const FILL_WGSL: &str = "
-alias T = ELEM;
-const WG_SIZE: u32 = WORKGROUP_SIZE;
-
-struct Params {
-    count: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> value: array<T>;
-@group(0) @binding(2) var<storage, read_write> out: array<T>;
-
-@compute @workgroup_size(WG_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg, WG_SIZE);
-    if (i >= params.count) {
-        return;
-    }
-    out[i] = value[0];
-}
-";
+const FILL_TEMPLATE: &str = include_str!("../../shaders/fill.wgsl");
 
 /// The fill kernel for elements of `dtype`, prelude included.
 pub(crate) fn fill_wgsl(dtype: DType) -> Result<String> {
-    let body = FILL_WGSL
+    let body = super::gpu_util::code_of(FILL_TEMPLATE)
         .replace("ELEM", gpu_shaders::wgsl_scalar(dtype)?)
         .replace("WORKGROUP_SIZE", &format!("{}u", gpu_shaders::ELEMENTWISE_WORKGROUP_SIZE));
     Ok(format!("{}\n{body}", gpu_shaders::PRELUDE))
@@ -73,11 +52,11 @@ impl Op for Fill {
             invalid!("value must be a scalar, got shape {}", dims_string(value.shape()));
         }
         let out = match value {
-            Tensor::F32(a) => Tensor::F32(filled(value.dtype(), &self.shape, a)?),
-            Tensor::I32(a) => Tensor::I32(filled(value.dtype(), &self.shape, a)?),
-            Tensor::F64(a) => Tensor::F64(filled(value.dtype(), &self.shape, a)?),
-            Tensor::Bool(a) => Tensor::Bool(filled(value.dtype(), &self.shape, a)?),
-            Tensor::Str(a) => Tensor::Str(filled(value.dtype(), &self.shape, a)?),
+            Tensor::F32(a) => Tensor::F32(try_filled_array(&self.shape, scalar(a)?)?),
+            Tensor::I32(a) => Tensor::I32(try_filled_array(&self.shape, scalar(a)?)?),
+            Tensor::F64(a) => Tensor::F64(try_filled_array(&self.shape, scalar(a)?)?),
+            Tensor::Bool(a) => Tensor::Bool(try_filled_array(&self.shape, scalar(a)?)?),
+            Tensor::Str(a) => Tensor::Str(try_filled_array(&self.shape, scalar(a)?)?),
         };
         Ok(vec![out])
     }
@@ -111,20 +90,12 @@ impl Fill {
     }
 }
 
-/// A shared array of `shape` holding the one element of `value`, allocated fallibly.
-fn filled<T: Clone>(
-    dtype: DType,
-    shape: &[usize],
-    value: &ndarray::ArcArray<T, ndarray::IxDyn>,
-) -> Result<ndarray::ArcArray<T, ndarray::IxDyn>> {
-    let Some(v) = value.iter().next() else {
-        invalid!("value must be a scalar");
-    };
-    let mut data = try_vec::<T>(dtype, shape)?;
-    data.resize(checked_elements(shape)?, v.clone());
-    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data)
-        .map(ndarray::ArrayD::into_shared)
-        .map_err(|e| crate::error::Error::internal(format!("Fill: {e}")))
+/// The one element of a scalar `value`.
+fn scalar<T: Clone>(value: &ndarray::ArcArray<T, ndarray::IxDyn>) -> Result<T> {
+    match value.iter().next() {
+        Some(v) => Ok(v.clone()),
+        None => invalid!("value must be a scalar"),
+    }
 }
 
 impl Graph {

@@ -406,6 +406,9 @@ pub fn instantiations() -> Result<Vec<(String, String)>> {
     all.push(("matmul_sg.wgsl 4x2 with an epilogue".into(), matmul_sg_wgsl(4, 2, false, false, &vec4)));
     all.push(("conv2d.wgsl with an epilogue".into(), super::nn::gpu::conv2d_wgsl(&scalar)));
     all.push(("conv2d_sg.wgsl 8x2 with an epilogue".into(), super::nn::gpu::conv2d_sg_wgsl(8, 2, true, &vec4)));
+    for dtype in [DType::F32, DType::I32] {
+        all.push((format!("fill.wgsl {dtype}"), super::fill::fill_wgsl(dtype)?));
+    }
     all.extend(super::fused::wgsl::instantiations());
     all.extend(super::gpu_passes::instantiations()?);
     all.push(("xent_rows.wgsl".into(), super::losses::xent_rows_wgsl()?.to_string()));
