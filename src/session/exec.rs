@@ -91,7 +91,7 @@ fn inputs(step: &Step, slots: &[Option<Tensor>], vars: &Variables) -> Result<Vec
 fn value(plan: &Plan, step: &Step, ins: &[Option<Tensor>], k: usize) -> Result<Tensor> {
     match (ins.get(k), step.inputs.get(k)) {
         (Some(Some(t)), _) => Ok(t.clone()),
-        (_, Some(Input::Var(id))) => Err(uninitialized(plan.var_names.get(id).map_or("?", String::as_str))),
+        (_, Some(Input::Var(id))) => Err(uninitialized(plan.var_name(*id))),
         _ => Err(Error::internal("input value missing")),
     }
 }
@@ -191,7 +191,7 @@ pub(crate) fn uninitialized(name: &str) -> Error {
 /// dtype and of its declared shape (with a partial shape, one that fits it), whether or not
 /// the variable holds a value yet.
 pub(crate) fn check_assign(plan: &Plan, var: NodeId, (dtype, dims): (DType, &[usize])) -> Result<()> {
-    let Some(spec) = plan.var_specs.get(&var) else {
+    let Some((_, spec)) = plan.vars.get(&var) else {
         return Ok(());
     };
     if dtype != spec.dtype {
@@ -250,7 +250,7 @@ pub(crate) fn uninitialized_names(plan: &Plan, step: &Step, initialized: impl Fn
         .inputs
         .iter()
         .filter_map(|i| match i {
-            Input::Var(id) if !initialized(*id) => plan.var_names.get(id).cloned(),
+            Input::Var(id) if !initialized(*id) => plan.vars.get(id).map(|(name, _)| name.clone()),
             _ => None,
         })
         .collect();

@@ -386,7 +386,7 @@ impl<'p> Run<'p, '_> {
     fn input(&self, plan: &Plan, slots: &[Option<Value>], stores: &Stores, i: &Input) -> Result<Value> {
         match i {
             Input::Slot(s) => slots[*s].clone().ok_or_else(|| Error::internal("input value missing")),
-            Input::Var(id) => stores.read_var(*id, plan.var_names.get(id).map_or("?", String::as_str)),
+            Input::Var(id) => stores.read_var(*id, plan.var_name(*id)),
         }
     }
 
@@ -541,7 +541,7 @@ impl<'p> Run<'p, '_> {
         let new = match mode {
             AssignMode::Set => value,
             AssignMode::Add | AssignMode::Sub | AssignMode::GradientDescent => {
-                let name = plan.var_names.get(&var).map_or("?", String::as_str);
+                let name = plan.var_name(var);
                 let old = match stores.read_var(var, name)? {
                     Value::Dev(t) => t,
                     Value::Host(_) => return Err(Error::internal("a GPU assignment to a variable on the CPU")),

@@ -87,13 +87,17 @@ pub(crate) struct Plan {
     /// Slot and static spec of each feed, in the signature's feed order.
     pub(crate) feeds: Vec<(usize, TensorSpec)>,
     pub(crate) fetches: Vec<FetchFrom>,
-    /// Variable names by node, for error messages.
-    pub(crate) var_names: HashMap<NodeId, String>,
-    /// Variables' declared specs by node, for the run-time checks of assignments.
-    pub(crate) var_specs: HashMap<NodeId, TensorSpec>,
+    /// The graph's variables by node: names for error messages, declared specs for the
+    /// run-time checks of assignments.
+    pub(crate) vars: HashMap<NodeId, (String, TensorSpec)>,
 }
 
 impl Plan {
+    /// The name of variable `id` ("?" for a node that is not one).
+    pub(crate) fn var_name(&self, id: NodeId) -> &str {
+        self.vars.get(&id).map_or("?", |(name, _)| name.as_str())
+    }
+
     /// Builds the plan of `sig` on graph `g`, placing its nodes with `placer`.
     pub(crate) fn build(g: &GraphData, sig: &Signature, placer: &mut Placer<'_>) -> Result<Plan> {
         let fed: BTreeSet<Endpoint> = sig.feeds.iter().copied().collect();
@@ -217,23 +221,16 @@ impl Plan {
                 },
             })
             .collect();
-        let var_names = g
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| matches!(n.op, OpKind::Variable(_)))
-            .map(|(i, n)| (i, n.name.clone()))
-            .collect();
-        let var_specs = g
+        let vars = g
             .nodes
             .iter()
             .enumerate()
             .filter_map(|(i, n)| match &n.op {
-                OpKind::Variable(spec) => Some((i, spec.clone())),
+                OpKind::Variable(spec) => Some((i, (n.name.clone(), spec.clone()))),
                 _ => None,
             })
             .collect();
-        let mut plan = Plan { steps, slots: slot_device.len(), feeds, fetches, var_names, var_specs };
+        let mut plan = Plan { steps, slots: slot_device.len(), feeds, fetches, vars };
         plan.assign_frees();
         Ok(plan)
     }
