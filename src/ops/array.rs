@@ -138,6 +138,9 @@ impl Op for Reshape {
         let dims = self.resolve(x.len())?;
         Ok(vec![each_dtype!(x, |a| reshape_arc(a, &dims)?)])
     }
+    fn is_view(&self) -> bool {
+        true
+    }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         Some(self.resolve(inputs[0].1.iter().product()).map(GpuLowering::View))
     }

@@ -103,6 +103,22 @@ pub trait Op: Send + Sync + fmt::Debug {
     fn gpu(&self, _inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         None
     }
+    /// Whether the GPU has a kernel for inputs of these concrete specs (dtype, shape): the
+    /// cheap question placement asks, answered without building the lowering. It must agree
+    /// with [`Op::gpu`] returning `Some` (the default asks `gpu` itself).
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        self.gpu(inputs).is_some()
+    }
+    /// Whether the output is the first input with another shape (its buffer reused): placed
+    /// with its input, never a kernel of its own.
+    fn is_view(&self) -> bool {
+        false
+    }
+    /// Whether the output is the first input itself (`Identity`): a read of a variable through
+    /// it aliases the variable, as TF's ref variables do, and is colocated with it.
+    fn is_identity(&self) -> bool {
+        false
+    }
     /// The gradients of the inputs from the gradients of the outputs, as graph ops added under
     /// the current name scope (`None` for an input without one, such as an integer index).
     fn gradient(&self, _ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {

@@ -12,26 +12,8 @@ use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::cpu::conv::{self, array, contiguous};
 use crate::runtime::cpu::pool;
+pub use crate::runtime::padding::Padding;
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
-
-/// Padding of convolutions and pools.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Padding {
-    /// Output size `ceil(in / stride)`; the odd pad goes after (bottom/right).
-    Same,
-    /// No padding.
-    Valid,
-}
-
-impl Padding {
-    /// TF's attribute value: `SAME` or `VALID`.
-    pub fn tf_name(self) -> &'static str {
-        match self {
-            Padding::Same => "SAME",
-            Padding::Valid => "VALID",
-        }
-    }
-}
 
 /// Expands a 1-, 2- or 4-long spatial sequence to NHWC's 4 values, as TF's Python does.
 pub(crate) fn nhwc_sequence(name: &str, v: &[usize]) -> Result<[usize; 4]> {

@@ -57,6 +57,15 @@ impl Op for Identity {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<super::GpuLowering>> {
         Some(Ok(super::GpuLowering::View(inputs[0].1.to_vec())))
     }
+    fn gpu_supports(&self, _inputs: &[(DType, &[usize])]) -> bool {
+        true
+    }
+    fn is_view(&self) -> bool {
+        true
+    }
+    fn is_identity(&self) -> bool {
+        true
+    }
 }
 
 impl Graph {
@@ -139,11 +148,9 @@ impl Graph {
         vars.into_iter()
             .map(|(var, init)| {
                 let var = Output { graph: self.clone(), ep: Endpoint { node: var, index: 0 } };
-                let read = self
-                    .read()
-                    .nodes
-                    .iter()
-                    .position(|n| n.inputs.first() == Some(&var.ep) && n.op.type_name() == "Identity");
+                let read = self.read().nodes.iter().position(|n| {
+                    n.inputs.first() == Some(&var.ep) && matches!(&n.op, OpKind::Compute(op) if op.is_identity())
+                });
                 let read =
                     read.map_or(var.clone(), |id| Output { graph: self.clone(), ep: Endpoint { node: id, index: 0 } });
                 Variable { var, initializer: Operation { graph: self.clone(), id: init }, read }

@@ -162,14 +162,14 @@ pub(crate) fn colocated_variable(g: &GraphData, id: NodeId) -> Option<NodeId> {
     }
     match &node.op {
         OpKind::Assign(_) | OpKind::IsVariableInitialized => Some(first),
-        OpKind::Compute(op) if op.type_name() == "Identity" => Some(first),
+        OpKind::Compute(op) if op.is_identity() => Some(first),
         _ => None,
     }
 }
 
 /// Ops whose output is their input with another shape: placed with their input.
 fn is_view(op: &OpKind) -> bool {
-    matches!(op, OpKind::Compute(op) if matches!(op.type_name(), "Identity" | "Reshape" | "Squeeze" | "ExpandDims" | "StopGradient"))
+    matches!(op, OpKind::Compute(op) if op.is_view())
 }
 
 impl Placer<'_> {
@@ -228,7 +228,7 @@ impl Placer<'_> {
                 let shapes: Vec<Vec<usize>> = ins.iter().map(concrete).collect();
                 let specs: Vec<(DType, &[usize])> =
                     ins.iter().zip(&shapes).map(|(s, d)| (s.dtype, d.as_slice())).collect();
-                let has = specs.iter().all(|(d, _)| on_gpu_dtype(*d)) && op.gpu(&specs).is_some();
+                let has = specs.iter().all(|(d, _)| on_gpu_dtype(*d)) && op.gpu_supports(&specs);
                 let dtypes: Vec<String> = ins.iter().map(|s| s.dtype.to_string()).collect();
                 (!has).then(|| {
                     Refusal::NoKernel(format!("{} with inputs of dtype [{}]", op.type_name(), dtypes.join(", ")))

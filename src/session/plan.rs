@@ -122,7 +122,7 @@ impl Plan {
             let node = &g.nodes[ep.node];
             match &node.op {
                 OpKind::Variable(_) => Some(ep.node),
-                OpKind::Compute(op) if op.type_name() == "Identity" => {
+                OpKind::Compute(op) if op.is_identity() => {
                     let src = node.inputs.first()?;
                     matches!(g.nodes[src.node].op, OpKind::Variable(_)).then_some(src.node)
                 }

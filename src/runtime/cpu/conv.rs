@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, matmul_serial, MatRef};
 use crate::error::{invalid, Error, Result};
-use crate::ops::Padding;
+use crate::runtime::padding::Padding;
 use crate::tensor::{dims_string, try_zeros, Tensor};
 
 /// The geometry of one NHWC convolution, already validated by the op.

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::conv::{conv_geometry, fill_patches, mat, positive_zeros, ConvGeom};
 use super::gemm::{matmul, MatRef};
 use crate::error::{invalid, Error, Result};
-use crate::ops::Padding;
+use crate::runtime::padding::Padding;
 use crate::tensor::{dims_string, try_zeros};
 
 /// Upper bound on the elements of one patch-matrix block (16 MiB of f32).

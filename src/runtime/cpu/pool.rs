@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::conv::{array, contiguous, windowed};
 use crate::error::{invalid, Error, Result};
-use crate::ops::Padding;
+use crate::runtime::padding::Padding;
 use crate::tensor::{try_full, HostElem};
 
 /// The geometry of one NHWC pooling, already validated by the op.

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::pool::{pool_geometry, span, PoolElem, PoolGeom};
 use crate::error::{invalid, Error, Result};
-use crate::ops::Padding;
+use crate::runtime::padding::Padding;
 use crate::tensor::dims_string;
 
 /// The run-time checks of a pool gradient on a forward input of shape `xs` (4 values), and
