@@ -11,14 +11,12 @@
 
 use rayon::prelude::*;
 
-use super::conv::{conv_geometry, fill_patches, mat, positive_zeros, ConvGeom};
+use super::conv::{conv_geometry, ConvGeom};
 use super::gemm::{matmul, MatRef};
+use super::im2col::{fill_patches, mat, positive_zeros, BLOCK_ELEMS};
 use crate::error::{invalid, Error, Result};
 use crate::runtime::padding::Padding;
 use crate::tensor::{dims_string, try_zeros};
-
-/// Upper bound on the elements of one patch-matrix block (16 MiB of f32).
-const BLOCK_ELEMS: usize = 1 << 22;
 
 /// The run-time checks of a convolution gradient named `label` (`Conv2DBackpropInput` or
 /// `Conv2DBackpropFilter`), with the forward input shape `xs`, filter shape `fs` and

@@ -1,178 +1,17 @@
-//! `Conv2D` on the CPU: im2col patch matrices, filled in parallel with rayon, multiplied by
-//! the filter matrix with the SIMD GEMM. A 1x1 stride-1 ungrouped convolution is a plain
-//! matrix product of the input with the filter and copies nothing.
+//! The CPU `Conv2D` kernel: im2col patch matrices, filled in parallel with rayon, multiplied
+//! by the filter matrix with the SIMD GEMM. A 1x1 stride-1 ungrouped convolution is a plain
+//! matrix product of the input with the filter and copies nothing. The patch filling
+//! ([`fill_patches`]) is shared with the filter gradient.
 
-use std::borrow::Cow;
-
-use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
 
+use super::conv::ConvGeom;
 use super::gemm::{matmul, matmul_serial, MatRef};
-use crate::error::{invalid, Error, Result};
-use crate::runtime::padding::Padding;
-use crate::tensor::{dims_string, try_zeros, Tensor};
-
-/// The geometry of one NHWC convolution, already validated by the op.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ConvGeom {
-    /// Batch size.
-    pub(crate) batch: usize,
-    /// Input height.
-    pub(crate) in_h: usize,
-    /// Input width.
-    pub(crate) in_w: usize,
-    /// Input depth (`groups * patch_c`).
-    pub(crate) in_c: usize,
-    /// Filter height.
-    pub(crate) k_h: usize,
-    /// Filter width.
-    pub(crate) k_w: usize,
-    /// Filter input depth: the channels of one group.
-    pub(crate) patch_c: usize,
-    /// Output depth (a multiple of the number of groups).
-    pub(crate) out_c: usize,
-    /// Row and column strides.
-    pub(crate) stride: [usize; 2],
-    /// Row and column dilations.
-    pub(crate) dilation: [usize; 2],
-    /// Padding before the first row and before the first column.
-    pub(crate) pad: [usize; 2],
-    /// Output height.
-    pub(crate) out_h: usize,
-    /// Output width.
-    pub(crate) out_w: usize,
-}
-
-impl ConvGeom {
-    fn groups(&self) -> usize {
-        self.in_c / self.patch_c.max(1)
-    }
-    /// Output pixels: the rows of the patch matrix.
-    fn rows(&self) -> usize {
-        self.batch * self.out_h * self.out_w
-    }
-}
-
-/// `Conv2D`'s run-time checks on shapes, in TF's order and words, and the geometry they
-/// give; shared by the CPU kernel and the GPU lowering so both devices agree.
-pub(crate) fn conv_geometry(
-    xs: &[usize],
-    fs: &[usize],
-    s: [usize; 4],
-    d: [usize; 4],
-    padding: Padding,
-) -> Result<ConvGeom> {
-    if s[0] != 1 || s[3] != 1 {
-        return Err(Error::unimplemented(
-            "Current implementation does not yet support strides in the batch and depth dimensions.",
-        ));
-    }
-    if s[1] == 0 || s[2] == 0 {
-        invalid!("Row and column strides should be larger than 0.");
-    }
-    if d[0] != 1 || d[3] != 1 {
-        return Err(Error::unimplemented(
-            "Current implementation does not yet support dilations in the batch and depth dimensions.",
-        ));
-    }
-    if d[1] == 0 || d[2] == 0 {
-        invalid!("Dilated rates should be larger than 0.");
-    }
-    if xs.len() != 4 {
-        invalid!("input must be 4-dimensional{}", dims_string(xs));
-    }
-    if fs.len() != 4 {
-        invalid!("filter must be 4-dimensional: {}", dims_string(fs));
-    }
-    let (in_c, patch_c, out_c) = (xs[3], fs[2], fs[3]);
-    if fs.iter().product::<usize>() == 0 {
-        invalid!("filter must not have zero elements (i.e. all dimensions must be non-zero)");
-    }
-    if !in_c.is_multiple_of(patch_c) {
-        invalid!("input depth must be evenly divisible by filter depth: {in_c} vs {patch_c}");
-    }
-    let groups = in_c / patch_c;
-    if groups == 0 || !out_c.is_multiple_of(groups) || out_c < groups {
-        invalid!("output depth must be evenly divisible by number of groups: {out_c} vs {groups}");
-    }
-    let (out_h, pad_h) = windowed(xs[1], fs[0], d[1], s[1], padding)?;
-    let (out_w, pad_w) = windowed(xs[2], fs[1], d[2], s[2], padding)?;
-    Ok(ConvGeom {
-        batch: xs[0],
-        in_h: xs[1],
-        in_w: xs[2],
-        in_c,
-        k_h: fs[0],
-        k_w: fs[1],
-        patch_c,
-        out_c,
-        stride: [s[1], s[2]],
-        dilation: [d[1], d[2]],
-        pad: [pad_h, pad_w],
-        out_h,
-        out_w,
-    })
-}
-
-/// `Conv2D`: the run-time checks of [`conv_geometry`], then the kernel. `strides` and
-/// `dilations` are NHWC.
-pub(crate) fn conv2d_nhwc(
-    x: &Tensor,
-    f: &Tensor,
-    strides: [usize; 4],
-    dilations: [usize; 4],
-    padding: Padding,
-) -> Result<Tensor> {
-    let geom = conv_geometry(x.shape(), f.shape(), strides, dilations, padding)?;
-    let (Tensor::F32(xa), Tensor::F32(fa)) = (x, f) else {
-        return Err(Error::unimplemented(format!("wgflow has no CPU Conv2D kernel for {}", x.dtype())));
-    };
-    let shape = [geom.batch, geom.out_h, geom.out_w, geom.out_c];
-    let mut out = try_zeros::<f32>(&shape)?;
-    if !out.is_empty() {
-        conv2d(&contiguous(xa), &contiguous(fa), &geom, &mut out)?;
-    }
-    Ok(array(&shape, out)?.into())
-}
-
-/// TF's `GetWindowedOutputSizeVerboseV2`: the run-time output size and leading pad.
-pub(crate) fn windowed(
-    input: usize,
-    k: usize,
-    dilation: usize,
-    stride: usize,
-    padding: Padding,
-) -> Result<(usize, usize)> {
-    let (i, s) = (input as i64, stride.max(1) as i64);
-    let eff = (k as i64 - 1) * dilation as i64 + 1;
-    let (out, pad) = match padding {
-        Padding::Valid => ((i - eff + s) / s, 0),
-        Padding::Same => {
-            let out = (i + s - 1) / s;
-            (out, ((out - 1) * s + eff - i).max(0) / 2)
-        }
-    };
-    if out < 0 {
-        invalid!("Computed output size would be negative: {out} [input_size: {input}, effective_filter_size: {eff}, stride: {stride}]");
-    }
-    Ok((out as usize, pad.max(0) as usize))
-}
-
-/// Row-major data of an array, borrowed when it is already contiguous.
-pub(crate) fn contiguous<T: Clone>(a: &ArcArray<T, IxDyn>) -> Cow<'_, [T]> {
-    match a.as_slice() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(a.iter().cloned().collect()),
-    }
-}
-
-/// An array of `shape` from row-major `data`.
-pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>> {
-    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::internal(e.to_string()))
-}
+use crate::error::{Error, Result};
+use crate::tensor::try_zeros;
 
 /// Upper bound on the elements of one patch-matrix block (16 MiB of f32).
-const BLOCK_ELEMS: usize = 1 << 22;
+pub(super) const BLOCK_ELEMS: usize = 1 << 22;
 /// Patch-matrix elements per task of the parallel blocked convolution (256 KiB of f32).
 const TASK_ELEMS: usize = 1 << 16;
 /// Patch rows one rayon task fills at least.
@@ -193,55 +32,61 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
     if rows == 0 || g.out_c == 0 {
         return Ok(());
     }
+    let out = &mut out[..rows * g.out_c];
     if k == 0 {
-        out[..rows * g.out_c].fill(0.0);
+        out.fill(0.0);
         return Ok(());
     }
     if g.k_h == 1 && g.k_w == 1 && g.stride == [1, 1] && groups == 1 && g.pad == [0, 0] {
         // Every output pixel is its input pixel times the filter matrix.
         let a = MatRef { data: x, rows, cols: g.in_c, transpose: false };
-        matmul(a, mat(filter, k, g.out_c), &mut out[..rows * g.out_c], false)?;
-        positive_zeros(&mut out[..rows * g.out_c]);
+        matmul(a, mat(filter, k, g.out_c), out, false)?;
+        positive_zeros(out);
         return Ok(());
     }
     if groups == 1 {
-        // Blocks of output rows in parallel, each filling its patch matrix (sized to stay in
-        // the core's cache) and multiplying it on its own thread.
-        let block = (TASK_ELEMS / k).clamp(MIN_ROWS_PER_TASK, rows.max(MIN_ROWS_PER_TASK));
-        let filter = mat(filter, k, g.out_c);
-        out[..rows * g.out_c].par_chunks_mut(block * g.out_c).enumerate().try_for_each_init(
-            Vec::new,
-            |patches: &mut Vec<f32>, (i, o)| {
-                let n = o.len() / g.out_c;
-                if patches.len() < n * k {
-                    // One patch matrix per worker, its size from the filter: checked first.
-                    *patches = try_zeros::<f32>(&[n, k])?;
-                }
-                let patches = &mut patches[..n * k];
-                fill_rows(x, g, 0, i * block, patches, k);
-                matmul_serial(MatRef { data: patches, rows: n, cols: k, transpose: false }, filter, o, false)?;
-                positive_zeros_serial(o);
-                Ok::<(), Error>(())
-            },
-        )?;
-        return Ok(());
+        return conv2d_ungrouped(x, filter, g, k, out);
     }
+    conv2d_grouped(x, filter, g, k, out)?;
+    positive_zeros(out);
+    Ok(())
+}
+
+/// One group: blocks of output rows in parallel, each filling its patch matrix (sized to stay
+/// in the core's cache) and multiplying it on its own thread. `k` is the patch length.
+fn conv2d_ungrouped(x: &[f32], filter: &[f32], g: &ConvGeom, k: usize, out: &mut [f32]) -> Result<()> {
+    let rows = g.rows();
+    let block = (TASK_ELEMS / k).clamp(MIN_ROWS_PER_TASK, rows.max(MIN_ROWS_PER_TASK));
+    let filter = mat(filter, k, g.out_c);
+    out.par_chunks_mut(block * g.out_c).enumerate().try_for_each_init(Vec::new, |patches: &mut Vec<f32>, (i, o)| {
+        let n = o.len() / g.out_c;
+        if patches.len() < n * k {
+            // One patch matrix per worker, its size from the filter: checked first.
+            *patches = try_zeros::<f32>(&[n, k])?;
+        }
+        let patches = &mut patches[..n * k];
+        fill_rows(x, g, 0, i * block, patches, k);
+        matmul_serial(MatRef { data: patches, rows: n, cols: k, transpose: false }, filter, o, false)?;
+        positive_zeros_serial(o);
+        Ok::<(), Error>(())
+    })
+}
+
+/// Several groups: group by group, blocks of output rows in turn, each block's patches
+/// filled in parallel and multiplied by the group's filter columns with the parallel GEMM.
+/// `k` is the patch length. Leaves the zeros' signs to the caller.
+fn conv2d_grouped(x: &[f32], filter: &[f32], g: &ConvGeom, k: usize, out: &mut [f32]) -> Result<()> {
+    let (groups, rows) = (g.groups(), g.rows());
     let cout_g = g.out_c / groups;
     let block_rows = (BLOCK_ELEMS / k).clamp(1, rows);
     let mut patches = try_zeros::<f32>(&[block_rows, k])?;
-    let mut group_filter = Vec::new();
-    let mut group_out = Vec::new();
-    if groups > 1 {
-        group_filter = try_zeros::<f32>(&[k, cout_g])?;
-        group_out = try_zeros::<f32>(&[block_rows, cout_g])?;
-    }
+    let mut group_filter = try_zeros::<f32>(&[k, cout_g])?;
+    let mut group_out = try_zeros::<f32>(&[block_rows, cout_g])?;
     for grp in 0..groups {
-        if groups > 1 {
-            // The group's filter columns as a contiguous k x cout_g matrix.
-            for (r, dst) in group_filter.chunks_exact_mut(cout_g).enumerate() {
-                let src = r * g.out_c + grp * cout_g;
-                dst.copy_from_slice(&filter[src..src + cout_g]);
-            }
+        // The group's filter columns as a contiguous k x cout_g matrix.
+        for (r, dst) in group_filter.chunks_exact_mut(cout_g).enumerate() {
+            let src = r * g.out_c + grp * cout_g;
+            dst.copy_from_slice(&filter[src..src + cout_g]);
         }
         let mut start = 0;
         while start < rows {
@@ -249,20 +94,15 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
             let p = &mut patches[..n * k];
             fill_patches(x, g, grp * g.patch_c, start, p, k);
             let a = MatRef { data: p, rows: n, cols: k, transpose: false };
-            if groups == 1 {
-                matmul(a, mat(filter, k, g.out_c / groups), &mut out[start * g.out_c..(start + n) * g.out_c], false)?;
-            } else {
-                let o = &mut group_out[..n * cout_g];
-                matmul(a, mat(&group_filter, k, cout_g), o, false)?;
-                for (r, src) in o.chunks_exact(cout_g).enumerate() {
-                    let dst = (start + r) * g.out_c + grp * cout_g;
-                    out[dst..dst + cout_g].copy_from_slice(src);
-                }
+            let o = &mut group_out[..n * cout_g];
+            matmul(a, mat(&group_filter, k, cout_g), o, false)?;
+            for (r, src) in o.chunks_exact(cout_g).enumerate() {
+                let dst = (start + r) * g.out_c + grp * cout_g;
+                out[dst..dst + cout_g].copy_from_slice(src);
             }
             start += n;
         }
     }
-    positive_zeros(&mut out[..rows * g.out_c]);
     Ok(())
 }
 
