@@ -51,6 +51,20 @@ impl ConvGeom {
     }
 }
 
+/// The direct definition the kernels' tests check against.
+#[cfg(test)]
+impl ConvGeom {
+    /// The input pixel `(row, column)` that filter tap `(kh, kw)` of output pixel `(oh, ow)`
+    /// reads, or `None` where it falls in the padding; in signed arithmetic, unlike the
+    /// kernels.
+    pub(super) fn tap(&self, oh: usize, ow: usize, kh: usize, kw: usize) -> Option<(usize, usize)> {
+        let ih = (oh * self.stride[0] + kh * self.dilation[0]) as isize - self.pad[0] as isize;
+        let iw = (ow * self.stride[1] + kw * self.dilation[1]) as isize - self.pad[1] as isize;
+        let inside = ih >= 0 && iw >= 0 && ih < self.in_h as isize && iw < self.in_w as isize;
+        inside.then_some((ih as usize, iw as usize))
+    }
+}
+
 /// `Conv2D`'s run-time checks on shapes, in TF's order and words, and the geometry they
 /// give; shared by the CPU kernel and the GPU lowering so both devices agree.
 pub(crate) fn conv_geometry(
