@@ -24,10 +24,11 @@ pub fn checked_elements(shape: &[usize]) -> Result<usize> {
 /// The limit set by [`set_host_allocation_limit`]; 0 means "the machine's memory".
 static HOST_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Caps the bytes one host tensor allocation of a kernel (or [`Tensor::try_filled`]) may take;
-/// larger ones fail with `ResourceExhausted` before allocating. `None` restores the default:
-/// the machine's memory (the smaller of its physical memory and its cgroup's limit), so that
-/// a 4 TiB output is refused rather than left to the allocator or the OOM killer.
+/// Caps the bytes one host tensor allocation of a kernel (or of
+/// [`Tensor::try_filled`](super::Tensor::try_filled)) may take; larger ones fail with
+/// `ResourceExhausted` before allocating. `None` restores the default: the machine's memory
+/// (the smaller of its physical memory and its cgroup's limit), so that a 4 TiB output is
+/// refused rather than left to the allocator or the OOM killer.
 pub fn set_host_allocation_limit(bytes: Option<u64>) {
     HOST_LIMIT.store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
 }
