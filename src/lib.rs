@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod gpu;
 pub mod gradients;
 pub mod graph;
 pub mod ops;
@@ -30,16 +31,9 @@ pub mod placement;
 mod runtime;
 pub mod session;
 pub mod tensor;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
 pub mod train;
-
-#[doc(hidden)]
-pub use runtime::gpu::__gpu_testing;
-
-/// The op kernels' WGSL instantiations, for the shader validation test.
-#[doc(hidden)]
-pub mod __ops_gpu_testing {
-    pub use crate::ops::gpu_util::instantiations;
-}
 
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use wgflow::__gpu_testing::{
+use wgflow::testing::{
     binary_wgsl, broadcast_shape, broadcast_uniforms, unary_wgsl, BufferPool, GpuContext, GpuTensor, Stream,
     ELEMENTWISE_WORKGROUP_SIZE as WG,
 };
@@ -87,7 +87,7 @@ fn adapter_is_reported() {
         l.max_compute_invocations_per_workgroup,
         l.max_compute_workgroups_per_dimension
     );
-    assert_eq!(wgflow::__gpu_testing::adapter_name().as_deref(), Some(info.name.as_str()));
+    assert_eq!(wgflow::testing::adapter_name().as_deref(), Some(info.name.as_str()));
     assert!(l.max_compute_invocations_per_workgroup >= 256, "the adapter's own limits were requested");
     // The same process-wide context comes back.
     let again = GpuContext::get(None).expect("cached context");
@@ -146,7 +146,7 @@ fn more_than_65535_workgroups_fold_into_two_dimensions() {
     let Some(ctx) = context() else { return };
     let max = ctx.limits().max_compute_workgroups_per_dimension;
     let n = 64 * 70_000usize;
-    let (x, y) = wgflow::__gpu_testing::workgroup_grid(n as u64, 64, max).expect("grid");
+    let (x, y) = wgflow::testing::workgroup_grid(n as u64, 64, max).expect("grid");
     println!("{n} invocations in workgroups of 64: grid ({x}, {y}), limit {max} per dimension");
     assert!(y > 1 && x <= max);
     let mut pool = BufferPool::new(ctx);

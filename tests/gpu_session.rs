@@ -113,7 +113,7 @@ fn a_tensor_over_the_storage_binding_limit_is_resource_exhausted_naming_the_node
     if !common::gpu_ready() {
         return;
     }
-    let limit = wgflow::__gpu_testing::GpuContext::get(None).unwrap().limits().max_storage_buffer_binding_size as usize;
+    let limit = wgflow::testing::GpuContext::get(None).unwrap().limits().max_storage_buffer_binding_size as usize;
     let g = Graph::new();
     let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let y = g.named("too_big").square(&p).unwrap();

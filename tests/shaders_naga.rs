@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use wgflow::__gpu_testing::{
+use wgflow::testing::instantiations;
+use wgflow::testing::{
     binary_vec4_wgsl, binary_wgsl, binary_wgsl_typed, error_flag_wgsl, unary_vec4_wgsl, unary_wgsl, unary_wgsl_typed,
     PRELUDE,
 };
-use wgflow::__ops_gpu_testing::instantiations;
 use wgflow::DType;
 
 /// Template files and the instantiations that cover them.

@@ -1,5 +1,6 @@
 //! The files of a checkpoint directory: writes through a temporary file and a rename, the
-//! removal of temporaries that killed saves left behind, and I/O errors with TF's codes.
+//! removal of temporaries that killed saves left behind, which listed checkpoints exist (and
+//! whether two paths name the same one), and I/O errors with TF's codes.
 //!
 //! A temporary is named `.NAME.tmp-PID-K`, after the file `NAME` it becomes, the id `PID` of
 //! the process writing it and `K`, a number unique within that process.
@@ -205,6 +206,28 @@ pub(super) fn io_error(what: &str, e: &std::io::Error) -> Error {
         _ => Code::Internal,
     };
     Error::new(code, format!("{what}: {e}"))
+}
+
+/// Whether `a` and `b` name the same path (compared absolute, without resolving links).
+pub(super) fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || matches!((std::path::absolute(a), std::path::absolute(b)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// The paths of `paths` that are files, in order, each once (at its last place).
+pub(super) fn existing_checkpoints(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = Vec::with_capacity(paths.len());
+    for p in paths {
+        match fs::metadata(p) {
+            Ok(m) if m.is_file() => {
+                found.retain(|q| !same_path(q, p));
+                found.push(p.clone());
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {}
+            Err(e) => return Err(io_error(&format!("checking checkpoint {}", p.display()), &e)),
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 mod checkpoint_files;
 mod checkpoint_index;
 mod optimizer;
+mod save;
 mod saver;
 mod tensor_codec;
 

@@ -8,23 +8,22 @@
 //! under the name scope `save`, a placeholder and an `Assign` per variable and a `NoOp`
 //! `save/restore_all` grouping the assigns. A restore feeds the file's values to the
 //! placeholders and runs `save/restore_all`, so it works with every kind of session.
+//!
+//! This file holds the saver, its options and the restore; writing a checkpoint is in
+//! `save.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use safetensors::{SafeTensorError, SafeTensors};
 
-use super::checkpoint_files::{io_error, parent_dir, remove_stale_temporaries, write_atomically};
-use super::checkpoint_index::{get_checkpoint_state, index_text, lies_in, INDEX_FILE};
-use super::tensor_codec::{decode, Blob};
+use super::checkpoint_files::{existing_checkpoints, io_error};
+use super::tensor_codec::decode;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output, Variable};
 use crate::session::Session;
 use crate::tensor::{DType, Tensor, TensorSpec};
 
-/// The metadata key that records who wrote a checkpoint, and its value.
-const FORMAT_KEY: &str = "format";
-const FORMAT: &str = "wgflow";
 /// How many checkpoints a saver keeps unless told otherwise (TF's default).
 const DEFAULT_MAX_TO_KEEP: usize = 5;
 
@@ -32,7 +31,7 @@ const DEFAULT_MAX_TO_KEEP: usize = 5;
 #[derive(Debug)]
 pub(super) struct Entry {
     pub(super) name: String,
-    var: Variable,
+    pub(super) var: Variable,
     pub(super) spec: TensorSpec,
     /// The placeholder a restore feeds.
     feed: Output,
@@ -70,17 +69,17 @@ pub(super) struct Entry {
 pub struct Saver {
     graph: Graph,
     /// Sorted by variable name, as TF orders its restore assigns.
-    entries: Vec<Entry>,
+    pub(super) entries: Vec<Entry>,
     restore_all: Operation,
-    max_to_keep: Option<usize>,
+    pub(super) max_to_keep: Option<usize>,
     /// The checkpoints this saver keeps, oldest first: those it wrote, and those it took
     /// over from an index or [`Saver::recover_last_checkpoints`].
-    last_checkpoints: Vec<PathBuf>,
+    pub(super) last_checkpoints: Vec<PathBuf>,
     /// The absolute directories whose index this saver has read or written.
-    known_dirs: Vec<PathBuf>,
+    pub(super) known_dirs: Vec<PathBuf>,
     /// Whether a first save into a directory takes over the checkpoints of its index (until
     /// [`Saver::recover_last_checkpoints`] sets the list).
-    adopt_index: bool,
+    pub(super) adopt_index: bool,
 }
 
 impl std::fmt::Debug for Saver {
@@ -195,129 +194,6 @@ impl Saver {
         self.entries.iter().map(|e| e.name.clone()).collect()
     }
 
-    /// Saves the variables' values in `session` to `prefix-STEP` (or to `prefix` itself
-    /// without a step) and returns that path.
-    ///
-    /// The values are fetched with one run. The file is written to a temporary file in the
-    /// same directory, synced and renamed, so a save never leaves a torn checkpoint. Then the
-    /// directory's `checkpoint` index is rewritten (also atomically) and the oldest
-    /// checkpoints beyond [`Saver::max_to_keep`] are deleted.
-    ///
-    /// Before writing, a save removes the temporaries (`.model.ckpt-N.tmp-PID-K`) that
-    /// earlier saves of this prefix, and of the index, left in the directory when they were
-    /// killed: a temporary of this process that no write of it holds now, or one of a process
-    /// that is no longer alive (known on Linux, through `/proc`) and owned by this user. A
-    /// temporary of another live process stays, as it may be being written right now. The
-    /// rule trusts the process ids of one machine: a directory shared by several machines
-    /// should get its saves from one of them.
-    ///
-    /// The first save of a saver into a directory takes over the checkpoints that the
-    /// directory's index lists and that still exist, as older than its own (as TF's
-    /// `CheckpointManager` does through `recover_last_checkpoints`), so that a saver built
-    /// after a restart keeps deleting the oldest of them. [`Saver::recover_last_checkpoints`]
-    /// turns this off.
-    ///
-    /// Errors: the session's own (`FailedPrecondition` for an uninitialized variable),
-    /// `NotFound` if the directory does not exist, I/O errors with the closest code; an index
-    /// to take over that cannot be read has its I/O error's code, and one that is not a valid
-    /// index is `DataLoss`; nothing is written then.
-    pub fn save(
-        &mut self,
-        session: &mut Session,
-        prefix: impl AsRef<Path>,
-        global_step: Option<u64>,
-    ) -> Result<PathBuf> {
-        self.check_session(session)?;
-        let prefix = prefix.as_ref();
-        let path = checkpoint_path(prefix, global_step)?;
-        let dir = parent_dir(&path);
-        if !dir.is_dir() {
-            return Err(Error::not_found(format!(
-                "Parent directory of {} doesn't exist, can't save.",
-                prefix.display()
-            )));
-        }
-        let dir_abs = std::path::absolute(&dir).map_err(|e| io_error(&format!("resolving {}", dir.display()), &e))?;
-
-        let prefix_name = prefix.file_name().and_then(|n| n.to_str());
-        remove_stale_temporaries(&dir, |file| {
-            file == INDEX_FILE || prefix_name.is_some_and(|prefix| is_checkpoint_of(prefix, file))
-        });
-
-        let first_here = !self.known_dirs.contains(&dir_abs);
-        let mut kept =
-            if first_here && self.adopt_index { self.adopted(&dir, &dir_abs)? } else { self.last_checkpoints.clone() };
-        kept.retain(|p| !same_path(p, &path));
-        kept.push(path.clone());
-        let mut removed = Vec::new();
-        if let Some(max) = self.max_to_keep {
-            while kept.len() > max {
-                removed.push(kept.remove(0));
-            }
-        }
-        let index = index_text(&dir, &path, &kept)?;
-
-        let fetches: Vec<&Output> = self.entries.iter().map(|e| e.var.tensor()).collect();
-        let values = session.run(&fetches)?;
-        let mut blobs = Vec::with_capacity(values.len());
-        for (e, value) in self.entries.iter().zip(values) {
-            let value =
-                value.ok_or_else(|| Error::internal(format!("fetching variable {} yielded no value", e.name)))?;
-            blobs.push((e.name.clone(), Blob::encode(&e.name, &value)?));
-        }
-        let metadata = Some([(FORMAT_KEY.to_string(), FORMAT.to_string())].into_iter().collect());
-        let bytes = safetensors::serialize(blobs, metadata)
-            .map_err(|e| Error::internal(format!("serializing checkpoint {}: {e}", path.display())))?;
-
-        write_atomically(&path, &bytes)?;
-        write_atomically(&dir.join(INDEX_FILE), index.as_bytes())?;
-        self.last_checkpoints = kept;
-        if first_here {
-            self.known_dirs.push(dir_abs);
-        }
-        for old in removed {
-            match fs::remove_file(&old) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => log::warn!("could not delete old checkpoint {}: {e}", old.display()),
-            }
-        }
-        Ok(path)
-    }
-
-    /// This saver's checkpoints after the ones of `dir`'s index that exist and that it does
-    /// not hold yet; the index's paths in `dir` are given as `dir` joined with their names.
-    fn adopted(&self, dir: &Path, dir_abs: &Path) -> Result<Vec<PathBuf>> {
-        let Some(state) = get_checkpoint_state(dir).map_err(|e| {
-            Error::new(
-                e.code,
-                format!(
-                    "{}; a save takes over the checkpoints of its directory's index: repair or remove the index, \
-                     or call Saver::recover_last_checkpoints to choose the checkpoints to keep",
-                    e.message
-                ),
-            )
-        })?
-        else {
-            return Ok(self.last_checkpoints.clone());
-        };
-        let listed: Vec<PathBuf> = state
-            .checkpoints()
-            .into_iter()
-            .map(|p| match p.file_name() {
-                Some(name) if lies_in(&p, dir_abs) => dir.join(name),
-                _ => p,
-            })
-            .collect();
-        let mut kept = existing_checkpoints(&listed)?;
-        kept.retain(|p| !self.last_checkpoints.iter().any(|q| same_path(p, q)));
-        if !kept.is_empty() {
-            log::info!("{} checkpoint(s) of the index in {} kept with this saver's", kept.len(), dir.display());
-        }
-        kept.extend(self.last_checkpoints.iter().cloned());
-        Ok(kept)
-    }
-
     /// Restores the variables in `session` from the checkpoint at `path`.
     ///
     /// Every value is read and checked before anything is assigned, so a failed restore
@@ -362,7 +238,7 @@ impl Saver {
         Ok(())
     }
 
-    fn check_session(&self, session: &Session) -> Result<()> {
+    pub(super) fn check_session(&self, session: &Session) -> Result<()> {
         if session.graph().same(&self.graph) {
             Ok(())
         } else {
@@ -371,55 +247,4 @@ impl Saver {
             ))
         }
     }
-}
-
-/// `prefix-STEP`, or `prefix` without a step.
-fn checkpoint_path(prefix: &Path, step: Option<u64>) -> Result<PathBuf> {
-    if prefix.file_name().is_none() {
-        return Err(Error::invalid_argument(format!(
-            "Checkpoint prefix {:?} names no file (it needs a last component, as in dir/model.ckpt)",
-            prefix.display().to_string()
-        )));
-    }
-    let mut s = prefix.as_os_str().to_owned();
-    if let Some(step) = step {
-        s.push(format!("-{step}"));
-    }
-    let path = PathBuf::from(s);
-    if path.file_name() == Some(INDEX_FILE.as_ref()) {
-        return Err(Error::invalid_argument(format!(
-            "A checkpoint cannot be called {INDEX_FILE:?}: that name is the directory's checkpoint index"
-        )));
-    }
-    Ok(path)
-}
-
-/// Whether `file` is a checkpoint name of `prefix`: `prefix` or `prefix-STEP`.
-fn is_checkpoint_of(prefix: &str, file: &str) -> bool {
-    file.strip_prefix(prefix).is_some_and(|rest| {
-        rest.is_empty()
-            || rest.strip_prefix('-').is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-    })
-}
-
-/// Whether `a` and `b` name the same path (compared absolute, without resolving links).
-fn same_path(a: &Path, b: &Path) -> bool {
-    a == b || matches!((std::path::absolute(a), std::path::absolute(b)), (Ok(a), Ok(b)) if a == b)
-}
-
-/// The paths of `paths` that are files, in order, each once (at its last place).
-fn existing_checkpoints(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut found: Vec<PathBuf> = Vec::with_capacity(paths.len());
-    for p in paths {
-        match fs::metadata(p) {
-            Ok(m) if m.is_file() => {
-                found.retain(|q| !same_path(q, p));
-                found.push(p.clone());
-            }
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {}
-            Err(e) => return Err(io_error(&format!("checking checkpoint {}", p.display()), &e)),
-        }
-    }
-    Ok(found)
 }

@@ -235,6 +235,6 @@ pub fn dtype_of(v: &Value) -> DType {
 }
 
 /// The GPU memory counter of a session, readable after the session is gone.
-pub fn pool_bytes_held_of(s: &wgflow::Session) -> wgflow::__gpu_testing::HeldBytes {
+pub fn pool_bytes_held_of(s: &wgflow::Session) -> wgflow::testing::HeldBytes {
     s.gpu_memory_counter().expect("a GPU session")
 }

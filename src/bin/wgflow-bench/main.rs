@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use wgflow::__gpu_testing::{available_adapters, GpuContext, ADAPTER_ENV};
+use wgflow::gpu::{Adapter, ADAPTER_ENV};
 
 use measure::{Budget, Policy};
 use report::Row;
@@ -72,7 +72,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let args = parse()?;
     let stem = if args.quick { "quick" } else { "latest" };
     std::fs::create_dir_all(&args.out)?;
-    let adapters = available_adapters();
+    let adapters = wgflow::gpu::adapters();
     let runs: Vec<Value> = match &args.adapter {
         None if adapters.len() > 1 => {
             // One child process per adapter; each writes its own results under the output dir.
@@ -134,7 +134,7 @@ fn machine() -> String {
 
 /// Runs the suite on the CPU and on this process's adapter (if any), under every policy.
 fn bench(quick: bool, filter: Option<&str>, cpu_only: bool) -> Result<(String, Vec<Row>), Box<dyn Error>> {
-    let gpu = if cpu_only { None } else { GpuContext::get(None).ok() };
+    let gpu = if cpu_only { None } else { Adapter::open(None).ok() };
     let title = match &gpu {
         Some(ctx) => format!("CPU: {}; GPU: {}", machine(), ctx.description()),
         None => format!("CPU: {}; no GPU adapter", machine()),

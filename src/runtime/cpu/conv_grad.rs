@@ -11,14 +11,12 @@
 
 use rayon::prelude::*;
 
-use super::conv::{conv_geometry, fill_patches, mat, positive_zeros, ConvGeom};
+use super::conv::{conv_geometry, ConvGeom};
 use super::gemm::{matmul, MatRef};
+use super::im2col::{fill_patches, mat, positive_zeros, BLOCK_ELEMS};
 use crate::error::{invalid, Error, Result};
 use crate::runtime::padding::Padding;
 use crate::tensor::{dims_string, try_zeros};
-
-/// Upper bound on the elements of one patch-matrix block (16 MiB of f32).
-const BLOCK_ELEMS: usize = 1 << 22;
 
 /// The run-time checks of a convolution gradient named `label` (`Conv2DBackpropInput` or
 /// `Conv2DBackpropFilter`), with the forward input shape `xs`, filter shape `fs` and
@@ -187,13 +185,11 @@ mod tests {
                 for ow in 0..g.out_w {
                     for kh in 0..g.k_h {
                         for kw in 0..g.k_w {
-                            let ih = (oh * g.stride[0] + kh * g.dilation[0]) as isize - g.pad[0] as isize;
-                            let iw = (ow * g.stride[1] + kw * g.dilation[1]) as isize - g.pad[1] as isize;
-                            if ih < 0 || iw < 0 || ih >= g.in_h as isize || iw >= g.in_w as isize {
+                            let Some((ih, iw)) = g.tap(oh, ow, kh, kw) else {
                                 continue;
-                            }
+                            };
                             for ci in 0..g.in_c {
-                                let xi = ((n * g.in_h + ih as usize) * g.in_w + iw as usize) * g.in_c + ci;
+                                let xi = ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + ci;
                                 for co in 0..g.out_c {
                                     let fi = ((kh * g.k_w + kw) * g.in_c + ci) * g.out_c + co;
                                     let d = dy[((n * g.out_h + oh) * g.out_w + ow) * g.out_c + co];

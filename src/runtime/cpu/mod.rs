@@ -1,8 +1,13 @@
-//! CPU kernel helpers shared by several ops.
+//! The CPU kernels the ops call: the SIMD GEMM ([`gemm`]), `Conv2D`'s geometry ([`conv`]) and
+//! im2col kernel (`im2col`), its gradients ([`conv_grad`]), the pools ([`pool`],
+//! [`pool_grad`]), the recycled host buffers ([`recycle`]) and the row-major layout helpers
+//! they share (`layout`).
 
 pub(crate) mod conv;
 pub(crate) mod conv_grad;
 pub(crate) mod gemm;
+mod im2col;
+mod layout;
 pub(crate) mod pool;
 pub(crate) mod pool_grad;
 pub(crate) mod recycle;

@@ -8,7 +8,8 @@ use std::ops::Add;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
 
-use super::conv::{array, contiguous, windowed};
+use super::conv::windowed;
+use super::layout::{array, contiguous};
 use crate::error::{invalid, Error, Result};
 use crate::runtime::padding::Padding;
 use crate::tensor::{try_full, HostElem};

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::lock;
 use super::pipeline::PipelineCache;
-use super::GpuStats;
 use crate::error::{Code, Error, Result};
 
 /// Names the adapter to use: an index into the adapter list, or a part of its name.
@@ -46,6 +45,7 @@ struct Slot {
 static SLOT: Mutex<Slot> = Mutex::new(Slot { ready: None, failed: None });
 
 /// The name of the adapter this process uses (or would use), if there is one.
+#[cfg(feature = "test-hooks")]
 pub fn adapter_name() -> Option<String> {
     GpuContext::get(None).ok().map(|c| c.info().name.clone())
 }
@@ -174,12 +174,6 @@ impl GpuContext {
         }
     }
 
-    /// A context of its own, outside the process cache (slow: a new device). For tests that
-    /// must not disturb the shared device, such as destroying it.
-    pub fn open_private(adapter_choice: Option<&str>) -> Result<Arc<GpuContext>> {
-        Self::open(adapter_choice)
-    }
-
     fn open(choice: Option<&str>) -> Result<Arc<GpuContext>> {
         let (instance, adapters, backends) = enumerate();
         if adapters.is_empty() {
@@ -259,28 +253,11 @@ impl GpuContext {
     pub fn poll_timeout(&self) -> Duration {
         self.timeout
     }
-    /// Pipelines compiled by this context so far, across all sessions.
-    pub fn pipelines_compiled(&self) -> u64 {
-        self.pipelines.compiled()
-    }
-    /// Context-wide counts: pipelines compiled and bytes held by all pools. Transfers and
-    /// submits are counted per pool ([`BufferPool::stats`](super::pool::BufferPool::stats)).
-    pub fn stats(&self) -> GpuStats {
-        GpuStats { pipelines_compiled: self.pipelines_compiled(), bytes_held: self.bytes_held(), ..GpuStats::default() }
-    }
-    /// Bytes of device memory held by all buffer pools of this context.
-    pub fn bytes_held(&self) -> u64 {
-        self.bytes_held.load(Ordering::Relaxed)
-    }
     pub(crate) fn add_held(&self, bytes: u64) {
         self.bytes_held.fetch_add(bytes, Ordering::Relaxed);
     }
     pub(crate) fn sub_held(&self, bytes: u64) {
         self.bytes_held.fetch_sub(bytes, Ordering::Relaxed);
-    }
-    /// The last wgpu error that no error scope caught (it was logged), cleared by this call.
-    pub fn take_uncaptured_error(&self) -> Option<String> {
-        lock(&self.health.uncaptured).take()
     }
     /// `Unavailable` once the device is lost.
     pub fn ensure_alive(&self) -> Result<()> {
@@ -289,16 +266,6 @@ impl GpuContext {
             Some(why) => Err(Error::new(Code::Unavailable, format!("the GPU device was lost ({why})"))),
         }
     }
-    /// Destroys the device; every later use reports `Unavailable`. Meant for contexts from
-    /// [`GpuContext::open_private`], to test device loss.
-    pub fn destroy_device(&self) {
-        self.device.destroy();
-        let mut lost = lock(&self.health.lost);
-        if lost.is_none() {
-            *lost = Some("destroyed".to_string());
-        }
-    }
-
     /// Runs `f` inside error scopes and turns what they catch into errors naming `what`:
     /// out-of-memory into `ResourceExhausted`, validation and internal errors into `Internal`.
     pub(crate) fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
@@ -318,6 +285,45 @@ impl GpuContext {
             return Err(Error::internal(format!("{what}: {e}")));
         }
         Ok(out)
+    }
+}
+
+/// Test hooks: a private context, the context-wide counters, and errors and device loss on
+/// demand (only with the `test-hooks` feature).
+#[cfg(feature = "test-hooks")]
+impl GpuContext {
+    /// A context of its own, outside the process cache (slow: a new device). For tests that
+    /// must not disturb the shared device, such as destroying it.
+    pub fn open_private(adapter_choice: Option<&str>) -> Result<Arc<GpuContext>> {
+        Self::open(adapter_choice)
+    }
+
+    /// Pipelines compiled by this context so far, across all sessions.
+    pub fn pipelines_compiled(&self) -> u64 {
+        self.pipelines.compiled()
+    }
+    /// Context-wide counts: pipelines compiled and bytes held by all pools. Transfers and
+    /// submits are counted per pool ([`BufferPool::stats`](super::pool::BufferPool::stats)).
+    pub fn stats(&self) -> super::GpuStats {
+        let (pipelines_compiled, bytes_held) = (self.pipelines_compiled(), self.bytes_held());
+        super::GpuStats { pipelines_compiled, bytes_held, ..Default::default() }
+    }
+    /// Bytes of device memory held by all buffer pools of this context.
+    pub fn bytes_held(&self) -> u64 {
+        self.bytes_held.load(Ordering::Relaxed)
+    }
+    /// The last wgpu error that no error scope caught (it was logged), cleared by this call.
+    pub fn take_uncaptured_error(&self) -> Option<String> {
+        lock(&self.health.uncaptured).take()
+    }
+    /// Destroys the device; every later use reports `Unavailable`. Meant for contexts from
+    /// [`GpuContext::open_private`], to test device loss.
+    pub fn destroy_device(&self) {
+        self.device.destroy();
+        let mut lost = lock(&self.health.lost);
+        if lost.is_none() {
+            *lost = Some("destroyed".to_string());
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub struct GpuStats {
     pub bytes_held: u64,
 }
 
+#[cfg(feature = "test-hooks")]
 impl GpuStats {
     /// The counts since `before` (bytes held stays the current value).
     pub fn since(&self, before: &GpuStats) -> GpuStats {
@@ -45,19 +46,4 @@ impl GpuStats {
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The GPU runtime's API for wgflow's own integration tests and examples; not a stable API.
-#[doc(hidden)]
-pub mod __gpu_testing {
-    pub use super::context::{adapter_name, available_adapters, GpuContext, ADAPTER_ENV, TIMEOUT_ENV};
-    pub use super::flags::error_flag_wgsl;
-    pub use super::pipeline::Kernel;
-    pub use super::pool::{size_class, BufferKind, BufferPool, HeldBytes};
-    pub use super::shaders::{
-        binary_vec4_wgsl, binary_wgsl, binary_wgsl_typed, broadcast_shape, broadcast_uniforms, unary_vec4_wgsl,
-        unary_wgsl, unary_wgsl_typed, wgsl_scalar, ELEMENTWISE_WORKGROUP_SIZE, MAX_BROADCAST_RANK, PRELUDE,
-    };
-    pub use super::stream::{workgroup_grid, GpuTensor, Stream};
-    pub use super::GpuStats;
 }

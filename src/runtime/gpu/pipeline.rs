@@ -38,7 +38,9 @@ pub(crate) struct PipelineCache {
     compiled: AtomicU64,
 }
 
+#[cfg(feature = "test-hooks")]
 impl PipelineCache {
+    /// Pipelines compiled so far (cache misses).
     pub(crate) fn compiled(&self) -> u64 {
         self.compiled.load(Ordering::Relaxed)
     }

@@ -1,0 +1,71 @@
+//! The GPU adapters wgflow can run on, after TF's `tf.config.list_physical_devices("GPU")`.
+//!
+//! A process uses one adapter, shared by all its sessions: the one that
+//! [`GpuOptions::adapter`](crate::GpuOptions::adapter) or the [`ADAPTER_ENV`] variable names
+//! (by index into [`adapters`] or by part of its name), else the best kind there is
+//! (discrete, then integrated, then virtual, then software). [`Adapter::open`] opens that one
+//! outside a session, to describe it or to measure its copy bandwidth.
+//!
+//! ```no_run
+//! # fn main() -> wgflow::Result<()> {
+//! for line in wgflow::gpu::adapters() {
+//!     println!("{line}"); // `#0 NVIDIA GeForce RTX 4090 (Vulkan, DiscreteGpu)`
+//! }
+//! let gpu = wgflow::gpu::Adapter::open(None)?;
+//! println!("sessions use {}", gpu.description());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::runtime::gpu::context::{available_adapters, GpuContext};
+
+pub use crate::runtime::gpu::context::{ADAPTER_ENV, TIMEOUT_ENV};
+
+/// One line per GPU adapter with compute shaders, in index order:
+/// `#0 llvmpipe (LLVM 15.0.7, 256 bits) (Vulkan, Cpu)`. Empty on a machine without one.
+pub fn adapters() -> Vec<String> {
+    available_adapters()
+}
+
+/// The process's GPU adapter, opened (the same device the sessions share).
+#[derive(Clone)]
+pub struct Adapter {
+    ctx: Arc<GpuContext>,
+}
+
+impl Adapter {
+    /// Opens the process's adapter: `choice` (an index into [`adapters`] or part of a name),
+    /// else the one [`ADAPTER_ENV`] names, else the best one. Errors: `NotFound` without an
+    /// adapter, `InvalidArgument` when none matches `choice`, `FailedPrecondition` when the
+    /// process already uses another adapter.
+    pub fn open(choice: Option<&str>) -> Result<Adapter> {
+        GpuContext::get(choice).map(|ctx| Adapter { ctx })
+    }
+
+    /// The adapter's name, as its driver reports it.
+    pub fn name(&self) -> &str {
+        &self.ctx.info().name
+    }
+
+    /// The adapter's line in [`adapters`]: `#0 name (Backend, DeviceType)`.
+    pub fn description(&self) -> String {
+        self.ctx.description()
+    }
+
+    /// A bandwidth yardstick: copies `bytes` bytes from one device buffer to another `reps`
+    /// times, one submit and wait each, after one untimed copy, and returns the seconds each
+    /// took. A copy reads and writes `bytes`, so it touches `2 * bytes`. Fails with
+    /// `ResourceExhausted` past the device's buffer size limit.
+    pub fn time_copies(&self, bytes: u64, reps: usize) -> Result<Vec<f64>> {
+        self.ctx.time_copies(bytes, reps)
+    }
+}
+
+impl std::fmt::Debug for Adapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Adapter").field(&self.description()).finish()
+    }
+}
