@@ -7,7 +7,10 @@ mod exec;
 mod fetch;
 mod fuse;
 mod gpu_exec;
+mod lower;
+mod place;
 mod plan;
+mod prune;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +23,8 @@ use crate::graph::{Endpoint, Graph, Operation, Output};
 use crate::ops::OpKind;
 use crate::tensor::Tensor;
 use exec::Variables;
-use plan::{Plan, Signature, Target};
+use plan::Plan;
+use prune::{Signature, Target};
 
 /// Counters a session keeps, so its promises can be tested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,7 +71,12 @@ pub struct Session {
     gpu_target: Option<crate::placement::GpuTarget>,
     /// Devices of the variable groups placed so far: a variable never moves.
     pinned: HashMap<crate::graph::NodeId, crate::placement::DeviceKind>,
+    /// This session's id: the owner of the host buffers its runs give back for reuse.
+    id: crate::runtime::cpu::recycle::Owner,
 }
+
+/// The id of the next session (0 is no session's).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Session {
     /// A session on `graph` with `config`.
@@ -112,6 +121,7 @@ impl Session {
             placement_log: Vec::new(),
             gpu_target,
             pinned: HashMap::new(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -142,8 +152,9 @@ impl Session {
     }
 
     /// A counter of the GPU bytes this session holds that stays readable after the session
-    /// is dropped (for tests of memory release); `None` for a CPU session.
-    #[doc(hidden)]
+    /// is dropped (for tests of memory release); `None` for a CPU session. A test hook: only
+    /// with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     pub fn gpu_memory_counter(&self) -> Option<crate::runtime::gpu::pool::HeldBytes> {
         match &self.state {
             Some(Backend::Gpu(g)) => Some(g.pool.held_counter()),
@@ -227,32 +238,7 @@ impl Session {
         let (sig, feed_values) = self.signature(fetches, feeds)?;
         let plan = match self.plans.get(&sig) {
             Some(p) => p.clone(),
-            None => {
-                let mut placer = crate::placement::Placer {
-                    gpu: self.gpu_target.as_ref(),
-                    soft: self.config.allow_soft_placement,
-                    policy: self.config.placement_policy,
-                    pinned: &mut self.pinned,
-                };
-                let graph = self.graph.read();
-                let mut p = Plan::build(&graph, &sig, &mut placer)?;
-                // Placement is logged before fusion, as TF logs it before its rewrites.
-                for step in p.steps.iter().filter(|s| matches!(s.action, plan::Action::Node(_))) {
-                    let line = crate::placement::log_line(&step.name, step.type_name(), step.device);
-                    if self.config.log_device_placement {
-                        log::info!("{line}");
-                    }
-                    self.placement_log.push(line);
-                }
-                if self.config.graph_options.remapping {
-                    fuse::fuse(&mut p, &graph);
-                }
-                drop(graph);
-                let p = Arc::new(p);
-                self.stats.plans_built += 1;
-                self.plans.insert(sig, p.clone());
-                p
-            }
+            None => self.build_plan(sig)?,
         };
         for ((_, spec), (key, value)) in plan.feeds.iter().zip(&feed_values) {
             check_feed(key, spec, value)?;
@@ -268,9 +254,14 @@ impl Session {
             }
         }
         let md = metadata.as_deref_mut();
-        let run = move || match state {
-            Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, md),
-            Backend::Gpu(gpu) => gpu.execute(&plan, values, options, md),
+        let owner = self.id;
+        let run = move || {
+            // The host buffers this run gives back for reuse are this session's.
+            let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
+            match state {
+                Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, md),
+                Backend::Gpu(gpu) => gpu.execute(&plan, values, options, md),
+            }
         };
         let out = match &self.pool {
             Some(pool) => pool.install(run),
@@ -284,6 +275,31 @@ impl Session {
         out
     }
 
+    /// The pipeline of a new signature: prune → place (logged before fusion, as TF logs
+    /// placement before its rewrites) → fuse → lower. The plan is cached.
+    fn build_plan(&mut self, sig: Signature) -> Result<Arc<Plan>> {
+        let graph = self.graph.read();
+        let mut placer = crate::placement::Placer {
+            gpu: self.gpu_target.as_ref(),
+            soft: self.config.allow_soft_placement,
+            policy: self.config.placement_policy,
+            pinned: &mut self.pinned,
+        };
+        let placed = place::place(&graph, prune::prune(&graph, &sig)?, &mut placer)?;
+        for line in placed.log_lines(&graph) {
+            if self.config.log_device_placement {
+                log::info!("{line}");
+            }
+            self.placement_log.push(line);
+        }
+        let grouped = fuse::fuse(&graph, placed, &sig.fetches, self.config.graph_options.remapping);
+        let plan = Arc::new(lower::lower(&graph, &sig, &grouped));
+        drop(graph);
+        self.stats.plans_built += 1;
+        self.plans.insert(sig, plan.clone());
+        Ok(plan)
+    }
+
     /// Bytes uploaded and downloaded by this session so far.
     fn gpu_transfers(&self) -> (u64, u64) {
         let s = self.stats();
@@ -294,7 +310,7 @@ impl Session {
     pub fn close(&mut self) {
         self.state = None;
         self.plans.clear();
-        crate::runtime::cpu::recycle::clear();
+        crate::runtime::cpu::recycle::release(self.id);
     }
 
     /// Whether the session was closed.
@@ -426,8 +442,9 @@ impl Operation {
 }
 
 impl Drop for Session {
-    /// The session's values go with it; the host buffers kept for reuse are returned too.
+    /// The session's values go with it; the host buffers its runs kept for reuse are returned
+    /// too (other sessions keep theirs).
     fn drop(&mut self) {
-        crate::runtime::cpu::recycle::clear();
+        crate::runtime::cpu::recycle::release(self.id);
     }
 }
