@@ -3,10 +3,12 @@
 
 mod calibrate;
 mod config;
-mod exec;
+mod device_cpu;
+mod device_gpu;
+mod executor;
 mod fetch;
 mod fuse;
-mod gpu_exec;
+mod gpu_kernels;
 mod lower;
 mod place;
 mod plan;
@@ -22,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Endpoint, Graph, Operation, Output};
 use crate::ops::OpKind;
 use crate::tensor::Tensor;
-use exec::Variables;
+use device_cpu::{CpuDevice, Variables};
 use plan::Plan;
 use prune::{Signature, Target};
 
@@ -52,7 +54,7 @@ pub struct SessionStats {
 /// Where a session's values live.
 enum Backend {
     Cpu(Variables),
-    Gpu(Box<gpu_exec::GpuState>),
+    Gpu(Box<device_gpu::GpuState>),
 }
 
 /// A session on a graph, after TF1's `tf.Session`.
@@ -100,7 +102,7 @@ impl Session {
                         log::warn!("allow_growth = false: wgflow allocates GPU buffers as needed, within the budget");
                     }
                     let target = placement_target(&config, &ctx)?;
-                    let state = gpu_exec::GpuState::new(ctx, target.budget);
+                    let state = device_gpu::GpuState::new(ctx, target.budget);
                     gpu_target = Some(target);
                     Backend::Gpu(Box::new(state))
                 }
@@ -259,7 +261,7 @@ impl Session {
             // The host buffers this run gives back for reuse are this session's.
             let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
             match state {
-                Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, md),
+                Backend::Cpu(vars) => executor::execute(&plan, values, CpuDevice::new(vars), None, options, md),
                 Backend::Gpu(gpu) => gpu.execute(&plan, values, options, md),
             }
         };

@@ -1,90 +1,69 @@
-//! The CPU executor: runs a plan's steps on host tensors and the session's variables.
+//! The host device: runs nodes with the CPU kernels, on host tensors, and holds the host's
+//! variables (all of a CPU session's, the CPU-placed ones of a GPU session). Also the checks
+//! and errors of TF's variable and placeholder semantics that both devices share.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
-use super::config::{NodeStats, RunMetadata, RunOptions, TraceLevel};
-use super::plan::{Action, FetchFrom, Input, Plan, Step};
+use super::executor::{uninitialized_names, Device, Value};
+use super::plan::{Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::ops::{AssignMode, OpKind};
 use crate::tensor::{DType, Tensor};
 
-/// The session's variables: one value per initialized `VariableV2` node.
+/// The session's variables on the host: one value per initialized `VariableV2` node.
 #[derive(Debug, Default)]
 pub(crate) struct Variables {
     pub(crate) values: HashMap<NodeId, Tensor>,
 }
 
-/// Runs `plan` with `feeds` (one per plan feed slot) and returns the fetched values.
-pub(crate) fn execute(
-    plan: &Plan,
-    feeds: Vec<Tensor>,
-    vars: &mut Variables,
-    options: &RunOptions,
-    mut metadata: Option<&mut RunMetadata>,
-) -> Result<Vec<Option<Tensor>>> {
-    let start = Instant::now();
-    let mut slots: Vec<Option<Tensor>> = vec![None; plan.slots];
-    let (mut live, mut peak) = (0u64, 0u64);
-    for ((slot, _), t) in plan.feeds.iter().zip(feeds) {
-        live += t.byte_len() as u64;
-        slots[*slot] = Some(t);
-    }
-    for step in &plan.steps {
-        check_deadline(options, start)?;
-        let t0 = Instant::now();
-        let outs = run_step(plan, step, &slots, vars).map_err(|e| e.at(&step.name))?;
-        for (slot, value) in step.outputs.iter().zip(outs) {
-            match slot {
-                Some(s) => {
-                    live += value.byte_len() as u64;
-                    slots[*s] = Some(value);
-                }
-                None => crate::runtime::cpu::recycle::give(value),
-            }
-        }
-        peak = peak.max(live);
-        for &s in &step.frees {
-            if let Some(t) = slots[s].take() {
-                live = live.saturating_sub(t.byte_len() as u64);
-                crate::runtime::cpu::recycle::give(t);
-            }
-        }
-        record_step(metadata.as_deref_mut(), options, step, start, t0);
-    }
-    if let Some(md) = metadata {
-        md.peak_bytes.insert(crate::placement::DeviceKind::Cpu.full_name().to_string(), peak);
-    }
-    let out = plan
-        .fetches
-        .iter()
-        .map(|f| match f {
-            FetchFrom::Nothing => Ok(None),
-            FetchFrom::Slot(s) => {
-                slots[*s].clone().map(Some).ok_or_else(|| Error::internal("fetched value was not computed"))
-            }
-            FetchFrom::Var(id, name) => read_var(vars, *id, name).map(Some),
-        })
-        .collect();
-    // What the run computed and nobody holds any more (fetched values are held).
-    slots.into_iter().flatten().for_each(crate::runtime::cpu::recycle::give);
-    out
+/// The host in one run, with the host's variables.
+pub(crate) struct CpuDevice<'a> {
+    vars: &'a mut Variables,
 }
 
-fn read_var(vars: &Variables, id: NodeId, name: &str) -> Result<Tensor> {
-    vars.values.get(&id).cloned().ok_or_else(|| uninitialized(name))
+impl<'a> CpuDevice<'a> {
+    pub(crate) fn new(vars: &'a mut Variables) -> Self {
+        CpuDevice { vars }
+    }
 }
 
-/// The value of each input of `step`: `None` for a variable that holds no value yet.
-fn inputs(step: &Step, slots: &[Option<Tensor>], vars: &Variables) -> Result<Vec<Option<Tensor>>> {
-    step.inputs
-        .iter()
-        .map(|i| match i {
-            Input::Slot(s) => slots[*s].clone().map(Some).ok_or_else(|| Error::internal("input value missing")),
-            Input::Var(id) => Ok(vars.values.get(id).cloned()),
-        })
-        .collect()
+/// The host tensor of a value.
+fn host(v: &Value) -> Result<Tensor> {
+    match v {
+        Value::Host(t) => Ok(t.clone()),
+        Value::Dev(_) => Err(Error::internal("a device value reached a host kernel")),
+    }
+}
+
+impl Device for CpuDevice<'_> {
+    fn begin_step(&mut self, _index: usize, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn run(&mut self, plan: &Plan, step: &Step, op: &OpKind, ins: &[Option<Value>]) -> Result<Option<Vec<Value>>> {
+        let ins = ins.iter().map(|v| v.as_ref().map(host).transpose()).collect::<Result<Vec<_>>>()?;
+        let outs = host_step(plan, step, op, ins, self.vars)?;
+        Ok(Some(outs.into_iter().map(Value::Host).collect()))
+    }
+
+    fn upload(&mut self, value: &Value) -> Result<Value> {
+        host(value).map(Value::Host)
+    }
+
+    fn read_back(&mut self, values: &[Value]) -> Result<Vec<Tensor>> {
+        values.iter().map(host).collect()
+    }
+
+    fn read_var(&self, id: NodeId) -> Option<Value> {
+        self.vars.values.get(&id).cloned().map(Value::Host)
+    }
+
+    fn release(&mut self, value: Value) {
+        if let Value::Host(t) = value {
+            crate::runtime::cpu::recycle::give(t);
+        }
+    }
 }
 
 /// Input `k` of `step`, failing as TF does when it is an uninitialized variable.
@@ -96,19 +75,9 @@ fn value(plan: &Plan, step: &Step, ins: &[Option<Tensor>], k: usize) -> Result<T
     }
 }
 
-fn run_step(plan: &Plan, step: &Step, slots: &[Option<Tensor>], vars: &mut Variables) -> Result<Vec<Tensor>> {
-    match &step.action {
-        Action::Transfer => Ok(vec![value(plan, step, &inputs(step, slots, vars)?, 0)?]),
-        Action::Node(op) => {
-            let ins = inputs(step, slots, vars)?;
-            host_step(plan, step, op, ins, vars)
-        }
-    }
-}
-
 /// Runs node `op` of `step` on the host, with its input values (`None`: an uninitialized
-/// variable) and the host's variables. The GPU executor runs its CPU-placed nodes here too.
-pub(crate) fn host_step(
+/// variable) and the host's variables.
+fn host_step(
     plan: &Plan,
     step: &Step,
     op: &OpKind,
@@ -161,7 +130,7 @@ pub(crate) fn host_step(
 }
 
 /// TF's error for a placeholder that was not fed.
-pub(crate) fn unfed_placeholder(name: &str, spec: &crate::tensor::TensorSpec) -> Error {
+fn unfed_placeholder(name: &str, spec: &crate::tensor::TensorSpec) -> Error {
     let shape = match spec.shape.rank() {
         Some(_) => format!(" and shape {}", spec.shape),
         None => String::new(),
@@ -170,16 +139,6 @@ pub(crate) fn unfed_placeholder(name: &str, spec: &crate::tensor::TensorSpec) ->
         "You must feed a value for placeholder tensor '{name}' with dtype {}{shape}",
         spec.dtype.tf_name()
     ))
-}
-
-/// `DeadlineExceeded` once a run has taken longer than its `RunOptions::timeout`.
-pub(crate) fn check_deadline(options: &RunOptions, start: Instant) -> Result<()> {
-    match options.timeout {
-        Some(limit) if start.elapsed() > limit => {
-            Err(Error::new(crate::error::Code::DeadlineExceeded, "Timed out waiting for the run to finish"))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// TF's error for reading a variable no initializer has run on.
@@ -221,38 +180,4 @@ pub(crate) fn check_update((old_dtype, old): (DType, &[usize]), (new_dtype, new)
         crate::tensor::dims_string(old),
         crate::tensor::dims_string(new)
     )))
-}
-
-/// Adds a step's device and timing to the run's metadata when the run is traced.
-pub(crate) fn record_step(
-    metadata: Option<&mut RunMetadata>,
-    options: &RunOptions,
-    step: &Step,
-    start: Instant,
-    t0: Instant,
-) {
-    if let (Some(md), TraceLevel::FullTrace) = (metadata, options.trace_level) {
-        md.step_stats.push(NodeStats {
-            name: step.name.clone(),
-            op: step.type_name().to_string(),
-            device: step.device.full_name().to_string(),
-            start_us: (t0 - start).as_secs_f64() * 1e6,
-            duration_us: t0.elapsed().as_secs_f64() * 1e6,
-            fused_nodes: step.fused.clone(),
-        });
-    }
-}
-
-/// The result of `report_uninitialized_variables`: the names of the step's variables for which
-/// `initialized` is false.
-pub(crate) fn uninitialized_names(plan: &Plan, step: &Step, initialized: impl Fn(NodeId) -> bool) -> Tensor {
-    let names: Vec<String> = step
-        .inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::Var(id) if !initialized(*id) => plan.vars.get(id).map(|(name, _)| name.clone()),
-            _ => None,
-        })
-        .collect();
-    Tensor::from(names)
 }
