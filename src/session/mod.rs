@@ -1,5 +1,12 @@
 //! Sessions: they hold every value (variables, intermediates) and run the part of a graph
 //! that the fetches need.
+//!
+//! A run goes through a pipeline of stages, each in its own module with its own type:
+//! `resolve` (fetches and feeds to a signature, the plan cache's key) → `prune`
+//! (the nodes needed, in run order) → `place` (a device per node, logged) → `fuse` (nodes
+//! grouped into fused units) → `lower` (the plan: slots, transfers, frees) →
+//! `executor` (the one step loop, over the `device_cpu` and `device_gpu` devices). The stages
+//! up to `lower` run once per signature; the plan is cached.
 
 mod calibrate;
 mod config;
@@ -13,6 +20,7 @@ mod lower;
 mod place;
 mod plan;
 mod prune;
+mod resolve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,12 +29,11 @@ pub use config::{ConfigProto, GpuOptions, GraphOptions, NodeStats, RunMetadata, 
 pub use fetch::{FeedKey, Fetch};
 
 use crate::error::{Error, Result};
-use crate::graph::{Endpoint, Graph, Operation, Output};
-use crate::ops::OpKind;
+use crate::graph::{Graph, Operation, Output};
 use crate::tensor::Tensor;
 use device_cpu::{CpuDevice, Variables};
 use plan::Plan;
-use prune::{Signature, Target};
+use prune::Signature;
 
 /// Counters a session keeps, so its promises can be tested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -242,10 +249,19 @@ impl Session {
             Some(p) => p.clone(),
             None => self.build_plan(sig)?,
         };
-        for ((_, spec), (key, value)) in plan.feeds.iter().zip(&feed_values) {
-            check_feed(key, spec, value)?;
-        }
-        let values: Vec<Tensor> = feed_values.into_iter().map(|(_, t)| t).collect();
+        let values = resolve::checked_feeds(&plan, feed_values)?;
+        self.execute(&plan, values, options, metadata)
+    }
+
+    /// Runs `plan` on the session's devices (in its thread pool, if it has one) and adds the
+    /// run's partition and transfer figures to `metadata`.
+    fn execute(
+        &mut self,
+        plan: &Plan,
+        values: Vec<Tensor>,
+        options: &RunOptions,
+        metadata: Option<&mut RunMetadata>,
+    ) -> Result<Vec<Option<Tensor>>> {
         let before = self.gpu_transfers();
         let state =
             self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
@@ -261,8 +277,8 @@ impl Session {
             // The host buffers this run gives back for reuse are this session's.
             let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
             match state {
-                Backend::Cpu(vars) => executor::execute(&plan, values, CpuDevice::new(vars), None, options, md),
-                Backend::Gpu(gpu) => gpu.execute(&plan, values, options, md),
+                Backend::Cpu(vars) => executor::execute(plan, values, CpuDevice::new(vars), None, options, md),
+                Backend::Gpu(gpu) => gpu.execute(plan, values, options, md),
             }
         };
         let out = match &self.pool {
@@ -319,67 +335,6 @@ impl Session {
     pub fn is_closed(&self) -> bool {
         self.state.is_none()
     }
-
-    /// Resolves fetches and feeds to graph ids. Feeds come back sorted by endpoint, with
-    /// the name TF would print for each.
-    fn signature(&self, fetches: &[Fetch], feeds: &[(FeedKey, Tensor)]) -> Result<(Signature, Vec<(String, Tensor)>)> {
-        let mut targets = Vec::with_capacity(fetches.len());
-        for f in fetches {
-            targets.push(match f {
-                Fetch::Tensor(t) => Target::Tensor(self.own_tensor(t, "fetch")?),
-                Fetch::Operation(op) => {
-                    self.graph.own(&op.graph).map_err(|_| {
-                        Error::invalid_argument(format!("Operation {:?} is not an element of this graph.", op.name()))
-                    })?;
-                    Target::Op(op.id)
-                }
-                Fetch::Name(n) if n.contains(':') => {
-                    Target::Tensor(self.graph.tensor_by_name(n).map_err(|e| fetch_name_error(n, e))?.ep)
-                }
-                Fetch::Name(n) => Target::Op(self.graph.operation_by_name(n).map_err(|e| fetch_name_error(n, e))?.id),
-            });
-        }
-        let mut resolved: Vec<(Endpoint, String, Tensor)> = Vec::with_capacity(feeds.len());
-        for (key, value) in feeds {
-            let t = match key {
-                FeedKey::Tensor(t) => {
-                    self.own_tensor(t, "feed")?;
-                    t.clone()
-                }
-                FeedKey::Name(n) => self.graph.tensor_by_name(n).map_err(|e| {
-                    Error::new(e.code, format!("Cannot interpret feed_dict key as Tensor: {}", e.message))
-                })?,
-            };
-            let g = self.graph.read();
-            if g.unfeedable.contains(&t.ep) || matches!(g.nodes[t.ep.node].op, OpKind::Variable(_)) {
-                return Err(Error::invalid_argument(format!(
-                    "Tensor {}:{} may not be fed.",
-                    g.nodes[t.ep.node].name, t.ep.index
-                )));
-            }
-            let name = format!("{}:{}", g.nodes[t.ep.node].name, t.ep.index);
-            drop(g);
-            resolved.retain(|(ep, _, _)| *ep != t.ep);
-            resolved.push((t.ep, name, value.clone()));
-        }
-        resolved.sort_by_key(|(ep, _, _)| *ep);
-        let sig = Signature {
-            fetches: targets,
-            feeds: resolved.iter().map(|(ep, _, _)| *ep).collect(),
-            version: self.graph.read().version,
-        };
-        Ok((sig, resolved.into_iter().map(|(_, n, t)| (n, t)).collect()))
-    }
-
-    fn own_tensor(&self, t: &Output, what: &str) -> Result<Endpoint> {
-        self.graph.own(&t.graph).map_err(|_| {
-            let r = t.python_repr();
-            Error::invalid_argument(format!(
-                "Argument `{what}` = {r} cannot be interpreted as a Tensor. (Tensor {r} is not an element of this graph.)"
-            ))
-        })?;
-        Ok(t.ep)
-    }
 }
 
 /// What placement needs to know of the session's GPU: its binding limit, the memory budget
@@ -404,29 +359,6 @@ fn placement_target(
         _ => crate::placement::CostModel::for_adapter(ctx.info().device_type),
     };
     Ok(crate::placement::GpuTarget { max_binding: ctx.limits().max_storage_buffer_binding_size, budget, model })
-}
-
-fn fetch_name_error(name: &str, e: Error) -> Error {
-    Error::new(e.code, format!("Fetch argument '{name}' cannot be interpreted as a Tensor. ({})", e.message))
-}
-
-/// Checks a fed value against the static spec of the tensor it replaces.
-fn check_feed(name: &str, spec: &crate::tensor::TensorSpec, value: &Tensor) -> Result<()> {
-    if value.dtype() != spec.dtype {
-        return Err(Error::invalid_argument(format!(
-            "Cannot feed value of dtype {} for Tensor {name}, which has dtype {}",
-            value.dtype(),
-            spec.dtype
-        )));
-    }
-    if !spec.shape.is_compatible_with(value.shape()) {
-        return Err(Error::invalid_argument(format!(
-            "Cannot feed value of shape {} for Tensor {name}, which has shape {}",
-            crate::tensor::Shape::known(value.shape()).python_string(),
-            spec.shape.python_string()
-        )));
-    }
-    Ok(())
 }
 
 impl Output {
