@@ -75,18 +75,15 @@ pub(crate) fn execute(
         ex.slots[*slot] = Some(Value::Host(t));
     }
     ex.peak = ex.live;
-    let fetched = ex.run_steps(metadata.as_deref_mut()).and_then(|()| ex.fetch_values());
-    let Executor { slots, gpu, peak, start, .. } = ex;
-    let values = match fetched {
-        Ok(values) => values,
-        Err(e) => {
-            drop(slots);
-            if let Some(mut gpu) = gpu {
-                gpu.release_all();
-            }
-            return Err(e);
+    if let Err(e) = ex.run_steps(metadata.as_deref_mut()) {
+        drop(ex.slots);
+        if let Some(mut gpu) = ex.gpu {
+            gpu.release_all();
         }
-    };
+        return Err(e);
+    }
+    let fetched = ex.fetch_values();
+    let Executor { slots, gpu, peak, start, .. } = ex;
     // What the run computed and nobody holds any more (fetched values are held).
     for v in slots.into_iter().flatten() {
         if let Value::Host(t) = v {
@@ -96,9 +93,11 @@ pub(crate) fn execute(
     if let Some(md) = metadata.as_deref_mut() {
         md.peak_bytes.insert(DeviceKind::Cpu.full_name().to_string(), peak);
     }
-    match gpu {
-        Some(gpu) => gpu.finish(plan, values, options, metadata, start),
-        None => values
+    match (gpu, fetched) {
+        (Some(gpu), Ok(values)) => gpu.finish(plan, values, options, metadata, start),
+        // The work recorded (assignments among it) still runs, as it does in a host run.
+        (Some(gpu), Err(e)) => gpu.finish(plan, Vec::new(), options, metadata, start).and(Err(e)),
+        (None, fetched) => fetched?
             .into_iter()
             .map(|v| match v {
                 None => Ok(None),
