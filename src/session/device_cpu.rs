@@ -67,7 +67,7 @@ impl Device for CpuDevice<'_> {
 }
 
 /// Input `k` of `step`, failing as TF does when it is an uninitialized variable.
-fn value(plan: &Plan, step: &Step, ins: &[Option<Tensor>], k: usize) -> Result<Tensor> {
+pub(super) fn value<T: Clone>(plan: &Plan, step: &Step, ins: &[Option<T>], k: usize) -> Result<T> {
     match (ins.get(k), step.inputs.get(k)) {
         (Some(Some(t)), _) => Ok(t.clone()),
         (_, Some(Input::Var(id))) => Err(uninitialized(plan.var_name(*id))),

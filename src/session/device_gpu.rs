@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{NodeStats, RunMetadata, RunOptions, TraceLevel};
-use super::device_cpu::{check_assign, check_update, uninitialized, CpuDevice, Variables};
+use super::device_cpu::{check_assign, check_update, value, CpuDevice, Variables};
 use super::executor::{self, Device, Value};
 use super::plan::{Action, FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
@@ -180,36 +180,30 @@ impl<'a> GpuRun<'a> {
         let Some(Input::Var(var)) = step.inputs.first().copied() else {
             return Err(Error::invalid_argument("Assign needs a variable as its first input"));
         };
-        let present = |k: usize| -> Result<Value> {
-            match (ins.get(k), step.inputs.get(k)) {
-                (Some(Some(v)), _) => Ok(v.clone()),
-                (_, Some(Input::Var(id))) => Err(uninitialized(plan.var_name(*id))),
-                _ => Err(Error::internal("input value missing")),
-            }
-        };
-        let value = present(ins.len().saturating_sub(1))?;
+        let present = |k: usize| value(plan, step, ins, k);
+        let update = present(ins.len().saturating_sub(1))?;
         if mode == AssignMode::Set {
-            let (dtype, shape) = match &value {
+            let (dtype, shape) = match &update {
                 Value::Host(t) => (t.dtype(), t.shape()),
                 Value::Dev(t) => (t.dtype, t.shape.as_slice()),
             };
             check_assign(plan, var, (dtype, shape))?;
         }
-        let mut value = self.on_device(&value)?;
+        let mut update = self.on_device(&update)?;
         if mode == AssignMode::GradientDescent {
-            value = self.binary(BinaryKind::Mul, present(1)?, Value::Dev(value))?;
+            update = self.binary(BinaryKind::Mul, present(1)?, Value::Dev(update))?;
         }
         let new = match mode {
-            AssignMode::Set => value,
+            AssignMode::Set => update,
             AssignMode::Add | AssignMode::Sub | AssignMode::GradientDescent => {
                 let old = match present(0)? {
                     Value::Dev(t) => t,
                     Value::Host(_) => return Err(Error::internal("a GPU assignment to a variable on the CPU")),
                 };
-                check_update((old.dtype, &old.shape), (value.dtype, &value.shape))?;
+                check_update((old.dtype, &old.shape), (update.dtype, &update.shape))?;
                 let kind = if mode == AssignMode::Add { BinaryKind::Add } else { BinaryKind::Sub };
                 // (`ApplyGradientDescent` subtracts the scaled delta computed above.)
-                self.binary(kind, Value::Dev(old), Value::Dev(value))?
+                self.binary(kind, Value::Dev(old), Value::Dev(update))?
             }
         };
         let target = match self.vars.get(&var) {
@@ -317,15 +311,7 @@ impl Device for GpuRun<'_> {
         match op {
             OpKind::Const(t) if on_gpu(t.dtype()) => Ok(Some(vec![self.constant(step.node, t)?])),
             OpKind::Compute(op) => {
-                let ins = ins
-                    .iter()
-                    .zip(&step.inputs)
-                    .map(|(v, i)| match (v, i) {
-                        (Some(v), _) => Ok(v.clone()),
-                        (None, Input::Var(id)) => Err(uninitialized(plan.var_name(*id))),
-                        (None, Input::Slot(_)) => Err(Error::internal("input value missing")),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let ins = (0..ins.len()).map(|k| value(plan, step, ins, k)).collect::<Result<Vec<_>>>()?;
                 Ok(self.compute(op.as_ref(), &ins)?.map(|v| vec![v]))
             }
             OpKind::Assign(mode) => Ok(Some(vec![self.assign(plan, step, *mode, ins)?])),
