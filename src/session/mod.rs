@@ -1,13 +1,26 @@
 //! Sessions: they hold every value (variables, intermediates) and run the part of a graph
 //! that the fetches need.
+//!
+//! A run goes through a pipeline of stages, each in its own module with its own type:
+//! `resolve` (fetches and feeds to a signature, the plan cache's key) → `prune`
+//! (the nodes needed, in run order) → `place` (a device per node, logged) → `fuse` (nodes
+//! grouped into fused units) → `lower` (the plan: slots, transfers, frees) →
+//! `executor` (the one step loop, over the `device_cpu` and `device_gpu` devices). The stages
+//! up to `lower` run once per signature; the plan is cached.
 
 mod calibrate;
 mod config;
-mod exec;
+mod device_cpu;
+mod device_gpu;
+mod executor;
 mod fetch;
 mod fuse;
-mod gpu_exec;
+mod gpu_kernels;
+mod lower;
+mod place;
 mod plan;
+mod prune;
+mod resolve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,11 +29,11 @@ pub use config::{ConfigProto, GpuOptions, GraphOptions, NodeStats, RunMetadata, 
 pub use fetch::{FeedKey, Fetch};
 
 use crate::error::{Error, Result};
-use crate::graph::{Endpoint, Graph, Operation, Output};
-use crate::ops::OpKind;
+use crate::graph::{Graph, Operation, Output};
 use crate::tensor::Tensor;
-use exec::Variables;
-use plan::{Plan, Signature, Target};
+use device_cpu::{CpuDevice, Variables};
+use plan::Plan;
+use prune::Signature;
 
 /// Counters a session keeps, so its promises can be tested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,7 +61,7 @@ pub struct SessionStats {
 /// Where a session's values live.
 enum Backend {
     Cpu(Variables),
-    Gpu(Box<gpu_exec::GpuState>),
+    Gpu(Box<device_gpu::GpuState>),
 }
 
 /// A session on a graph, after TF1's `tf.Session`.
@@ -67,7 +80,12 @@ pub struct Session {
     gpu_target: Option<crate::placement::GpuTarget>,
     /// Devices of the variable groups placed so far: a variable never moves.
     pinned: HashMap<crate::graph::NodeId, crate::placement::DeviceKind>,
+    /// This session's id: the owner of the host buffers its runs give back for reuse.
+    id: crate::runtime::cpu::recycle::Owner,
 }
+
+/// The id of the next session (0 is no session's).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Session {
     /// A session on `graph` with `config`.
@@ -91,7 +109,7 @@ impl Session {
                         log::warn!("allow_growth = false: wgflow allocates GPU buffers as needed, within the budget");
                     }
                     let target = placement_target(&config, &ctx)?;
-                    let state = gpu_exec::GpuState::new(ctx, target.budget);
+                    let state = device_gpu::GpuState::new(ctx, target.budget);
                     gpu_target = Some(target);
                     Backend::Gpu(Box::new(state))
                 }
@@ -112,6 +130,7 @@ impl Session {
             placement_log: Vec::new(),
             gpu_target,
             pinned: HashMap::new(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -142,8 +161,9 @@ impl Session {
     }
 
     /// A counter of the GPU bytes this session holds that stays readable after the session
-    /// is dropped (for tests of memory release); `None` for a CPU session.
-    #[doc(hidden)]
+    /// is dropped (for tests of memory release); `None` for a CPU session. A test hook: only
+    /// with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     pub fn gpu_memory_counter(&self) -> Option<crate::runtime::gpu::pool::HeldBytes> {
         match &self.state {
             Some(Backend::Gpu(g)) => Some(g.pool.held_counter()),
@@ -227,37 +247,21 @@ impl Session {
         let (sig, feed_values) = self.signature(fetches, feeds)?;
         let plan = match self.plans.get(&sig) {
             Some(p) => p.clone(),
-            None => {
-                let mut placer = crate::placement::Placer {
-                    gpu: self.gpu_target.as_ref(),
-                    soft: self.config.allow_soft_placement,
-                    policy: self.config.placement_policy,
-                    pinned: &mut self.pinned,
-                };
-                let graph = self.graph.read();
-                let mut p = Plan::build(&graph, &sig, &mut placer)?;
-                // Placement is logged before fusion, as TF logs it before its rewrites.
-                for step in p.steps.iter().filter(|s| matches!(s.action, plan::Action::Node(_))) {
-                    let line = crate::placement::log_line(&step.name, step.type_name(), step.device);
-                    if self.config.log_device_placement {
-                        log::info!("{line}");
-                    }
-                    self.placement_log.push(line);
-                }
-                if self.config.graph_options.remapping {
-                    fuse::fuse(&mut p, &graph);
-                }
-                drop(graph);
-                let p = Arc::new(p);
-                self.stats.plans_built += 1;
-                self.plans.insert(sig, p.clone());
-                p
-            }
+            None => self.build_plan(sig)?,
         };
-        for ((_, spec), (key, value)) in plan.feeds.iter().zip(&feed_values) {
-            check_feed(key, spec, value)?;
-        }
-        let values: Vec<Tensor> = feed_values.into_iter().map(|(_, t)| t).collect();
+        let values = resolve::checked_feeds(&plan, feed_values)?;
+        self.execute(&plan, values, options, metadata)
+    }
+
+    /// Runs `plan` on the session's devices (in its thread pool, if it has one) and adds the
+    /// run's partition and transfer figures to `metadata`.
+    fn execute(
+        &mut self,
+        plan: &Plan,
+        values: Vec<Tensor>,
+        options: &RunOptions,
+        metadata: Option<&mut RunMetadata>,
+    ) -> Result<Vec<Option<Tensor>>> {
         let before = self.gpu_transfers();
         let state =
             self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
@@ -268,9 +272,14 @@ impl Session {
             }
         }
         let md = metadata.as_deref_mut();
-        let run = move || match state {
-            Backend::Cpu(vars) => exec::execute(&plan, values, vars, options, md),
-            Backend::Gpu(gpu) => gpu.execute(&plan, values, options, md),
+        let owner = self.id;
+        let run = move || {
+            // The host buffers this run gives back for reuse are this session's.
+            let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
+            match state {
+                Backend::Cpu(vars) => executor::execute(plan, values, CpuDevice::new(vars), None, options, md),
+                Backend::Gpu(gpu) => gpu.execute(plan, values, options, md),
+            }
         };
         let out = match &self.pool {
             Some(pool) => pool.install(run),
@@ -284,6 +293,31 @@ impl Session {
         out
     }
 
+    /// The pipeline of a new signature: prune → place (logged before fusion, as TF logs
+    /// placement before its rewrites) → fuse → lower. The plan is cached.
+    fn build_plan(&mut self, sig: Signature) -> Result<Arc<Plan>> {
+        let graph = self.graph.read();
+        let mut placer = crate::placement::Placer {
+            gpu: self.gpu_target.as_ref(),
+            soft: self.config.allow_soft_placement,
+            policy: self.config.placement_policy,
+            pinned: &mut self.pinned,
+        };
+        let placed = place::place(&graph, prune::prune(&graph, &sig)?, &mut placer)?;
+        for line in placed.log_lines(&graph) {
+            if self.config.log_device_placement {
+                log::info!("{line}");
+            }
+            self.placement_log.push(line);
+        }
+        let grouped = fuse::fuse(&graph, placed, &sig.fetches, self.config.graph_options.remapping);
+        let plan = Arc::new(lower::lower(&graph, &sig, &grouped));
+        drop(graph);
+        self.stats.plans_built += 1;
+        self.plans.insert(sig, plan.clone());
+        Ok(plan)
+    }
+
     /// Bytes uploaded and downloaded by this session so far.
     fn gpu_transfers(&self) -> (u64, u64) {
         let s = self.stats();
@@ -294,73 +328,12 @@ impl Session {
     pub fn close(&mut self) {
         self.state = None;
         self.plans.clear();
-        crate::runtime::cpu::recycle::clear();
+        crate::runtime::cpu::recycle::release(self.id);
     }
 
     /// Whether the session was closed.
     pub fn is_closed(&self) -> bool {
         self.state.is_none()
-    }
-
-    /// Resolves fetches and feeds to graph ids. Feeds come back sorted by endpoint, with
-    /// the name TF would print for each.
-    fn signature(&self, fetches: &[Fetch], feeds: &[(FeedKey, Tensor)]) -> Result<(Signature, Vec<(String, Tensor)>)> {
-        let mut targets = Vec::with_capacity(fetches.len());
-        for f in fetches {
-            targets.push(match f {
-                Fetch::Tensor(t) => Target::Tensor(self.own_tensor(t, "fetch")?),
-                Fetch::Operation(op) => {
-                    self.graph.own(&op.graph).map_err(|_| {
-                        Error::invalid_argument(format!("Operation {:?} is not an element of this graph.", op.name()))
-                    })?;
-                    Target::Op(op.id)
-                }
-                Fetch::Name(n) if n.contains(':') => {
-                    Target::Tensor(self.graph.tensor_by_name(n).map_err(|e| fetch_name_error(n, e))?.ep)
-                }
-                Fetch::Name(n) => Target::Op(self.graph.operation_by_name(n).map_err(|e| fetch_name_error(n, e))?.id),
-            });
-        }
-        let mut resolved: Vec<(Endpoint, String, Tensor)> = Vec::with_capacity(feeds.len());
-        for (key, value) in feeds {
-            let t = match key {
-                FeedKey::Tensor(t) => {
-                    self.own_tensor(t, "feed")?;
-                    t.clone()
-                }
-                FeedKey::Name(n) => self.graph.tensor_by_name(n).map_err(|e| {
-                    Error::new(e.code, format!("Cannot interpret feed_dict key as Tensor: {}", e.message))
-                })?,
-            };
-            let g = self.graph.read();
-            if g.unfeedable.contains(&t.ep) || matches!(g.nodes[t.ep.node].op, OpKind::Variable(_)) {
-                return Err(Error::invalid_argument(format!(
-                    "Tensor {}:{} may not be fed.",
-                    g.nodes[t.ep.node].name, t.ep.index
-                )));
-            }
-            let name = format!("{}:{}", g.nodes[t.ep.node].name, t.ep.index);
-            drop(g);
-            resolved.retain(|(ep, _, _)| *ep != t.ep);
-            resolved.push((t.ep, name, value.clone()));
-        }
-        resolved.sort_by_key(|(ep, _, _)| *ep);
-        let sig = Signature {
-            fetches: targets,
-            feeds: resolved.iter().map(|(ep, _, _)| *ep).collect(),
-            version: self.graph.read().version,
-        };
-        Ok((sig, resolved.into_iter().map(|(_, n, t)| (n, t)).collect()))
-    }
-
-    fn own_tensor(&self, t: &Output, what: &str) -> Result<Endpoint> {
-        self.graph.own(&t.graph).map_err(|_| {
-            let r = t.python_repr();
-            Error::invalid_argument(format!(
-                "Argument `{what}` = {r} cannot be interpreted as a Tensor. (Tensor {r} is not an element of this graph.)"
-            ))
-        })?;
-        Ok(t.ep)
     }
 }
 
@@ -388,29 +361,6 @@ fn placement_target(
     Ok(crate::placement::GpuTarget { max_binding: ctx.limits().max_storage_buffer_binding_size, budget, model })
 }
 
-fn fetch_name_error(name: &str, e: Error) -> Error {
-    Error::new(e.code, format!("Fetch argument '{name}' cannot be interpreted as a Tensor. ({})", e.message))
-}
-
-/// Checks a fed value against the static spec of the tensor it replaces.
-fn check_feed(name: &str, spec: &crate::tensor::TensorSpec, value: &Tensor) -> Result<()> {
-    if value.dtype() != spec.dtype {
-        return Err(Error::invalid_argument(format!(
-            "Cannot feed value of dtype {} for Tensor {name}, which has dtype {}",
-            value.dtype(),
-            spec.dtype
-        )));
-    }
-    if !spec.shape.is_compatible_with(value.shape()) {
-        return Err(Error::invalid_argument(format!(
-            "Cannot feed value of shape {} for Tensor {name}, which has shape {}",
-            crate::tensor::Shape::known(value.shape()).python_string(),
-            spec.shape.python_string()
-        )));
-    }
-    Ok(())
-}
-
 impl Output {
     /// Evaluates this tensor in `session` (TF's `Tensor.eval`).
     pub fn eval(&self, session: &mut Session) -> Result<Tensor> {
@@ -426,8 +376,9 @@ impl Operation {
 }
 
 impl Drop for Session {
-    /// The session's values go with it; the host buffers kept for reuse are returned too.
+    /// The session's values go with it; the host buffers its runs kept for reuse are returned
+    /// too (other sessions keep theirs).
     fn drop(&mut self) {
-        crate::runtime::cpu::recycle::clear();
+        crate::runtime::cpu::recycle::release(self.id);
     }
 }

@@ -1,9 +1,12 @@
 //! Recycled host buffers for large float32 results. A fresh multi-megabyte allocation comes
 //! from the OS page by page, and its page faults cost about as much as the kernel that fills
 //! it; so the executors hand the buffers of the large tensors a run frees back here, and the
-//! elementwise kernels take their outputs from here. Process-wide, bounded, and emptied when a
-//! session is dropped or closed.
+//! elementwise kernels take their outputs from here. Process-wide and bounded; each kept
+//! buffer is tagged with the session (the owner) whose run gave it back, and a session that is
+//! dropped or closed releases its own buffers only, not those of sessions still running. A
+//! run's owner is set for its thread with [`OwnerScope`]; `take` may take any owner's buffer.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 
 use ndarray::{ArcArray, IxDyn};
@@ -16,15 +19,40 @@ const MIN_ELEMS: usize = 1 << 20;
 /// At most this many bytes are kept.
 const MAX_BYTES: usize = 512 << 20;
 
-/// A bounded set of free buffers.
+/// Who gave a buffer back: a session's id (0: no session, e.g. a kernel called directly).
+pub(crate) type Owner = u64;
+
+thread_local! {
+    /// The owner of the run on this thread.
+    static OWNER: Cell<Owner> = const { Cell::new(0) };
+}
+
+/// Makes `owner` the owner of the buffers given back on this thread until dropped.
+pub(crate) struct OwnerScope {
+    previous: Owner,
+}
+
+impl OwnerScope {
+    pub(crate) fn enter(owner: Owner) -> Self {
+        OwnerScope { previous: OWNER.with(|o| o.replace(owner)) }
+    }
+}
+
+impl Drop for OwnerScope {
+    fn drop(&mut self) {
+        OWNER.with(|o| o.set(self.previous));
+    }
+}
+
+/// A bounded set of free buffers, each with its owner.
 struct Recycler {
-    free: Mutex<Vec<Vec<f32>>>,
+    free: Mutex<Vec<(Owner, Vec<f32>)>>,
 }
 
 static GLOBAL: Recycler = Recycler { free: Mutex::new(Vec::new()) };
 
 impl Recycler {
-    fn free(&self) -> std::sync::MutexGuard<'_, Vec<Vec<f32>>> {
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<(Owner, Vec<f32>)>> {
         self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -32,8 +60,8 @@ impl Recycler {
         let n = crate::tensor::check_host_alloc::<f32>(DType::F32, shape)?;
         if n >= MIN_ELEMS {
             let mut free = self.free();
-            if let Some(i) = free.iter().position(|v| v.capacity() == n) {
-                let mut v = free.swap_remove(i);
+            if let Some(i) = free.iter().position(|(_, v)| v.capacity() == n) {
+                let (_, mut v) = free.swap_remove(i);
                 v.clear();
                 return Ok(v);
             }
@@ -41,7 +69,7 @@ impl Recycler {
         crate::tensor::try_vec::<f32>(DType::F32, shape)
     }
 
-    fn give(&self, t: Tensor) {
+    fn give(&self, owner: Owner, t: Tensor) {
         let Tensor::F32(a) = t else { return };
         if a.len() < MIN_ELEMS || !a.is_unique() || !a.is_standard_layout() {
             return;
@@ -51,10 +79,14 @@ impl Recycler {
             return;
         }
         let mut free = self.free();
-        let held: usize = free.iter().map(|b| b.capacity() * 4).sum();
+        let held: usize = free.iter().map(|(_, b)| b.capacity() * 4).sum();
         if held + v.capacity() * 4 <= MAX_BYTES {
-            free.push(v);
+            free.push((owner, v));
         }
+    }
+
+    fn release(&self, owner: Owner) {
+        self.free().retain(|(o, _)| *o != owner);
     }
 }
 
@@ -67,14 +99,14 @@ pub(crate) fn take(shape: &[usize]) -> Result<Vec<f32>> {
 }
 
 /// Keeps the buffer of `t` for reuse when `t` is a large float32 tensor that nothing else
-/// shares; otherwise drops it.
+/// shares (tagged with this thread's [`OwnerScope`]); otherwise drops it.
 pub(crate) fn give(t: Tensor) {
-    GLOBAL.give(t);
+    GLOBAL.give(OWNER.with(Cell::get), t);
 }
 
-/// Returns every kept buffer to the allocator.
-pub(crate) fn clear() {
-    GLOBAL.free().clear();
+/// Returns the buffers `owner` gave back to the allocator; other owners keep theirs.
+pub(crate) fn release(owner: Owner) {
+    GLOBAL.release(owner);
 }
 
 #[cfg(test)]
@@ -87,16 +119,16 @@ mod tests {
         let r = Recycler { free: Mutex::new(Vec::new()) };
         let t = Tensor::from_f32(&[n], vec![1.0; n]).unwrap();
         let shared = t.clone();
-        r.give(t);
+        r.give(1, t);
         assert!(r.free().is_empty(), "a shared tensor is not recycled");
         let ptr = match &shared {
             Tensor::F32(a) => a.as_ptr(),
             _ => unreachable!(),
         };
-        r.give(shared);
+        r.give(1, shared);
         let v = r.take(&[n]).unwrap();
         assert_eq!((v.as_ptr(), v.len(), v.capacity()), (ptr, 0, n));
-        r.give(Tensor::from_f32(&[4], vec![0.0; 4]).unwrap());
+        r.give(1, Tensor::from_f32(&[4], vec![0.0; 4]).unwrap());
         assert!(r.free().is_empty(), "small buffers are left to the allocator");
     }
 
@@ -111,5 +143,33 @@ mod tests {
             e.message.starts_with("OOM when allocating tensor with shape[4611686018427387904] and type float"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn releasing_one_owner_keeps_the_buffers_of_the_others() {
+        let n = MIN_ELEMS;
+        let r = Recycler { free: Mutex::new(Vec::new()) };
+        r.give(1, Tensor::from_f32(&[n], vec![1.0; n]).unwrap());
+        r.give(2, Tensor::from_f32(&[n], vec![2.0; n]).unwrap());
+        r.give(2, Tensor::from_f32(&[n], vec![3.0; n]).unwrap());
+        r.release(2);
+        let owners: Vec<Owner> = r.free().iter().map(|(o, _)| *o).collect();
+        assert_eq!(owners, vec![1]);
+        r.release(1);
+        assert!(r.free().is_empty());
+    }
+
+    #[test]
+    fn a_scope_sets_the_owner_of_this_thread_and_restores_the_previous_one() {
+        assert_eq!(OWNER.with(Cell::get), 0);
+        {
+            let _outer = OwnerScope::enter(7);
+            {
+                let _inner = OwnerScope::enter(9);
+                assert_eq!(OWNER.with(Cell::get), 9);
+            }
+            assert_eq!(OWNER.with(Cell::get), 7);
+        }
+        assert_eq!(OWNER.with(Cell::get), 0);
     }
 }
