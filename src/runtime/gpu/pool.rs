@@ -212,7 +212,8 @@ impl BufferPool {
         self.held.get()
     }
 
-    /// A handle on [`BufferPool::bytes_held`] that outlives the pool.
+    /// A handle on [`BufferPool::bytes_held`] that outlives the pool (for the memory tests).
+    #[cfg(feature = "test-hooks")]
     pub fn held_counter(&self) -> HeldBytes {
         self.held.clone()
     }
