@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::graph::{Endpoint, Graph, Output};
-use crate::ops::{OpKind, UnaryKind};
+use crate::ops::OpKind;
 
 /// What an op's gradient function sees: its node's inputs and outputs, and the gradient
 /// flowing into each output (`None` where no gradient reaches that output).
@@ -78,7 +78,7 @@ impl Graph {
         for (k, y) in ys.iter().enumerate() {
             let dy = match grad_ys.and_then(|g| g.get(k)) {
                 Some(g) => g.clone(),
-                None => self.unary(UnaryKind::OnesLike, y)?,
+                None => self.ones_like(y)?,
             };
             pending.entry(y.ep).or_default().push(dy);
         }

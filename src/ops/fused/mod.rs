@@ -19,6 +19,16 @@ use crate::tensor::{DType, Tensor, TensorSpec};
 
 pub use wgsl::Epilogue;
 
+/// The TF op types of this family (see `ops::registry`): wgflow's fused kernels.
+pub(crate) fn types() -> Vec<&'static str> {
+    vec!["_FusedElementwise", "_FusedConv2D", "_FusedMatMul"]
+}
+
+/// Every instantiation of the fused kernels, named, for the naga validation test.
+pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
+    Ok(wgsl::instantiations())
+}
+
 /// What an elementwise op computes per element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ElemKind {

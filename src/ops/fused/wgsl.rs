@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use super::{broadcast_strides, Broadcast, Expr};
 use crate::error::Result;
-use crate::ops::gpu_util::{slots, word};
+use crate::ops::kernel::{slots, word};
 use crate::ops::{cached_wgsl, GpuLowering};
 use crate::runtime::gpu::shaders::{ELEMENTWISE_WORKGROUP_SIZE as WG, MAX_BROADCAST_RANK, PRELUDE};
 use crate::tensor::DType;

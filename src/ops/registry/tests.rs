@@ -1,0 +1,56 @@
+//! The registry names every op type the builders make, once.
+
+use std::collections::HashSet;
+
+use super::{family_of, FAMILIES};
+use crate::{DType, Graph, Padding, Shape};
+
+#[test]
+fn no_op_type_is_named_twice() {
+    let mut seen = HashSet::new();
+    for family in FAMILIES {
+        for t in (family.types)() {
+            assert!(seen.insert(t), "{t} is named twice (again by {})", family.name);
+        }
+    }
+}
+
+/// A graph with an op of every family, and the gradients of it.
+fn every_op() -> crate::error::Result<Graph> {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, Shape::known(&[2, 4, 4, 3]))?;
+    let w = g.variable(g.ones(&[3, 3, 3, 4])?, "w")?;
+    let b = g.variable(g.zeros(&[4])?, "b")?;
+    let conv = g.conv2d(&x, w.value(), &[1], Padding::Same, &[1])?;
+    let act = g.relu(g.bias_add(&conv, b.value())?)?;
+    let pooled = g.max_pool(&act, &[1, 2, 2, 1], &[1, 2, 2, 1], Padding::Valid)?;
+    let avg = g.avg_pool(&pooled, &[1, 2, 2, 1], &[1, 1, 1, 1], Padding::Same)?;
+    let flat = g.reshape(&avg, &[2, 16])?;
+    // ConcatV2 has no gradient: built beside the loss, not on its path.
+    g.concat(&[flat.clone(), flat.clone()], 1)?;
+    let m = g.variable(g.ones(&[16, 5])?, "m")?;
+    let logits = g.matmul(&flat, m.value(), false, false)?;
+    let t = g.transpose(&logits, None)?;
+    let batched = g.matmul(g.reshape(&t, &[1, 5, 2])?, g.ones(&[1, 2, 5])?, false, false)?;
+    let labels = g.placeholder(DType::I32, Shape::known(&[2]))?;
+    let sparse = g.sparse_softmax_cross_entropy_with_logits(&labels, &logits)?;
+    let dense = g.softmax_cross_entropy_with_logits(g.softmax(&logits, -1)?, &logits)?;
+    let mixed = g.add(g.reduce_mean(&sparse, None, false)?, g.reduce_sum(&dense, None, false)?)?;
+    let extra = g.reduce_max(&batched, None, false)?;
+    let loss = g.add(&mixed, g.cast(g.cast(&extra, DType::I32)?, DType::F32)?)?;
+    let grads = g.gradients(&[loss], &[x, w.value().clone(), b.value().clone(), m.value().clone()], None)?;
+    for grad in grads.into_iter().flatten() {
+        g.identity(&grad)?;
+    }
+    Ok(g)
+}
+
+#[test]
+fn every_op_type_built_is_in_the_table() {
+    let g = every_op().expect("the graph builds");
+    let inner = g.read();
+    for node in &inner.nodes {
+        let t = node.op.type_name();
+        assert!(family_of(t).is_some(), "{t} (node {}) is in no family of the registry", node.name);
+    }
+}
