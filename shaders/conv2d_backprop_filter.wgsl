@@ -6,7 +6,7 @@
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
 //
 // The batch's output pixels (batch * out_h * out_w, in row-major order) are split into slices of
-// `slice` pixels (within the loop budget, src/ops/gpu_passes.rs): thread i sums slice i / F for
+// `slice` pixels (within the loop budget, src/ops/reduce/passes.rs): thread i sums slice i / F for
 // filter element i % F (F the filter's size) and writes out[i], so the output is [slices, F]
 // partial sums, reduced over the slices by another pass when there is more than one.
 // Neighbouring threads (consecutive co) read the same input element and neighbouring dy values.

@@ -6,7 +6,7 @@
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
 //
 // One dispatch covers the taps t = kh * k_w + kw in [tap_lo, tap_hi) and the output channels in
-// [co_lo, co_hi), so that a thread keeps to the loop budget (src/ops/gpu_passes.rs); with
+// [co_lo, co_hi), so that a thread keeps to the loop budget (src/ops/reduce/passes.rs); with
 // `accumulate` set it adds to the sum the earlier dispatches stored in out. The host splits
 // the channels only for one tap per dispatch, so the terms are added in one order whatever
 // the slices.

@@ -13,7 +13,6 @@ macro_rules! shader_files {
 }
 
 shader_files! {
-    AVG_POOL_GRAD => "avg_pool_grad.wgsl",
     BIAS_ADD => "bias_add.wgsl",
     CONCAT => "concat.wgsl",
     CONV2D => "conv2d.wgsl",
@@ -25,15 +24,14 @@ shader_files! {
     MATMUL_SG => "matmul_sg.wgsl",
     MAX_POOL_ARGMAX => "max_pool_argmax.wgsl",
     MAX_POOL_ARGMAX_COMBINE => "max_pool_argmax_combine.wgsl",
-    MAX_POOL_GRAD => "max_pool_grad.wgsl",
     MAX_POOL_GRAD_SLICED => "max_pool_grad_sliced.wgsl",
     POOL => "pool.wgsl",
+    POOL_GRAD => "pool_grad.wgsl",
     POOL_SLICED => "pool_sliced.wgsl",
     REDUCE => "reduce.wgsl",
     REDUCE_TREE => "reduce_tree.wgsl",
     SOFTMAX => "softmax.wgsl",
     SOFTMAX_NORM => "softmax_norm.wgsl",
-    SPARSE_XENT => "sparse_xent.wgsl",
     SPARSE_XENT_ROWS => "sparse_xent_rows.wgsl",
     TRANSPOSE => "transpose.wgsl",
     XENT => "xent.wgsl",

@@ -6,7 +6,7 @@
 use super::Xent;
 use crate::error::Result;
 use crate::ops::gpu_passes::{tree_passes, Axes, Fold};
-use crate::ops::kernel::word;
+use crate::ops::kernel::{code_of, with_prelude, word, WG};
 use crate::ops::nn::gpu::nn_wgsl;
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::flags::error_flag_wgsl;
@@ -57,15 +57,62 @@ pub(crate) fn xent_rows_wgsl() -> Result<&'static str> {
     nn_wgsl("xent_rows", wgsl::XENT_ROWS)
 }
 
-/// The sparse cross-entropy kernel: the NN template with the error flag its label check raises.
-pub(crate) fn sparse_xent_wgsl() -> Result<&'static str> {
-    let body = nn_wgsl("sparse_xent", wgsl::SPARSE_XENT)?;
-    cached_wgsl("sparse_xent checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(3))))
+/// The dense labels' code for the placeholders of shaders/xent.wgsl.
+const DENSE: [(&str, &str); 4] = [
+    ("LABEL_ELEM", "f32"),
+    ("LABEL_CHECK", ""),
+    ("BACKPROP", "exp_tf(logits[base + j] - m) / sum - labels[base + j]"),
+    (
+        "LOSS",
+        "let lse = log_tf(sum);
+    var loss = 0.0;
+    for (var j = 0u; j < params.classes; j = j + 1u) {
+        loss = loss + labels[base + j] * (lse - (logits[base + j] - m));
+    }
+    out[row] = loss;",
+    ),
+];
+
+/// The sparse labels' code for the placeholders of shaders/xent.wgsl: the label check, and
+/// NaN for a row whose label is out of range.
+const SPARSE: [(&str, &str); 4] = [
+    ("LABEL_ELEM", "i32"),
+    (
+        "LABEL_CHECK",
+        "let label = labels[row];
+    let valid = label >= 0 && u32(label) < params.classes;
+    if (!valid) {
+        raise_label_error(label, params.classes);
+    }",
+    ),
+    ("BACKPROP", "select(nan_f32(), exp_tf(logits[base + j] - m) / sum - select(0.0, 1.0, i32(j) == label), valid)"),
+    (
+        "LOSS",
+        "if (!valid) {
+        out[row] = nan_f32();
+        return;
+    }
+    out[row] = log_tf(sum) - (logits[base + u32(label)] - m);",
+    ),
+];
+
+/// The one-thread-per-row cross-entropy kernel for dense or `sparse` labels; the sparse one
+/// gets the error flag its label check raises (after its output, binding 3).
+pub(crate) fn xent_wgsl(sparse: bool) -> Result<&'static str> {
+    let key = if sparse { "xent sparse checked" } else { "xent dense" };
+    cached_wgsl(key.into(), || {
+        let code = if sparse { SPARSE } else { DENSE };
+        let template = code.iter().fold(code_of(wgsl::XENT), |t, (name, text)| t.replace(name, text));
+        let body = with_prelude(&template.replace("WORKGROUP_SIZE", &format!("{WG}u")));
+        Ok(if sparse { format!("{body}\n{}", error_flag_wgsl(3)) } else { body })
+    })
 }
 
-/// Every instantiation of the long-row loss templates, named, for the naga validation test.
+/// Every instantiation of the loss templates, named, for the naga validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     Ok(vec![
+        ("xent.wgsl dense".into(), xent_wgsl(false)?.to_string()),
+        ("xent.wgsl sparse with its error flag".into(), xent_wgsl(true)?.to_string()),
         ("xent_rows.wgsl".into(), xent_rows_wgsl()?.to_string()),
         ("sparse_xent_rows.wgsl with its error flag".into(), sparse_xent_rows_wgsl()?.to_string()),
     ])

@@ -22,15 +22,13 @@ pub(crate) use gpu::instantiations;
 
 use super::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use super::kernel::{f32_kernel, word};
-use super::nn::gpu::nn_wgsl;
 use super::nn::{bad_dtype, bad_dtype_run, with_rank};
-use super::wgsl;
 use super::{compute, same_dtype, shape_err, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 use cpu::xent;
-use gpu::sparse_xent_wgsl;
+use gpu::xent_wgsl;
 
 /// The TF op types of this family (see `ops::registry`).
 pub(crate) fn types() -> Vec<&'static str> {
@@ -155,10 +153,7 @@ impl Op for Xent {
             if classes.saturating_mul(4).saturating_add(OVERHEAD_TRIPS) > MAX_LOOP_TRIPS {
                 return self.long_rows(batch, classes);
             }
-            let wgsl = match self.sparse {
-                true => sparse_xent_wgsl()?,
-                false => nn_wgsl("xent", wgsl::XENT)?,
-            };
+            let wgsl = xent_wgsl(self.sparse)?;
             let out = if self.grad { vec![batch, classes] } else { vec![batch] };
             f32_kernel(wgsl, vec![word(classes)?, u32::from(self.grad)], batch, out)
         }))

@@ -6,9 +6,9 @@ use crate::error::Result;
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::kernel::{code_of, f32_kernel, with_prelude, word, WG};
+use crate::ops::kernel::{code_of, f32_kernel, with_prelude, word, words, WG};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
-use crate::runtime::cpu::conv::conv_geometry;
+use crate::runtime::cpu::conv::{conv_geometry, ConvGeom};
 use crate::runtime::gpu::context::subgroups_of_8;
 use crate::tensor::DType;
 
@@ -142,31 +142,35 @@ fn conv2d_sg_lowering(
         let key = format!("nn conv2d sg f32 {rows}x{vcols} {input} {}", output.key());
         let wgsl = cached_wgsl(key, || Ok(conv2d_sg_wgsl(rows, vcols, vec4_in, &output.code())))?;
         let groups = pixels.div_ceil(64 * rows) * (g.out_c / 4).div_ceil(8 * vcols);
-        let uniforms = [
-            g.in_h,
-            g.in_w,
-            g.in_c,
-            g.k_h,
-            g.k_w,
-            g.out_c,
-            g.stride[0],
-            g.stride[1],
-            g.dilation[0],
-            g.dilation[1],
-            g.pad[0],
-            g.pad[1],
-            g.out_h,
-            g.out_w,
-            pixels,
-        ]
-        .into_iter()
-        .map(word)
-        .collect::<Result<Vec<u32>>>()?;
-        f32_kernel(wgsl, uniforms, groups * WG as usize, out)
+        f32_kernel(wgsl, conv_words(g, pixels)?, groups * WG as usize, out)
     })())
 }
 
+/// The convolution geometry as the uniform words the subgroup `Conv2D` kernel and both
+/// convolution gradient kernels share: sizes, strides, dilations, padding and output size,
+/// then `last` (each kernel's own last word).
+pub(crate) fn conv_words(g: &ConvGeom, last: usize) -> Result<Vec<u32>> {
+    words(&[
+        g.in_h,
+        g.in_w,
+        g.in_c,
+        g.k_h,
+        g.k_w,
+        g.out_c,
+        g.stride[0],
+        g.stride[1],
+        g.dilation[0],
+        g.dilation[1],
+        g.pad[0],
+        g.pad[1],
+        g.out_h,
+        g.out_w,
+        last,
+    ])
+}
+
 /// The conv2d lowering (`Ok(None)`: the epilogue does not fit the output).
+// Over 80 lines: rustfmt lists the direct kernel's 18 uniform words one per line.
 fn conv2d_lowering(
     xs: &[usize],
     fs: &[usize],

@@ -10,6 +10,7 @@ use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
 use crate::tensor::DType;
 
+pub(crate) use super::conv_gpu::conv_words;
 pub(super) use super::conv_gpu::{conv2d, conv2d_sg_wgsl, conv2d_wgsl};
 
 /// A kernel from one of the NN templates: the prelude, then the template with its

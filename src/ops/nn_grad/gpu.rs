@@ -6,10 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::kernel::{f32_kernel, word, words};
-use crate::ops::nn::gpu::nn_wgsl;
+use crate::ops::kernel::{code_of, f32_kernel, with_prelude, word, words, WG};
+use crate::ops::nn::gpu::{conv_words, nn_wgsl};
 use crate::ops::reduce::{lower_reduce, ReduceKind};
-use crate::ops::{wgsl, GpuLowering, Pass, PassBuf, Passes};
+use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::ConvGeom;
 use crate::runtime::cpu::pool::PoolGeom;
 use crate::tensor::DType;
@@ -18,23 +18,7 @@ use crate::tensor::DType;
 fn conv_uniforms(g: &ConvGeom) -> Result<Vec<u32>> {
     word(g.batch * g.in_h * g.in_w * g.in_c)?;
     word(g.batch * g.out_h * g.out_w * g.out_c)?;
-    words(&[
-        g.in_h,
-        g.in_w,
-        g.in_c,
-        g.k_h,
-        g.k_w,
-        g.out_c,
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        g.pad[0],
-        g.pad[1],
-        g.out_h,
-        g.out_w,
-        g.batch,
-    ])
+    conv_words(g, g.batch)
 }
 
 /// Whether a kernel's worst-case loop trips per invocation fit the budget.
@@ -158,13 +142,13 @@ pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<Option<GpuLowering>> 
     if max {
         let per_window = 2 + g.window[0].saturating_mul(g.window[1].saturating_add(2));
         if within_budget(ch.saturating_mul(2 + cw.saturating_mul(per_window + 1))) {
-            let wgsl = nn_wgsl("max_pool_grad", wgsl::MAX_POOL_GRAD)?;
+            let wgsl = pool_grad_wgsl(true)?;
             return f32_kernel(wgsl, geom, count, out).map(Some);
         }
     } else if windows.div_ceil(SLICE) <= 1 {
         let mut u = geom;
         u.extend([0, 0, word(windows)?, word(cw.max(1))?]);
-        return f32_kernel(nn_wgsl("avg_pool_grad", wgsl::AVG_POOL_GRAD)?, u, count, out).map(Some);
+        return f32_kernel(pool_grad_wgsl(false)?, u, count, out).map(Some);
     }
     let mut p = Passes::new(DType::F32, out);
     let (wgsl, mut inputs) = match max {
@@ -172,7 +156,7 @@ pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<Option<GpuLowering>> 
             let arg = window_maxima(&mut p, g, &geom, outputs)?;
             (nn_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED)?, vec![arg, PassBuf::Input(2)])
         }
-        false => (nn_wgsl("avg_pool_grad", wgsl::AVG_POOL_GRAD)?, vec![PassBuf::Input(0)]),
+        false => (pool_grad_wgsl(false)?, vec![PassBuf::Input(0)]),
     };
     let slices = windows.div_ceil(SLICE).max(1);
     for s in 0..slices {
@@ -222,10 +206,97 @@ fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> 
     Ok(src)
 }
 
+/// MaxPoolGrad's code for the placeholders of shaders/pool_grad.wgsl: the forward input and
+/// output bound before the gradient, and each covering window scanned for its maximum.
+const MAX_POOL_GRAD: [(&str, &str); 3] = [
+    ("EXTRA_PARAMS", ""),
+    (
+        "BINDINGS",
+        "@group(0) @binding(1) var<storage, read> in_x: array<f32>;
+@group(0) @binding(2) var<storage, read> orig_out: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;",
+    ),
+    (
+        "WINDOWS",
+        "let image = n * params.in_h;
+    for (var oh = ohs.x; oh < ohs.y; oh = oh + 1u) {
+        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
+        for (var ow = ows.x; ow < ows.y; ow = ow + 1u) {
+            let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+            var best = 0.0;
+            var best_at = vec2<u32>(rows.x, cols.x);
+            var found = false;
+            for (var h = rows.x; h < rows.y; h = h + 1u) {
+                for (var w = cols.x; w < cols.y; w = w + 1u) {
+                    let v = in_x[((image + h) * params.in_w + w) * params.chan + c];
+                    if (!found || (!is_nan(best) && (is_nan(v) || v > best))) {
+                        best = v;
+                        best_at = vec2<u32>(h, w);
+                        found = true;
+                    }
+                }
+            }
+            if (best_at.x == ih && best_at.y == iw) {
+                acc = acc + dy[((n * params.out_h + oh) * params.out_w + ow) * params.chan + c];
+            }
+        }
+    }",
+    ),
+];
+
+/// AvgPoolGrad's code for the placeholders of shaders/pool_grad.wgsl: the slice of covering
+/// windows this dispatch adds (to the earlier slices' sum when `accumulate` is set).
+const AVG_POOL_GRAD: [(&str, &str); 3] = [
+    (
+        "EXTRA_PARAMS",
+        "accumulate: u32,
+    k_lo: u32,
+    k_hi: u32,
+    cov_w: u32,",
+    ),
+    (
+        "BINDINGS",
+        "@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;",
+    ),
+    (
+        "WINDOWS",
+        "if (params.accumulate != 0u) {
+        acc = out[i];
+    }
+    for (var k = params.k_lo; k < params.k_hi; k = k + 1u) {
+        let oh = ohs.x + k / params.cov_w;
+        let ow = ows.x + k % params.cov_w;
+        if (oh >= ohs.y) {
+            break;
+        }
+        if (ow >= ows.y) {
+            continue;
+        }
+        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
+        let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+        let count = (rows.y - rows.x) * (cols.y - cols.x);
+        acc = acc + dy[((n * params.out_h + oh) * params.out_w + ow) * params.chan + c] / f32(count);
+    }",
+    ),
+];
+
+/// The pool gradient kernel, `max` or avg: shaders/pool_grad.wgsl with that kind's code.
+fn pool_grad_wgsl(max: bool) -> Result<&'static str> {
+    let (key, code) = if max { ("max_pool_grad", MAX_POOL_GRAD) } else { ("avg_pool_grad", AVG_POOL_GRAD) };
+    cached_wgsl(format!("nn {key} f32"), || {
+        let template = code.iter().fold(code_of(wgsl::POOL_GRAD), |t, (name, text)| t.replace(name, text));
+        Ok(with_prelude(&template.replace("WORKGROUP_SIZE", &format!("{WG}u"))))
+    })
+}
+
 /// Every instantiation of the NN gradient templates added for the loop budget, named, for the
 /// naga validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     Ok([
+        ("pool_grad.wgsl max", pool_grad_wgsl(true)?),
+        ("pool_grad.wgsl avg", pool_grad_wgsl(false)?),
         ("max_pool_argmax.wgsl", nn_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX)?),
         ("max_pool_argmax_combine.wgsl", nn_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE)?),
         ("max_pool_grad_sliced.wgsl", nn_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED)?),

@@ -54,3 +54,22 @@ fn every_op_type_built_is_in_the_table() {
         assert!(family_of(t).is_some(), "{t} (node {}) is in no family of the registry", node.name);
     }
 }
+
+/// The modules every family may use import no family: `gradients/` (the gradient API the
+/// families' rules call), and the shared GPU helpers `ops/kernel.rs` and `ops/wgsl.rs`.
+#[test]
+fn shared_modules_import_no_family() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![root.join("ops/kernel.rs"), root.join("ops/wgsl.rs")];
+    let gradients = std::fs::read_dir(root.join("gradients")).expect("src/gradients is readable");
+    files.extend(gradients.filter_map(|e| e.ok().map(|e| e.path())));
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("a source file is readable");
+        for family in FAMILIES {
+            for pattern in [format!("ops::{}", family.name), format!("super::{}", family.name)] {
+                let hit = text.lines().find(|l| !l.trim_start().starts_with("//") && l.contains(&pattern));
+                assert!(hit.is_none(), "{} names the {} family: {hit:?}", path.display(), family.name);
+            }
+        }
+    }
+}
