@@ -142,7 +142,7 @@ pub trait Op: Send + Sync + fmt::Debug {
     }
     /// What this op computes per element, when it is an elementwise op a fused chain can
     /// hold (see the `fused` module).
-    fn elementwise(&self) -> Option<fused::ElemKind> {
+    fn elementwise(&self) -> Option<elementwise::ElemKind> {
         None
     }
     /// Whether a fused chain of elementwise ops after this op's output can run in the

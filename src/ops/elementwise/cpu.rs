@@ -202,3 +202,22 @@ pub(super) fn check_dtype(op: &str, dtype: DType, int_ok: bool) -> Result<()> {
         other => Err(no_kernel(op, other)),
     }
 }
+
+/// `BiasAdd`'s run-time shape checks, in TF's order and words: a bias vector along the
+/// last dimension (the broadcast of `BiasAdd` and of the fused chains that hold it).
+pub(crate) fn check_bias_shapes(xs: &[usize], bs: &[usize]) -> Result<()> {
+    if xs.len() < 2 {
+        invalid!("Input tensor must be at least 2D: {}", dims_string(xs));
+    }
+    if bs.len() != 1 {
+        invalid!("Biases must be 1D: {}", dims_string(bs));
+    }
+    if bs[0] != xs[xs.len() - 1] {
+        invalid!(
+            "Must provide as many biases as the last dimension of the input tensor: {} vs. {}",
+            dims_string(bs),
+            dims_string(xs)
+        );
+    }
+    Ok(())
+}

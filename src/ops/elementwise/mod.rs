@@ -6,10 +6,12 @@ mod build;
 mod cpu;
 mod gpu;
 mod grad;
+mod kind;
 mod table;
 
-pub(crate) use cpu::{broadcast_shapes, broadcast_static};
+pub(crate) use cpu::{broadcast_shapes, broadcast_static, check_bias_shapes};
 pub(crate) use gpu::instantiations;
+pub use kind::ElemKind;
 pub use table::{BinaryKind, UnaryKind};
 
 use super::{shape_err, GpuLowering, InferResult, Op};
@@ -29,8 +31,8 @@ pub(crate) fn types() -> Vec<&'static str> {
 pub(crate) struct Binary(pub(crate) BinaryKind);
 
 impl Op for Binary {
-    fn elementwise(&self) -> Option<super::fused::ElemKind> {
-        Some(super::fused::ElemKind::Binary(self.0))
+    fn elementwise(&self) -> Option<ElemKind> {
+        Some(ElemKind::Binary(self.0))
     }
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
         self.grad(ctx)
@@ -78,8 +80,8 @@ impl Op for Binary {
 pub(crate) struct Unary(pub(crate) UnaryKind);
 
 impl Op for Unary {
-    fn elementwise(&self) -> Option<super::fused::ElemKind> {
-        Some(super::fused::ElemKind::Unary(self.0))
+    fn elementwise(&self) -> Option<ElemKind> {
+        Some(ElemKind::Unary(self.0))
     }
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
         self.grad(ctx)

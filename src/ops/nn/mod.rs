@@ -12,13 +12,14 @@ mod softmax;
 pub(crate) use gpu::instantiations;
 pub(crate) use softmax::Softmax;
 
+pub(crate) use super::elementwise::check_bias_shapes;
 use super::{compute, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::runtime::cpu::conv;
 use crate::runtime::cpu::pool;
 pub use crate::runtime::padding::Padding;
-use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+use crate::tensor::{DType, Shape, Tensor, TensorSpec};
 use cpu::bias_add;
 
 /// The TF op types of this family (see `ops::registry`).
@@ -311,27 +312,9 @@ impl Op for BiasAdd {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::bias_add(inputs)
     }
-    fn elementwise(&self) -> Option<super::fused::ElemKind> {
-        Some(super::fused::ElemKind::BiasAdd)
+    fn elementwise(&self) -> Option<super::elementwise::ElemKind> {
+        Some(super::elementwise::ElemKind::BiasAdd)
     }
-}
-
-/// `BiasAdd`'s run-time shape checks, in TF's order and words.
-pub(crate) fn check_bias_shapes(xs: &[usize], bs: &[usize]) -> Result<()> {
-    if xs.len() < 2 {
-        invalid!("Input tensor must be at least 2D: {}", dims_string(xs));
-    }
-    if bs.len() != 1 {
-        invalid!("Biases must be 1D: {}", dims_string(bs));
-    }
-    if bs[0] != xs[xs.len() - 1] {
-        invalid!(
-            "Must provide as many biases as the last dimension of the input tensor: {} vs. {}",
-            dims_string(bs),
-            dims_string(xs)
-        );
-    }
-    Ok(())
 }
 
 impl Graph {

@@ -73,3 +73,48 @@ fn shared_modules_import_no_family() {
         }
     }
 }
+
+/// The families a family's files name (`ops::<family>` or `super::<family>`), the multi-pass
+/// machinery `gpu_passes` counted as the reductions' (it is `reduce::passes`).
+fn imports(family: &str) -> HashSet<&'static str> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops").join(family);
+    let mut text = String::new();
+    let mut dirs = vec![dir];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("a family folder is readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                text.push_str(&std::fs::read_to_string(&path).expect("a source file is readable"));
+            }
+        }
+    }
+    let code: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+    let names = |name: &str| {
+        code.iter().any(|l| {
+            [format!("ops::{name}"), format!("super::{name}")].iter().any(|p| {
+                l.match_indices(p.as_str())
+                    .any(|(i, _)| !l[i + p.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+            })
+        })
+    };
+    let mut found: HashSet<&'static str> =
+        FAMILIES.iter().map(|f| f.name).filter(|&n| n != family && names(n)).collect();
+    if family != "reduce" && names("gpu_passes") {
+        found.insert("reduce");
+    }
+    found
+}
+
+#[test]
+fn family_imports_form_no_circle() {
+    let deps: Vec<(&str, HashSet<&str>)> = FAMILIES.iter().map(|f| (f.name, imports(f.name))).collect();
+    // Peel off the families that import no family left; a circle is what remains.
+    let mut left: Vec<&(&str, HashSet<&str>)> = deps.iter().collect();
+    while let Some(i) = left.iter().position(|(_, d)| d.iter().all(|n| !left.iter().any(|(m, _)| m == n))) {
+        left.remove(i);
+    }
+    let circle: Vec<String> = left.iter().map(|(n, d)| format!("{n} -> {d:?}")).collect();
+    assert!(circle.is_empty(), "op families import each other in a circle: {circle:?}");
+}
