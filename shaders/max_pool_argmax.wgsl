@@ -6,7 +6,7 @@
 // h * in_w + w, or 0xffffffff when the slice has no cells. The max is the first of the largest
 // values in scan order, or the first NaN, as the CPU kernel picks it; the host combines the
 // slices' pairs in order with max_pool_argmax_combine.wgsl, which keeps that choice.
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

@@ -4,7 +4,7 @@
 // src/ops/reduce/passes.rs), and thread i handles slice i / outputs of output i % outputs, writing
 // out[i]: the max of its valid cells (-inf when none; a NaN wins and stays), or their +0.0-based
 // sum divided by the window's number of valid cells. The host reduces the [slices, outputs]
-// partials with a max or a sum. Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends
+// partials with a max or a sum. Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends
 // prelude.wgsl and replaces WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

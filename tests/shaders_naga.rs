@@ -37,7 +37,7 @@ const TEMPLATES: &[&str] = &[
     "max_pool_grad_sliced.wgsl",
     "fill.wgsl",
 ];
-/// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
+/// The NN templates, instantiated as `template_wgsl` (src/ops/kernel.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
 const NN_TEMPLATES: &[&str] =
     &["bias_add.wgsl", "pool.wgsl", "pool_sliced.wgsl", "conv2d_backprop_input.wgsl", "conv2d_backprop_filter.wgsl"];

@@ -2,7 +2,7 @@
 //! word packing (`word`, `words`, `slots`), template text (`code_of`, `with_prelude`) and the
 //! one-dispatch [`GpuLowering::Kernel`] builders.
 
-use super::GpuLowering;
+use super::{cached_wgsl, GpuLowering};
 use crate::error::{Error, Result};
 use crate::runtime::gpu::shaders::PRELUDE;
 use crate::tensor::DType;
@@ -40,6 +40,16 @@ pub(crate) fn slots(dims: &[usize], fill: u32) -> Result<Vec<u32>> {
         *slot = word(d)?;
     }
     Ok(w)
+}
+
+/// A float32 kernel from a template that takes its workgroup size as `WORKGROUP_SIZE` (the NN
+/// and loss templates): comment lines dropped, each `(placeholder, code)` of `parts`
+/// substituted, `WORKGROUP_SIZE` replaced and the prelude prepended; built once per process.
+pub(crate) fn template_wgsl(key: &str, template: &str, parts: &[(&str, &str)]) -> Result<&'static str> {
+    cached_wgsl(format!("nn {key} f32"), || {
+        let code = parts.iter().fold(code_of(template), |t, (name, text)| t.replace(name, text));
+        Ok(with_prelude(&code.replace("WORKGROUP_SIZE", &format!("{WG}u"))))
+    })
 }
 
 /// Row-major strides of `dims`.

@@ -6,8 +6,7 @@
 use super::Xent;
 use crate::error::Result;
 use crate::ops::gpu_passes::{tree_passes, Axes, Fold};
-use crate::ops::kernel::{code_of, with_prelude, word, WG};
-use crate::ops::nn::gpu::nn_wgsl;
+use crate::ops::kernel::{template_wgsl, word};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::flags::error_flag_wgsl;
 use crate::tensor::DType;
@@ -48,13 +47,13 @@ impl Xent {
 /// The last pass of the sparse cross-entropy over long rows, with its label check's error flag
 /// (after its output, binding 5).
 pub(crate) fn sparse_xent_rows_wgsl() -> Result<&'static str> {
-    let body = nn_wgsl("sparse_xent_rows", wgsl::SPARSE_XENT_ROWS)?;
+    let body = template_wgsl("sparse_xent_rows", wgsl::SPARSE_XENT_ROWS, &[])?;
     cached_wgsl("sparse_xent_rows checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(5))))
 }
 
 /// The dense cross-entropy's last pass over long rows.
 pub(crate) fn xent_rows_wgsl() -> Result<&'static str> {
-    nn_wgsl("xent_rows", wgsl::XENT_ROWS)
+    template_wgsl("xent_rows", wgsl::XENT_ROWS, &[])
 }
 
 /// The dense labels' code for the placeholders of shaders/xent.wgsl.
@@ -99,13 +98,11 @@ const SPARSE: [(&str, &str); 4] = [
 /// The one-thread-per-row cross-entropy kernel for dense or `sparse` labels; the sparse one
 /// gets the error flag its label check raises (after its output, binding 3).
 pub(crate) fn xent_wgsl(sparse: bool) -> Result<&'static str> {
-    let key = if sparse { "xent sparse checked" } else { "xent dense" };
-    cached_wgsl(key.into(), || {
-        let code = if sparse { SPARSE } else { DENSE };
-        let template = code.iter().fold(code_of(wgsl::XENT), |t, (name, text)| t.replace(name, text));
-        let body = with_prelude(&template.replace("WORKGROUP_SIZE", &format!("{WG}u")));
-        Ok(if sparse { format!("{body}\n{}", error_flag_wgsl(3)) } else { body })
-    })
+    if !sparse {
+        return template_wgsl("xent dense", wgsl::XENT, &DENSE);
+    }
+    let body = template_wgsl("xent sparse", wgsl::XENT, &SPARSE)?;
+    cached_wgsl("xent sparse checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(3))))
 }
 
 /// Every instantiation of the loss templates, named, for the naga validation test.

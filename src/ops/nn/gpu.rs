@@ -1,10 +1,10 @@
-//! GPU lowerings of the pools, `BiasAdd` and `Softmax` (float32), and the NN template
-//! instantiation shared with `nn_grad` and `losses` (`nn_wgsl`).
+//! GPU lowerings of the pools, `BiasAdd` and `Softmax` (float32), and the uniform packing of
+//! the convolution geometry shared with `nn_grad` (`conv_words`).
 
 use super::Padding;
 use crate::error::Result;
 use crate::ops::gpu_passes::{reduce_passes, serial, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::kernel::{f32_kernel, kernel, with_prelude, word, WG};
+use crate::ops::kernel::{f32_kernel, kernel, template_wgsl, with_prelude, word, WG};
 use crate::ops::reduce::ReduceKind;
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
@@ -12,12 +12,6 @@ use crate::tensor::DType;
 
 pub(crate) use super::conv_gpu::conv_words;
 pub(super) use super::conv_gpu::{conv2d, conv2d_sg_wgsl, conv2d_wgsl};
-
-/// A kernel from one of the NN templates: the prelude, then the template with its
-/// `WORKGROUP_SIZE` replaced (tests/shaders_naga.rs instantiates them the same way).
-pub(crate) fn nn_wgsl(key: &str, template: &'static str) -> Result<&'static str> {
-    cached_wgsl(format!("nn {key} f32"), || Ok(with_prelude(&template.replace("WORKGROUP_SIZE", &format!("{WG}u")))))
-}
 
 /// `MaxPool` (`max`) / `AvgPool` on float32 NHWC input.
 pub(super) fn pool(
@@ -49,7 +43,7 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
     let cells = k[1] * k[2] * k[3];
     let trips = k[1] * (2 + k[2] * (k[3] + 2));
     if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
-        return f32_kernel(nn_wgsl("pool", wgsl::POOL)?, uniforms, invocations, out);
+        return f32_kernel(template_wgsl("pool", wgsl::POOL, &[])?, uniforms, invocations, out);
     }
     // A huge window: slices of its cells, then a max or a sum over the slices.
     let slice = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
@@ -60,7 +54,7 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
     let mut p = Passes::new(DType::F32, out);
     let partials = p.temp(DType::F32, vec![slices, invocations]);
     p.passes.push(Pass {
-        wgsl: nn_wgsl("pool_sliced", wgsl::POOL_SLICED)?.into(),
+        wgsl: template_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.into(),
         uniforms,
         invocations: u64::from(count),
         workgroup_size: WG,
@@ -84,7 +78,7 @@ pub(super) fn bias_add(inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowerin
 fn bias_add_lowering(xs: &[usize], bs: &[usize]) -> Result<GpuLowering> {
     super::check_bias_shapes(xs, bs)?;
     let channels = word(bs[0])?;
-    f32_kernel(nn_wgsl("bias_add", wgsl::BIAS_ADD)?, vec![channels], xs.iter().product(), xs.to_vec())
+    f32_kernel(template_wgsl("bias_add", wgsl::BIAS_ADD, &[])?, vec![channels], xs.iter().product(), xs.to_vec())
 }
 
 /// The float32 softmax kernel.

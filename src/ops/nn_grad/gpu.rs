@@ -6,10 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::kernel::{code_of, f32_kernel, with_prelude, word, words, WG};
-use crate::ops::nn::gpu::{conv_words, nn_wgsl};
+use crate::ops::kernel::{f32_kernel, template_wgsl, word, words};
+use crate::ops::nn::gpu::conv_words;
 use crate::ops::reduce::{lower_reduce, ReduceKind};
-use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
+use crate::ops::{wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::ConvGeom;
 use crate::runtime::cpu::pool::PoolGeom;
 use crate::tensor::DType;
@@ -36,7 +36,7 @@ const SLICE: usize = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
 pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<Option<GpuLowering>> {
     let out = vec![g.batch, g.in_h, g.in_w, g.in_c];
     let count = out.iter().product::<usize>();
-    let wgsl = nn_wgsl("conv2d_backprop_input", wgsl::CONV2D_BACKPROP_INPUT)?;
+    let wgsl = template_wgsl("conv2d_backprop_input", wgsl::CONV2D_BACKPROP_INPUT, &[])?;
     let taps = g.k_h * g.k_w;
     // Trips per tap: its own, its channel loop's and that loop's exit test.
     let (taps_slice, co_slice) = match g.out_c + 2 <= SLICE {
@@ -90,7 +90,7 @@ pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<Option<GpuLowering>> 
     let wanted = 1024usize.div_ceil(filter.max(1));
     let slice = pixels.div_ceil(wanted).clamp(256, FILTER_SLICE);
     let slices = pixels.div_ceil(slice).max(1);
-    let wgsl = nn_wgsl("conv2d_backprop_filter", wgsl::CONV2D_BACKPROP_FILTER)?;
+    let wgsl = template_wgsl("conv2d_backprop_filter", wgsl::CONV2D_BACKPROP_FILTER, &[])?;
     let mut uniforms = conv_uniforms(g)?;
     uniforms.extend([word(slice)?, 0, 0, 0]);
     let count = word(slices * filter)?;
@@ -154,7 +154,7 @@ pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<Option<GpuLowering>> 
     let (wgsl, mut inputs) = match max {
         true => {
             let arg = window_maxima(&mut p, g, &geom, outputs)?;
-            (nn_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED)?, vec![arg, PassBuf::Input(2)])
+            (template_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?, vec![arg, PassBuf::Input(2)])
         }
         false => (pool_grad_wgsl(false)?, vec![PassBuf::Input(0)]),
     };
@@ -183,7 +183,7 @@ fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> 
     u.extend([word(outputs)?, word(SLICE)?, 0, 0]);
     let mut src = p.temp(DType::I32, vec![groups, outputs, 2]);
     p.passes.push(Pass {
-        wgsl: nn_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX)?.into(),
+        wgsl: template_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?.into(),
         uniforms: u,
         invocations: u64::from(word(groups.saturating_mul(outputs))?),
         workgroup_size: 64,
@@ -194,7 +194,7 @@ fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> 
         let next = groups.div_ceil(SLICE);
         let dst = p.temp(DType::I32, vec![next, outputs, 2]);
         p.passes.push(Pass {
-            wgsl: nn_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE)?.into(),
+            wgsl: template_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE, &[])?.into(),
             uniforms: vec![word(outputs)?, word(groups)?, word(SLICE)?],
             invocations: u64::from(word(next.saturating_mul(outputs))?),
             workgroup_size: 64,
@@ -284,11 +284,10 @@ const AVG_POOL_GRAD: [(&str, &str); 3] = [
 
 /// The pool gradient kernel, `max` or avg: shaders/pool_grad.wgsl with that kind's code.
 fn pool_grad_wgsl(max: bool) -> Result<&'static str> {
-    let (key, code) = if max { ("max_pool_grad", MAX_POOL_GRAD) } else { ("avg_pool_grad", AVG_POOL_GRAD) };
-    cached_wgsl(format!("nn {key} f32"), || {
-        let template = code.iter().fold(code_of(wgsl::POOL_GRAD), |t, (name, text)| t.replace(name, text));
-        Ok(with_prelude(&template.replace("WORKGROUP_SIZE", &format!("{WG}u"))))
-    })
+    match max {
+        true => template_wgsl("max_pool_grad", wgsl::POOL_GRAD, &MAX_POOL_GRAD),
+        false => template_wgsl("avg_pool_grad", wgsl::POOL_GRAD, &AVG_POOL_GRAD),
+    }
 }
 
 /// Every instantiation of the NN gradient templates added for the loop budget, named, for the
@@ -297,9 +296,9 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     Ok([
         ("pool_grad.wgsl max", pool_grad_wgsl(true)?),
         ("pool_grad.wgsl avg", pool_grad_wgsl(false)?),
-        ("max_pool_argmax.wgsl", nn_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX)?),
-        ("max_pool_argmax_combine.wgsl", nn_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE)?),
-        ("max_pool_grad_sliced.wgsl", nn_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED)?),
+        ("max_pool_argmax.wgsl", template_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?),
+        ("max_pool_argmax_combine.wgsl", template_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE, &[])?),
+        ("max_pool_grad_sliced.wgsl", template_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?),
     ]
     .into_iter()
     .map(|(n, s)| (n.to_string(), s.to_string()))
