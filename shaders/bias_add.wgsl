@@ -1,5 +1,5 @@
 // TEMPLATE: BiasAdd on float32: out[i] = x[i] + bias[i % channels], the bias along the last
-// dimension. Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and
+// dimension. Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and
 // replaces WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

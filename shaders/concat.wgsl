@@ -1,5 +1,5 @@
 // TEMPLATE: ConcatV2 of N inputs of any 4-byte element type (copied as u32 bits), one thread per
-// output element. Instantiated by `concat_wgsl` (src/ops/gpu_util.rs), which prepends
+// output element. Instantiated by `concat_wgsl` (src/ops/array/gpu.rs), which prepends
 // prelude.wgsl and replaces INPUT_BINDINGS (one `var<storage, read> in_K: array<u32>` per input at
 // bindings 1..=N), OUTPUT_BINDING (N + 1), BLOCK_WORDS (ceil(N / 4)) and SELECT_CHAIN (for each
 // input K: `if (w < len(K)) { out[i] = in_K[o * len(K) + w]; return; } w = w - len(K);`).

@@ -1,11 +1,11 @@
 // TEMPLATE: Conv2D on NHWC float32 input with a [KH, KW, Cin/groups, Cout] filter, as an implicit
 // GEMM: each thread computes 4 consecutive output channels of one group for one output pixel,
 // looping over the receptive field (KH * KW * Cin/groups) with the im2col coordinates computed on
-// the fly; padding reads as zero. Instantiated by `conv2d_wgsl` (src/ops/nn/gpu.rs), which
+// the fly; padding reads as zero. Instantiated by `conv2d_wgsl` (src/ops/nn/conv_gpu.rs), which
 // prepends prelude.wgsl and replaces WORKGROUP_SIZE and OUTPUT (the output binding and
 // `store_out(index, value)`, as in matmul.wgsl).
 //
-// A long receptive field is split over dispatches (src/ops/nn/gpu.rs, to keep within the loop
+// A long receptive field is split over dispatches (src/ops/nn/conv_gpu.rs, to keep within the loop
 // budget): one covers the taps (kh * k_w + kw) in [tap_lo, tap_hi) and the input channels in
 // [ci_lo, ci_hi). With `flags` bit 0 it adds the output's value (the earlier dispatches' sum) to
 // its own; with bit 1 it stores the raw sum (not the last dispatch), else it stores through

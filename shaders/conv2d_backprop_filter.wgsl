@@ -2,11 +2,11 @@
 // its filter, the sum over the batch and the output pixels (oh, ow) of x[n, ih, iw, ci] *
 // dy[n, oh, ow, co] for each filter element (kh, kw, ci, co), with
 // ih = oh * stride_h + kh * dil_h - pad_h (padding reads as zero, so padded taps are skipped).
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
 //
 // The batch's output pixels (batch * out_h * out_w, in row-major order) are split into slices of
-// `slice` pixels (within the loop budget, src/ops/gpu_passes.rs): thread i sums slice i / F for
+// `slice` pixels (within the loop budget, src/ops/reduce/passes.rs): thread i sums slice i / F for
 // filter element i % F (F the filter's size) and writes out[i], so the output is [slices, F]
 // partial sums, reduced over the slices by another pass when there is more than one.
 // Neighbouring threads (consecutive co) read the same input element and neighbouring dy values.

@@ -2,11 +2,11 @@
 // its input, one thread per input element (n, ih, iw, ci), in gather form (no atomics): it sums
 // dy[n, oh, ow, co] * filter[kh, kw, ci, co] over the taps (kh, kw) and output pixels (oh, ow)
 // whose window reads (ih, iw), i.e. oh * stride_h + kh * dil_h - pad_h == ih (and alike for w).
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
 //
 // One dispatch covers the taps t = kh * k_w + kw in [tap_lo, tap_hi) and the output channels in
-// [co_lo, co_hi), so that a thread keeps to the loop budget (src/ops/gpu_passes.rs); with
+// [co_lo, co_hi), so that a thread keeps to the loop budget (src/ops/reduce/passes.rs); with
 // `accumulate` set it adds to the sum the earlier dispatches stored in out. The host splits
 // the channels only for one tap per dispatch, so the terms are added in one order whatever
 // the slices.

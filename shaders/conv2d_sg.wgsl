@@ -1,6 +1,6 @@
 // TEMPLATE: Conv2D on NHWC float32 input with a [KH, KW, Cin, Cout] filter (one group, Cout a
 // multiple of 4) as an implicit GEMM on subgroups of exactly 8 invocations. Instantiated by
-// `conv2d_sg_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and generates XTYPE and XWIDTH
+// `conv2d_sg_wgsl` (src/ops/nn/conv_gpu.rs), which prepends prelude.wgsl and generates XTYPE and XWIDTH
 // (f32 and 1, or vec4<f32> and 4 when Cin is a multiple of 4), ROWS (pixels per lane), VCOLS (vec4
 // output channels per lane), DECLS, TAPS (per filter tap: the pixels' input offsets), BODY,
 // STORES and OUTPUT (the output binding and `store_out(index, vec4 value)`, as in matmul.wgsl).

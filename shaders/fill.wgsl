@@ -1,5 +1,5 @@
 // TEMPLATE: `Fill`: every output element is the one element of binding 1. Instantiated by
-// `fill_wgsl` (src/ops/fill.rs), which prepends prelude.wgsl and replaces ELEM (f32 or i32) and
+// `fill_wgsl` (src/ops/array/gpu.rs), which prepends prelude.wgsl and replaces ELEM (f32 or i32) and
 // WORKGROUP_SIZE.
 
 alias T = ELEM;

@@ -1,5 +1,5 @@
 // TEMPLATE: batched matrix product C[b] = op(A[b]) * op(B[b]), float32, tiled in workgroup memory.
-// Instantiated by `matmul_wgsl` (src/ops/gpu_util.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `matmul_wgsl` (src/ops/linalg/gpu.rs), which prepends prelude.wgsl and replaces
 // OUTPUT with the output binding and `store_out(index, value)`, which stores a result (through a
 // fused epilogue, src/ops/fused/wgsl.rs, or as it is).
 //
@@ -11,7 +11,7 @@
 // The dispatch has exactly 64 threads per tile, so a whole workgroup is either in range or not;
 // the range check uses the workgroup id (uniform), which keeps the barriers in uniform control.
 //
-// Long k is split over dispatches (src/ops/gpu_util.rs, to keep within the loop budget): one
+// Long k is split over dispatches (src/ops/linalg/gpu.rs, to keep within the loop budget): one
 // dispatch covers k in [k_lo, k_hi) (k_lo a multiple of TK). With `trans` bit 2 it adds the
 // output's value (the earlier dispatches' sum) to its own; with bit 3 it stores the raw sum (not
 // the last dispatch), else it stores through `store_out` (the epilogue, applied once). The

@@ -1,5 +1,5 @@
 // TEMPLATE: batched float32 matmul C[b] = op(A[b]) * op(B[b]) for k and n multiples of 4, with
-// subgroups of exactly 8 invocations. Instantiated by `matmul_sg_wgsl` (src/ops/gpu_util.rs),
+// subgroups of exactly 8 invocations. Instantiated by `matmul_sg_wgsl` (src/ops/linalg/gpu.rs),
 // which prepends prelude.wgsl and generates the unrolled parts for the transposes it is given:
 // A_ELEM (vec4<f32>, or f32 when A is stored transposed), ROWS (rows per lane), VCOLS (vec4
 // columns per lane), DECLS, BODY and STORES, and OUTPUT (the output binding and

@@ -1,12 +1,12 @@
 // TEMPLATE: the first pass of MaxPoolGrad on NHWC float32 for large windows (see
 // max_pool_grad_sliced.wgsl): the max of each window and where it is. A window's valid cells
 // (rows, then columns, one channel) are split into slices of `slice` cells, within the loop
-// budget (src/ops/gpu_passes.rs); thread i handles slice i / outputs of window i % outputs and
+// budget (src/ops/reduce/passes.rs); thread i handles slice i / outputs of window i % outputs and
 // writes the pair out[2i], out[2i + 1]: the f32 bits of the slice's max and its position
 // h * in_w + w, or 0xffffffff when the slice has no cells. The max is the first of the largest
 // values in scan order, or the first NaN, as the CPU kernel picks it; the host combines the
 // slices' pairs in order with max_pool_argmax_combine.wgsl, which keeps that choice.
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

@@ -2,9 +2,9 @@
 // holds [groups_in, outputs] pairs (the f32 bits of a max and its position, 0xffffffff for
 // none), thread i folds, in order, the `fan` groups (fan * (i / outputs) ...) of output
 // i % outputs into the pair out[2i], out[2i + 1], within the loop budget
-// (src/ops/gpu_passes.rs). A later group wins only with a NaN (when the max so far is not one)
+// (src/ops/reduce/passes.rs). A later group wins only with a NaN (when the max so far is not one)
 // or a larger value, so the pick is the first NaN, else the first of the largest values, in
-// scan order. Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and
+// scan order. Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and
 // replaces WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

@@ -5,9 +5,9 @@
 // (found by max_pool_argmax.wgsl: pairs of the max's f32 bits and its position ih * in_w + iw,
 // or 0xffffffff for a window without valid cells) is its own position. The covering windows
 // form a rectangle of at most cov_h x cov_w; one dispatch covers its cells k in [k_lo, k_hi)
-// (row-major, cov_w a row), within the loop budget (src/ops/gpu_passes.rs), and with
+// (row-major, cov_w a row), within the loop budget (src/ops/reduce/passes.rs), and with
 // `accumulate` set adds to the sum the earlier dispatches stored in out. Instantiated by
-// `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces WORKGROUP_SIZE.
+// `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;
 

@@ -1,5 +1,5 @@
 // TEMPLATE: MaxPool / AvgPool on NHWC float32 input, one thread per output element.
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE.
 //
 // Output channel c reads input channels c * win_c .. c * win_c + win_c (win_c is 1 except for

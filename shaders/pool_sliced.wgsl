@@ -1,10 +1,10 @@
 // TEMPLATE: one pass of MaxPool / AvgPool on NHWC float32 input for windows too large for one
 // thread (pool.wgsl walks a whole window): the window's cells (rows, columns and win_c channels,
 // in row-major order) are split into slices of `slice` cells (within the loop budget,
-// src/ops/gpu_passes.rs), and thread i handles slice i / outputs of output i % outputs, writing
+// src/ops/reduce/passes.rs), and thread i handles slice i / outputs of output i % outputs, writing
 // out[i]: the max of its valid cells (-inf when none; a NaN wins and stays), or their +0.0-based
 // sum divided by the window's number of valid cells. The host reduces the [slices, outputs]
-// partials with a max or a sum. Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends
+// partials with a max or a sum. Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends
 // prelude.wgsl and replaces WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

@@ -1,5 +1,5 @@
 // TEMPLATE: a reduction over any set of axes (Sum, Mean, Max), one thread per output element.
-// Instantiated by `reduce_wgsl` (src/ops/gpu_util.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `reduce_wgsl` (src/ops/reduce/gpu.rs), which prepends prelude.wgsl and replaces
 // ELEM_TYPE (f32 or i32), REDUCE_INIT (the identity), REDUCE_COMBINE (an expression of `acc` and
 // `v`) and REDUCE_FINISH (an expression of `acc` and `n`, the number of reduced elements).
 //

@@ -1,6 +1,6 @@
 // TEMPLATE: one pass of a workgroup-tree reduction over any set of axes (Sum, Mean, Max, and
 // softmax's row max and row sum of exponentials). Instantiated by `tree_wgsl`
-// (src/ops/gpu_passes.rs), which prepends prelude.wgsl and replaces ELEM_TYPE (f32 or i32),
+// (src/ops/reduce/passes.rs), which prepends prelude.wgsl and replaces ELEM_TYPE (f32 or i32),
 // REDUCE_INIT (the identity), REDUCE_COMBINE (an expression of `acc` and `v`), REDUCE_FINISH
 // (an expression of `acc` and `n`, the number of reduced elements), AUX_BINDING and LOAD (the
 // value of element `off` of output `o`: `x[off]`, or `exp_tf(x[off] - aux[o])` with the row

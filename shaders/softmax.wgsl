@@ -1,5 +1,5 @@
 // TEMPLATE: float32 softmax along one axis, one thread per row. Instantiated by `softmax_wgsl`
-// (src/ops/gpu_util.rs), which prepends prelude.wgsl (no placeholders beyond this marker line).
+// (src/ops/nn/gpu.rs), which prepends prelude.wgsl (no placeholders beyond this marker line).
 //
 // The input is seen as [outer, n, inner] (n the softmax axis); row t is outer index t / inner
 // and inner index t % inner, its elements `inner` apart. Numerically stable like the CPU:

@@ -1,6 +1,6 @@
 // TEMPLATE: the last pass of a long-row softmax: out = exp(x - max) / sum, one thread per element,
 // with the rows' maxima and sums of exponentials computed by reduce_tree.wgsl. Instantiated by
-// `softmax_norm_wgsl` (src/ops/gpu_passes.rs), which prepends prelude.wgsl.
+// `softmax_norm_wgsl` (src/ops/reduce/passes.rs), which prepends prelude.wgsl.
 //
 // The input is seen as [outer, n, inner] (n the softmax axis); element i is in row
 // (i / (n * inner)) * inner + i % inner.

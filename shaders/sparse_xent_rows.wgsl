@@ -1,12 +1,12 @@
 // TEMPLATE: the last pass of SparseSoftmaxCrossEntropyWithLogits over long rows (more classes than
-// one thread may walk in the loop budget, src/ops/gpu_passes.rs), with the rows' maxima (NaN
+// one thread may walk in the loop budget, src/ops/reduce/passes.rs), with the rows' maxima (NaN
 // skipped) and sums of exp(x - max) of the float32 [batch, classes] logits computed by
 // reduce_tree.wgsl. With s = logits - max, it writes the backprop exp(s) / sum - one_hot(label)
 // (grad == 1, one thread per element, output [batch, classes]) or the loss log(sum) - s[label]
 // (grad == 0, one thread per row, output [batch]), as the CPU kernel. A label outside
 // [0, classes) raises the error flag (shaders/error_flag.wgsl, appended after this template),
 // which fails the run with TF's InvalidArgument; the row's values are NaN. Instantiated by
-// `sparse_xent_rows_wgsl` (src/ops/losses.rs), which prepends prelude.wgsl, replaces
+// `sparse_xent_rows_wgsl` (src/ops/losses/gpu.rs), which prepends prelude.wgsl, replaces
 // WORKGROUP_SIZE and appends the error flag snippet.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

@@ -1,5 +1,5 @@
 // TEMPLATE: Transpose of any 4-byte element type (copied as u32 bits), one thread per output
-// element, up to rank 8. Instantiated by `transpose_wgsl` (src/ops/gpu_util.rs), which prepends
+// element, up to rank 8. Instantiated by `transpose_wgsl` (src/ops/array/gpu.rs), which prepends
 // prelude.wgsl (no placeholders beyond this marker line).
 //
 // out_dims holds the output's dimensions right-aligned in 8 slots, in_strides the input stride

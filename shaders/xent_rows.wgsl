@@ -1,10 +1,10 @@
 // TEMPLATE: the last pass of SoftmaxCrossEntropyWithLogits over long rows (more classes than one
-// thread may walk in the loop budget, src/ops/gpu_passes.rs), one thread per element of the
+// thread may walk in the loop budget, src/ops/reduce/passes.rs), one thread per element of the
 // float32 [batch, classes] logits, with the rows' maxima (NaN skipped) and sums of exp(x - max)
 // computed by reduce_tree.wgsl. With s = logits - max, it writes the backprop
 // exp(s) / sum - labels (grad == 1, the op's output) or the loss term labels * (log(sum) - s)
 // (grad == 0, a temporary that a sum tree reduces to the loss of each row), as the CPU kernel.
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;

@@ -30,24 +30,17 @@ const TEMPLATES: &[&str] = &[
     "error_flag.wgsl",
     "xent_rows.wgsl",
     "sparse_xent_rows.wgsl",
+    "xent.wgsl",
+    "pool_grad.wgsl",
     "max_pool_argmax.wgsl",
     "max_pool_argmax_combine.wgsl",
     "max_pool_grad_sliced.wgsl",
     "fill.wgsl",
 ];
-/// The NN templates, instantiated as `nn_wgsl` (src/ops/nn/gpu.rs) does: the prelude, then
+/// The NN templates, instantiated as `template_wgsl` (src/ops/kernel.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
-const NN_TEMPLATES: &[&str] = &[
-    "bias_add.wgsl",
-    "pool.wgsl",
-    "pool_sliced.wgsl",
-    "conv2d_backprop_input.wgsl",
-    "conv2d_backprop_filter.wgsl",
-    "max_pool_grad.wgsl",
-    "avg_pool_grad.wgsl",
-    "xent.wgsl",
-    "sparse_xent.wgsl",
-];
+const NN_TEMPLATES: &[&str] =
+    &["bias_add.wgsl", "pool.wgsl", "pool_sliced.wgsl", "conv2d_backprop_input.wgsl", "conv2d_backprop_filter.wgsl"];
 const BINARY_EXPRS: &[&str] =
     &["a + b", "select(select(b, a, a >= b), a + b, is_nan(a) || is_nan(b))", "pow_tf(a, b)", "max_tf(a, b)"];
 const UNARY_EXPRS: &[&str] = &["-a", "log_tf(a)", "tanh_tf(a)", "sqrt_tf(a)", "select(a, 0.0, a < 0.0)"];
@@ -129,6 +122,8 @@ fn every_wgsl_file_and_template_validates() {
         "concat.wgsl",
         "xent_rows.wgsl",
         "sparse_xent_rows.wgsl",
+        "xent.wgsl",
+        "pool_grad.wgsl",
         "max_pool_argmax.wgsl",
         "max_pool_argmax_combine.wgsl",
         "max_pool_grad_sliced.wgsl",

@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::graph::{Endpoint, Graph, Output};
-use crate::ops::{OpKind, UnaryKind};
+use crate::ops::OpKind;
+
+/// A node as the backward pass reads it: name, kind, inputs and output count.
+type NodeCopy = (String, OpKind, Vec<Endpoint>, usize);
 
 /// What an op's gradient function sees: its node's inputs and outputs, and the gradient
 /// flowing into each output (`None` where no gradient reaches that output).
@@ -41,44 +44,13 @@ impl Graph {
             self.own(&t.graph)
                 .map_err(|_| Error::invalid_argument(format!("{} is not an element of this graph.", t.name())))?;
         }
-        let (nodes, between) = {
-            let g = self.read();
-            let n = g.nodes.len();
-            let mut from_x = vec![false; n];
-            for x in xs {
-                from_x[x.ep.node] = true;
-            }
-            // Node ids are in creation order, which is topological.
-            for id in 0..n {
-                if g.nodes[id].inputs.iter().any(|ep| from_x[ep.node]) {
-                    from_x[id] = true;
-                }
-            }
-            let mut to_y = vec![false; n];
-            for y in ys {
-                to_y[y.ep.node] = true;
-            }
-            for id in (0..n).rev() {
-                if to_y[id] {
-                    for ep in &g.nodes[id].inputs {
-                        to_y[ep.node] = true;
-                    }
-                }
-            }
-            let between: Vec<bool> = (0..n).map(|i| from_x[i] && to_y[i]).collect();
-            let nodes: Vec<(String, OpKind, Vec<Endpoint>, usize)> = g
-                .nodes
-                .iter()
-                .map(|nd| (nd.name.clone(), nd.op.clone(), nd.inputs.clone(), nd.outputs.len()))
-                .collect();
-            (nodes, between)
-        };
+        let (nodes, between) = self.backward_set(ys, xs);
         let _scope = self.name_scope("gradients");
         let mut pending: HashMap<Endpoint, Vec<Output>> = HashMap::new();
         for (k, y) in ys.iter().enumerate() {
             let dy = match grad_ys.and_then(|g| g.get(k)) {
                 Some(g) => g.clone(),
-                None => self.unary(UnaryKind::OnesLike, y)?,
+                None => self.ones_like(y)?,
             };
             pending.entry(y.ep).or_default().push(dy);
         }
@@ -119,6 +91,38 @@ impl Graph {
                 None => Ok(None),
             })
             .collect()
+    }
+
+    /// A copy of the graph's nodes (name, kind, inputs, output count), and whether each lies
+    /// between the xs and the ys (depends on an x, and some y depends on it).
+    fn backward_set(&self, ys: &[Output], xs: &[Output]) -> (Vec<NodeCopy>, Vec<bool>) {
+        let g = self.read();
+        let n = g.nodes.len();
+        let mut from_x = vec![false; n];
+        for x in xs {
+            from_x[x.ep.node] = true;
+        }
+        // Node ids are in creation order, which is topological.
+        for id in 0..n {
+            if g.nodes[id].inputs.iter().any(|ep| from_x[ep.node]) {
+                from_x[id] = true;
+            }
+        }
+        let mut to_y = vec![false; n];
+        for y in ys {
+            to_y[y.ep.node] = true;
+        }
+        for id in (0..n).rev() {
+            if to_y[id] {
+                for ep in &g.nodes[id].inputs {
+                    to_y[ep.node] = true;
+                }
+            }
+        }
+        let between: Vec<bool> = (0..n).map(|i| from_x[i] && to_y[i]).collect();
+        let nodes: Vec<NodeCopy> =
+            g.nodes.iter().map(|nd| (nd.name.clone(), nd.op.clone(), nd.inputs.clone(), nd.outputs.len())).collect();
+        (nodes, between)
     }
 
     /// The sum of several gradients of one tensor (one of them: itself).

@@ -1,24 +1,35 @@
-//! Operations. Each op is declared once: its TF type name and attributes, its shape
-//! inference, and its CPU kernel (GPU lowering and gradient are added beside them).
+//! Operations, one folder per op family (`elementwise`, `linalg`, `reduce`, `nn`, `nn_grad`,
+//! `losses`, `array`, `state`, `fused`). Each family's `mod.rs` declares its ops (TF type
+//! name, attributes, shape rule, cost, builders); `cpu.rs` holds the CPU kernels, `gpu.rs` the
+//! WGSL lowering, `grad.rs` the gradient rules. `registry` names every family once;
+//! `kernel` and `wgsl` are the GPU helpers and shader files every family shares.
 //!
-//! Stateful and structural ops (constants, placeholders, variables, assignments, no-ops) are
-//! the variants of [`OpKind`]; every pure computation implements [`Op`].
+//! This root holds what all families share: the [`Op`] trait, [`OpKind`] (whose variants are
+//! the stateful and structural ops: constants, placeholders, variables, assignments, no-ops),
+//! attributes, shape-inference errors and the [`GpuLowering`] types.
 
-mod array;
-mod elementwise;
-mod elementwise_grad;
-mod fill;
+pub(crate) mod array;
+pub(crate) mod elementwise;
 pub(crate) mod fused;
-pub(crate) mod gpu_passes;
-pub(crate) mod gpu_util;
-mod grads;
-mod linalg;
-mod losses;
-mod nn;
-mod nn_grad;
-mod reduce;
-mod softmax;
-mod state;
+pub(crate) mod kernel;
+pub(crate) mod linalg;
+pub(crate) mod losses;
+pub(crate) mod nn;
+pub(crate) mod nn_grad;
+pub(crate) mod reduce;
+pub(crate) mod registry;
+pub(crate) mod state;
+pub(crate) mod wgsl;
+
+/// The multi-pass GPU machinery (workgroup trees, loop budgets); it lives with the
+/// reductions, its main user.
+pub(crate) use reduce::passes as gpu_passes;
+
+/// The former home of the WGSL instantiation list, kept as a re-export: the canonical path is
+/// [`registry::instantiations`].
+pub(crate) mod gpu_util {
+    pub use super::registry::instantiations;
+}
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,7 +142,7 @@ pub trait Op: Send + Sync + fmt::Debug {
     }
     /// What this op computes per element, when it is an elementwise op a fused chain can
     /// hold (see the `fused` module).
-    fn elementwise(&self) -> Option<fused::ElemKind> {
+    fn elementwise(&self) -> Option<elementwise::ElemKind> {
         None
     }
     /// Whether a fused chain of elementwise ops after this op's output can run in the

@@ -13,32 +13,21 @@ pub(crate) mod wgsl;
 
 use std::sync::Arc;
 
-use super::{BinaryKind, GpuLowering, InferError, InferResult, Op, UnaryKind};
+use super::{GpuLowering, InferError, InferResult, Op};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor, TensorSpec};
 
+pub use super::elementwise::ElemKind;
 pub use wgsl::Epilogue;
 
-/// What an elementwise op computes per element.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ElemKind {
-    /// A unary op of the table.
-    Unary(UnaryKind),
-    /// A binary op of the table, with numpy broadcasting.
-    Binary(BinaryKind),
-    /// `BiasAdd` (NHWC): an add whose bias is a vector along the last dimension.
-    BiasAdd,
+/// The TF op types of this family (see `ops::registry`): wgflow's fused kernels.
+pub(crate) fn types() -> Vec<&'static str> {
+    vec!["_FusedElementwise", "_FusedConv2D", "_FusedMatMul"]
 }
 
-impl ElemKind {
-    /// The WGSL expression of `a` (and `b`).
-    pub(crate) fn wgsl(self) -> &'static str {
-        match self {
-            ElemKind::Unary(k) => k.wgsl(),
-            ElemKind::Binary(k) => k.wgsl(),
-            ElemKind::BiasAdd => "a + b",
-        }
-    }
+/// Every instantiation of the fused kernels, named, for the naga validation test.
+pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
+    Ok(wgsl::instantiations())
 }
 
 /// A fused chain: an op (and its kind) applied to sub-expressions, or input `k` of the chain.
@@ -60,7 +49,7 @@ impl Expr {
                 match (kind, dims.as_slice()) {
                     (ElemKind::Unary(_), [a]) => Some(a.clone()),
                     (ElemKind::Binary(_), [a, b]) => super::elementwise::broadcast_shapes(a, b).ok(),
-                    (ElemKind::BiasAdd, [x, b]) => super::nn::check_bias_shapes(x, b).ok().map(|()| x.clone()),
+                    (ElemKind::BiasAdd, [x, b]) => super::elementwise::check_bias_shapes(x, b).ok().map(|()| x.clone()),
                     _ => None,
                 }
             }

@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use super::{broadcast_strides, Broadcast, Expr};
 use crate::error::Result;
-use crate::ops::gpu_util::{slots, word};
+use crate::ops::kernel::{slots, word};
 use crate::ops::{cached_wgsl, GpuLowering};
 use crate::runtime::gpu::shaders::{ELEMENTWISE_WORKGROUP_SIZE as WG, MAX_BROADCAST_RANK, PRELUDE};
 use crate::tensor::DType;
@@ -256,6 +256,8 @@ pub(crate) fn lowering(expr: &Expr, shapes: &[&[usize]]) -> Option<Result<GpuLow
 }
 
 /// The WGSL of a standalone fused kernel.
+// Over 80 lines: it writes one kernel text top to bottom (uniforms, bindings, index math,
+// body), parts that only make sense together.
 fn kernel_wgsl(expr: &Expr, classes: &[Class], strided: usize, vec4: bool) -> String {
     let mut s = format!("{PRELUDE}\nconst WG_SIZE: u32 = {WG}u;\n");
     if strided > 0 {

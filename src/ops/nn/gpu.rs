@@ -1,297 +1,17 @@
-//! GPU lowerings of the NN ops (float32): `Conv2D` as an implicit GEMM, `MaxPool` / `AvgPool`
-//! one thread per output element, `BiasAdd` one thread per element. The run-time checks and
-//! the geometry (output sizes, TF's pads) are the CPU kernels', so both devices agree.
+//! GPU lowerings of the pools, `BiasAdd` and `Softmax` (float32), and the uniform packing of
+//! the convolution geometry shared with `nn_grad` (`conv_words`).
 
 use super::Padding;
-use crate::error::{Error, Result};
-use crate::ops::fused::wgsl::output_code;
-use crate::ops::fused::Epilogue;
-use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::gpu_util::code_of;
+use crate::error::Result;
+use crate::ops::gpu_passes::{reduce_passes, serial, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use crate::ops::kernel::{f32_kernel, kernel, template_wgsl, with_prelude, word, WG};
 use crate::ops::reduce::ReduceKind;
-use crate::ops::{cached_wgsl, GpuLowering, Pass, PassBuf, Passes};
-use crate::runtime::cpu::conv::conv_geometry;
+use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
-use crate::runtime::gpu::context::subgroups_of_8;
-use crate::runtime::gpu::shaders::PRELUDE;
 use crate::tensor::DType;
 
-const CONV_TEMPLATE: &str = include_str!("../../../shaders/conv2d.wgsl");
-const CONV_SG_TEMPLATE: &str = include_str!("../../../shaders/conv2d_sg.wgsl");
-const POOL_TEMPLATE: &str = include_str!("../../../shaders/pool.wgsl");
-const POOL_SLICED_TEMPLATE: &str = include_str!("../../../shaders/pool_sliced.wgsl");
-const BIAS_ADD_TEMPLATE: &str = include_str!("../../../shaders/bias_add.wgsl");
-
-/// The workgroup size of the NN kernels.
-const WG: u32 = 64;
-
-/// A kernel from one of the NN templates: the prelude, then the template with its
-/// `WORKGROUP_SIZE` replaced (tests/shaders_naga.rs instantiates them the same way).
-pub(crate) fn nn_wgsl(key: &str, template: &'static str) -> Result<&'static str> {
-    cached_wgsl(format!("nn {key} f32"), || {
-        Ok(format!("{PRELUDE}\n{}", template.replace("WORKGROUP_SIZE", &format!("{WG}u"))))
-    })
-}
-
-/// A dimension or count as a uniform word.
-pub(crate) fn word(v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::resource_exhausted(format!("GPU kernel dimension {v} over 2^32")))
-}
-
-pub(crate) fn kernel(
-    wgsl: &'static str,
-    uniforms: Vec<u32>,
-    invocations: usize,
-    out: Vec<usize>,
-) -> Result<GpuLowering> {
-    word(out.iter().product())?;
-    Ok(GpuLowering::Kernel {
-        wgsl: wgsl.into(),
-        uniforms,
-        invocations: invocations as u64,
-        workgroup_size: WG,
-        out: (DType::F32, out),
-    })
-}
-
-/// `Conv2D` on float32 NHWC input, with a fused `epilogue` if given (`None` when it does not
-/// fit the output).
-pub(super) fn conv2d(
-    inputs: &[(DType, &[usize])],
-    strides: [usize; 4],
-    dilations: [usize; 4],
-    padding: Padding,
-    epilogue: Option<&Epilogue>,
-) -> Option<Result<GpuLowering>> {
-    let [(DType::F32, xs), (DType::F32, fs)] = inputs else {
-        return None;
-    };
-    conv2d_lowering(xs, fs, (strides, dilations, padding), epilogue).transpose()
-}
-
-/// The generic conv2d kernel (shaders/conv2d.wgsl), its results stored by `output` (the
-/// template's `OUTPUT`: see `fused::wgsl::output_code`).
-pub fn conv2d_wgsl(output: &str) -> String {
-    let code = code_of(CONV_TEMPLATE).replace("WORKGROUP_SIZE", &format!("{WG}u")).replace("OUTPUT", output);
-    format!("{PRELUDE}\n{code}")
-}
-
-/// The subgroup conv2d kernel (shaders/conv2d_sg.wgsl) with `rows` pixels and `vcols` vec4
-/// output channels per lane, reading the input as vec4s when `vec4_in` (Cin a multiple of 4),
-/// its results stored by `output` (the template's `OUTPUT`).
-pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) -> String {
-    use std::fmt::Write;
-    let (mut decls, mut taps, mut body, mut stores) = (String::new(), String::new(), String::new(), String::new());
-    let cols = 8 * vcols;
-    for v in 0..vcols {
-        let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
-    }
-    for i in 0..rows {
-        let _ = writeln!(decls, "    let px{i} = min(p0 + {}u, last_pixel);", 8 * i);
-        let _ = writeln!(decls, "    let t{i} = px{i} / params.out_w;");
-        let _ = writeln!(decls, "    let ih{i} = i32((t{i} % params.out_h) * params.stride_h) - i32(params.pad_h);");
-        let _ = writeln!(decls, "    let iw{i} = i32((px{i} % params.out_w) * params.stride_w) - i32(params.pad_w);");
-        let _ = writeln!(decls, "    let xb{i} = (t{i} / params.out_h) * params.in_h;");
-        for c in 0..cols {
-            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
-        }
-        let _ = writeln!(taps, "            let hy{i} = ih{i} + dh;");
-        let _ = writeln!(taps, "            let wx{i} = iw{i} + dw;");
-        let _ =
-            writeln!(taps, "            let ok{i} = hy{i} >= 0 && hy{i} <= ih_max && wx{i} >= 0 && wx{i} <= iw_max;");
-        let _ = writeln!(
-            taps,
-            "            let xo{i} = ((xb{i} + u32(clamp(hy{i}, 0, ih_max))) * params.in_w + u32(clamp(wx{i}, 0, iw_max))) * x_step;"
-        );
-        let zero = if vec4_in { "vec4<f32>(0.0)" } else { "0.0" };
-        let _ = writeln!(body, "                let xv{i} = select({zero}, in_x[xo{i} + ci], ok{i});");
-    }
-    // With vec4 input, the four channels of a vec4 in a loop (the driver's compile time grows
-    // fast with the size of the loop body).
-    let indent = if vec4_in { "                    " } else { "                " };
-    if vec4_in {
-        let _ = writeln!(body, "                for (var j = 0u; j < 4u; j = j + 1u) {{");
-        for i in 0..rows {
-            let _ = writeln!(body, "{indent}let xs{i} = vec4<f32>(xv{i}[j]);");
-        }
-    } else {
-        for i in 0..rows {
-            let _ = writeln!(body, "{indent}let xs{i} = vec4<f32>(xv{i});");
-        }
-    }
-    for v in 0..vcols {
-        let _ = writeln!(body, "{indent}let b{v} = filt[fi + bc{v}];");
-    }
-    let _ = writeln!(body, "{indent}fi = fi + cout4;");
-    for v in 0..vcols {
-        for l in 0..8 {
-            let c = 8 * v + l;
-            let _ = writeln!(body, "{indent}let bb{c} = subgroupBroadcast(b{v}, {l}u);");
-            for i in 0..rows {
-                let _ = writeln!(body, "{indent}c{i}_{c} = fma(xs{i}, bb{c}, c{i}_{c});");
-            }
-        }
-    }
-    if vec4_in {
-        let _ = writeln!(body, "                }}");
-    }
-    for i in 0..rows {
-        let _ = writeln!(stores, "    let q{i} = p0 + {}u;", 8 * i);
-        let _ = writeln!(stores, "    if (q{i} < params.pixels) {{");
-        for c in 0..cols {
-            let _ = writeln!(
-                stores,
-                "        if (col0 + {c}u < cout4) {{\n            store_out(q{i} * cout4 + col0 + {c}u, c{i}_{c});\n        }}"
-            );
-        }
-        let _ = writeln!(stores, "    }}");
-    }
-    let code = code_of(CONV_SG_TEMPLATE)
-        .replace("XTYPE", if vec4_in { "vec4<f32>" } else { "f32" })
-        .replace("XWIDTH", if vec4_in { "4u" } else { "1u" })
-        .replace("ROWS", &format!("{rows}u"))
-        .replace("VCOLS", &format!("{vcols}u"))
-        .replace("DECLS", decls.trim_end())
-        .replace("TAPS", taps.trim_end())
-        .replace("BODY", body.trim_end())
-        .replace("STORES", stores.trim_end())
-        .replace("OUTPUT", output);
-    format!("{PRELUDE}\n{code}")
-}
-
-/// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups,
-/// and the epilogue (if any) fits.
-fn conv2d_sg_lowering(
-    g: &crate::runtime::cpu::conv::ConvGeom,
-    epilogue: Option<&Epilogue>,
-) -> Option<Result<GpuLowering>> {
-    if g.patch_c != g.in_c || !g.out_c.is_multiple_of(4) || g.out_c == 0 || g.in_c == 0 || !subgroups_of_8() {
-        return None;
-    }
-    let pixels = g.batch * g.out_h * g.out_w;
-    let vec4_in = g.in_c.is_multiple_of(4);
-    // At most 8: 16 runs a little faster but takes the driver seconds to compile.
-    let rows = match pixels {
-        4096.. => 8,
-        1024.. => 4,
-        _ => 2,
-    };
-    let vcols = if g.out_c >= 64 { 2 } else { 1 };
-    let out = vec![g.batch, g.out_h, g.out_w, g.out_c];
-    let output = output_code(epilogue, &out, 3, true)?;
-    Some((|| {
-        let input = if vec4_in { "vec4" } else { "scalar" };
-        let key = format!("nn conv2d sg f32 {rows}x{vcols} {input} {}", output.key());
-        let wgsl = cached_wgsl(key, || Ok(conv2d_sg_wgsl(rows, vcols, vec4_in, &output.code())))?;
-        let groups = pixels.div_ceil(64 * rows) * (g.out_c / 4).div_ceil(8 * vcols);
-        let uniforms = [
-            g.in_h,
-            g.in_w,
-            g.in_c,
-            g.k_h,
-            g.k_w,
-            g.out_c,
-            g.stride[0],
-            g.stride[1],
-            g.dilation[0],
-            g.dilation[1],
-            g.pad[0],
-            g.pad[1],
-            g.out_h,
-            g.out_w,
-            pixels,
-        ]
-        .into_iter()
-        .map(word)
-        .collect::<Result<Vec<u32>>>()?;
-        kernel(wgsl, uniforms, groups * WG as usize, out)
-    })())
-}
-
-/// The conv2d lowering (`Ok(None)`: the epilogue does not fit the output).
-fn conv2d_lowering(
-    xs: &[usize],
-    fs: &[usize],
-    (s, d, p): ([usize; 4], [usize; 4], Padding),
-    epilogue: Option<&Epilogue>,
-) -> Result<Option<GpuLowering>> {
-    let g = conv_geometry(xs, fs, s, d, p)?;
-    word(xs.iter().product())?;
-    word(fs.iter().product())?;
-    // The subgroup kernel walks the whole receptive field in one dispatch: kh * (2 + kw * (2 +
-    // its channel loop: 6 trips per vec4 of Cin, or 1 per channel read as scalars)).
-    let sg_trips = g.k_h.saturating_mul(2 + g.k_w.saturating_mul(2 + 2 * g.in_c));
-    if sg_trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
-        if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {
-            return lowering.map(Some);
-        }
-    }
-    let groups = g.in_c / g.patch_c;
-    let cout_g = g.out_c / groups;
-    let quads = cout_g.div_ceil(4);
-    let out = vec![g.batch, g.out_h, g.out_w, g.out_c];
-    let invocations = g.batch * g.out_h * g.out_w * groups * quads;
-    word(invocations)?;
-    let uniforms = [
-        g.in_h,
-        g.in_w,
-        g.in_c,
-        g.k_h,
-        g.k_w,
-        g.patch_c,
-        g.out_c,
-        cout_g,
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        g.pad[0],
-        g.pad[1],
-        g.out_h,
-        g.out_w,
-        quads,
-        groups,
-    ]
-    .into_iter()
-    .map(word)
-    .collect::<Result<Vec<u32>>>()?;
-    let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
-    let wgsl = cached_wgsl(format!("nn conv2d f32 {}", output.key()), || Ok(conv2d_wgsl(&output.code())))?;
-    // Dispatches over slices of the taps and input channels: 2 trips per tap, 5 per channel
-    // (the partial quad's loop over its channels included).
-    let taps = g.k_h * g.k_w;
-    let ci_slice = g.patch_c.clamp(1, 512);
-    let taps_slice = ((MAX_LOOP_TRIPS - OVERHEAD_TRIPS) / (2 + 5 * ci_slice)).max(1);
-    let (tap_slices, ci_slices) = (taps.div_ceil(taps_slice).max(1), g.patch_c.div_ceil(ci_slice).max(1));
-    let slices = tap_slices * ci_slices;
-    let leaves = epilogue.map_or(0, Epilogue::leaf_count);
-    let mut p = Passes::new(DType::F32, out.clone());
-    for s in 0..slices {
-        let (ts, cs) = (s / ci_slices, s % ci_slices);
-        let flags = u32::from(s > 0) | (u32::from(s + 1 < slices) << 1);
-        let mut u = uniforms.clone();
-        u.extend([
-            flags,
-            word(ts * taps_slice)?,
-            word(((ts + 1) * taps_slice).min(taps))?,
-            word(cs * ci_slice)?,
-            word(((cs + 1) * ci_slice).min(g.patch_c))?,
-        ]);
-        if slices == 1 {
-            return kernel(wgsl, u, invocations, out).map(Some);
-        }
-        p.passes.push(Pass {
-            wgsl: wgsl.into(),
-            uniforms: u,
-            invocations: invocations as u64,
-            workgroup_size: WG,
-            inputs: (0..2 + leaves).map(PassBuf::Input).collect(),
-            output: PassBuf::Out,
-        });
-    }
-    word(out.iter().product())?;
-    Ok(Some(p.lowering()))
-}
+pub(crate) use super::conv_gpu::conv_words;
+pub(super) use super::conv_gpu::{conv2d, conv2d_sg_wgsl, conv2d_wgsl};
 
 /// `MaxPool` (`max`) / `AvgPool` on float32 NHWC input.
 pub(super) fn pool(
@@ -323,7 +43,7 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
     let cells = k[1] * k[2] * k[3];
     let trips = k[1] * (2 + k[2] * (k[3] + 2));
     if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
-        return kernel(nn_wgsl("pool", POOL_TEMPLATE)?, uniforms, invocations, out);
+        return f32_kernel(template_wgsl("pool", wgsl::POOL, &[])?, uniforms, invocations, out);
     }
     // A huge window: slices of its cells, then a max or a sum over the slices.
     let slice = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
@@ -334,7 +54,7 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
     let mut p = Passes::new(DType::F32, out);
     let partials = p.temp(DType::F32, vec![slices, invocations]);
     p.passes.push(Pass {
-        wgsl: nn_wgsl("pool_sliced", POOL_SLICED_TEMPLATE)?.into(),
+        wgsl: template_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.into(),
         uniforms,
         invocations: u64::from(count),
         workgroup_size: WG,
@@ -358,5 +78,41 @@ pub(super) fn bias_add(inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowerin
 fn bias_add_lowering(xs: &[usize], bs: &[usize]) -> Result<GpuLowering> {
     super::check_bias_shapes(xs, bs)?;
     let channels = word(bs[0])?;
-    kernel(nn_wgsl("bias_add", BIAS_ADD_TEMPLATE)?, vec![channels], xs.iter().product(), xs.to_vec())
+    f32_kernel(template_wgsl("bias_add", wgsl::BIAS_ADD, &[])?, vec![channels], xs.iter().product(), xs.to_vec())
+}
+
+/// The float32 softmax kernel.
+pub fn softmax_wgsl() -> String {
+    with_prelude(wgsl::SOFTMAX)
+}
+
+/// Softmax of float32 `dims` along `axis` (checked by the CPU code): one thread per row for
+/// short rows (three walks of the row), else in passes.
+pub(crate) fn softmax(dims: &[usize], axis: usize) -> Result<GpuLowering> {
+    let n = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let outer: usize = dims[..axis].iter().product();
+    word(dims.iter().product())?;
+    let rows = if n == 0 { 0 } else { outer * inner };
+    // (Three walks of the row: 3n trips, as a serial reduction of n over one axis counts.)
+    if n > 0 && !serial(n, 1, rows) {
+        return crate::ops::gpu_passes::softmax_passes(dims, (outer, n, inner));
+    }
+    let wgsl = cached_wgsl("softmax f32".into(), || Ok(softmax_wgsl()))?;
+    Ok(kernel(wgsl, vec![word(n)?, word(inner.max(1))?, 0], rows, DType::F32, dims.to_vec()))
+}
+
+/// Every instantiation of the forward NN templates, named, for the naga validation test.
+pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
+    let plain = |vec4: bool| crate::ops::fused::wgsl::plain_output(3, if vec4 { "vec4<f32>" } else { "f32" });
+    let (scalar, vec4) = crate::ops::fused::wgsl::sample_epilogues();
+    Ok(vec![
+        ("conv2d.wgsl".to_string(), conv2d_wgsl(&plain(false))),
+        ("conv2d_sg.wgsl 8x2 vec4".to_string(), conv2d_sg_wgsl(8, 2, true, &plain(true))),
+        ("conv2d_sg.wgsl 2x1 scalar".to_string(), conv2d_sg_wgsl(2, 1, false, &plain(true))),
+        ("conv2d_sg.wgsl 8x2 scalar".to_string(), conv2d_sg_wgsl(8, 2, false, &plain(true))),
+        ("softmax.wgsl".to_string(), softmax_wgsl()),
+        ("conv2d.wgsl with an epilogue".into(), conv2d_wgsl(&scalar)),
+        ("conv2d_sg.wgsl 8x2 with an epilogue".into(), conv2d_sg_wgsl(8, 2, true, &vec4)),
+    ])
 }

@@ -4,51 +4,21 @@
 //! `BiasAddGrad` (one thread per channel) over the rows. The run-time checks and the geometry
 //! are the CPU kernels', so both devices agree.
 
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::gpu_util;
-use crate::ops::nn::gpu::{kernel, nn_wgsl, word};
-use crate::ops::reduce::ReduceKind;
-use crate::ops::{GpuLowering, Pass, PassBuf, Passes};
+use crate::ops::kernel::{f32_kernel, template_wgsl, word, words};
+use crate::ops::nn::gpu::conv_words;
+use crate::ops::reduce::{lower_reduce, ReduceKind};
+use crate::ops::{wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::ConvGeom;
 use crate::runtime::cpu::pool::PoolGeom;
 use crate::tensor::DType;
-
-const CONV_INPUT_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_input.wgsl");
-const CONV_FILTER_TEMPLATE: &str = include_str!("../../../shaders/conv2d_backprop_filter.wgsl");
-const MAX_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/max_pool_grad.wgsl");
-const AVG_POOL_GRAD_TEMPLATE: &str = include_str!("../../../shaders/avg_pool_grad.wgsl");
-const MAX_POOL_ARGMAX_TEMPLATE: &str = include_str!("../../../shaders/max_pool_argmax.wgsl");
-const MAX_POOL_ARGMAX_COMBINE_TEMPLATE: &str = include_str!("../../../shaders/max_pool_argmax_combine.wgsl");
-const MAX_POOL_GRAD_SLICED_TEMPLATE: &str = include_str!("../../../shaders/max_pool_grad_sliced.wgsl");
-
-/// Sizes as uniform words (`ResourceExhausted` past 2^32).
-fn words(v: &[usize]) -> Result<Vec<u32>> {
-    v.iter().map(|&x| word(x)).collect()
-}
 
 /// The uniforms both convolution gradient kernels take.
 fn conv_uniforms(g: &ConvGeom) -> Result<Vec<u32>> {
     word(g.batch * g.in_h * g.in_w * g.in_c)?;
     word(g.batch * g.out_h * g.out_w * g.out_c)?;
-    words(&[
-        g.in_h,
-        g.in_w,
-        g.in_c,
-        g.k_h,
-        g.k_w,
-        g.out_c,
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        g.pad[0],
-        g.pad[1],
-        g.out_h,
-        g.out_w,
-        g.batch,
-    ])
+    conv_words(g, g.batch)
 }
 
 /// Whether a kernel's worst-case loop trips per invocation fit the budget.
@@ -66,7 +36,7 @@ const SLICE: usize = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
 pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<Option<GpuLowering>> {
     let out = vec![g.batch, g.in_h, g.in_w, g.in_c];
     let count = out.iter().product::<usize>();
-    let wgsl = nn_wgsl("conv2d_backprop_input", CONV_INPUT_TEMPLATE)?;
+    let wgsl = template_wgsl("conv2d_backprop_input", wgsl::CONV2D_BACKPROP_INPUT, &[])?;
     let taps = g.k_h * g.k_w;
     // Trips per tap: its own, its channel loop's and that loop's exit test.
     let (taps_slice, co_slice) = match g.out_c + 2 <= SLICE {
@@ -91,7 +61,7 @@ pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<Option<GpuLowering>> {
             0,
         ]);
         if slices == 1 {
-            return kernel(wgsl, u, count, out).map(Some);
+            return f32_kernel(wgsl, u, count, out).map(Some);
         }
         p.passes.push(Pass {
             wgsl: wgsl.into(),
@@ -120,12 +90,12 @@ pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<Option<GpuLowering>> 
     let wanted = 1024usize.div_ceil(filter.max(1));
     let slice = pixels.div_ceil(wanted).clamp(256, FILTER_SLICE);
     let slices = pixels.div_ceil(slice).max(1);
-    let wgsl = nn_wgsl("conv2d_backprop_filter", CONV_FILTER_TEMPLATE)?;
+    let wgsl = template_wgsl("conv2d_backprop_filter", wgsl::CONV2D_BACKPROP_FILTER, &[])?;
     let mut uniforms = conv_uniforms(g)?;
     uniforms.extend([word(slice)?, 0, 0, 0]);
     let count = word(slices * filter)?;
     if slices == 1 {
-        return kernel(wgsl, uniforms, filter, out).map(Some);
+        return f32_kernel(wgsl, uniforms, filter, out).map(Some);
     }
     let mut p = Passes::new(DType::F32, out);
     let partials = p.temp(DType::F32, vec![slices, filter]);
@@ -172,21 +142,21 @@ pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<Option<GpuLowering>> 
     if max {
         let per_window = 2 + g.window[0].saturating_mul(g.window[1].saturating_add(2));
         if within_budget(ch.saturating_mul(2 + cw.saturating_mul(per_window + 1))) {
-            let wgsl = nn_wgsl("max_pool_grad", MAX_POOL_GRAD_TEMPLATE)?;
-            return kernel(wgsl, geom, count, out).map(Some);
+            let wgsl = pool_grad_wgsl(true)?;
+            return f32_kernel(wgsl, geom, count, out).map(Some);
         }
     } else if windows.div_ceil(SLICE) <= 1 {
         let mut u = geom;
         u.extend([0, 0, word(windows)?, word(cw.max(1))?]);
-        return kernel(nn_wgsl("avg_pool_grad", AVG_POOL_GRAD_TEMPLATE)?, u, count, out).map(Some);
+        return f32_kernel(pool_grad_wgsl(false)?, u, count, out).map(Some);
     }
     let mut p = Passes::new(DType::F32, out);
     let (wgsl, mut inputs) = match max {
         true => {
             let arg = window_maxima(&mut p, g, &geom, outputs)?;
-            (nn_wgsl("max_pool_grad_sliced", MAX_POOL_GRAD_SLICED_TEMPLATE)?, vec![arg, PassBuf::Input(2)])
+            (template_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?, vec![arg, PassBuf::Input(2)])
         }
-        false => (nn_wgsl("avg_pool_grad", AVG_POOL_GRAD_TEMPLATE)?, vec![PassBuf::Input(0)]),
+        false => (pool_grad_wgsl(false)?, vec![PassBuf::Input(0)]),
     };
     let slices = windows.div_ceil(SLICE).max(1);
     for s in 0..slices {
@@ -213,7 +183,7 @@ fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> 
     u.extend([word(outputs)?, word(SLICE)?, 0, 0]);
     let mut src = p.temp(DType::I32, vec![groups, outputs, 2]);
     p.passes.push(Pass {
-        wgsl: nn_wgsl("max_pool_argmax", MAX_POOL_ARGMAX_TEMPLATE)?.into(),
+        wgsl: template_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?.into(),
         uniforms: u,
         invocations: u64::from(word(groups.saturating_mul(outputs))?),
         workgroup_size: 64,
@@ -224,7 +194,7 @@ fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> 
         let next = groups.div_ceil(SLICE);
         let dst = p.temp(DType::I32, vec![next, outputs, 2]);
         p.passes.push(Pass {
-            wgsl: nn_wgsl("max_pool_argmax_combine", MAX_POOL_ARGMAX_COMBINE_TEMPLATE)?.into(),
+            wgsl: template_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE, &[])?.into(),
             uniforms: vec![word(outputs)?, word(groups)?, word(SLICE)?],
             invocations: u64::from(word(next.saturating_mul(outputs))?),
             workgroup_size: 64,
@@ -236,13 +206,99 @@ fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> 
     Ok(src)
 }
 
+/// MaxPoolGrad's code for the placeholders of shaders/pool_grad.wgsl: the forward input and
+/// output bound before the gradient, and each covering window scanned for its maximum.
+const MAX_POOL_GRAD: [(&str, &str); 3] = [
+    ("EXTRA_PARAMS", ""),
+    (
+        "BINDINGS",
+        "@group(0) @binding(1) var<storage, read> in_x: array<f32>;
+@group(0) @binding(2) var<storage, read> orig_out: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;",
+    ),
+    (
+        "WINDOWS",
+        "let image = n * params.in_h;
+    for (var oh = ohs.x; oh < ohs.y; oh = oh + 1u) {
+        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
+        for (var ow = ows.x; ow < ows.y; ow = ow + 1u) {
+            let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+            var best = 0.0;
+            var best_at = vec2<u32>(rows.x, cols.x);
+            var found = false;
+            for (var h = rows.x; h < rows.y; h = h + 1u) {
+                for (var w = cols.x; w < cols.y; w = w + 1u) {
+                    let v = in_x[((image + h) * params.in_w + w) * params.chan + c];
+                    if (!found || (!is_nan(best) && (is_nan(v) || v > best))) {
+                        best = v;
+                        best_at = vec2<u32>(h, w);
+                        found = true;
+                    }
+                }
+            }
+            if (best_at.x == ih && best_at.y == iw) {
+                acc = acc + dy[((n * params.out_h + oh) * params.out_w + ow) * params.chan + c];
+            }
+        }
+    }",
+    ),
+];
+
+/// AvgPoolGrad's code for the placeholders of shaders/pool_grad.wgsl: the slice of covering
+/// windows this dispatch adds (to the earlier slices' sum when `accumulate` is set).
+const AVG_POOL_GRAD: [(&str, &str); 3] = [
+    (
+        "EXTRA_PARAMS",
+        "accumulate: u32,
+    k_lo: u32,
+    k_hi: u32,
+    cov_w: u32,",
+    ),
+    (
+        "BINDINGS",
+        "@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;",
+    ),
+    (
+        "WINDOWS",
+        "if (params.accumulate != 0u) {
+        acc = out[i];
+    }
+    for (var k = params.k_lo; k < params.k_hi; k = k + 1u) {
+        let oh = ohs.x + k / params.cov_w;
+        let ow = ows.x + k % params.cov_w;
+        if (oh >= ohs.y) {
+            break;
+        }
+        if (ow >= ows.y) {
+            continue;
+        }
+        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
+        let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+        let count = (rows.y - rows.x) * (cols.y - cols.x);
+        acc = acc + dy[((n * params.out_h + oh) * params.out_w + ow) * params.chan + c] / f32(count);
+    }",
+    ),
+];
+
+/// The pool gradient kernel, `max` or avg: shaders/pool_grad.wgsl with that kind's code.
+fn pool_grad_wgsl(max: bool) -> Result<&'static str> {
+    match max {
+        true => template_wgsl("max_pool_grad", wgsl::POOL_GRAD, &MAX_POOL_GRAD),
+        false => template_wgsl("avg_pool_grad", wgsl::POOL_GRAD, &AVG_POOL_GRAD),
+    }
+}
+
 /// Every instantiation of the NN gradient templates added for the loop budget, named, for the
 /// naga validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     Ok([
-        ("max_pool_argmax.wgsl", nn_wgsl("max_pool_argmax", MAX_POOL_ARGMAX_TEMPLATE)?),
-        ("max_pool_argmax_combine.wgsl", nn_wgsl("max_pool_argmax_combine", MAX_POOL_ARGMAX_COMBINE_TEMPLATE)?),
-        ("max_pool_grad_sliced.wgsl", nn_wgsl("max_pool_grad_sliced", MAX_POOL_GRAD_SLICED_TEMPLATE)?),
+        ("pool_grad.wgsl max", pool_grad_wgsl(true)?),
+        ("pool_grad.wgsl avg", pool_grad_wgsl(false)?),
+        ("max_pool_argmax.wgsl", template_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?),
+        ("max_pool_argmax_combine.wgsl", template_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE, &[])?),
+        ("max_pool_grad_sliced.wgsl", template_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?),
     ]
     .into_iter()
     .map(|(n, s)| (n.to_string(), s.to_string()))
@@ -257,6 +313,6 @@ pub(super) fn bias_add_grad(s: &[usize]) -> Result<GpuLowering> {
     let total: usize = s.iter().product();
     word(total)?;
     let rows = total.checked_div(channels).unwrap_or(0);
-    gpu_util::reduce(ReduceKind::Sum, DType::F32, &[rows, channels], &[true, false], vec![channels])
+    lower_reduce(ReduceKind::Sum, DType::F32, &[rows, channels], &[true, false], vec![channels])
         .unwrap_or_else(|| Err(Error::internal("no GPU reduction for BiasAddGrad")))
 }

@@ -10,10 +10,10 @@
 //! of 4 trips inside a loop of 100 counts 400): work beyond that is split over more threads,
 //! workgroups, passes or dispatches.
 
-use super::reduce::ReduceKind;
-use super::{cached_wgsl, GpuLowering, Pass, PassBuf, Passes};
+use super::ReduceKind;
 use crate::error::{Error, Result};
-use crate::ops::gpu_util::{code_of, slots, word};
+use crate::ops::kernel::{code_of, slots, with_prelude, word};
+use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::shaders as gpu_shaders;
 use crate::tensor::DType;
 
@@ -30,9 +30,6 @@ const WG: usize = 64;
 const PER_THREAD: usize = 64;
 /// The highest rank the kernels index.
 const MAX_RANK: usize = 8;
-
-const TREE: &str = include_str!("../../shaders/reduce_tree.wgsl");
-const SOFTMAX_NORM: &str = include_str!("../../shaders/softmax_norm.wgsl");
 
 /// What a tree pass computes: the element type and the WGSL expressions of the template.
 #[derive(Clone, Copy, Debug)]
@@ -76,7 +73,7 @@ pub(crate) fn tree_wgsl(fold: &Fold, exp_aux: bool) -> Result<String> {
         true => ("@group(0) @binding(2) var<storage, read> aux: array<T>;", "exp_tf(x[off] - aux[o])", "3"),
         false => ("", "x[off]", "2"),
     };
-    let body = code_of(TREE)
+    let body = code_of(wgsl::REDUCE_TREE)
         .replace("ELEM_TYPE", gpu_shaders::wgsl_scalar(fold.dtype)?)
         .replace("REDUCE_INIT", fold.init)
         .replace("REDUCE_COMBINE", fold.combine)
@@ -84,12 +81,12 @@ pub(crate) fn tree_wgsl(fold: &Fold, exp_aux: bool) -> Result<String> {
         .replace("AUX_BINDING", aux)
         .replace("LOAD", load)
         .replace("OUT_BINDING", out);
-    Ok(format!("{}\n{body}", gpu_shaders::PRELUDE))
+    Ok(with_prelude(&body))
 }
 
 /// The softmax normalisation kernel.
 pub(crate) fn softmax_norm_wgsl() -> String {
-    format!("{}\n{SOFTMAX_NORM}", gpu_shaders::PRELUDE)
+    with_prelude(wgsl::SOFTMAX_NORM)
 }
 
 /// Axes of a reduction's input: the kept ones (output order) and the reduced ones, each with
@@ -237,7 +234,7 @@ pub(crate) fn reduce_passes(
     if !serial(n, axes.red.0.len(), outputs) {
         return tree_passes(p, &fold, axes, src, None, dst);
     }
-    let wgsl = cached_wgsl(format!("reduce {kind:?} {dtype}"), || super::gpu_util::reduce_wgsl(kind, dtype))?;
+    let wgsl = cached_wgsl(format!("reduce {kind:?} {dtype}"), || super::gpu::reduce_wgsl(kind, dtype))?;
     let mut uniforms = vec![word(axes.kept.0.len())?, word(axes.red.0.len())?, word(n)?];
     uniforms.extend(axes.slot_words()?);
     p.passes.push(Pass {

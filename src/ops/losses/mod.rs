@@ -11,25 +11,34 @@
 //! Both are numerically stable: with `s = logits - max(logits)`, the loss of a row is
 //! `sum(labels * (log(sum(exp(s))) - s))` and the backprop `exp(s) / sum(exp(s)) - labels`.
 //! Dense labels must have the logits' shape (TF also broadcasts them; wgflow does not).
+//!
+//! `cpu.rs` holds the CPU kernels, `gpu.rs` the WGSL lowering, `grad.rs` the gradients.
 
-use ndarray::{ArcArray, IxDyn, NdFloat};
-use rayon::prelude::*;
+mod cpu;
+mod gpu;
+mod grad;
 
-use super::gpu_passes::{tree_passes, Axes, Fold, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use super::nn::gpu::{kernel, nn_wgsl, word};
+pub(crate) use gpu::instantiations;
+
+use super::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use super::kernel::{f32_kernel, word};
 use super::nn::{bad_dtype, bad_dtype_run, with_rank};
-use super::reduce::PARALLEL_MIN;
-use super::{compute, same_dtype, shape_err, GpuLowering, InferResult, Op, Pass, PassBuf, Passes};
+use super::{compute, same_dtype, shape_err, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
-use crate::runtime::cpu::conv::{array, contiguous};
-use crate::runtime::gpu::flags::error_flag_wgsl;
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+use cpu::xent;
+use gpu::xent_wgsl;
 
-const XENT_TEMPLATE: &str = include_str!("../../shaders/xent.wgsl");
-const SPARSE_XENT_TEMPLATE: &str = include_str!("../../shaders/sparse_xent.wgsl");
-const XENT_ROWS_TEMPLATE: &str = include_str!("../../shaders/xent_rows.wgsl");
-const SPARSE_XENT_ROWS_TEMPLATE: &str = include_str!("../../shaders/sparse_xent_rows.wgsl");
+/// The TF op types of this family (see `ops::registry`).
+pub(crate) fn types() -> Vec<&'static str> {
+    vec![
+        "SoftmaxCrossEntropyWithLogits",
+        "SoftmaxCrossEntropyWithLogitsGrad",
+        "SparseSoftmaxCrossEntropyWithLogits",
+        "SparseSoftmaxCrossEntropyWithLogitsGrad",
+    ]
+}
 
 /// One of the four cross-entropy ops; inputs are always `(features, labels)`.
 #[derive(Debug)]
@@ -76,127 +85,12 @@ impl Xent {
     }
 }
 
-/// The labels of one row.
-#[derive(Clone, Copy)]
-enum RowLabels<'a, T> {
-    Dense(&'a [T]),
-    Sparse(usize),
-}
-
-/// One row: returns the loss, or writes the backprop into `grad` (and returns zero).
-fn xent_row<T: NdFloat>(x: &[T], labels: RowLabels<'_, T>, grad: Option<&mut [T]>) -> T {
-    let max = x.iter().fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
-    let sum = x.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
-    let label = |j: usize| match labels {
-        RowLabels::Dense(l) => l[j],
-        RowLabels::Sparse(c) if c == j => T::one(),
-        RowLabels::Sparse(_) => T::zero(),
-    };
-    if let Some(g) = grad {
-        g.iter_mut().zip(x).enumerate().for_each(|(j, (o, &v))| *o = (v - max).exp() / sum - label(j));
-        return T::zero();
-    }
-    let lse = sum.ln();
-    match labels {
-        RowLabels::Dense(l) => x.iter().zip(l).fold(T::zero(), |acc, (&v, &p)| acc + p * (lse - (v - max))),
-        RowLabels::Sparse(c) => lse - (x[c] - max),
-    }
-}
-
-/// TF's check of sparse labels (`CheckInvalidLabelIndex`): the class indices, or the error
-/// naming the smallest label if it is negative, else the largest if it is `classes` or more
-/// (with every label value, as TF lists them).
-fn class_indices(labels: &[i32], classes: usize) -> Result<Vec<usize>> {
-    let (min, max) = (labels.iter().min().copied(), labels.iter().max().copied());
-    let bad = match (min, max) {
-        (Some(lo), _) if lo < 0 => Some(lo),
-        (_, Some(hi)) if usize::try_from(hi).is_ok_and(|hi| hi >= classes) => Some(hi),
-        _ => None,
-    };
-    match bad {
-        Some(bad) => {
-            let all: Vec<String> = labels.iter().map(i32::to_string).collect();
-            invalid!(
-                "Received a label value of {bad} which is outside the valid range of [0, {classes}).  Label values: {}",
-                all.join(" ")
-            )
-        }
-        None => Ok(labels.iter().map(|&l| l as usize).collect()),
-    }
-}
-
-/// The CPU kernel for one float type.
-fn xent<T: NdFloat + crate::tensor::ZeroBits>(
-    op: &Xent,
-    x: &ArcArray<T, IxDyn>,
-    labels: &Tensor,
-    batch: usize,
-    classes: usize,
-) -> Result<Tensor>
-where
-    ndarray::ArrayD<T>: Into<Tensor>,
-{
-    let x = contiguous(x);
-    let dense = match labels {
-        Tensor::F32(_) | Tensor::F64(_) if !op.sparse => Some(labels_as::<T>(labels)?),
-        _ => None,
-    };
-    let sparse = match labels {
-        Tensor::I32(l) if op.sparse => Some(class_indices(&contiguous(l), classes)?),
-        _ => None,
-    };
-    let row_labels = |r: usize| match (&dense, &sparse) {
-        (Some(d), _) => Ok(RowLabels::Dense(&d[r * classes..(r + 1) * classes])),
-        (None, Some(s)) => Ok(RowLabels::Sparse(s[r])),
-        (None, None) => Err(bad_dtype_run(op.type_name(), labels.dtype())),
-    };
-    let par = x.len() >= PARALLEL_MIN;
-    if op.grad {
-        let mut out = crate::tensor::try_zeros::<T>(&[batch, classes])?;
-        if classes > 0 {
-            let labels: Vec<RowLabels<'_, T>> = (0..batch).map(row_labels).collect::<Result<_>>()?;
-            let rows = out.chunks_mut(classes).zip(x.chunks(classes)).zip(labels);
-            if par {
-                rows.collect::<Vec<_>>().into_par_iter().for_each(|((g, xr), l)| {
-                    xent_row(xr, l, Some(g));
-                });
-            } else {
-                rows.for_each(|((g, xr), l)| {
-                    xent_row(xr, l, Some(g));
-                });
-            }
-        }
-        return Ok(array(&[batch, classes], out)?.into());
-    }
-    let mut out = crate::tensor::try_zeros::<T>(&[batch])?;
-    if classes > 0 {
-        let labels: Vec<RowLabels<'_, T>> = (0..batch).map(row_labels).collect::<Result<_>>()?;
-        let rows = out.iter_mut().zip(x.chunks(classes)).zip(labels);
-        if par {
-            rows.collect::<Vec<_>>().into_par_iter().for_each(|((o, xr), l)| *o = xent_row(xr, l, None));
-        } else {
-            rows.for_each(|((o, xr), l)| *o = xent_row(xr, l, None));
-        }
-    }
-    Ok(array(&[batch], out)?.into())
-}
-
-/// Dense labels as row-major data of the logits' float type.
-fn labels_as<T: NdFloat>(labels: &Tensor) -> Result<Vec<T>> {
-    let cast = |v: f64| T::from(v).unwrap_or_else(T::nan);
-    match labels {
-        Tensor::F32(a) => Ok(contiguous(a).iter().map(|&v| cast(f64::from(v))).collect()),
-        Tensor::F64(a) => Ok(contiguous(a).iter().map(|&v| cast(v)).collect()),
-        other => Err(bad_dtype_run("SoftmaxCrossEntropyWithLogits", other.dtype())),
-    }
-}
-
 impl Op for Xent {
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
         if self.grad {
             return Err(crate::error::Error::unimplemented("No gradient defined for the cross-entropy backprop"));
         }
-        super::grads::xent(ctx, self.sparse)
+        grad::xent(ctx, self.sparse)
     }
     fn type_name(&self) -> &'static str {
         match (self.sparse, self.grad) {
@@ -259,65 +153,11 @@ impl Op for Xent {
             if classes.saturating_mul(4).saturating_add(OVERHEAD_TRIPS) > MAX_LOOP_TRIPS {
                 return self.long_rows(batch, classes);
             }
-            let wgsl = match self.sparse {
-                true => sparse_xent_wgsl()?,
-                false => nn_wgsl("xent", XENT_TEMPLATE)?,
-            };
+            let wgsl = xent_wgsl(self.sparse)?;
             let out = if self.grad { vec![batch, classes] } else { vec![batch] };
-            kernel(wgsl, vec![word(classes)?, u32::from(self.grad)], batch, out)
+            f32_kernel(wgsl, vec![word(classes)?, u32::from(self.grad)], batch, out)
         }))
     }
-}
-
-impl Xent {
-    /// The lowering for rows too long for one thread: the rows' maxima and sums of exponentials
-    /// as workgroup trees, then one thread per element (the backprop, or the dense loss's terms,
-    /// which a last tree sums) or per row (the sparse loss).
-    fn long_rows(&self, batch: usize, classes: usize) -> Result<GpuLowering> {
-        let out = if self.grad { vec![batch, classes] } else { vec![batch] };
-        let mut p = Passes::new(DType::F32, out);
-        let axes = Axes { kept: (vec![batch], vec![classes]), red: (vec![classes], vec![1]) };
-        let (max, sum) = (p.temp(DType::F32, vec![batch]), p.temp(DType::F32, vec![batch]));
-        tree_passes(&mut p, &Fold::SOFTMAX_MAX, &axes, PassBuf::Input(0), None, max)?;
-        tree_passes(&mut p, &Fold::SUM_F32, &axes, PassBuf::Input(0), Some(max), sum)?;
-        let wgsl = match self.sparse {
-            true => sparse_xent_rows_wgsl()?,
-            false => xent_rows_wgsl()?,
-        };
-        // The dense loss: its terms into a temporary, summed per row below.
-        let terms = (!self.sparse && !self.grad).then(|| p.temp(DType::F32, vec![batch, classes]));
-        let threads = if self.sparse && !self.grad { batch } else { batch * classes };
-        p.passes.push(Pass {
-            wgsl: wgsl.into(),
-            uniforms: vec![word(classes)?, u32::from(self.grad), 0],
-            invocations: u64::from(word(threads)?),
-            workgroup_size: 64,
-            inputs: vec![PassBuf::Input(0), PassBuf::Input(1), max, sum],
-            output: terms.unwrap_or(PassBuf::Out),
-        });
-        if let Some(terms) = terms {
-            tree_passes(&mut p, &Fold::SUM_F32, &axes, terms, None, PassBuf::Out)?;
-        }
-        Ok(p.lowering())
-    }
-}
-
-/// The last pass of the sparse cross-entropy over long rows, with its label check's error flag
-/// (after its output, binding 5).
-pub(crate) fn sparse_xent_rows_wgsl() -> Result<&'static str> {
-    let body = nn_wgsl("sparse_xent_rows", SPARSE_XENT_ROWS_TEMPLATE)?;
-    super::cached_wgsl("sparse_xent_rows checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(5))))
-}
-
-/// The dense cross-entropy's last pass over long rows.
-pub(crate) fn xent_rows_wgsl() -> Result<&'static str> {
-    nn_wgsl("xent_rows", XENT_ROWS_TEMPLATE)
-}
-
-/// The sparse cross-entropy kernel: the NN template with the error flag its label check raises.
-pub(crate) fn sparse_xent_wgsl() -> Result<&'static str> {
-    let body = nn_wgsl("sparse_xent", SPARSE_XENT_TEMPLATE)?;
-    super::cached_wgsl("sparse_xent checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(3))))
 }
 
 /// TF's `Merge` of two static dimensions.

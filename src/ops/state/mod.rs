@@ -1,9 +1,36 @@
-//! Constants, placeholders, variables and their assignments, no-ops, identity and groups.
+//! Constants, placeholders, variables and their assignments, no-ops, identity and groups:
+//! the structural kinds of `OpKind`, the `Identity` op and their builders; `grad.rs` holds
+//! `Identity`'s gradient.
+
+mod grad;
 
 use super::{compute, same_dtype, shape_err, AssignMode, InferResult, Op, OpKind};
 use crate::error::Result;
 use crate::graph::{Endpoint, Graph, Operand, Operation, Output, Variable};
 use crate::tensor::{DType, Shape, Tensor, TensorSpec};
+
+/// The TF op types of this family (see `ops::registry`): the structural kinds of `OpKind`
+/// and `Identity`.
+pub(crate) fn types() -> Vec<&'static str> {
+    vec![
+        "Const",
+        "Placeholder",
+        "VariableV2",
+        "Assign",
+        "AssignAdd",
+        "AssignSub",
+        "ApplyGradientDescent",
+        "IsVariableInitialized",
+        "ReportUninitializedVariables",
+        "NoOp",
+        "Identity",
+    ]
+}
+
+/// No WGSL of its own: `Identity` is a view, the assignments run elementwise kernels.
+pub(crate) fn instantiations() -> crate::error::Result<Vec<(String, String)>> {
+    Ok(Vec::new())
+}
 
 /// Shape inference of `Assign*`: the value must have the variable's dtype and fit its shape.
 pub(crate) fn infer_assign(mode: AssignMode, inputs: &[TensorSpec]) -> InferResult {
@@ -43,7 +70,7 @@ pub(crate) struct Identity;
 
 impl Op for Identity {
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
-        super::grads::identity(ctx)
+        grad::identity(ctx)
     }
     fn type_name(&self) -> &'static str {
         "Identity"

@@ -1,11 +1,26 @@
-//! Data movement: `Reshape`, `Transpose` and `ConcatV2`, for every dtype.
+//! Data movement and fills: `Reshape`, `Transpose` and `ConcatV2` for every dtype, and
+//! `Fill` (`fill.rs`). `cpu.rs` holds the CPU copies, `gpu.rs` the WGSL lowerings, `grad.rs`
+//! the gradients, `build.rs` the `Graph` builders.
 
-use ndarray::{ArcArray, ArrayD, IxDyn};
+mod build;
+mod cpu;
+mod fill;
+mod gpu;
+mod grad;
 
-use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
+pub(crate) use gpu::instantiations;
+
+use super::{shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
-use crate::graph::{Graph, Operand, Output};
+use cpu::{concat_arrays, reshape_arc};
+use ndarray::IxDyn;
+
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+
+/// The TF op types of this family (see `ops::registry`).
+pub(crate) fn types() -> Vec<&'static str> {
+    vec!["Reshape", "Transpose", "ConcatV2", "Fill"]
+}
 
 /// Applies a generic expression to the array inside any tensor, keeping the variant.
 macro_rules! each_dtype {
@@ -146,18 +161,6 @@ impl Op for Reshape {
     }
 }
 
-/// Reshapes without copying when the data is in standard layout.
-fn reshape_arc<T: Clone + crate::tensor::HostElem>(
-    a: &ArcArray<T, IxDyn>,
-    dims: &[usize],
-) -> Result<ArcArray<T, IxDyn>> {
-    let shared = match a.is_standard_layout() {
-        true => a.clone(),
-        false => crate::tensor::try_to_owned(a.view())?.into_shared(),
-    };
-    shared.into_shape_with_order(IxDyn(dims)).map_err(|e| Error::internal(format!("reshape: {e}")))
-}
-
 /// `Transpose` by a permutation (`None`: reverse the dimensions).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Transpose {
@@ -228,7 +231,7 @@ impl Op for Transpose {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         let (dtype, dims) = inputs[0];
         match self.perm_for(dims.len()) {
-            Ok(perm) => gpu_util::transpose(dtype, dims, &perm),
+            Ok(perm) => gpu::transpose(dtype, dims, &perm),
             Err(e) => Some(Err(e)),
         }
     }
@@ -349,7 +352,7 @@ impl Op for Concat {
             Err(e) => return Some(Err(e)),
         };
         let shapes: Vec<&[usize]> = inputs.iter().map(|s| s.1).collect();
-        gpu_util::concat(inputs[0].0, &shapes, axis)
+        gpu::concat(inputs[0].0, &shapes, axis)
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let first = inputs.first().ok_or_else(|| Error::invalid_argument("ConcatV2 needs at least one value"))?;
@@ -366,99 +369,5 @@ impl Op for Concat {
     }
 }
 
-/// Joins arrays of equal rank (checked) along `axis`: for each outer index, each input's
-/// contiguous block in turn.
-fn concat_arrays<T: Clone + crate::tensor::HostElem>(
-    inputs: &[&Tensor],
-    axis: usize,
-    get: fn(&Tensor) -> Result<&ArcArray<T, IxDyn>>,
-) -> Result<ArrayD<T>> {
-    let arrays = inputs.iter().map(|t| get(t).map(|a| a.as_standard_layout())).collect::<Result<Vec<_>>>()?;
-    let mut shape = arrays[0].shape().to_vec();
-    shape[axis] = arrays.iter().map(|a| a.shape()[axis]).sum();
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    let mut blocks = Vec::with_capacity(arrays.len());
-    for a in &arrays {
-        let s = a.as_slice().ok_or_else(|| Error::internal("concat: input not contiguous"))?;
-        blocks.push((s, a.shape()[axis] * inner));
-    }
-    // The output is the sum of the inputs: counted and allocated fallibly.
-    let mut out = crate::tensor::try_capacity::<T>(&shape)?;
-    for o in 0..outer {
-        for &(s, len) in &blocks {
-            out.extend_from_slice(&s[o * len..(o + 1) * len]);
-        }
-    }
-    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::internal(e.to_string()))
-}
-
-impl Graph {
-    /// `tf.reshape(x, shape)` (`Reshape`): one entry of `shape` may be -1, inferred from the
-    /// number of elements. A size mismatch known statically fails here; one found at run time
-    /// fails the run, with TF's messages either way.
-    pub fn reshape(&self, x: impl Into<Operand>, shape: &[i64]) -> Result<Output> {
-        self.add_op1("Reshape", compute(Reshape { shape: shape.to_vec() }), vec![("tensor", x.into())])
-    }
-
-    /// `tf.transpose(x, perm)` (`Transpose`, named `transpose`): output dimension `i` is input
-    /// dimension `perm[i]`; `None` reverses the dimensions.
-    pub fn transpose(&self, x: impl Into<Operand>, perm: Option<&[usize]>) -> Result<Output> {
-        self.add_op1("transpose", compute(Transpose { perm: perm.map(<[usize]>::to_vec) }), vec![("x", x.into())])
-    }
-
-    /// `tf.concat(values, axis)` (`ConcatV2`, named `concat`); a negative axis counts from the
-    /// end. As in TF, a single value gives an `Identity` named `concat`.
-    pub fn concat(&self, values: &[Output], axis: i64) -> Result<Output> {
-        match values {
-            [] => invalid!("List argument 'values' to 'ConcatV2' Op with length 0 shorter than minimum length 2."),
-            [one] => self.named("concat").identity(one),
-            _ => {
-                let inputs = values.iter().map(|v| ("values", Operand::from(v))).collect();
-                self.add_op1("concat", compute(Concat { axis, n: values.len() }), inputs)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use crate::{ConfigProto, DType, Graph, Session, Shape, Tensor};
-
-    #[test]
-    fn reshape_infers_minus_one_and_rejects_bad_sizes() {
-        let g = Graph::new();
-        let x = g.ones(&[2, 3, 4]).unwrap();
-        let r = g.reshape(&x, &[4, -1]).unwrap();
-        assert_eq!(r.shape(), Shape::known(&[4, 6]));
-        let err = g.reshape(&x, &[5, -1]).unwrap_err();
-        assert!(err.message.starts_with("Dimension size must be evenly divisible by 5 but is 24"), "{}", err.message);
-        let err = g.reshape(&x, &[5, 5]).unwrap_err();
-        assert!(err.message.starts_with("Cannot reshape a tensor with 24 elements to shape [5,5] (25 elements)"));
-        assert!(g.reshape(&x, &[-1, -1]).is_err());
-
-        let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
-        let r = g.reshape(&p, &[-1, 5]).unwrap();
-        let mut sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
-        let err = sess.eval_feed(&r, &[(&p, Tensor::filled(DType::F32, &[6], 1.0))]).unwrap_err();
-        assert_eq!(
-            err.message,
-            "Input to reshape is a tensor with 6 values, but the requested shape requires a multiple of 5"
-        );
-        let got = sess.eval_feed(&r, &[(&p, Tensor::filled(DType::F32, &[10], 1.0))]).unwrap();
-        assert_eq!(got.shape(), &[2, 5]);
-    }
-
-    #[test]
-    fn transpose_and_concat_errors() {
-        let g = Graph::new();
-        let x = g.ones(&[2, 3]).unwrap();
-        assert!(g.transpose(&x, Some(&[0, 0])).is_err());
-        assert!(g.transpose(&x, Some(&[0, 1, 2])).is_err());
-        let y = g.ones(&[3, 3]).unwrap();
-        assert!(g.concat(&[x.clone(), y.clone()], 1).is_err());
-        assert!(g.concat(&[x.clone(), y.clone()], 2).is_err());
-        let c = g.concat(&[x, y], -2).unwrap();
-        assert_eq!(c.shape(), Shape::known(&[5, 3]));
-    }
-}
+mod tests;

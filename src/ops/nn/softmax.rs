@@ -1,12 +1,13 @@
-//! `Softmax` along any axis, computed stably as `exp(x - max) / sum(exp(x - max))`.
+//! `Softmax` along any axis, computed stably as `exp(x - max) / sum(exp(x - max))`: the op,
+//! its CPU kernel and builder (its GPU lowering is in `gpu.rs`, its gradient in `grad.rs`).
 
 use ndarray::{ArcArray, ArrayD, IxDyn, NdFloat};
 use rayon::prelude::*;
 
-use super::reduce::{check_dtype, no_kernel, shaped, PARALLEL_MIN};
-use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
+use crate::ops::reduce::{check_dtype, no_kernel, shaped, PARALLEL_MIN};
+use crate::ops::{compute, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::tensor::{try_to_owned, try_zeros, DType, Tensor, TensorSpec, ZeroBits};
 
 /// `Softmax` along `axis` (TF's op works on the last axis; -1 is the usual value).
@@ -78,7 +79,7 @@ impl Op for Softmax {
         if dims.is_empty() {
             return Some(Err(Error::invalid_argument("logits must have >= 1 dimension, got []")));
         }
-        Some(self.axis_for(dims.len()).and_then(|axis| gpu_util::softmax(dims, axis)))
+        Some(self.axis_for(dims.len()).and_then(|axis| super::gpu::softmax(dims, axis)))
     }
 }
 

@@ -7,24 +7,15 @@
 //! inference sees no constant values, so the shape is the op's attribute and the value its one
 //! input (named `<name>/Const` for `zeros`/`ones`, as TF names it).
 
-use super::{cached_wgsl, compute, shape_err, GpuLowering, InferResult, Op, OpKind};
+use super::gpu::fill_wgsl;
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
+use crate::ops::{cached_wgsl, compute, shape_err, GpuLowering, InferResult, Op, OpKind};
 use crate::runtime::gpu::shaders as gpu_shaders;
 use crate::tensor::{checked_elements, dims_string, try_filled_array, DType, Shape, Tensor, TensorSpec};
 
 /// `ones`/`zeros` of fewer elements are constants (TF's `_constant_if_small`).
 const SMALL: usize = 1000;
-
-const FILL_TEMPLATE: &str = include_str!("../../shaders/fill.wgsl");
-
-/// The fill kernel for elements of `dtype`, prelude included.
-pub(crate) fn fill_wgsl(dtype: DType) -> Result<String> {
-    let body = super::gpu_util::code_of(FILL_TEMPLATE)
-        .replace("ELEM", gpu_shaders::wgsl_scalar(dtype)?)
-        .replace("WORKGROUP_SIZE", &format!("{}u", gpu_shaders::ELEMENTWISE_WORKGROUP_SIZE));
-    Ok(format!("{}\n{body}", gpu_shaders::PRELUDE))
-}
 
 /// `Fill` of a static shape.
 #[derive(Debug)]

@@ -1,13 +1,20 @@
-// TEMPLATE: AvgPoolGrad on NHWC float32, one thread per input element (n, ih, iw, c), in gather
-// form: the sum, over the windows that cover (ih, iw) in row-major window order, of the window's
-// gradient divided by its number of valid (unpadded) cells, as the CPU kernel computes it.
-// Instantiated by `nn_wgsl` (src/ops/nn/gpu.rs), which prepends prelude.wgsl and replaces
+// TEMPLATE: MaxPoolGrad and AvgPoolGrad on NHWC float32, one thread per input element
+// (n, ih, iw, c), in gather form (no atomics on floats), over the windows that cover (ih, iw) in
+// row-major window order (the CPU kernel's order, so both add the same terms in the same order).
+// Instantiated by `pool_grad_wgsl` (src/ops/nn_grad/gpu.rs), which replaces EXTRA_PARAMS,
+// BINDINGS and WINDOWS with the max or avg code, then prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE.
 //
-// The windows that cover a position form a rectangle of at most cov_h x cov_w (host-computed);
-// one dispatch covers its cells k in [k_lo, k_hi) (row-major, cov_w a row), so that a thread
-// keeps to the loop budget (src/ops/gpu_passes.rs), and with `accumulate` set adds to the sum
-// the earlier dispatches stored in out: the terms are added in window order whatever the slices.
+// Max: for every covering window the thread finds the window's max and takes the window's
+// gradient if the max is its own position. The max is the first of the largest values in scan
+// order, or the first NaN (the forward pool propagates NaN). Padded cells take no part.
+// orig_output (binding 2) is bound but not read: its shape is checked on the host.
+//
+// Avg: the sum of each covering window's gradient divided by its number of valid (unpadded)
+// cells. The covering windows form a rectangle of at most cov_h x cov_w (host-computed); one
+// dispatch covers its cells k in [k_lo, k_hi) (row-major, cov_w a row), so that a thread keeps to
+// the loop budget (src/ops/reduce/passes.rs), and with `accumulate` set adds to the sum the
+// earlier dispatches stored in out: the terms are added in window order whatever the slices.
 
 const WG_SIZE: u32 = WORKGROUP_SIZE;
 
@@ -24,15 +31,11 @@ struct Params {
     pad_w: u32,
     out_h: u32,
     out_w: u32,
-    accumulate: u32,
-    k_lo: u32,
-    k_hi: u32,
-    cov_w: u32,
+    EXTRA_PARAMS
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+BINDINGS
 
 // The valid input range [lo, hi) of window `o` along one axis.
 fn span(o: u32, stride: u32, pad: u32, window: u32, size: u32) -> vec2<u32> {
@@ -64,22 +67,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ohs = covering(ih, params.stride_h, params.pad_h, params.win_h, params.out_h);
     let ows = covering(iw, params.stride_w, params.pad_w, params.win_w, params.out_w);
     var acc = 0.0;
-    if (params.accumulate != 0u) {
-        acc = out[i];
-    }
-    for (var k = params.k_lo; k < params.k_hi; k = k + 1u) {
-        let oh = ohs.x + k / params.cov_w;
-        let ow = ows.x + k % params.cov_w;
-        if (oh >= ohs.y) {
-            break;
-        }
-        if (ow >= ows.y) {
-            continue;
-        }
-        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
-        let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
-        let count = (rows.y - rows.x) * (cols.y - cols.x);
-        acc = acc + dy[((n * params.out_h + oh) * params.out_w + ow) * params.chan + c] / f32(count);
-    }
+    WINDOWS
     out[i] = acc;
 }

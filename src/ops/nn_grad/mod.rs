@@ -1,32 +1,41 @@
 //! The backward ops of the NN ops, as ordinary graph ops (NHWC): `Conv2DBackpropInput`,
 //! `Conv2DBackpropFilter`, `MaxPoolGrad`, `AvgPoolGrad` and `BiasAddGrad`. The heavy kernels
-//! live in `runtime::cpu::{conv_grad, pool_grad}`, the GPU lowerings in `gpu.rs` beside this.
+//! live in `runtime::cpu::{conv_grad, pool_grad}` (called from `cpu.rs`), the GPU lowerings
+//! in `gpu.rs`, the builders in `build.rs`.
 //!
 //! Unlike TF, where `input_sizes`, `filter_sizes` and `orig_input_shape` are int32 tensor
 //! inputs, they are attributes here (shape-like arguments are attributes in wgflow).
 //! Convolution gradients handle one group (the filter's input depth equals the input's).
 
-use super::nn::{bad_dtype, bad_dtype_run, ints, nhwc_sequence, with_rank, Padding, NUMBER_TYPES};
-use super::{compute, same_dtype, Attr, GpuLowering, InferError, InferResult, Op};
-use crate::error::{invalid, Error, Result};
-use crate::graph::{Graph, Operand, Output};
-use crate::runtime::cpu::conv::{array, contiguous};
-use crate::runtime::cpu::conv_grad::{self, conv_grad_geometry};
-use crate::runtime::cpu::pool::PoolElem;
-use crate::runtime::cpu::pool_grad::{self, check_out_shape, pool_grad_geometry};
-use crate::tensor::{DType, Shape, Tensor, TensorSpec};
-
+mod build;
+mod cpu;
 pub(crate) mod gpu;
 
+pub(crate) use gpu::instantiations;
+
+use super::nn::{bad_dtype, bad_dtype_run, ints, with_rank, Padding, NUMBER_TYPES};
+use super::{same_dtype, Attr, GpuLowering, InferError, InferResult, Op};
+use crate::error::{invalid, Error, Result};
+use crate::runtime::cpu::conv::{array, contiguous};
+use crate::runtime::cpu::conv_grad::{self, conv_grad_geometry};
+use crate::runtime::cpu::pool_grad::{check_out_shape, pool_grad_geometry};
+use crate::tensor::{DType, Shape, Tensor, TensorSpec};
+use cpu::{bias_add_grad, check_bias_grad_shape, pool_grad_typed};
+
+/// The TF op types of this family (see `ops::registry`).
+pub(crate) fn types() -> Vec<&'static str> {
+    vec!["Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPoolGrad", "AvgPoolGrad", "BiasAddGrad"]
+}
+
 /// The dtypes TF's pool gradients accept (`realnumbertypes`).
-const REAL_TYPES: &str =
+pub(super) const REAL_TYPES: &str =
     "float32, float64, int32, uint8, int16, int8, int64, bfloat16, uint16, float16, uint32, uint64";
 /// The dtypes TF's convolution gradients accept.
-const CONV_TYPES: &str = "float16, bfloat16, float32, float64, int32";
+pub(super) const CONV_TYPES: &str = "float16, bfloat16, float32, float64, int32";
 
 /// Runs a run-time shape check at graph-build time when every shape it needs is known: a
 /// mismatch that is certain is reported by the builder, in the run-time words.
-fn check_static(
+pub(super) fn check_static(
     specs: &[&Shape],
     check: impl FnOnce(&[Vec<usize>]) -> Result<()>,
 ) -> std::result::Result<(), InferError> {
@@ -38,7 +47,7 @@ fn check_static(
 }
 
 /// The attributes TF prints for a convolution gradient, plus wgflow's size attribute.
-fn conv_attrs(
+pub(super) fn conv_attrs(
     sizes: (&'static str, &[usize; 4]),
     s: &[usize; 4],
     d: &[usize; 4],
@@ -57,7 +66,7 @@ fn conv_attrs(
 
 /// Which gradient of `Conv2D`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ConvGradKind {
+pub(super) enum ConvGradKind {
     /// `Conv2DBackpropInput`: inputs (filter, out_backprop); `sizes` is the input's shape.
     Input,
     /// `Conv2DBackpropFilter`: inputs (input, out_backprop); `sizes` is the filter's shape.
@@ -66,7 +75,7 @@ enum ConvGradKind {
 
 /// `Conv2DBackpropInput` / `Conv2DBackpropFilter`.
 #[derive(Debug)]
-struct Conv2DGrad {
+pub(super) struct Conv2DGrad {
     kind: ConvGradKind,
     sizes: [usize; 4],
     strides: [usize; 4],
@@ -151,7 +160,7 @@ impl Op for Conv2DGrad {
 /// `MaxPoolGrad` (inputs orig_input, orig_output, grad) or `AvgPoolGrad` (input grad; the
 /// forward input's shape is `orig_input_shape`).
 #[derive(Debug)]
-struct PoolGrad {
+pub(super) struct PoolGrad {
     /// `Some(orig_input_shape)` for `AvgPoolGrad`, `None` for `MaxPoolGrad`.
     avg_shape: Option<[usize; 4]>,
     ksize: [usize; 4],
@@ -180,25 +189,6 @@ impl PoolGrad {
             _ => Err(Error::internal(format!("{} got {} inputs", self.type_name(), shapes.len()))),
         }
     }
-}
-
-/// Runs a pool gradient kernel on float tensors of one dtype.
-fn pool_grad_typed<T: PoolElem>(
-    op: &PoolGrad,
-    g: &crate::runtime::cpu::pool::PoolGeom,
-    arrays: &[&ndarray::ArcArray<T, ndarray::IxDyn>],
-) -> Result<Tensor>
-where
-    ndarray::ArrayD<T>: Into<Tensor>,
-{
-    let xs = [g.batch, g.in_h, g.in_w, g.chan];
-    let mut dx = crate::tensor::try_full(&xs, T::ZERO)?;
-    match (op.avg_shape, arrays) {
-        (Some(_), [dy]) => pool_grad::avg_pool_grad(&contiguous(dy), g, &mut dx)?,
-        (None, [x, _, dy]) => pool_grad::max_pool_grad(&contiguous(x), &contiguous(dy), g, &mut dx)?,
-        _ => return Err(Error::internal("pool gradient: wrong inputs")),
-    }
-    Ok(array(&xs, dx)?.into())
 }
 
 impl Op for PoolGrad {
@@ -268,26 +258,7 @@ impl Op for PoolGrad {
 
 /// `BiasAddGrad`: the sum of `out_backprop` over every axis but the last.
 #[derive(Debug)]
-struct BiasAddGrad;
-
-/// TF's run-time check of `BiasAddGrad`'s input.
-fn check_bias_grad_shape(s: &[usize]) -> Result<()> {
-    if s.len() < 2 {
-        invalid!("Input tensor must be at least 2D: {}", crate::tensor::dims_string(s));
-    }
-    Ok(())
-}
-
-/// Channel sums, rows added in order (the GPU kernel's order, so both agree exactly).
-fn bias_add_grad<T: crate::tensor::ZeroBits + std::ops::Add<Output = T>>(dy: &[T], channels: usize) -> Result<Vec<T>> {
-    let mut acc = crate::tensor::try_zeros::<T>(&[channels])?;
-    if channels > 0 {
-        for row in dy.chunks_exact(channels) {
-            acc.iter_mut().zip(row).for_each(|(a, &v)| *a = *a + v);
-        }
-    }
-    Ok(acc)
-}
+pub(super) struct BiasAddGrad;
 
 impl Op for BiasAddGrad {
     fn type_name(&self) -> &'static str {
@@ -323,106 +294,5 @@ impl Op for BiasAddGrad {
             return None;
         };
         Some(check_bias_grad_shape(s).and_then(|()| gpu::bias_add_grad(s)))
-    }
-}
-
-/// A shape attribute of exactly 4 values (NHWC).
-fn shape4(name: &str, v: &[usize]) -> Result<[usize; 4]> {
-    <[usize; 4]>::try_from(v).map_err(|_| {
-        Error::invalid_argument(format!("{name} must have 4 elements (NHWC), got {}", crate::tensor::dims_string(v)))
-    })
-}
-
-impl Graph {
-    /// `tf.nn.conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding,
-    /// dilations=dilations)` in NHWC: `Conv2DBackpropInput`, the gradient of
-    /// [`Graph::conv2d`] with respect to its input (of shape `input_sizes`, 4 values).
-    /// `strides` and `dilations` have 1, 2 or 4 values, as in TF's Python.
-    pub fn conv2d_backprop_input(
-        &self,
-        input_sizes: &[usize],
-        filter: impl Into<Operand>,
-        out_backprop: impl Into<Operand>,
-        strides: &[usize],
-        padding: Padding,
-        dilations: &[usize],
-    ) -> Result<Output> {
-        let op = Conv2DGrad {
-            kind: ConvGradKind::Input,
-            sizes: shape4("input_sizes", input_sizes)?,
-            strides: nhwc_sequence("strides", strides)?,
-            dilations: nhwc_sequence("dilations", dilations)?,
-            padding,
-        };
-        let inputs = vec![("filter", filter.into()), ("out_backprop", out_backprop.into())];
-        self.add_op1("Conv2DBackpropInput", compute(op), inputs)
-    }
-    /// `tf.nn.conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding,
-    /// dilations=dilations)` in NHWC: `Conv2DBackpropFilter`, the gradient of
-    /// [`Graph::conv2d`] with respect to its filter (of shape `filter_sizes`, 4 values).
-    pub fn conv2d_backprop_filter(
-        &self,
-        input: impl Into<Operand>,
-        filter_sizes: &[usize],
-        out_backprop: impl Into<Operand>,
-        strides: &[usize],
-        padding: Padding,
-        dilations: &[usize],
-    ) -> Result<Output> {
-        let op = Conv2DGrad {
-            kind: ConvGradKind::Filter,
-            sizes: shape4("filter_sizes", filter_sizes)?,
-            strides: nhwc_sequence("strides", strides)?,
-            dilations: nhwc_sequence("dilations", dilations)?,
-            padding,
-        };
-        let inputs = vec![("input", input.into()), ("out_backprop", out_backprop.into())];
-        self.add_op1("Conv2DBackpropFilter", compute(op), inputs)
-    }
-    /// `MaxPoolGrad`: the gradient of [`Graph::max_pool`] with respect to its input. Each
-    /// window's gradient goes to its max (the first on ties, the first NaN if any); the
-    /// gradients of overlapping windows add up. `orig_output` is checked for its shape only.
-    pub fn max_pool_grad(
-        &self,
-        orig_input: impl Into<Operand>,
-        orig_output: impl Into<Operand>,
-        grad: impl Into<Operand>,
-        ksize: &[usize],
-        strides: &[usize],
-        padding: Padding,
-    ) -> Result<Output> {
-        let op = PoolGrad {
-            avg_shape: None,
-            ksize: nhwc_sequence("ksize", ksize)?,
-            strides: nhwc_sequence("strides", strides)?,
-            padding,
-        };
-        let inputs =
-            vec![("orig_input", orig_input.into()), ("orig_output", orig_output.into()), ("grad", grad.into())];
-        self.add_op1("MaxPoolGrad", compute(op), inputs)
-    }
-    /// `AvgPoolGrad`: the gradient of [`Graph::avg_pool`] with respect to its input, of shape
-    /// `orig_input_shape` (4 values). Each window's gradient is shared equally by its valid
-    /// (unpadded) cells.
-    pub fn avg_pool_grad(
-        &self,
-        orig_input_shape: &[usize],
-        grad: impl Into<Operand>,
-        ksize: &[usize],
-        strides: &[usize],
-        padding: Padding,
-    ) -> Result<Output> {
-        let op = PoolGrad {
-            avg_shape: Some(shape4("orig_input_shape", orig_input_shape)?),
-            ksize: nhwc_sequence("ksize", ksize)?,
-            strides: nhwc_sequence("strides", strides)?,
-            padding,
-        };
-        self.add_op1("AvgPoolGrad", compute(op), vec![("grad", grad.into())])
-    }
-    /// `BiasAddGrad` (NHWC): the gradient of [`Graph::bias_add`] with respect to its bias,
-    /// the sum of `out_backprop` over every axis but the last.
-    pub fn bias_add_grad(&self, out_backprop: impl Into<Operand>) -> Result<Output> {
-        self.add_op1("BiasAddGrad", compute(BiasAddGrad), vec![("out_backprop", out_backprop.into())])
     }
 }

@@ -1,8 +1,7 @@
 //! Gradients of the elementwise ops, with TF's formulas; a broadcast input gets its gradient
 //! summed back to its shape.
 
-use super::elementwise::{Binary, Cast, Unary};
-use super::{BinaryKind, UnaryKind};
+use super::{Binary, BinaryKind, Cast, Unary, UnaryKind};
 use crate::error::Result;
 use crate::gradients::{sum_to, GradContext};
 use crate::graph::Output;

@@ -1,16 +1,26 @@
 //! Matrix products: `MatMul` (two matrices) and `BatchMatMulV2` (stacks of matrices with
-//! numpy-broadcast batch dimensions). The CPU kernel runs the SIMD GEMM once per batch.
+//! numpy-broadcast batch dimensions): their shape rules, costs and builder. `cpu.rs` runs the
+//! SIMD GEMM once per batch, `gpu.rs` holds the tiled and subgroup WGSL kernels, `grad.rs`
+//! the gradients.
 
-use ndarray::{ArcArray, ArrayD, IxDyn};
-use rayon::prelude::*;
+mod cpu;
+mod gpu;
+mod grad;
+
+pub(crate) use gpu::instantiations;
 
 use super::elementwise::broadcast_static;
 use super::fused::Epilogue;
-use super::{compute, gpu_util, shape_err, Attr, GpuLowering, InferResult, Op};
+use super::{compute, shape_err, Attr, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
-use crate::runtime::cpu::gemm::{matmul, MatRef};
-use crate::tensor::{dims_string, try_zeros, DType, Shape, Tensor, TensorSpec, ZeroBits};
+use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+use cpu::matmul_any;
+
+/// The TF op types of this family (see `ops::registry`).
+pub(crate) fn types() -> Vec<&'static str> {
+    vec!["MatMul", "BatchMatMulV2"]
+}
 
 /// `MatMul`: the product of two rank-2 tensors, either of them optionally transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,25 +48,6 @@ fn check_dtypes(op: &str, arg0: &str, arg1: &str, a: DType, b: DType) -> Result<
         return Err(Error::unimplemented(format!("{op}: only float32, float64 and int32 are supported, got {a}")));
     }
     Ok(())
-}
-
-/// The CPU kernel of both ops for any supported dtype (rank >= 2 checked by the caller).
-fn matmul_any(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
-    Ok(match (a, b) {
-        (Tensor::F32(a), Tensor::F32(b)) => batch_matmul(a, b, ta, tb)?.into(),
-        (Tensor::F64(a), Tensor::F64(b)) => plain_matmul(a, b, ta, tb, |acc, x, y| acc + x * y)?.into(),
-        // Wrapping, as TF's int32 kernel does in two's complement.
-        (Tensor::I32(a), Tensor::I32(b)) => {
-            plain_matmul(a, b, ta, tb, |acc: i32, x: i32, y| acc.wrapping_add(x.wrapping_mul(y)))?.into()
-        }
-        (a, b) => {
-            return Err(Error::unimplemented(format!(
-                "MatMul: only float32, float64 and int32 are supported, got {} and {}",
-                a.dtype(),
-                b.dtype()
-            )))
-        }
-    })
 }
 
 /// TF's `Merge` of two dimensions: equal when both are known.
@@ -195,163 +186,6 @@ fn matmul_flops(inputs: &[TensorSpec], outputs: &[TensorSpec], transpose_a: bool
         d[i]
     });
     2.0 * inner.unwrap_or(1) as f64 * outputs.iter().map(super::spec_elements).sum::<f64>()
-}
-
-/// Per-batch work (m*n*k) below which batches run in parallel, each GEMM on one thread;
-/// above it, batches run one after another and each GEMM uses every thread.
-const BATCH_PARALLEL_MAX_WORK: usize = 1 << 18;
-
-/// The offset (in matrices) into an operand of batch shape `dims` of batch `i` of the
-/// broadcast batch shape `out`; size-1 (and missing leading) dimensions repeat. Computed per
-/// matrix, so no table the size of the batch is allocated.
-fn batch_offset(i: usize, dims: &[usize], out: &[usize]) -> usize {
-    let lead = out.len() - dims.len();
-    let (mut rest, mut offset, mut stride) = (i, 0, 1);
-    for d in (0..out.len()).rev() {
-        let size = out[d].max(1);
-        let idx = rest % size;
-        rest /= size;
-        if d >= lead {
-            let dim = dims[d - lead];
-            if dim != 1 {
-                offset += idx * stride;
-            }
-            stride *= dim;
-        }
-    }
-    offset
-}
-
-/// The run-time shape checks of `MatMul` and `BatchMatMulV2` (rank >= 2 checked by the
-/// caller): `(m, k, n)` and the broadcast batch dimensions.
-fn matmul_dims(sa: &[usize], sb: &[usize], ta: bool, tb: bool) -> Result<((usize, usize, usize), Vec<usize>)> {
-    let (ra, rb) = (sa.len(), sb.len());
-    let (m, k) = if ta { (sa[ra - 1], sa[ra - 2]) } else { (sa[ra - 2], sa[ra - 1]) };
-    let (k2, n) = if tb { (sb[rb - 1], sb[rb - 2]) } else { (sb[rb - 2], sb[rb - 1]) };
-    if k != k2 {
-        invalid!("Matrix size-incompatible: In[0]: {}, In[1]: {}", dims_string(sa), dims_string(sb));
-    }
-    let batch = super::elementwise::broadcast_shapes(&sa[..ra - 2], &sb[..rb - 2]).map_err(|_| {
-        Error::invalid_argument(format!(
-            "In[0] and In[1] must have compatible batch dimensions: {} vs. {}",
-            dims_string(sa),
-            dims_string(sb)
-        ))
-    })?;
-    Ok(((m, k, n), batch))
-}
-
-impl MatMul {
-    fn lower(&self, inputs: &[(DType, &[usize])], epilogue: Option<&Epilogue>) -> Option<Result<GpuLowering>> {
-        let shapes = [inputs[0].1, inputs[1].1];
-        if let Some(i) = shapes.iter().position(|s| s.len() != 2) {
-            return Some(Err(Error::invalid_argument(format!(
-                "In[{i}] is not a matrix. Instead it has shape {}",
-                dims_string(shapes[i])
-            ))));
-        }
-        gpu_matmul(inputs, self.transpose_a, self.transpose_b, epilogue)
-    }
-}
-
-impl BatchMatMul {
-    fn lower(&self, inputs: &[(DType, &[usize])], epilogue: Option<&Epilogue>) -> Option<Result<GpuLowering>> {
-        if let Some(i) = inputs.iter().position(|s| s.1.len() < 2) {
-            return Some(Err(Error::invalid_argument(format!("In[{i}] ndims must be >= 2: {}", inputs[i].1.len()))));
-        }
-        gpu_matmul(inputs, self.adj_x, self.adj_y, epilogue)
-    }
-}
-
-/// The GPU lowering of both ops, after the CPU kernel's checks, with a fused epilogue if given.
-fn gpu_matmul(
-    inputs: &[(DType, &[usize])],
-    ta: bool,
-    tb: bool,
-    epilogue: Option<&Epilogue>,
-) -> Option<Result<GpuLowering>> {
-    let ((da, sa), (db, sb)) = (inputs[0], inputs[1]);
-    if da != DType::F32 || db != DType::F32 {
-        return None;
-    }
-    match matmul_dims(sa, sb, ta, tb) {
-        Ok((mkn, batch)) => {
-            gpu_util::matmul(mkn, (&sa[..sa.len() - 2], &sb[..sb.len() - 2], &batch), (ta, tb), epilogue)
-        }
-        Err(e) => Some(Err(e)),
-    }
-}
-
-/// The shared kernel of `MatMul` and `BatchMatMulV2` (rank >= 2 checked by the caller).
-fn batch_matmul(a: &ArcArray<f32, IxDyn>, b: &ArcArray<f32, IxDyn>, ta: bool, tb: bool) -> Result<ArrayD<f32>> {
-    let (sa, sb) = (a.shape(), b.shape());
-    let (ra, rb) = (sa.len(), sb.len());
-    let (a_rows, a_cols, b_rows, b_cols) = (sa[ra - 2], sa[ra - 1], sb[rb - 2], sb[rb - 1]);
-    let ((m, k, n), batch) = matmul_dims(sa, sb, ta, tb)?;
-    let (ba, bb) = (&sa[..ra - 2], &sb[..rb - 2]);
-    let mut out_shape = batch.clone();
-    out_shape.extend([m, n]);
-    let nbatch: usize = batch.iter().product();
-    // The output can be far larger than the inputs (an outer product): checked, then zeroed.
-    let mut out = try_zeros::<f32>(&out_shape)?;
-    if !out.is_empty() {
-        let (ca, cb) = (a.as_standard_layout(), b.as_standard_layout());
-        let da = ca.as_slice().ok_or_else(|| Error::internal("matmul: input 0 not contiguous"))?;
-        let db = cb.as_slice().ok_or_else(|| Error::internal("matmul: input 1 not contiguous"))?;
-        let (size_a, size_b) = (a_rows * a_cols, b_rows * b_cols);
-        let one = |i: usize, o: &mut [f32]| -> Result<()> {
-            let (oa, ob) = (batch_offset(i, ba, &batch), batch_offset(i, bb, &batch));
-            let ma = MatRef { data: &da[oa * size_a..][..size_a], rows: a_rows, cols: a_cols, transpose: ta };
-            let mb = MatRef { data: &db[ob * size_b..][..size_b], rows: b_rows, cols: b_cols, transpose: tb };
-            matmul(ma, mb, o, false)
-        };
-        if nbatch > 1 && m * n * k < BATCH_PARALLEL_MAX_WORK {
-            out.par_chunks_mut(m * n).enumerate().try_for_each(|(i, o)| one(i, o))?;
-        } else {
-            out.chunks_mut(m * n).enumerate().try_for_each(|(i, o)| one(i, o))?;
-        }
-    }
-    ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| Error::internal(e.to_string()))
-}
-
-/// A plain kernel for the dtypes the GEMM does not take: `acc(sum, x, y)` adds one product.
-fn plain_matmul<T>(
-    a: &ArcArray<T, IxDyn>,
-    b: &ArcArray<T, IxDyn>,
-    ta: bool,
-    tb: bool,
-    acc: impl Fn(T, T, T) -> T + Sync,
-) -> Result<ArrayD<T>>
-where
-    T: ZeroBits + Default + Send + Sync,
-{
-    let (sa, sb) = (a.shape(), b.shape());
-    let (ra, rb) = (sa.len(), sb.len());
-    let (a_cols, b_cols) = (sa[ra - 1], sb[rb - 1]);
-    let ((m, k, n), batch) = matmul_dims(sa, sb, ta, tb)?;
-    let mut out_shape = batch.clone();
-    out_shape.extend([m, n]);
-    let mut out = try_zeros::<T>(&out_shape)?;
-    if !out.is_empty() {
-        let (ca, cb) = (a.as_standard_layout(), b.as_standard_layout());
-        let da = ca.as_slice().ok_or_else(|| Error::internal("matmul: input 0 not contiguous"))?;
-        let db = cb.as_slice().ok_or_else(|| Error::internal("matmul: input 1 not contiguous"))?;
-        let (size_a, size_b) = (sa[ra - 2] * a_cols, sb[rb - 2] * b_cols);
-        out.par_chunks_mut(m * n).enumerate().for_each(|(i, o)| {
-            let (oa, ob) = (batch_offset(i, &sa[..ra - 2], &batch), batch_offset(i, &sb[..rb - 2], &batch));
-            let (ma, mb) = (&da[oa * size_a..][..size_a], &db[ob * size_b..][..size_b]);
-            for (r, row) in o.chunks_mut(n).enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = (0..k).fold(T::default(), |s, p| {
-                        let x = if ta { ma[p * a_cols + r] } else { ma[r * a_cols + p] };
-                        let y = if tb { mb[c * b_cols + p] } else { mb[p * b_cols + c] };
-                        acc(s, x, y)
-                    });
-                }
-            }
-        });
-    }
-    ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| Error::internal(e.to_string()))
 }
 
 impl Graph {

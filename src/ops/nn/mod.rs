@@ -1,19 +1,31 @@
-//! Neural-network ops on NHWC tensors: `Conv2D`, `MaxPool`, `AvgPool` and `BiasAdd`, with
-//! TF's shape functions, run-time checks and messages. The heavy kernels live in
-//! `runtime::cpu::{conv, pool}`.
+//! Neural-network ops on NHWC tensors: `Conv2D`, `MaxPool`, `AvgPool`, `BiasAdd` (and
+//! `Softmax` in `softmax.rs`), with TF's shape functions, run-time checks and messages. The
+//! heavy CPU kernels live in `runtime::cpu::{conv, pool}` (called from `cpu.rs` and the ops
+//! here); `gpu.rs` and `conv_gpu.rs` hold the WGSL lowerings, `grad.rs` the gradients.
 
-use ndarray::{ArcArray, ArrayD, IxDyn};
-use rayon::prelude::*;
-
+mod conv_gpu;
+mod cpu;
 pub(crate) mod gpu;
+mod grad;
+mod softmax;
 
+pub(crate) use gpu::instantiations;
+pub(crate) use softmax::Softmax;
+
+pub(crate) use super::elementwise::check_bias_shapes;
 use super::{compute, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
-use crate::runtime::cpu::conv::{self, array, contiguous};
+use crate::runtime::cpu::conv;
 use crate::runtime::cpu::pool;
 pub use crate::runtime::padding::Padding;
-use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
+use crate::tensor::{DType, Shape, Tensor, TensorSpec};
+use cpu::bias_add;
+
+/// The TF op types of this family (see `ops::registry`).
+pub(crate) fn types() -> Vec<&'static str> {
+    vec!["Conv2D", "MaxPool", "AvgPool", "BiasAdd", "Softmax"]
+}
 
 /// Expands a 1-, 2- or 4-long spatial sequence to NHWC's 4 values, as TF's Python does.
 pub(crate) fn nhwc_sequence(name: &str, v: &[usize]) -> Result<[usize; 4]> {
@@ -94,7 +106,7 @@ struct Conv2D {
 
 impl Op for Conv2D {
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
-        super::grads::conv2d(ctx, &self.strides, &self.dilations, self.padding)
+        grad::conv2d(ctx, &self.strides, &self.dilations, self.padding)
     }
     fn type_name(&self) -> &'static str {
         "Conv2D"
@@ -190,7 +202,7 @@ impl Pool {
 
 impl Op for Pool {
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
-        super::grads::pool(ctx, self.kind == PoolKind::Max, &self.ksize, &self.strides, self.padding)
+        grad::pool(ctx, self.kind == PoolKind::Max, &self.ksize, &self.strides, self.padding)
     }
     fn type_name(&self) -> &'static str {
         match self.kind {
@@ -255,26 +267,9 @@ pub(crate) const NUMBER_TYPES: &str =
 #[derive(Debug)]
 struct BiasAdd;
 
-/// `x + bias` along the last axis, in parallel over blocks of rows.
-fn bias_add<T: Copy + Send + Sync + std::ops::Add<Output = T> + crate::tensor::HostElem>(
-    x: &ArcArray<T, IxDyn>,
-    b: &ArcArray<T, IxDyn>,
-) -> Result<ArrayD<T>> {
-    let (xd, bd) = (contiguous(x), contiguous(b));
-    let mut out = crate::tensor::try_capacity::<T>(x.shape())?;
-    out.extend_from_slice(&xd);
-    if !bd.is_empty() {
-        let block = bd.len() * (4096 / bd.len()).max(1);
-        out.par_chunks_mut(block).for_each(|c| {
-            c.chunks_mut(bd.len()).for_each(|r| r.iter_mut().zip(bd.iter()).for_each(|(o, &v)| *o = *o + v))
-        });
-    }
-    array(x.shape(), out)
-}
-
 impl Op for BiasAdd {
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
-        super::grads::bias_add(ctx)
+        grad::bias_add(ctx)
     }
     fn type_name(&self) -> &'static str {
         "BiasAdd"
@@ -317,27 +312,9 @@ impl Op for BiasAdd {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::bias_add(inputs)
     }
-    fn elementwise(&self) -> Option<super::fused::ElemKind> {
-        Some(super::fused::ElemKind::BiasAdd)
+    fn elementwise(&self) -> Option<super::elementwise::ElemKind> {
+        Some(super::elementwise::ElemKind::BiasAdd)
     }
-}
-
-/// `BiasAdd`'s run-time shape checks, in TF's order and words.
-pub(crate) fn check_bias_shapes(xs: &[usize], bs: &[usize]) -> Result<()> {
-    if xs.len() < 2 {
-        invalid!("Input tensor must be at least 2D: {}", dims_string(xs));
-    }
-    if bs.len() != 1 {
-        invalid!("Biases must be 1D: {}", dims_string(bs));
-    }
-    if bs[0] != xs[xs.len() - 1] {
-        invalid!(
-            "Must provide as many biases as the last dimension of the input tensor: {} vs. {}",
-            dims_string(bs),
-            dims_string(xs)
-        );
-    }
-    Ok(())
 }
 
 impl Graph {

@@ -1,0 +1,103 @@
+//! GPU lowerings of the data movement ops and `Fill`: shaders/transpose.wgsl (a view when
+//! the data order is unchanged), concat.wgsl (up to `MAX_CONCAT_INPUTS` inputs), fill.wgsl.
+
+use crate::error::Result;
+use crate::ops::kernel::{code_of, kernel, slots, strides, with_prelude, word, MAX_RANK};
+use crate::ops::{cached_wgsl, wgsl, GpuLowering};
+use crate::runtime::gpu::shaders as gpu_shaders;
+use crate::tensor::DType;
+
+/// The most inputs a concat kernel binds (with its output, within the 8 storage buffers a
+/// stage may always bind).
+pub(crate) const MAX_CONCAT_INPUTS: usize = 7;
+
+/// The fill kernel for elements of `dtype`, prelude included.
+pub(crate) fn fill_wgsl(dtype: DType) -> Result<String> {
+    let body = code_of(wgsl::FILL)
+        .replace("ELEM", gpu_shaders::wgsl_scalar(dtype)?)
+        .replace("WORKGROUP_SIZE", &format!("{}u", gpu_shaders::ELEMENTWISE_WORKGROUP_SIZE));
+    Ok(with_prelude(&body))
+}
+
+/// The transpose kernel (any 4-byte element type).
+pub fn transpose_wgsl() -> String {
+    with_prelude(wgsl::TRANSPOSE)
+}
+
+/// The concat kernel for `n` inputs (any 4-byte element type).
+pub fn concat_wgsl(n: usize) -> String {
+    let bindings: Vec<String> =
+        (0..n).map(|k| format!("@group(0) @binding({}) var<storage, read> in_{k}: array<u32>;", k + 1)).collect();
+    let chain: Vec<String> = (0..n)
+        .map(|k| {
+            let len = format!("params.blocks[{}u][{}u]", k / 4, k % 4);
+            format!("if (w < {len}) {{\n        out[i] = in_{k}[o * {len} + w];\n        return;\n    }}\n    w = w - {len};")
+        })
+        .collect();
+    let body = code_of(wgsl::CONCAT)
+        .replace("INPUT_BINDINGS", &bindings.join("\n"))
+        .replace("OUTPUT_BINDING", &(n + 1).to_string())
+        .replace("BLOCK_WORDS", &n.div_ceil(4).max(1).to_string())
+        .replace("SELECT_CHAIN", &chain.join("\n    "));
+    with_prelude(&body)
+}
+
+/// Transpose of `dims` by a checked permutation; a view when the data order is unchanged.
+pub(crate) fn transpose(dtype: DType, dims: &[usize], perm: &[usize]) -> Option<Result<GpuLowering>> {
+    let out: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
+    // Only the order of the non-unit axes matters.
+    let moved: Vec<usize> = perm.iter().copied().filter(|&p| dims[p] != 1).collect();
+    if moved.windows(2).all(|w| w[0] < w[1]) {
+        return Some(Ok(GpuLowering::View(out)));
+    }
+    if dims.len() > MAX_RANK {
+        return None;
+    }
+    Some((|| {
+        let wgsl = cached_wgsl("transpose".into(), || Ok(transpose_wgsl()))?;
+        let st = strides(dims);
+        let in_strides: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
+        let count: usize = out.iter().product();
+        word(count)?;
+        let mut uniforms = vec![word(dims.len())?, 0, 0];
+        uniforms.extend(slots(&out, 1)?);
+        uniforms.extend(slots(&in_strides, 0)?);
+        Ok(kernel(wgsl, uniforms, count, dtype, out))
+    })())
+}
+
+/// ConcatV2 of inputs of `shapes` (checked by the CPU code) along `axis`. `None` for more
+/// inputs than a kernel binds.
+pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<Result<GpuLowering>> {
+    let n = shapes.len();
+    if n == 0 || n > MAX_CONCAT_INPUTS {
+        return None;
+    }
+    Some((|| {
+        let wgsl = cached_wgsl(format!("concat {n}"), || Ok(concat_wgsl(n)))?;
+        let mut out = shapes[0].to_vec();
+        out[axis] = shapes.iter().map(|s| s[axis]).sum();
+        let inner: usize = out[axis + 1..].iter().product();
+        let count: usize = out.iter().product();
+        word(count)?;
+        let mut uniforms = vec![word(out[axis] * inner)?, 0, 0];
+        let mut blocks = vec![0u32; n.div_ceil(4) * 4];
+        for (b, s) in blocks.iter_mut().zip(shapes) {
+            *b = word(s[axis] * inner)?;
+        }
+        uniforms.extend(blocks);
+        Ok(kernel(wgsl, uniforms, count, dtype, out))
+    })())
+}
+
+/// Every instantiation of the data movement templates, named, for the naga validation test.
+pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
+    let mut all = vec![("transpose.wgsl".to_string(), transpose_wgsl())];
+    for n in [1, 2, 3, 4, 5, MAX_CONCAT_INPUTS] {
+        all.push((format!("concat.wgsl with {n} inputs"), concat_wgsl(n)));
+    }
+    for dtype in [DType::F32, DType::I32] {
+        all.push((format!("fill.wgsl {dtype}"), fill_wgsl(dtype)?));
+    }
+    Ok(all)
+}

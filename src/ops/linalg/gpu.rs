@@ -1,0 +1,261 @@
+//! GPU lowerings of the matrix products (float32): the tiled kernel (shaders/matmul.wgsl) and
+//! the subgroup kernel (shaders/matmul_sg.wgsl), split over k into passes when one
+//! invocation's loop would pass the trip budget, with a fused epilogue if given.
+
+use super::cpu::matmul_dims;
+use super::{BatchMatMul, MatMul};
+use crate::error::{Error, Result};
+use crate::ops::fused::wgsl::output_code;
+use crate::ops::fused::Epilogue;
+use crate::ops::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use crate::ops::kernel::{code_of, kernel, with_prelude, word, MAX_RANK, WG};
+use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
+use crate::runtime::gpu::context::subgroups_of_8;
+use crate::runtime::gpu::shaders as gpu_shaders;
+use crate::tensor::{dims_string, DType};
+
+/// Output tile side of the matmul kernel.
+const TILE: usize = 32;
+/// The k a tiled matmul dispatch covers: its k loop (slices of 16) makes 17 trips per slice
+/// (the unrolled staging and the 16 k of the slice), so 224 slices fit the loop budget.
+const MATMUL_K_SPLIT: usize = 224 * 16;
+/// The k a subgroup matmul dispatch covers: 5 trips per vec4 of k (its loop over the 4 k).
+const MATMUL_SG_K_SPLIT: usize = 768 * 4;
+const _: () = assert!(MATMUL_K_SPLIT / 16 * 17 + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS);
+const _: () = assert!(MATMUL_SG_K_SPLIT / 4 * 5 + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS);
+
+impl MatMul {
+    pub(super) fn lower(
+        &self,
+        inputs: &[(DType, &[usize])],
+        epilogue: Option<&Epilogue>,
+    ) -> Option<Result<GpuLowering>> {
+        let shapes = [inputs[0].1, inputs[1].1];
+        if let Some(i) = shapes.iter().position(|s| s.len() != 2) {
+            return Some(Err(Error::invalid_argument(format!(
+                "In[{i}] is not a matrix. Instead it has shape {}",
+                dims_string(shapes[i])
+            ))));
+        }
+        gpu_matmul(inputs, self.transpose_a, self.transpose_b, epilogue)
+    }
+}
+
+impl BatchMatMul {
+    pub(super) fn lower(
+        &self,
+        inputs: &[(DType, &[usize])],
+        epilogue: Option<&Epilogue>,
+    ) -> Option<Result<GpuLowering>> {
+        if let Some(i) = inputs.iter().position(|s| s.1.len() < 2) {
+            return Some(Err(Error::invalid_argument(format!("In[{i}] ndims must be >= 2: {}", inputs[i].1.len()))));
+        }
+        gpu_matmul(inputs, self.adj_x, self.adj_y, epilogue)
+    }
+}
+
+/// The GPU lowering of both ops, after the CPU kernel's checks, with a fused epilogue if given.
+fn gpu_matmul(
+    inputs: &[(DType, &[usize])],
+    ta: bool,
+    tb: bool,
+    epilogue: Option<&Epilogue>,
+) -> Option<Result<GpuLowering>> {
+    let ((da, sa), (db, sb)) = (inputs[0], inputs[1]);
+    if da != DType::F32 || db != DType::F32 {
+        return None;
+    }
+    match matmul_dims(sa, sb, ta, tb) {
+        Ok((mkn, batch)) => matmul(mkn, (&sa[..sa.len() - 2], &sb[..sb.len() - 2], &batch), (ta, tb), epilogue),
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// The float32 batched matmul kernel, its results stored by `output` (the template's `OUTPUT`:
+/// see `fused::wgsl::output_code`).
+pub fn matmul_wgsl(output: &str) -> String {
+    with_prelude(&code_of(wgsl::MATMUL).replace("OUTPUT", output))
+}
+
+/// The subgroup matmul kernel (see shaders/matmul_sg.wgsl) with `rows` rows and `vcols` vec4
+/// columns per lane, its loops unrolled here, its results stored by `output` (the template's
+/// `OUTPUT`).
+pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &str) -> String {
+    use std::fmt::Write;
+    let (mut decls, mut body, mut stores) = (String::new(), String::new(), String::new());
+    for v in 0..vcols {
+        if tb {
+            // Row 4c of the stored (n x k) B, in vec4s, for the lane's vec4 column c.
+            let _ = writeln!(decls, "    let bt{v} = mat_b / 4u + min(col0 + {}u + lane, last_col) * 4u * k4;", 8 * v);
+            for q in 0..4 {
+                let _ = writeln!(body, "        let t{v}_{q} = in_b[bt{v} + {q}u * k4 + kk];");
+            }
+        } else {
+            let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
+        }
+    }
+    if !tb {
+        let _ = writeln!(body, "        var bi = mat_b / 4u + kk * 4u * n4;");
+    }
+    for i in 0..rows {
+        for c in 0..8 * vcols {
+            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
+        }
+        if ta {
+            let _ = writeln!(decls, "    let ar{i} = mat_a + min(row0 + {}u, last_row);", 8 * i);
+            let _ = writeln!(body, "        let ak{i} = ar{i} + kk * 4u * params.m;");
+            let _ = writeln!(
+                body,
+                "        let av{i} = vec4<f32>(in_a[ak{i}], in_a[ak{i} + params.m], in_a[ak{i} + 2u * params.m], in_a[ak{i} + 3u * params.m]);"
+            );
+        } else {
+            let _ = writeln!(decls, "    let ar{i} = mat_a / 4u + min(row0 + {}u, last_row) * k4;", 8 * i);
+            let _ = writeln!(body, "        let av{i} = in_a[ar{i} + kk];");
+        }
+    }
+    // The four k of a vec4 in a loop (not unrolled here: the driver's compile time grows fast
+    // with the size of the loop body).
+    let _ = writeln!(body, "        for (var j = 0u; j < 4u; j = j + 1u) {{");
+    for i in 0..rows {
+        let _ = writeln!(body, "            let as{i} = vec4<f32>(av{i}[j]);");
+    }
+    for v in 0..vcols {
+        if tb {
+            let _ = writeln!(body, "            let b{v} = vec4<f32>(t{v}_0[j], t{v}_1[j], t{v}_2[j], t{v}_3[j]);");
+        } else {
+            let _ = writeln!(body, "            let b{v} = in_b[bi + bc{v}];");
+        }
+    }
+    if !tb {
+        let _ = writeln!(body, "            bi = bi + n4;");
+    }
+    for v in 0..vcols {
+        for l in 0..8 {
+            let c = 8 * v + l;
+            let _ = writeln!(body, "            let bb{c} = subgroupBroadcast(b{v}, {l}u);");
+            for i in 0..rows {
+                let _ = writeln!(body, "            c{i}_{c} = fma(as{i}, bb{c}, c{i}_{c});");
+            }
+        }
+    }
+    let _ = writeln!(body, "        }}");
+    for i in 0..rows {
+        let _ = writeln!(stores, "    let r{i} = row0 + {}u;", 8 * i);
+        let _ = writeln!(stores, "    if (r{i} < params.m) {{");
+        for c in 0..8 * vcols {
+            let _ = writeln!(
+                stores,
+                "        if (col0 + {c}u < n4) {{\n            emit(base_c + r{i} * n4 + col0 + {c}u, c{i}_{c});\n        }}"
+            );
+        }
+        let _ = writeln!(stores, "    }}");
+    }
+    let body = code_of(wgsl::MATMUL_SG)
+        .replace("A_ELEM", if ta { "f32" } else { "vec4<f32>" })
+        .replace("ROWS", &format!("{rows}u"))
+        .replace("VCOLS", &format!("{vcols}u"))
+        .replace("DECLS", decls.trim_end())
+        .replace("BODY", body.trim_end())
+        .replace("STORES", stores.trim_end())
+        .replace("OUTPUT", output);
+    with_prelude(&body)
+}
+
+/// `MatMul` / `BatchMatMulV2` on shapes the CPU checks accepted: `m x k` times `k x n` per
+/// batch, batch dims `ba` and `bb` broadcast to `batch`, with a fused `epilogue` if given.
+/// `None` beyond rank-8 batches, or for an epilogue that does not fit the output.
+pub(crate) fn matmul(
+    (m, k, n): (usize, usize, usize),
+    (ba, bb, batch): (&[usize], &[usize], &[usize]),
+    (ta, tb): (bool, bool),
+    epilogue: Option<&Epilogue>,
+) -> Option<Result<GpuLowering>> {
+    if batch.len() > MAX_RANK {
+        return None;
+    }
+    let leaves = epilogue.map_or(0, Epilogue::leaf_count);
+    (|| -> Result<Option<GpuLowering>> {
+        let mut uniforms = vec![word(m)?, word(n)?, word(k)?, u32::from(ta) | (u32::from(tb) << 1)];
+        uniforms.extend(gpu_shaders::broadcast_uniforms(ba, bb, batch)?);
+        let mut out = batch.to_vec();
+        out.extend([m, n]);
+        word(out.iter().product())?;
+        let batches = batch.iter().product::<usize>();
+        // The subgroup kernel: k and n multiples of 4 (whole vec4s), on 8-wide subgroups.
+        if m > 0 && n > 0 && k > 0 && n.is_multiple_of(4) && k.is_multiple_of(4) && subgroups_of_8() {
+            // Rows per lane: the most whose block (64 * rows) the matrix fills, at most 8.
+            // (16 rows run ~10% faster at 1024, but the driver then takes seconds to compile.)
+            let rows = match m {
+                512.. => 8,
+                256.. => 4,
+                _ => 2,
+            };
+            let vcols = if n >= 64 { 2 } else { 1 };
+            let Some(output) = output_code(epilogue, &out, 3, true) else { return Ok(None) };
+            let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb} {}", output.key());
+            let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb, &output.code())))?;
+            let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
+            return k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_SG_K_SPLIT), out, leaves).map(Some);
+        }
+        let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
+        let wgsl = cached_wgsl(format!("matmul f32 {}", output.key()), || Ok(matmul_wgsl(&output.code())))?;
+        let groups = batches * m.div_ceil(TILE) * n.div_ceil(TILE);
+        k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_K_SPLIT), out, leaves).map(Some)
+    })()
+    .transpose()
+}
+
+/// A matmul kernel's dispatches over k in slices of `split`: the first writes, the later ones
+/// add to the output, and only the last stores through the epilogue (see shaders/matmul.wgsl).
+/// `uniforms` are the kernel's words; those at 5 and 6 (k_lo, k_hi) and `trans` (3) are set
+/// here. The inputs bind as the op's (epilogue leaves included).
+fn k_split(
+    wgsl: &'static str,
+    uniforms: Vec<u32>,
+    invocations: usize,
+    (k, split): (usize, usize),
+    out: Vec<usize>,
+    leaves: usize,
+) -> Result<GpuLowering> {
+    let slices = k.div_ceil(split).max(1);
+    let mut uniforms = uniforms;
+    if slices == 1 {
+        uniforms[5] = 0;
+        uniforms[6] = word(k)?;
+        return Ok(kernel(wgsl, uniforms, invocations, DType::F32, out));
+    }
+    // Every pass binds what the single kernel binds: the op's inputs in order.
+    let bound = 2 + leaves;
+    let mut p = Passes::new(DType::F32, out);
+    for s in 0..slices {
+        let mut u = uniforms.clone();
+        u[3] |= if s > 0 { 4 } else { 0 } | if s + 1 < slices { 8 } else { 0 };
+        u[5] = word(s * split)?;
+        u[6] = word(((s + 1) * split).min(k))?;
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: u,
+            invocations: invocations as u64,
+            workgroup_size: WG,
+            inputs: (0..bound).map(PassBuf::Input).collect(),
+            output: PassBuf::Out,
+        });
+    }
+    Ok(p.lowering())
+}
+
+/// Every instantiation of the matmul templates, named, for the naga validation test: plain
+/// stores, and a fused epilogue (`relu(x * scale[c] + residual)`), scalar and vec4.
+pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
+    let plain = |vec4: bool| crate::ops::fused::wgsl::plain_output(3, if vec4 { "vec4<f32>" } else { "f32" });
+    let (scalar, vec4) = crate::ops::fused::wgsl::sample_epilogues();
+    Ok(vec![
+        ("matmul.wgsl".to_string(), matmul_wgsl(&plain(false))),
+        ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2, false, false, &plain(true))),
+        ("matmul_sg.wgsl 2x1 ta tb".to_string(), matmul_sg_wgsl(2, 1, true, true, &plain(true))),
+        ("matmul_sg.wgsl 4x2 ta".to_string(), matmul_sg_wgsl(4, 2, true, false, &plain(true))),
+        ("matmul_sg.wgsl 4x1 tb".to_string(), matmul_sg_wgsl(4, 1, false, true, &plain(true))),
+        ("matmul.wgsl with an epilogue".into(), matmul_wgsl(&scalar)),
+        ("matmul_sg.wgsl 4x2 with an epilogue".into(), matmul_sg_wgsl(4, 2, false, false, &vec4)),
+    ])
+}

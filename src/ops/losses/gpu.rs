@@ -1,0 +1,116 @@
+//! GPU lowerings of the cross-entropy losses (float32): one thread per row for short rows
+//! (shaders/xent.wgsl, sparse_xent.wgsl), workgroup trees then one pass per element for long
+//! ones (xent_rows.wgsl, sparse_xent_rows.wgsl). The sparse kernels check their labels
+//! through the error flag.
+
+use super::Xent;
+use crate::error::Result;
+use crate::ops::gpu_passes::{tree_passes, Axes, Fold};
+use crate::ops::kernel::{template_wgsl, word};
+use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
+use crate::runtime::gpu::flags::error_flag_wgsl;
+use crate::tensor::DType;
+
+impl Xent {
+    /// The lowering for rows too long for one thread: the rows' maxima and sums of exponentials
+    /// as workgroup trees, then one thread per element (the backprop, or the dense loss's terms,
+    /// which a last tree sums) or per row (the sparse loss).
+    pub(super) fn long_rows(&self, batch: usize, classes: usize) -> Result<GpuLowering> {
+        let out = if self.grad { vec![batch, classes] } else { vec![batch] };
+        let mut p = Passes::new(DType::F32, out);
+        let axes = Axes { kept: (vec![batch], vec![classes]), red: (vec![classes], vec![1]) };
+        let (max, sum) = (p.temp(DType::F32, vec![batch]), p.temp(DType::F32, vec![batch]));
+        tree_passes(&mut p, &Fold::SOFTMAX_MAX, &axes, PassBuf::Input(0), None, max)?;
+        tree_passes(&mut p, &Fold::SUM_F32, &axes, PassBuf::Input(0), Some(max), sum)?;
+        let wgsl = match self.sparse {
+            true => sparse_xent_rows_wgsl()?,
+            false => xent_rows_wgsl()?,
+        };
+        // The dense loss: its terms into a temporary, summed per row below.
+        let terms = (!self.sparse && !self.grad).then(|| p.temp(DType::F32, vec![batch, classes]));
+        let threads = if self.sparse && !self.grad { batch } else { batch * classes };
+        p.passes.push(Pass {
+            wgsl: wgsl.into(),
+            uniforms: vec![word(classes)?, u32::from(self.grad), 0],
+            invocations: u64::from(word(threads)?),
+            workgroup_size: 64,
+            inputs: vec![PassBuf::Input(0), PassBuf::Input(1), max, sum],
+            output: terms.unwrap_or(PassBuf::Out),
+        });
+        if let Some(terms) = terms {
+            tree_passes(&mut p, &Fold::SUM_F32, &axes, terms, None, PassBuf::Out)?;
+        }
+        Ok(p.lowering())
+    }
+}
+
+/// The last pass of the sparse cross-entropy over long rows, with its label check's error flag
+/// (after its output, binding 5).
+pub(crate) fn sparse_xent_rows_wgsl() -> Result<&'static str> {
+    let body = template_wgsl("sparse_xent_rows", wgsl::SPARSE_XENT_ROWS, &[])?;
+    cached_wgsl("sparse_xent_rows checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(5))))
+}
+
+/// The dense cross-entropy's last pass over long rows.
+pub(crate) fn xent_rows_wgsl() -> Result<&'static str> {
+    template_wgsl("xent_rows", wgsl::XENT_ROWS, &[])
+}
+
+/// The dense labels' code for the placeholders of shaders/xent.wgsl.
+const DENSE: [(&str, &str); 4] = [
+    ("LABEL_ELEM", "f32"),
+    ("LABEL_CHECK", ""),
+    ("BACKPROP", "exp_tf(logits[base + j] - m) / sum - labels[base + j]"),
+    (
+        "LOSS",
+        "let lse = log_tf(sum);
+    var loss = 0.0;
+    for (var j = 0u; j < params.classes; j = j + 1u) {
+        loss = loss + labels[base + j] * (lse - (logits[base + j] - m));
+    }
+    out[row] = loss;",
+    ),
+];
+
+/// The sparse labels' code for the placeholders of shaders/xent.wgsl: the label check, and
+/// NaN for a row whose label is out of range.
+const SPARSE: [(&str, &str); 4] = [
+    ("LABEL_ELEM", "i32"),
+    (
+        "LABEL_CHECK",
+        "let label = labels[row];
+    let valid = label >= 0 && u32(label) < params.classes;
+    if (!valid) {
+        raise_label_error(label, params.classes);
+    }",
+    ),
+    ("BACKPROP", "select(nan_f32(), exp_tf(logits[base + j] - m) / sum - select(0.0, 1.0, i32(j) == label), valid)"),
+    (
+        "LOSS",
+        "if (!valid) {
+        out[row] = nan_f32();
+        return;
+    }
+    out[row] = log_tf(sum) - (logits[base + u32(label)] - m);",
+    ),
+];
+
+/// The one-thread-per-row cross-entropy kernel for dense or `sparse` labels; the sparse one
+/// gets the error flag its label check raises (after its output, binding 3).
+pub(crate) fn xent_wgsl(sparse: bool) -> Result<&'static str> {
+    if !sparse {
+        return template_wgsl("xent dense", wgsl::XENT, &DENSE);
+    }
+    let body = template_wgsl("xent sparse", wgsl::XENT, &SPARSE)?;
+    cached_wgsl("xent sparse checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(3))))
+}
+
+/// Every instantiation of the loss templates, named, for the naga validation test.
+pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
+    Ok(vec![
+        ("xent.wgsl dense".into(), xent_wgsl(false)?.to_string()),
+        ("xent.wgsl sparse with its error flag".into(), xent_wgsl(true)?.to_string()),
+        ("xent_rows.wgsl".into(), xent_rows_wgsl()?.to_string()),
+        ("sparse_xent_rows.wgsl with its error flag".into(), sparse_xent_rows_wgsl()?.to_string()),
+    ])
+}
