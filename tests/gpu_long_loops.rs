@@ -1,7 +1,7 @@
 //! Kernels whose work per output is long (long reduced axes, long softmax rows, long-k matmuls,
 //! the filter gradient of a large image, pools with huge windows) against the CPU. Drivers cut
 //! long-looping invocations (lavapipe silently after about 65,535 loop trips), so these ran short
-//! and returned wrong values; the kernels now keep to a loop budget (src/ops/gpu_passes.rs).
+//! and returned wrong values; the kernels now keep to a loop budget (src/ops/reduce/passes.rs).
 //! Integer-valued data keeps the f32 sums exact on both devices where the order differs. The
 //! gradients (pool gradients over huge or many covering windows, `Conv2DBackpropInput` with a
 //! long walk over taps and channels, cross-entropy over 30,000 classes) used to fall back to the

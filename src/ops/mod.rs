@@ -25,12 +25,6 @@ pub(crate) mod wgsl;
 /// reductions, its main user.
 pub(crate) use reduce::passes as gpu_passes;
 
-/// The former home of the WGSL instantiation list, kept as a re-export: the canonical path is
-/// [`registry::instantiations`].
-pub(crate) mod gpu_util {
-    pub use super::registry::instantiations;
-}
-
 use std::fmt;
 use std::sync::Arc;
 

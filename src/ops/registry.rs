@@ -8,11 +8,13 @@ use crate::error::Result;
 /// One op family.
 pub(crate) struct Family {
     /// The family's folder under `src/ops/`.
+    #[cfg_attr(not(any(test, feature = "test-hooks")), allow(dead_code))]
     pub(crate) name: &'static str,
     /// The TF op types its ops have (read by [`family_of`]).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) types: fn() -> Vec<&'static str>,
     /// Every instantiation of its WGSL templates, named.
+    #[cfg_attr(not(any(test, feature = "test-hooks")), allow(dead_code))]
     pub(crate) instantiations: fn() -> Result<Vec<(String, String)>>,
 }
 
@@ -42,6 +44,7 @@ pub(crate) fn family_of(type_name: &str) -> Option<&'static Family> {
 }
 
 /// Every instantiation of every family's WGSL templates, named, for the naga validation test.
+#[cfg(any(test, feature = "test-hooks"))]
 pub fn instantiations() -> Result<Vec<(String, String)>> {
     let mut all = Vec::new();
     for family in FAMILIES {
