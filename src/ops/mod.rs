@@ -19,7 +19,8 @@ pub(crate) mod nn_grad;
 pub(crate) mod reduce;
 pub(crate) mod registry;
 pub(crate) mod state;
-pub(crate) mod wgsl;
+/// The WGSL files (embedded once, in the GPU runtime).
+pub(crate) use crate::runtime::gpu::shader_files as wgsl;
 
 /// The multi-pass GPU machinery (workgroup trees, loop budgets); it lives with the
 /// reductions, its main user.

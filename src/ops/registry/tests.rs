@@ -56,11 +56,11 @@ fn every_op_type_built_is_in_the_table() {
 }
 
 /// The modules every family may use import no family: `gradients/` (the gradient API the
-/// families' rules call), and the shared GPU helpers `ops/kernel.rs` and `ops/wgsl.rs`.
+/// families' rules call), and the shared GPU helpers of `ops/kernel.rs`.
 #[test]
 fn shared_modules_import_no_family() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![root.join("ops/kernel.rs"), root.join("ops/wgsl.rs")];
+    let mut files = vec![root.join("ops/kernel.rs")];
     let gradients = std::fs::read_dir(root.join("gradients")).expect("src/gradients is readable");
     files.extend(gradients.filter_map(|e| e.ok().map(|e| e.path())));
     for path in files {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::pool::{BufferKind, BufferPool};
 use crate::error::{Error, Result};
 
-const FLAG_TEMPLATE: &str = include_str!("../../../shaders/error_flag.wgsl");
+use super::shader_files::ERROR_FLAG as FLAG_TEMPLATE;
 
 /// The name of the flag's global in WGSL, which marks a kernel as checking.
 pub(crate) const FLAG_GLOBAL: &str = "wgflow_error";

@@ -7,6 +7,7 @@ pub(crate) mod context;
 pub(crate) mod flags;
 pub(crate) mod pipeline;
 pub(crate) mod pool;
+pub(crate) mod shader_files;
 pub(crate) mod shaders;
 pub(crate) mod stream;
 pub(crate) mod timer;

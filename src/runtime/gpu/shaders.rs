@@ -1,15 +1,15 @@
 //! The WGSL sources: the shared prelude, the elementwise templates, and the uniform layouts
 //! the templates expect.
 
+use super::shader_files::{
+    ELEMENTWISE as BINARY_TEMPLATE, ELEMENTWISE_VEC4 as BINARY_VEC4_TEMPLATE, UNARY as UNARY_TEMPLATE,
+    UNARY_VEC4 as UNARY_VEC4_TEMPLATE,
+};
 use crate::error::{Error, Result};
 use crate::tensor::{dims_string, DType};
 
 /// The prelude every elementwise kernel starts with: the index convention and TF-exact helpers.
-pub const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
-const BINARY_TEMPLATE: &str = include_str!("../../../shaders/elementwise.wgsl");
-const UNARY_TEMPLATE: &str = include_str!("../../../shaders/unary.wgsl");
-const BINARY_VEC4_TEMPLATE: &str = include_str!("../../../shaders/elementwise_vec4.wgsl");
-const UNARY_VEC4_TEMPLATE: &str = include_str!("../../../shaders/unary_vec4.wgsl");
+pub const PRELUDE: &str = super::shader_files::PRELUDE;
 
 /// The workgroup size of the elementwise templates; pass it to `Stream::dispatch`.
 pub const ELEMENTWISE_WORKGROUP_SIZE: u32 = 64;
