@@ -140,10 +140,11 @@ pub trait Op: Send + Sync + fmt::Debug {
     fn elementwise(&self) -> Option<elementwise::ElemKind> {
         None
     }
-    /// Whether a fused chain of elementwise ops after this op's output can run in the
-    /// epilogue of its kernels (`Conv2D`, `MatMul`): see [`Op::gpu_with_epilogue`].
-    fn takes_epilogue(&self) -> bool {
-        false
+    /// The op type of this op with a fused chain of elementwise ops in the epilogue of its
+    /// kernels (`_FusedConv2D` for `Conv2D`), as TF's remapper names it; `None` when its kernels
+    /// take no epilogue. See [`Op::gpu_with_epilogue`].
+    fn fused_name(&self) -> Option<&'static str> {
+        None
     }
     /// The GPU lowering with `epilogue` applied to each output element before it is stored;
     /// its extra inputs bind after this op's. `None` when there is no such kernel.

@@ -288,7 +288,7 @@ fn head_of(id: NodeId, g: &GraphData) -> Option<(Arc<dyn Op>, TensorSpec)> {
     let node = &g.nodes[id];
     let OpKind::Compute(op) = &node.op else { return None };
     let out = node.outputs.first()?;
-    (op.takes_epilogue() && out.dtype == DType::F32 && node.outputs.len() == 1).then(|| (op.clone(), out.clone()))
+    (op.fused_name().is_some() && out.dtype == DType::F32 && node.outputs.len() == 1).then(|| (op.clone(), out.clone()))
 }
 
 #[cfg(test)]

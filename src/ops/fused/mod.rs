@@ -22,7 +22,7 @@ pub use wgsl::Epilogue;
 
 /// The TF op types of this family (see `ops::registry`): wgflow's fused kernels.
 pub(crate) fn types() -> Vec<&'static str> {
-    vec!["_FusedElementwise", "_FusedConv2D", "_FusedMatMul"]
+    vec!["_FusedElementwise", "_FusedConv2D", "_FusedMatMul", "_FusedBatchMatMulV2"]
 }
 
 /// Every instantiation of the fused kernels, named, for the naga validation test.
@@ -152,12 +152,7 @@ pub(crate) struct Fused {
 
 impl Op for Fused {
     fn type_name(&self) -> &'static str {
-        match self.head.as_ref().map(|h| h.type_name()) {
-            None => "_FusedElementwise",
-            Some("Conv2D") => "_FusedConv2D",
-            Some("MatMul") => "_FusedMatMul",
-            Some(_) => "_FusedBatchMatMulV2",
-        }
+        self.head.as_ref().map_or(Some("_FusedElementwise"), |h| h.fused_name()).unwrap_or("_Fused")
     }
     fn infer(&self, _inputs: &[TensorSpec]) -> InferResult {
         Err(InferError::Other(Error::internal("fused ops are made by the planner, after shape inference")))

@@ -105,8 +105,8 @@ impl Op for MatMul {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         self.lower(inputs, None)
     }
-    fn takes_epilogue(&self) -> bool {
-        true
+    fn fused_name(&self) -> Option<&'static str> {
+        Some("_FusedMatMul")
     }
     fn gpu_with_epilogue(&self, inputs: &[(DType, &[usize])], epilogue: &Epilogue) -> Option<Result<GpuLowering>> {
         self.lower(inputs, Some(epilogue))
@@ -168,8 +168,8 @@ impl Op for BatchMatMul {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         self.lower(inputs, None)
     }
-    fn takes_epilogue(&self) -> bool {
-        true
+    fn fused_name(&self) -> Option<&'static str> {
+        Some("_FusedBatchMatMulV2")
     }
     fn gpu_with_epilogue(&self, inputs: &[(DType, &[usize])], epilogue: &Epilogue) -> Option<Result<GpuLowering>> {
         self.lower(inputs, Some(epilogue))

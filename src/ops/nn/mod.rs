@@ -155,8 +155,8 @@ impl Op for Conv2D {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::conv2d(inputs, self.strides, self.dilations, self.padding, None)
     }
-    fn takes_epilogue(&self) -> bool {
-        true
+    fn fused_name(&self) -> Option<&'static str> {
+        Some("_FusedConv2D")
     }
     fn gpu_with_epilogue(
         &self,
