@@ -207,7 +207,10 @@ impl<'a> Executor<'_, 'a> {
             }
         }
         // Device inputs of a host node (after a fallback) are read back first.
-        let host = self.host_copies(ins)?.into_iter().map(|t| t.map(Value::Host)).collect::<Vec<_>>();
+        let host = match ins.iter().flatten().any(|v| matches!(v, Value::Dev(_))) {
+            true => self.host_copies(ins)?.into_iter().map(|t| t.map(Value::Host)).collect(),
+            false => ins,
+        };
         self.cpu.run(plan, step, op, &host)?.ok_or_else(|| Error::internal("the host could not run a node"))
     }
 
