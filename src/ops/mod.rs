@@ -110,8 +110,10 @@ pub trait Op: Send + Sync + fmt::Debug {
         None
     }
     /// Whether the GPU has a kernel for inputs of these concrete specs (dtype, shape): the
-    /// cheap question placement asks, answered without building the lowering. It must agree
-    /// with [`Op::gpu`] returning `Some` (the default asks `gpu` itself).
+    /// cheap question placement asks, answered without building the lowering (every op with a
+    /// GPU kernel answers it from dtypes and ranks). It must agree with [`Op::gpu`] returning
+    /// `Some` (the registry's tests check it); the default asks `gpu`, which is as cheap for an
+    /// op without GPU kernels.
     fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
         self.gpu(inputs).is_some()
     }

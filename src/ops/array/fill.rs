@@ -58,6 +58,9 @@ impl Op for Fill {
         }
         Some(self.lower(dtype, shape))
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        matches!(inputs[0].0, DType::F32 | DType::I32)
+    }
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<Output>>> {
         // TF's `_FillGrad`: the value's gradient is the sum of the output's.
         Ok(vec![Some(ctx.graph.reduce_sum(ctx.dy()?, None, false)?)])

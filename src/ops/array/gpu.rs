@@ -45,12 +45,10 @@ pub fn concat_wgsl(n: usize) -> String {
 /// Transpose of `dims` by a checked permutation; a view when the data order is unchanged.
 pub(crate) fn transpose(dtype: DType, dims: &[usize], perm: &[usize]) -> Option<Result<GpuLowering>> {
     let out: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
-    // Only the order of the non-unit axes matters.
-    let moved: Vec<usize> = perm.iter().copied().filter(|&p| dims[p] != 1).collect();
-    if moved.windows(2).all(|w| w[0] < w[1]) {
+    if keeps_order(dims, perm) {
         return Some(Ok(GpuLowering::View(out)));
     }
-    if dims.len() > MAX_RANK {
+    if !transpose_supported(dims, perm) {
         return None;
     }
     Some((|| {
@@ -66,11 +64,27 @@ pub(crate) fn transpose(dtype: DType, dims: &[usize], perm: &[usize]) -> Option<
     })())
 }
 
+/// Whether a transpose keeps the data order: only the order of the non-unit axes matters.
+fn keeps_order(dims: &[usize], perm: &[usize]) -> bool {
+    let moved: Vec<usize> = perm.iter().copied().filter(|&p| dims[p] != 1).collect();
+    moved.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Whether the GPU transposes `dims` by `perm`: as a view, or within the kernel's rank.
+pub(crate) fn transpose_supported(dims: &[usize], perm: &[usize]) -> bool {
+    dims.len() <= MAX_RANK || keeps_order(dims, perm)
+}
+
+/// Whether the concat kernel binds `n` inputs.
+pub(crate) fn concat_supported(n: usize) -> bool {
+    (1..=MAX_CONCAT_INPUTS).contains(&n)
+}
+
 /// ConcatV2 of inputs of `shapes` (checked by the CPU code) along `axis`. `None` for more
 /// inputs than a kernel binds.
 pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<Result<GpuLowering>> {
     let n = shapes.len();
-    if n == 0 || n > MAX_CONCAT_INPUTS {
+    if !concat_supported(n) {
         return None;
     }
     Some((|| {

@@ -159,6 +159,9 @@ impl Op for Reshape {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         Some(self.resolve(inputs[0].1.iter().product()).map(GpuLowering::View))
     }
+    fn gpu_supports(&self, _inputs: &[(DType, &[usize])]) -> bool {
+        true
+    }
 }
 
 /// `Transpose` by a permutation (`None`: reverse the dimensions).
@@ -234,6 +237,10 @@ impl Op for Transpose {
             Ok(perm) => gpu::transpose(dtype, dims, &perm),
             Err(e) => Some(Err(e)),
         }
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        let dims = inputs[0].1;
+        self.perm_for(dims.len()).map_or(true, |perm| gpu::transpose_supported(dims, &perm))
     }
 }
 
@@ -353,6 +360,9 @@ impl Op for Concat {
         };
         let shapes: Vec<&[usize]> = inputs.iter().map(|s| s.1).collect();
         gpu::concat(inputs[0].0, &shapes, axis)
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        self.check(inputs).is_err() || gpu::concat_supported(inputs.len())
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let first = inputs.first().ok_or_else(|| Error::invalid_argument("ConcatV2 needs at least one value"))?;

@@ -66,12 +66,14 @@ impl Op for Binary {
         Ok(vec![out])
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
-        let supported = match inputs[0].0 {
+        self.gpu_supports(inputs).then(|| self.lower(inputs[0], inputs[1]))
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        match inputs[0].0 {
             DType::F32 => true,
             DType::I32 => self.0.wgsl_i32().is_some(),
             _ => false,
-        };
-        supported.then(|| self.lower(inputs[0], inputs[1]))
+        }
     }
 }
 
@@ -105,6 +107,13 @@ impl Op for Unary {
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         self.lower(inputs[0])
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        match inputs[0].0 {
+            DType::F32 => true,
+            DType::I32 => self.0.wgsl_i32().is_some(),
+            _ => false,
+        }
     }
 }
 

@@ -39,6 +39,11 @@ impl MatMul {
         }
         gpu_matmul(inputs, self.transpose_a, self.transpose_b, epilogue)
     }
+
+    /// Whether [`MatMul::lower`] has a kernel (or a shape error) for these inputs.
+    pub(super) fn supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        inputs.iter().any(|s| s.1.len() != 2) || matmul_supported(inputs, self.transpose_a, self.transpose_b)
+    }
 }
 
 impl BatchMatMul {
@@ -52,6 +57,20 @@ impl BatchMatMul {
         }
         gpu_matmul(inputs, self.adj_x, self.adj_y, epilogue)
     }
+
+    /// Whether [`BatchMatMul::lower`] has a kernel (or a shape error) for these inputs.
+    pub(super) fn supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        inputs.iter().any(|s| s.1.len() < 2) || matmul_supported(inputs, self.adj_x, self.adj_y)
+    }
+}
+
+/// Whether [`gpu_matmul`] has a kernel (or a shape error) for these inputs: float32 operands
+/// with at most `MAX_RANK` batch dimensions.
+fn matmul_supported(inputs: &[(DType, &[usize])], ta: bool, tb: bool) -> bool {
+    let ((da, sa), (db, sb)) = (inputs[0], inputs[1]);
+    da == DType::F32
+        && db == DType::F32
+        && matmul_dims(sa, sb, ta, tb).map_or(true, |(_, batch)| batch.len() <= MAX_RANK)
 }
 
 /// The GPU lowering of both ops, after the CPU kernel's checks, with a fused epilogue if given.

@@ -105,6 +105,9 @@ impl Op for MatMul {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         self.lower(inputs, None)
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        self.supports(inputs)
+    }
     fn fused_name(&self) -> Option<&'static str> {
         Some("_FusedMatMul")
     }
@@ -167,6 +170,9 @@ impl Op for BatchMatMul {
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         self.lower(inputs, None)
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        self.supports(inputs)
     }
     fn fused_name(&self) -> Option<&'static str> {
         Some("_FusedBatchMatMulV2")

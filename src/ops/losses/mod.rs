@@ -158,6 +158,10 @@ impl Op for Xent {
             f32_kernel(wgsl, vec![word(classes)?, u32::from(self.grad)], batch, out)
         }))
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        let label_type = if self.sparse { DType::I32 } else { DType::F32 };
+        matches!(inputs, [(DType::F32, _), (lt, _)] if *lt == label_type)
+    }
 }
 
 /// TF's `Merge` of two static dimensions.

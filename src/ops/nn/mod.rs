@@ -155,6 +155,9 @@ impl Op for Conv2D {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::conv2d(inputs, self.strides, self.dilations, self.padding, None)
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        matches!(inputs, [(DType::F32, _), (DType::F32, _)])
+    }
     fn fused_name(&self) -> Option<&'static str> {
         Some("_FusedConv2D")
     }
@@ -251,6 +254,9 @@ impl Op for Pool {
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::pool(inputs, self.kind == PoolKind::Max, self.ksize, self.strides, self.padding)
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        matches!(inputs, [(DType::F32, _)])
+    }
 }
 
 /// The run-time error for a dtype wgflow's CPU kernel does not handle.
@@ -311,6 +317,9 @@ impl Op for BiasAdd {
     }
     fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<GpuLowering>> {
         gpu::bias_add(inputs)
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        matches!(inputs, [(DType::F32, _), (DType::F32, _)])
     }
     fn elementwise(&self) -> Option<super::elementwise::ElemKind> {
         Some(super::elementwise::ElemKind::BiasAdd)

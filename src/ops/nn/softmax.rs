@@ -81,6 +81,9 @@ impl Op for Softmax {
         }
         Some(self.axis_for(dims.len()).and_then(|axis| super::gpu::softmax(dims, axis)))
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        inputs[0].0 == DType::F32
+    }
 }
 
 /// Softmax of one row: `exp(x - max) / sum(exp(x - max))`.

@@ -155,6 +155,9 @@ impl Op for Conv2DGrad {
         }
         .transpose()
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        matches!(inputs, [(DType::F32, _), (DType::F32, _)])
+    }
 }
 
 /// `MaxPoolGrad` (inputs orig_input, orig_output, grad) or `AvgPoolGrad` (input grad; the
@@ -254,6 +257,9 @@ impl Op for PoolGrad {
         let shapes: Vec<&[usize]> = inputs.iter().map(|(_, s)| *s).collect();
         self.geometry_of(&shapes).and_then(|g| gpu::pool_grad(&g, self.avg_shape.is_none())).transpose()
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        inputs.iter().all(|(d, _)| *d == DType::F32)
+    }
 }
 
 /// `BiasAddGrad`: the sum of `out_backprop` over every axis but the last.
@@ -294,5 +300,8 @@ impl Op for BiasAddGrad {
             return None;
         };
         Some(check_bias_grad_shape(s).and_then(|()| gpu::bias_add_grad(s)))
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        matches!(inputs, [(DType::F32, _)])
     }
 }

@@ -29,15 +29,21 @@ pub(crate) fn reduce(
     mask: &[bool],
     out: Vec<usize>,
 ) -> Option<Result<GpuLowering>> {
-    if !matches!(dtype, DType::F32 | DType::I32) {
-        return None;
-    }
-    let n: usize = dims.iter().zip(mask).filter(|(_, &m)| m).map(|(&d, _)| d).product();
-    if dtype == DType::I32 && kind == ReduceKind::Mean && n > i32::MAX as usize {
+    if !reduce_supported(kind, dtype, dims, mask) {
         return None;
     }
     // Adjacent axes of the same kind merge (size-1 axes drop out), as in the CPU kernel.
     crate::ops::gpu_passes::reduction((kind, dtype), dims, mask, out)
+}
+
+/// Whether the GPU reduces `dims` of `dtype` where `mask` is set: float32 or int32 (an int32
+/// mean counting at most `i32::MAX` elements), within the kernels' rank.
+pub(crate) fn reduce_supported(kind: ReduceKind, dtype: DType, dims: &[usize], mask: &[bool]) -> bool {
+    let n: usize = dims.iter().zip(mask).filter(|(_, &m)| m).map(|(&d, _)| d).product();
+    matches!(dtype, DType::F32 | DType::I32)
+        && !(dtype == DType::I32 && kind == ReduceKind::Mean && n > i32::MAX as usize)
+        && crate::ops::gpu_passes::Axes::of(dims, mask).is_some()
+        && crate::ops::gpu_passes::Fold::of(kind, dtype).is_some()
 }
 
 /// Every instantiation of the reduction templates, named, for the naga validation test.

@@ -158,6 +158,10 @@ impl Op for Reduce {
             Err(e) => Some(Err(e.error(dims.len()))),
         }
     }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        let (dtype, dims) = inputs[0];
+        self.mask(dims.len()).map_or(true, |mask| gpu::reduce_supported(self.kind, dtype, dims, &mask))
+    }
 }
 
 impl Graph {

@@ -118,3 +118,38 @@ fn family_imports_form_no_circle() {
     let circle: Vec<String> = left.iter().map(|(n, d)| format!("{n} -> {d:?}")).collect();
     assert!(circle.is_empty(), "op families import each other in a circle: {circle:?}");
 }
+
+/// Placement's cheap question, `Op::gpu_supports`, agrees with whether `Op::gpu` lowers, for
+/// every op of the graph of every family, on its own input specs and with its inputs made
+/// float64 or int32 (kinds with and without GPU kernels).
+#[test]
+fn gpu_supports_agrees_with_the_lowering() {
+    let g = every_op().expect("the graph builds");
+    let inner = g.read();
+    let mut checked = 0;
+    for node in &inner.nodes {
+        let crate::ops::OpKind::Compute(op) = &node.op else { continue };
+        let specs: Option<Vec<(DType, Vec<usize>)>> = node
+            .inputs
+            .iter()
+            .map(|ep| {
+                let spec = &inner.nodes[ep.node].outputs[ep.index];
+                spec.shape.to_vec().map(|dims| (spec.dtype, dims))
+            })
+            .collect();
+        let Some(specs) = specs else { continue };
+        for retype in [None, Some(DType::F64), Some(DType::I32)] {
+            let typed: Vec<(DType, &[usize])> =
+                specs.iter().map(|(d, s)| (retype.unwrap_or(*d), s.as_slice())).collect();
+            assert_eq!(
+                op.gpu_supports(&typed),
+                op.gpu(&typed).is_some(),
+                "{} ({}) with inputs {typed:?}",
+                node.name,
+                op.type_name()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "only {checked} cases checked");
+}
