@@ -13,7 +13,7 @@ pub(crate) mod gpu;
 
 pub(crate) use gpu::instantiations;
 
-use super::nn::{bad_dtype, bad_dtype_run, ints, with_rank, Padding, NUMBER_TYPES};
+use super::nn::{bad_dtype, bad_dtype_run, ints, pool_attrs, with_rank, Padding, NUMBER_TYPES};
 use super::{same_dtype, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::runtime::cpu::conv::{array, contiguous};
@@ -209,12 +209,7 @@ impl Op for PoolGrad {
         }
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        let mut a = vec![
-            ("data_format", Attr::Str("NHWC".into())),
-            ("ksize", ints(&self.ksize)),
-            ("padding", Attr::Str(self.padding.tf_name().into())),
-            ("strides", ints(&self.strides)),
-        ];
+        let mut a = pool_attrs(&self.ksize, &self.strides, self.padding);
         match &self.avg_shape {
             Some(s) => a.push(("orig_input_shape", ints(s))),
             None => a.push(("explicit_paddings", Attr::Ints(Vec::new()))),
