@@ -150,27 +150,20 @@ fn conv2d_sg_lowering(
 /// convolution gradient kernels share: sizes, strides, dilations, padding and output size,
 /// then `last` (each kernel's own last word).
 pub(crate) fn conv_words(g: &ConvGeom, last: usize) -> Result<Vec<u32>> {
-    words(&[
-        g.in_h,
-        g.in_w,
-        g.in_c,
-        g.k_h,
-        g.k_w,
-        g.out_c,
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        g.pad[0],
-        g.pad[1],
-        g.out_h,
-        g.out_w,
-        last,
-    ])
+    let mut fields = vec![g.in_h, g.in_w, g.in_c, g.k_h, g.k_w, g.out_c];
+    fields.extend(window_fields(g));
+    fields.push(last);
+    words(&fields)
+}
+
+/// The part of the geometry every convolution kernel's uniforms hold in this order: strides,
+/// dilations and pads (rows, then columns), then the output height and width.
+fn window_fields(g: &ConvGeom) -> [usize; 8] {
+    let [s, d, p] = [g.stride, g.dilation, g.pad];
+    [s[0], s[1], d[0], d[1], p[0], p[1], g.out_h, g.out_w]
 }
 
 /// The conv2d lowering (`Ok(None)`: the epilogue does not fit the output).
-// Over 80 lines: rustfmt lists the direct kernel's 18 uniform words one per line.
 fn conv2d_lowering(
     xs: &[usize],
     fs: &[usize],
@@ -194,29 +187,10 @@ fn conv2d_lowering(
     let out = vec![g.batch, g.out_h, g.out_w, g.out_c];
     let invocations = g.batch * g.out_h * g.out_w * groups * quads;
     word(invocations)?;
-    let uniforms = [
-        g.in_h,
-        g.in_w,
-        g.in_c,
-        g.k_h,
-        g.k_w,
-        g.patch_c,
-        g.out_c,
-        cout_g,
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        g.pad[0],
-        g.pad[1],
-        g.out_h,
-        g.out_w,
-        quads,
-        groups,
-    ]
-    .into_iter()
-    .map(word)
-    .collect::<Result<Vec<u32>>>()?;
+    let mut fields = vec![g.in_h, g.in_w, g.in_c, g.k_h, g.k_w, g.patch_c, g.out_c, cout_g];
+    fields.extend(window_fields(&g));
+    fields.extend([quads, groups]);
+    let uniforms = words(&fields)?;
     let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
     let wgsl = cached_wgsl(format!("nn conv2d f32 {}", output.key()), || Ok(conv2d_wgsl(&output.code())))?;
     // Dispatches over slices of the taps and input channels: 2 trips per tap, 5 per channel
