@@ -40,7 +40,6 @@ shader_files! {
     REDUCE_TREE => "reduce_tree.wgsl",
     SOFTMAX => "softmax.wgsl",
     SOFTMAX_NORM => "softmax_norm.wgsl",
-    SPARSE_XENT_ROWS => "sparse_xent_rows.wgsl",
     TRANSPOSE => "transpose.wgsl",
     UNARY => "unary.wgsl",
     UNARY_VEC4 => "unary_vec4.wgsl",
