@@ -35,6 +35,7 @@ shader_files! {
     POOL => "pool.wgsl",
     POOL_GRAD => "pool_grad.wgsl",
     POOL_SLICED => "pool_sliced.wgsl",
+    POOL_WINDOWS => "pool_windows.wgsl",
     PRELUDE => "prelude.wgsl",
     REDUCE => "reduce.wgsl",
     REDUCE_TREE => "reduce_tree.wgsl",
