@@ -7,6 +7,7 @@ use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::kernel::{code_of, f32_kernel, with_prelude, word, words, WG};
+use crate::ops::sg_tile::{SgTile, TileStore};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::{conv_geometry, ConvGeom};
 use crate::runtime::gpu::context::subgroups_of_8;
@@ -39,8 +40,8 @@ pub fn conv2d_wgsl(output: &str) -> String {
 /// its results stored by `output` (the template's `OUTPUT`).
 pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) -> String {
     use std::fmt::Write;
-    let (mut decls, mut taps, mut body, mut stores) = (String::new(), String::new(), String::new(), String::new());
-    let cols = 8 * vcols;
+    let tile = SgTile { rows, vcols };
+    let (mut decls, mut taps, mut body) = (String::new(), String::new(), String::new());
     for v in 0..vcols {
         let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
     }
@@ -50,9 +51,7 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) ->
         let _ = writeln!(decls, "    let ih{i} = i32((t{i} % params.out_h) * params.stride_h) - i32(params.pad_h);");
         let _ = writeln!(decls, "    let iw{i} = i32((px{i} % params.out_w) * params.stride_w) - i32(params.pad_w);");
         let _ = writeln!(decls, "    let xb{i} = (t{i} / params.out_h) * params.in_h;");
-        for c in 0..cols {
-            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
-        }
+        tile.zero_row(&mut decls, i);
         let _ = writeln!(taps, "            let hy{i} = ih{i} + dh;");
         let _ = writeln!(taps, "            let wx{i} = iw{i} + dw;");
         let _ =
@@ -81,40 +80,23 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) ->
         let _ = writeln!(body, "{indent}let b{v} = filt[fi + bc{v}];");
     }
     let _ = writeln!(body, "{indent}fi = fi + cout4;");
-    for v in 0..vcols {
-        for l in 0..8 {
-            let c = 8 * v + l;
-            let _ = writeln!(body, "{indent}let bb{c} = subgroupBroadcast(b{v}, {l}u);");
-            for i in 0..rows {
-                let _ = writeln!(body, "{indent}c{i}_{c} = fma(xs{i}, bb{c}, c{i}_{c});");
-            }
-        }
-    }
+    tile.fma(&mut body, indent, "xs");
     if vec4_in {
         let _ = writeln!(body, "                }}");
     }
-    for i in 0..rows {
-        let _ = writeln!(stores, "    let q{i} = p0 + {}u;", 8 * i);
-        let _ = writeln!(stores, "    if (q{i} < params.pixels) {{");
-        for c in 0..cols {
-            let _ = writeln!(
-                stores,
-                "        if (col0 + {c}u < cout4) {{\n            store_out(q{i} * cout4 + col0 + {c}u, c{i}_{c});\n        }}"
-            );
-        }
-        let _ = writeln!(stores, "    }}");
-    }
-    let code = code_of(wgsl::CONV2D_SG)
-        .replace("XTYPE", if vec4_in { "vec4<f32>" } else { "f32" })
-        .replace("XWIDTH", if vec4_in { "4u" } else { "1u" })
-        .replace("ROWS", &format!("{rows}u"))
-        .replace("VCOLS", &format!("{vcols}u"))
-        .replace("DECLS", decls.trim_end())
-        .replace("TAPS", taps.trim_end())
-        .replace("BODY", body.trim_end())
-        .replace("STORES", stores.trim_end())
-        .replace("OUTPUT", output);
-    with_prelude(&code)
+    let stores = tile.stores(&TileStore {
+        first: "p0",
+        rows_end: "params.pixels",
+        width: "cout4",
+        base: "",
+        store: "store_out",
+    });
+    let parts = [
+        ("XTYPE", if vec4_in { "vec4<f32>" } else { "f32" }),
+        ("XWIDTH", if vec4_in { "4u" } else { "1u" }),
+        ("TAPS", taps.trim_end()),
+    ];
+    tile.instantiate(wgsl::CONV2D_SG, &parts, [&decls, &body, &stores], output)
 }
 
 /// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups,
