@@ -37,22 +37,9 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 BINDINGS
 
-// The valid input range [lo, hi) of window `o` along one axis.
-fn span(o: u32, stride: u32, pad: u32, window: u32, size: u32) -> vec2<u32> {
-    let start = o * stride;
-    let lo = min(select(start - pad, 0u, start < pad), size);
-    let end = start + window;
-    let hi = min(select(end - pad, 0u, end < pad), size);
-    return vec2<u32>(lo, max(hi, lo));
-}
-
-// The windows [lo, hi) along one axis that cover input position `i`.
-fn covering(i: u32, stride: u32, pad: u32, window: u32, out_size: u32) -> vec2<u32> {
-    let t = i + pad;
-    let lo = select(0u, (t - window) / stride + 1u, t >= window);
-    let hi = min(t / stride + 1u, out_size);
-    return vec2<u32>(min(lo, hi), hi);
-}
+// The pool window helpers `span` and `covering` (shaders/pool_windows.wgsl), put here by
+// `pool_wgsl` (src/ops/nn/gpu.rs).
+WINDOW_HELPERS
 
 @compute @workgroup_size(WG_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -29,9 +29,10 @@ const TEMPLATES: &[&str] = &[
     "concat.wgsl",
     "error_flag.wgsl",
     "xent_rows.wgsl",
-    "sparse_xent_rows.wgsl",
     "xent.wgsl",
     "pool_grad.wgsl",
+    "pool.wgsl",
+    "pool_sliced.wgsl",
     "max_pool_argmax.wgsl",
     "max_pool_argmax_combine.wgsl",
     "max_pool_grad_sliced.wgsl",
@@ -39,8 +40,7 @@ const TEMPLATES: &[&str] = &[
 ];
 /// The NN templates, instantiated as `template_wgsl` (src/ops/kernel.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
-const NN_TEMPLATES: &[&str] =
-    &["bias_add.wgsl", "pool.wgsl", "pool_sliced.wgsl", "conv2d_backprop_input.wgsl", "conv2d_backprop_filter.wgsl"];
+const NN_TEMPLATES: &[&str] = &["bias_add.wgsl", "conv2d_backprop_input.wgsl", "conv2d_backprop_filter.wgsl"];
 const BINARY_EXPRS: &[&str] =
     &["a + b", "select(select(b, a, a >= b), a + b, is_nan(a) || is_nan(b))", "pow_tf(a, b)", "max_tf(a, b)"];
 const UNARY_EXPRS: &[&str] = &["-a", "log_tf(a)", "tanh_tf(a)", "sqrt_tf(a)", "select(a, 0.0, a < 0.0)"];
@@ -121,9 +121,10 @@ fn every_wgsl_file_and_template_validates() {
         "transpose.wgsl",
         "concat.wgsl",
         "xent_rows.wgsl",
-        "sparse_xent_rows.wgsl",
         "xent.wgsl",
         "pool_grad.wgsl",
+        "pool.wgsl",
+        "pool_sliced.wgsl",
         "max_pool_argmax.wgsl",
         "max_pool_argmax_combine.wgsl",
         "max_pool_grad_sliced.wgsl",

@@ -18,6 +18,7 @@ pub(crate) mod nn;
 pub(crate) mod nn_grad;
 pub(crate) mod reduce;
 pub(crate) mod registry;
+pub(crate) mod sg_tile;
 pub(crate) mod state;
 /// The WGSL files (embedded once, in the GPU runtime).
 pub(crate) use crate::runtime::gpu::shader_files as wgsl;

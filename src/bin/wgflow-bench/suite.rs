@@ -59,14 +59,23 @@ fn label(n: usize) -> String {
     }
 }
 
-fn add_fed(n: usize) -> Entry {
+/// `a + b` on `n` float32s, the operands `how` ("fed" or "resident") and built by `build`.
+fn add(n: usize, how: &str, build: Builder) -> Entry {
     Entry {
-        name: format!("add {} fed", label(n)),
+        name: format!("add {} {how}", label(n)),
         flops: n as f64,
         bytes: 12.0 * n as f64,
         rate: Rate::Bytes,
         fused: true,
-        build: Box::new(move |g| {
+        build,
+    }
+}
+
+fn add_fed(n: usize) -> Entry {
+    add(
+        n,
+        "fed",
+        Box::new(move |g| {
             let a = g.placeholder(DType::F32, Shape::from(&[n][..]))?;
             let b = g.placeholder(DType::F32, Shape::from(&[n][..]))?;
             let sum = g.add(&a, &b)?;
@@ -75,23 +84,20 @@ fn add_fed(n: usize) -> Entry {
                 feeds: vec![(a, random(&[n], -1.0, 1.0, 1)?), (b, random(&[n], -1.0, 1.0, 2)?)],
             })
         }),
-    }
+    )
 }
 
 fn add_resident(n: usize) -> Entry {
-    Entry {
-        name: format!("add {} resident", label(n)),
-        flops: n as f64,
-        bytes: 12.0 * n as f64,
-        rate: Rate::Bytes,
-        fused: true,
-        build: Box::new(move |g| {
+    add(
+        n,
+        "resident",
+        Box::new(move |g| {
             let a = g.variable(random(&[n], -1.0, 1.0, 1)?, "a")?;
             let b = g.variable(random(&[n], -1.0, 1.0, 2)?, "b")?;
             let sum = g.add(a.value(), b.value())?;
             Ok(Case { fetches: vec![sum.op().into()], feeds: vec![] })
         }),
-    }
+    )
 }
 
 /// `relu(a*b+c)`: one fused kernel, or three (`fused` false).

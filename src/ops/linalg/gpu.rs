@@ -9,6 +9,7 @@ use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::kernel::{code_of, kernel, with_prelude, word, MAX_RANK, WG};
+use crate::ops::sg_tile::{SgTile, TileStore};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::context::subgroups_of_8;
 use crate::runtime::gpu::shaders as gpu_shaders;
@@ -101,7 +102,8 @@ pub fn matmul_wgsl(output: &str) -> String {
 /// `OUTPUT`).
 pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &str) -> String {
     use std::fmt::Write;
-    let (mut decls, mut body, mut stores) = (String::new(), String::new(), String::new());
+    let tile = SgTile { rows, vcols };
+    let (mut decls, mut body) = (String::new(), String::new());
     for v in 0..vcols {
         if tb {
             // Row 4c of the stored (n x k) B, in vec4s, for the lane's vec4 column c.
@@ -117,9 +119,7 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &st
         let _ = writeln!(body, "        var bi = mat_b / 4u + kk * 4u * n4;");
     }
     for i in 0..rows {
-        for c in 0..8 * vcols {
-            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
-        }
+        tile.zero_row(&mut decls, i);
         if ta {
             let _ = writeln!(decls, "    let ar{i} = mat_a + min(row0 + {}u, last_row);", 8 * i);
             let _ = writeln!(body, "        let ak{i} = ar{i} + kk * 4u * params.m;");
@@ -148,36 +148,12 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &st
     if !tb {
         let _ = writeln!(body, "            bi = bi + n4;");
     }
-    for v in 0..vcols {
-        for l in 0..8 {
-            let c = 8 * v + l;
-            let _ = writeln!(body, "            let bb{c} = subgroupBroadcast(b{v}, {l}u);");
-            for i in 0..rows {
-                let _ = writeln!(body, "            c{i}_{c} = fma(as{i}, bb{c}, c{i}_{c});");
-            }
-        }
-    }
+    tile.fma(&mut body, "            ", "as");
     let _ = writeln!(body, "        }}");
-    for i in 0..rows {
-        let _ = writeln!(stores, "    let r{i} = row0 + {}u;", 8 * i);
-        let _ = writeln!(stores, "    if (r{i} < params.m) {{");
-        for c in 0..8 * vcols {
-            let _ = writeln!(
-                stores,
-                "        if (col0 + {c}u < n4) {{\n            emit(base_c + r{i} * n4 + col0 + {c}u, c{i}_{c});\n        }}"
-            );
-        }
-        let _ = writeln!(stores, "    }}");
-    }
-    let body = code_of(wgsl::MATMUL_SG)
-        .replace("A_ELEM", if ta { "f32" } else { "vec4<f32>" })
-        .replace("ROWS", &format!("{rows}u"))
-        .replace("VCOLS", &format!("{vcols}u"))
-        .replace("DECLS", decls.trim_end())
-        .replace("BODY", body.trim_end())
-        .replace("STORES", stores.trim_end())
-        .replace("OUTPUT", output);
-    with_prelude(&body)
+    let stores =
+        tile.stores(&TileStore { first: "row0", rows_end: "params.m", width: "n4", base: "base_c + ", store: "emit" });
+    let parts = [("A_ELEM", if ta { "f32" } else { "vec4<f32>" })];
+    tile.instantiate(wgsl::MATMUL_SG, &parts, [&decls, &body, &stores], output)
 }
 
 /// `MatMul` / `BatchMatMulV2` on shapes the CPU checks accepted: `m x k` times `k x n` per

@@ -11,7 +11,7 @@ pub(crate) use gpu::instantiations;
 
 use super::elementwise::broadcast_static;
 use super::fused::Epilogue;
-use super::{compute, shape_err, Attr, GpuLowering, InferResult, Op};
+use super::{compute, shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::graph::{Graph, Operand, Output};
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
@@ -59,6 +59,29 @@ fn merge_dim(a: Option<usize>, b: Option<usize>) -> std::result::Result<Option<u
     }
 }
 
+/// The attrs of both products: the transpose flags, then the two `grad_*` flags TF adds
+/// (always false here), under the op's own `names`.
+fn product_attrs(names: [&'static str; 4], (a, b): (bool, bool)) -> Vec<(&'static str, Attr)> {
+    let flags = [a, b, false, false];
+    names.into_iter().zip(flags).map(|(name, flag)| (name, Attr::Bool(flag))).collect()
+}
+
+/// The (rows, columns) of the product of matrices `a` and `b` (their rows and columns,
+/// `None` where unknown), each transposed where flagged; a shape error when the inner
+/// dimensions differ.
+fn product_dims(
+    a: [Option<usize>; 2],
+    b: [Option<usize>; 2],
+    (ta, tb): (bool, bool),
+) -> std::result::Result<[Option<usize>; 2], InferError> {
+    let (rows, inner_a) = if ta { (a[1], a[0]) } else { (a[0], a[1]) };
+    let (inner_b, cols) = if tb { (b[1], b[0]) } else { (b[0], b[1]) };
+    if let Err(msg) = merge_dim(inner_a, inner_b) {
+        shape_err!("{msg}");
+    }
+    Ok([rows, cols])
+}
+
 impl Op for MatMul {
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
         self.grad(ctx)
@@ -67,12 +90,7 @@ impl Op for MatMul {
         "MatMul"
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        vec![
-            ("transpose_a", Attr::Bool(self.transpose_a)),
-            ("transpose_b", Attr::Bool(self.transpose_b)),
-            ("grad_a", Attr::Bool(false)),
-            ("grad_b", Attr::Bool(false)),
-        ]
+        product_attrs(["transpose_a", "transpose_b", "grad_a", "grad_b"], (self.transpose_a, self.transpose_b))
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let (a, b) = (&inputs[0], &inputs[1]);
@@ -85,13 +103,8 @@ impl Op for MatMul {
                 None => dims.push([None, None]),
             }
         }
-        let (da, db) = (dims[0], dims[1]);
-        let (rows, inner_a) = if self.transpose_a { (da[1], da[0]) } else { (da[0], da[1]) };
-        let (inner_b, cols) = if self.transpose_b { (db[1], db[0]) } else { (db[0], db[1]) };
-        if let Err(msg) = merge_dim(inner_a, inner_b) {
-            shape_err!("{msg}");
-        }
-        Ok(vec![TensorSpec::new(a.dtype, Shape::partial(&[rows, cols]))])
+        let rows_cols = product_dims(dims[0], dims[1], (self.transpose_a, self.transpose_b))?;
+        Ok(vec![TensorSpec::new(a.dtype, Shape::partial(&rows_cols))])
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let (a, b) = (inputs[0], inputs[1]);
@@ -127,12 +140,7 @@ impl Op for BatchMatMul {
         "BatchMatMulV2"
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        vec![
-            ("adj_x", Attr::Bool(self.adj_x)),
-            ("adj_y", Attr::Bool(self.adj_y)),
-            ("grad_x", Attr::Bool(false)),
-            ("grad_y", Attr::Bool(false)),
-        ]
+        product_attrs(["adj_x", "adj_y", "grad_x", "grad_y"], (self.adj_x, self.adj_y))
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let (a, b) = (&inputs[0], &inputs[1]);
@@ -146,17 +154,13 @@ impl Op for BatchMatMul {
             return Ok(vec![TensorSpec::new(a.dtype, Shape::unknown())]);
         };
         let (ra, rb) = (da.len(), db.len());
-        let (rows, inner_a) = if self.adj_x { (da[ra - 1], da[ra - 2]) } else { (da[ra - 2], da[ra - 1]) };
-        let (inner_b, cols) = if self.adj_y { (db[rb - 1], db[rb - 2]) } else { (db[rb - 2], db[rb - 1]) };
-        if let Err(msg) = merge_dim(inner_a, inner_b) {
-            shape_err!("{msg}");
-        }
+        let rows_cols = product_dims([da[ra - 2], da[ra - 1]], [db[rb - 2], db[rb - 1]], (self.adj_x, self.adj_y))?;
         let batch = match broadcast_static(&Shape::partial(&da[..ra - 2]), &Shape::partial(&db[..rb - 2])) {
             Ok(s) => s,
             Err(msg) => shape_err!("{msg}"),
         };
         let mut out = batch.dims().map(<[_]>::to_vec).unwrap_or_default();
-        out.extend([rows, cols]);
+        out.extend(rows_cols);
         Ok(vec![TensorSpec::new(a.dtype, Shape::partial(&out))])
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {

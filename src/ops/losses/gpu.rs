@@ -1,7 +1,7 @@
 //! GPU lowerings of the cross-entropy losses (float32): one thread per row for short rows
-//! (shaders/xent.wgsl, sparse_xent.wgsl), workgroup trees then one pass per element for long
-//! ones (xent_rows.wgsl, sparse_xent_rows.wgsl). The sparse kernels check their labels
-//! through the error flag.
+//! (shaders/xent.wgsl), workgroup trees then one pass per element for long ones
+//! (xent_rows.wgsl). Each template serves dense and sparse labels through its placeholders;
+//! the sparse kernels check their labels through the error flag.
 
 use super::Xent;
 use crate::error::Result;
@@ -22,10 +22,7 @@ impl Xent {
         let (max, sum) = (p.temp(DType::F32, vec![batch]), p.temp(DType::F32, vec![batch]));
         tree_passes(&mut p, &Fold::SOFTMAX_MAX, &axes, PassBuf::Input(0), None, max)?;
         tree_passes(&mut p, &Fold::SUM_F32, &axes, PassBuf::Input(0), Some(max), sum)?;
-        let wgsl = match self.sparse {
-            true => sparse_xent_rows_wgsl()?,
-            false => xent_rows_wgsl()?,
-        };
+        let wgsl = xent_rows_wgsl(self.sparse)?;
         // The dense loss: its terms into a temporary, summed per row below.
         let terms = (!self.sparse && !self.grad).then(|| p.temp(DType::F32, vec![batch, classes]));
         let threads = if self.sparse && !self.grad { batch } else { batch * classes };
@@ -42,18 +39,6 @@ impl Xent {
         }
         Ok(p.lowering())
     }
-}
-
-/// The last pass of the sparse cross-entropy over long rows, with its label check's error flag
-/// (after its output, binding 5).
-pub(crate) fn sparse_xent_rows_wgsl() -> Result<&'static str> {
-    let body = template_wgsl("sparse_xent_rows", wgsl::SPARSE_XENT_ROWS, &[])?;
-    cached_wgsl("sparse_xent_rows checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(5))))
-}
-
-/// The dense cross-entropy's last pass over long rows.
-pub(crate) fn xent_rows_wgsl() -> Result<&'static str> {
-    template_wgsl("xent_rows", wgsl::XENT_ROWS, &[])
 }
 
 /// The dense labels' code for the placeholders of shaders/xent.wgsl.
@@ -95,14 +80,71 @@ const SPARSE: [(&str, &str); 4] = [
     ),
 ];
 
-/// The one-thread-per-row cross-entropy kernel for dense or `sparse` labels; the sparse one
-/// gets the error flag its label check raises (after its output, binding 3).
-pub(crate) fn xent_wgsl(sparse: bool) -> Result<&'static str> {
-    if !sparse {
-        return template_wgsl("xent dense", wgsl::XENT, &DENSE);
+/// The dense labels' code for the placeholders of shaders/xent_rows.wgsl: one thread per
+/// element of the logits.
+const ROWS_DENSE: [(&str, &str); 4] = [
+    ("LABEL_ELEM", "f32"),
+    ("LABEL_CHECK", "let row = i / params.classes;"),
+    ("BACKPROP", "exp_tf(logits[i] - m) / sum - labels[i]"),
+    ("LOSS", "out[i] = labels[i] * (log_tf(sum) - (logits[i] - m));"),
+];
+
+/// The sparse labels' code for the placeholders of shaders/xent_rows.wgsl: one thread per
+/// element for the backprop, per row for the loss; the first thread of a row checks its label,
+/// and a row whose label is out of range is NaN.
+const ROWS_SPARSE: [(&str, &str); 4] = [
+    ("LABEL_ELEM", "i32"),
+    (
+        "LABEL_CHECK",
+        "let row = select(i, i / params.classes, params.grad != 0u);
+    let label = labels[row];
+    let valid = label >= 0 && u32(label) < params.classes;
+    let first = params.grad == 0u || i % params.classes == 0u;
+    if (!valid && first) {
+        raise_label_error(label, params.classes);
+    }",
+    ),
+    (
+        "BACKPROP",
+        "select(nan_f32(), exp_tf(logits[i] - m) / sum - select(0.0, 1.0, i32(i % params.classes) == label), valid)",
+    ),
+    (
+        "LOSS",
+        "if (!valid) {
+        out[row] = nan_f32();
+        return;
     }
-    let body = template_wgsl("xent sparse", wgsl::XENT, &SPARSE)?;
-    cached_wgsl("xent sparse checked".into(), || Ok(format!("{body}\n{}", error_flag_wgsl(3))))
+    out[row] = log_tf(sum) - (logits[row * params.classes + u32(label)] - m);",
+    ),
+];
+
+/// `template` (a loss kernel named `name`) with the dense or the sparse labels' `parts`: the
+/// sparse one (`flag` given) gets the error flag its label check raises, at binding `flag`
+/// (after its output).
+fn with_labels(name: &str, template: &str, parts: &[(&str, &str)], flag: Option<u32>) -> Result<&'static str> {
+    let Some(binding) = flag else {
+        return template_wgsl(&format!("{name} dense"), template, parts);
+    };
+    let body = template_wgsl(&format!("{name} sparse"), template, parts)?;
+    cached_wgsl(format!("{name} sparse checked"), || Ok(format!("{body}\n{}", error_flag_wgsl(binding))))
+}
+
+/// The one-thread-per-row cross-entropy kernel for dense or `sparse` labels (the sparse one's
+/// error flag at binding 3).
+pub(crate) fn xent_wgsl(sparse: bool) -> Result<&'static str> {
+    match sparse {
+        false => with_labels("xent", wgsl::XENT, &DENSE, None),
+        true => with_labels("xent", wgsl::XENT, &SPARSE, Some(3)),
+    }
+}
+
+/// The cross-entropy's last pass over long rows for dense or `sparse` labels (the sparse one's
+/// error flag at binding 5).
+pub(crate) fn xent_rows_wgsl(sparse: bool) -> Result<&'static str> {
+    match sparse {
+        false => with_labels("xent_rows", wgsl::XENT_ROWS, &ROWS_DENSE, None),
+        true => with_labels("xent_rows", wgsl::XENT_ROWS, &ROWS_SPARSE, Some(5)),
+    }
 }
 
 /// Every instantiation of the loss templates, named, for the naga validation test.
@@ -110,7 +152,7 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     Ok(vec![
         ("xent.wgsl dense".into(), xent_wgsl(false)?.to_string()),
         ("xent.wgsl sparse with its error flag".into(), xent_wgsl(true)?.to_string()),
-        ("xent_rows.wgsl".into(), xent_rows_wgsl()?.to_string()),
-        ("sparse_xent_rows.wgsl with its error flag".into(), sparse_xent_rows_wgsl()?.to_string()),
+        ("xent_rows.wgsl dense".into(), xent_rows_wgsl(false)?.to_string()),
+        ("xent_rows.wgsl sparse with its error flag".into(), xent_rows_wgsl(true)?.to_string()),
     ])
 }

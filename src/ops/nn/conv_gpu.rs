@@ -7,6 +7,7 @@ use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::kernel::{code_of, f32_kernel, with_prelude, word, words, WG};
+use crate::ops::sg_tile::{SgTile, TileStore};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::{conv_geometry, ConvGeom};
 use crate::runtime::gpu::context::subgroups_of_8;
@@ -39,8 +40,8 @@ pub fn conv2d_wgsl(output: &str) -> String {
 /// its results stored by `output` (the template's `OUTPUT`).
 pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) -> String {
     use std::fmt::Write;
-    let (mut decls, mut taps, mut body, mut stores) = (String::new(), String::new(), String::new(), String::new());
-    let cols = 8 * vcols;
+    let tile = SgTile { rows, vcols };
+    let (mut decls, mut taps, mut body) = (String::new(), String::new(), String::new());
     for v in 0..vcols {
         let _ = writeln!(decls, "    let bc{v} = min(col0 + {}u + lane, last_col);", 8 * v);
     }
@@ -50,9 +51,7 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) ->
         let _ = writeln!(decls, "    let ih{i} = i32((t{i} % params.out_h) * params.stride_h) - i32(params.pad_h);");
         let _ = writeln!(decls, "    let iw{i} = i32((px{i} % params.out_w) * params.stride_w) - i32(params.pad_w);");
         let _ = writeln!(decls, "    let xb{i} = (t{i} / params.out_h) * params.in_h;");
-        for c in 0..cols {
-            let _ = writeln!(decls, "    var c{i}_{c} = vec4<f32>(0.0);");
-        }
+        tile.zero_row(&mut decls, i);
         let _ = writeln!(taps, "            let hy{i} = ih{i} + dh;");
         let _ = writeln!(taps, "            let wx{i} = iw{i} + dw;");
         let _ =
@@ -81,40 +80,23 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) ->
         let _ = writeln!(body, "{indent}let b{v} = filt[fi + bc{v}];");
     }
     let _ = writeln!(body, "{indent}fi = fi + cout4;");
-    for v in 0..vcols {
-        for l in 0..8 {
-            let c = 8 * v + l;
-            let _ = writeln!(body, "{indent}let bb{c} = subgroupBroadcast(b{v}, {l}u);");
-            for i in 0..rows {
-                let _ = writeln!(body, "{indent}c{i}_{c} = fma(xs{i}, bb{c}, c{i}_{c});");
-            }
-        }
-    }
+    tile.fma(&mut body, indent, "xs");
     if vec4_in {
         let _ = writeln!(body, "                }}");
     }
-    for i in 0..rows {
-        let _ = writeln!(stores, "    let q{i} = p0 + {}u;", 8 * i);
-        let _ = writeln!(stores, "    if (q{i} < params.pixels) {{");
-        for c in 0..cols {
-            let _ = writeln!(
-                stores,
-                "        if (col0 + {c}u < cout4) {{\n            store_out(q{i} * cout4 + col0 + {c}u, c{i}_{c});\n        }}"
-            );
-        }
-        let _ = writeln!(stores, "    }}");
-    }
-    let code = code_of(wgsl::CONV2D_SG)
-        .replace("XTYPE", if vec4_in { "vec4<f32>" } else { "f32" })
-        .replace("XWIDTH", if vec4_in { "4u" } else { "1u" })
-        .replace("ROWS", &format!("{rows}u"))
-        .replace("VCOLS", &format!("{vcols}u"))
-        .replace("DECLS", decls.trim_end())
-        .replace("TAPS", taps.trim_end())
-        .replace("BODY", body.trim_end())
-        .replace("STORES", stores.trim_end())
-        .replace("OUTPUT", output);
-    with_prelude(&code)
+    let stores = tile.stores(&TileStore {
+        first: "p0",
+        rows_end: "params.pixels",
+        width: "cout4",
+        base: "",
+        store: "store_out",
+    });
+    let parts = [
+        ("XTYPE", if vec4_in { "vec4<f32>" } else { "f32" }),
+        ("XWIDTH", if vec4_in { "4u" } else { "1u" }),
+        ("TAPS", taps.trim_end()),
+    ];
+    tile.instantiate(wgsl::CONV2D_SG, &parts, [&decls, &body, &stores], output)
 }
 
 /// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups,
@@ -150,27 +132,20 @@ fn conv2d_sg_lowering(
 /// convolution gradient kernels share: sizes, strides, dilations, padding and output size,
 /// then `last` (each kernel's own last word).
 pub(crate) fn conv_words(g: &ConvGeom, last: usize) -> Result<Vec<u32>> {
-    words(&[
-        g.in_h,
-        g.in_w,
-        g.in_c,
-        g.k_h,
-        g.k_w,
-        g.out_c,
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        g.pad[0],
-        g.pad[1],
-        g.out_h,
-        g.out_w,
-        last,
-    ])
+    let mut fields = vec![g.in_h, g.in_w, g.in_c, g.k_h, g.k_w, g.out_c];
+    fields.extend(window_fields(g));
+    fields.push(last);
+    words(&fields)
+}
+
+/// The part of the geometry every convolution kernel's uniforms hold in this order: strides,
+/// dilations and pads (rows, then columns), then the output height and width.
+fn window_fields(g: &ConvGeom) -> [usize; 8] {
+    let [s, d, p] = [g.stride, g.dilation, g.pad];
+    [s[0], s[1], d[0], d[1], p[0], p[1], g.out_h, g.out_w]
 }
 
 /// The conv2d lowering (`Ok(None)`: the epilogue does not fit the output).
-// Over 80 lines: rustfmt lists the direct kernel's 18 uniform words one per line.
 fn conv2d_lowering(
     xs: &[usize],
     fs: &[usize],
@@ -194,29 +169,10 @@ fn conv2d_lowering(
     let out = vec![g.batch, g.out_h, g.out_w, g.out_c];
     let invocations = g.batch * g.out_h * g.out_w * groups * quads;
     word(invocations)?;
-    let uniforms = [
-        g.in_h,
-        g.in_w,
-        g.in_c,
-        g.k_h,
-        g.k_w,
-        g.patch_c,
-        g.out_c,
-        cout_g,
-        g.stride[0],
-        g.stride[1],
-        g.dilation[0],
-        g.dilation[1],
-        g.pad[0],
-        g.pad[1],
-        g.out_h,
-        g.out_w,
-        quads,
-        groups,
-    ]
-    .into_iter()
-    .map(word)
-    .collect::<Result<Vec<u32>>>()?;
+    let mut fields = vec![g.in_h, g.in_w, g.in_c, g.k_h, g.k_w, g.patch_c, g.out_c, cout_g];
+    fields.extend(window_fields(&g));
+    fields.extend([quads, groups]);
+    let uniforms = words(&fields)?;
     let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
     let wgsl = cached_wgsl(format!("nn conv2d f32 {}", output.key()), || Ok(conv2d_wgsl(&output.code())))?;
     // Dispatches over slices of the taps and input channels: 2 trips per tap, 5 per channel

@@ -13,6 +13,15 @@ use crate::tensor::DType;
 pub(crate) use super::conv_gpu::conv_words;
 pub(super) use super::conv_gpu::{conv2d, conv2d_sg_wgsl, conv2d_wgsl};
 
+/// A pool kernel (forward or gradient): `template_wgsl` with the window helpers the pool
+/// templates share (shaders/pool_windows.wgsl) in place of the template's `WINDOW_HELPERS`
+/// line, and the template's own `parts`.
+pub(crate) fn pool_wgsl(key: &str, template: &str, parts: &[(&str, &str)]) -> Result<&'static str> {
+    let mut all = vec![("WINDOW_HELPERS", wgsl::POOL_WINDOWS)];
+    all.extend_from_slice(parts);
+    template_wgsl(key, template, &all)
+}
+
 /// `MaxPool` (`max`) / `AvgPool` on float32 NHWC input.
 pub(super) fn pool(
     inputs: &[(DType, &[usize])],
@@ -43,7 +52,7 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
     let cells = k[1] * k[2] * k[3];
     let trips = k[1] * (2 + k[2] * (k[3] + 2));
     if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
-        return f32_kernel(template_wgsl("pool", wgsl::POOL, &[])?, uniforms, invocations, out);
+        return f32_kernel(pool_wgsl("pool", wgsl::POOL, &[])?, uniforms, invocations, out);
     }
     // A huge window: slices of its cells, then a max or a sum over the slices.
     let slice = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
@@ -54,7 +63,7 @@ fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding:
     let mut p = Passes::new(DType::F32, out);
     let partials = p.temp(DType::F32, vec![slices, invocations]);
     p.passes.push(Pass {
-        wgsl: template_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.into(),
+        wgsl: pool_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.into(),
         uniforms,
         invocations: u64::from(count),
         workgroup_size: WG,
@@ -112,6 +121,8 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         ("conv2d_sg.wgsl 2x1 scalar".to_string(), conv2d_sg_wgsl(2, 1, false, &plain(true))),
         ("conv2d_sg.wgsl 8x2 scalar".to_string(), conv2d_sg_wgsl(8, 2, false, &plain(true))),
         ("softmax.wgsl".to_string(), softmax_wgsl()),
+        ("pool.wgsl".to_string(), pool_wgsl("pool", wgsl::POOL, &[])?.to_string()),
+        ("pool_sliced.wgsl".to_string(), pool_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.to_string()),
         ("conv2d.wgsl with an epilogue".into(), conv2d_wgsl(&scalar)),
         ("conv2d_sg.wgsl 8x2 with an epilogue".into(), conv2d_sg_wgsl(8, 2, true, &vec4)),
     ])

@@ -203,6 +203,16 @@ impl Pool {
     }
 }
 
+/// The attrs every pool and pool gradient has (in TF's order; the ops add their own after).
+pub(crate) fn pool_attrs(ksize: &[usize; 4], strides: &[usize; 4], padding: Padding) -> Vec<(&'static str, Attr)> {
+    vec![
+        ("data_format", Attr::Str("NHWC".into())),
+        ("ksize", ints(ksize)),
+        ("padding", Attr::Str(padding.tf_name().into())),
+        ("strides", ints(strides)),
+    ]
+}
+
 impl Op for Pool {
     fn gradient(&self, ctx: &crate::gradients::GradContext) -> Result<Vec<Option<crate::graph::Output>>> {
         grad::pool(ctx, self.kind == PoolKind::Max, &self.ksize, &self.strides, self.padding)
@@ -214,12 +224,7 @@ impl Op for Pool {
         }
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        let mut a = vec![
-            ("data_format", Attr::Str("NHWC".into())),
-            ("ksize", ints(&self.ksize)),
-            ("padding", Attr::Str(self.padding.tf_name().into())),
-            ("strides", ints(&self.strides)),
-        ];
+        let mut a = pool_attrs(&self.ksize, &self.strides, self.padding);
         if self.kind == PoolKind::Max {
             a.push(("explicit_paddings", Attr::Ints(Vec::new())));
         }

@@ -3,8 +3,8 @@
 use super::{BiasAddGrad, Conv2DGrad, ConvGradKind, PoolGrad};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operand, Output};
-use crate::ops::compute;
 use crate::ops::nn::{nhwc_sequence, Padding};
+use crate::ops::{compute, Op};
 
 /// A shape attribute of exactly 4 values (NHWC).
 fn shape4(name: &str, v: &[usize]) -> Result<[usize; 4]> {
@@ -27,15 +27,8 @@ impl Graph {
         padding: Padding,
         dilations: &[usize],
     ) -> Result<Output> {
-        let op = Conv2DGrad {
-            kind: ConvGradKind::Input,
-            sizes: shape4("input_sizes", input_sizes)?,
-            strides: nhwc_sequence("strides", strides)?,
-            dilations: nhwc_sequence("dilations", dilations)?,
-            padding,
-        };
-        let inputs = vec![("filter", filter.into()), ("out_backprop", out_backprop.into())];
-        self.add_op1("Conv2DBackpropInput", compute(op), inputs)
+        let op = Conv2DGrad::new(ConvGradKind::Input, input_sizes, strides, padding, dilations)?;
+        self.add_conv_grad(op, filter.into(), out_backprop.into())
     }
     /// `tf.nn.conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding,
     /// dilations=dilations)` in NHWC: `Conv2DBackpropFilter`, the gradient of
@@ -49,15 +42,8 @@ impl Graph {
         padding: Padding,
         dilations: &[usize],
     ) -> Result<Output> {
-        let op = Conv2DGrad {
-            kind: ConvGradKind::Filter,
-            sizes: shape4("filter_sizes", filter_sizes)?,
-            strides: nhwc_sequence("strides", strides)?,
-            dilations: nhwc_sequence("dilations", dilations)?,
-            padding,
-        };
-        let inputs = vec![("input", input.into()), ("out_backprop", out_backprop.into())];
-        self.add_op1("Conv2DBackpropFilter", compute(op), inputs)
+        let op = Conv2DGrad::new(ConvGradKind::Filter, filter_sizes, strides, padding, dilations)?;
+        self.add_conv_grad(op, input.into(), out_backprop.into())
     }
     /// `MaxPoolGrad`: the gradient of [`Graph::max_pool`] with respect to its input. Each
     /// window's gradient goes to its max (the first on ties, the first NaN if any); the
@@ -104,5 +90,30 @@ impl Graph {
     /// the sum of `out_backprop` over every axis but the last.
     pub fn bias_add_grad(&self, out_backprop: impl Into<Operand>) -> Result<Output> {
         self.add_op1("BiasAddGrad", compute(BiasAddGrad), vec![("out_backprop", out_backprop.into())])
+    }
+    /// Adds `op` on its first input (`filter` or `input`, by its kind) and `out_backprop`.
+    fn add_conv_grad(&self, op: Conv2DGrad, first: Operand, out_backprop: Operand) -> Result<Output> {
+        let (type_name, first_name) = (op.type_name(), op.kind.first_input());
+        self.add_op1(type_name, compute(op), vec![(first_name, first), ("out_backprop", out_backprop)])
+    }
+}
+
+impl Conv2DGrad {
+    /// The op of `kind` from the builders' arguments, checked in TF's order: the sizes
+    /// (4 values), then strides and dilations (1, 2 or 4 values).
+    fn new(
+        kind: ConvGradKind,
+        sizes: &[usize],
+        strides: &[usize],
+        padding: Padding,
+        dilations: &[usize],
+    ) -> Result<Self> {
+        Ok(Conv2DGrad {
+            kind,
+            sizes: shape4(kind.sizes_attr(), sizes)?,
+            strides: nhwc_sequence("strides", strides)?,
+            dilations: nhwc_sequence("dilations", dilations)?,
+            padding,
+        })
     }
 }

@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::kernel::{f32_kernel, template_wgsl, word, words};
-use crate::ops::nn::gpu::conv_words;
+use crate::ops::nn::gpu::{conv_words, pool_wgsl};
 use crate::ops::reduce::{lower_reduce, ReduceKind};
 use crate::ops::{wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::ConvGeom;
@@ -154,7 +154,7 @@ pub(super) fn pool_grad(g: &PoolGeom, max: bool) -> Result<Option<GpuLowering>> 
     let (wgsl, mut inputs) = match max {
         true => {
             let arg = window_maxima(&mut p, g, &geom, outputs)?;
-            (template_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?, vec![arg, PassBuf::Input(2)])
+            (pool_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?, vec![arg, PassBuf::Input(2)])
         }
         false => (pool_grad_wgsl(false)?, vec![PassBuf::Input(0)]),
     };
@@ -183,7 +183,7 @@ fn window_maxima(p: &mut Passes, g: &PoolGeom, geom: &[u32], outputs: usize) -> 
     u.extend([word(outputs)?, word(SLICE)?, 0, 0]);
     let mut src = p.temp(DType::I32, vec![groups, outputs, 2]);
     p.passes.push(Pass {
-        wgsl: template_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?.into(),
+        wgsl: pool_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?.into(),
         uniforms: u,
         invocations: u64::from(word(groups.saturating_mul(outputs))?),
         workgroup_size: 64,
@@ -285,8 +285,8 @@ const AVG_POOL_GRAD: [(&str, &str); 3] = [
 /// The pool gradient kernel, `max` or avg: shaders/pool_grad.wgsl with that kind's code.
 fn pool_grad_wgsl(max: bool) -> Result<&'static str> {
     match max {
-        true => template_wgsl("max_pool_grad", wgsl::POOL_GRAD, &MAX_POOL_GRAD),
-        false => template_wgsl("avg_pool_grad", wgsl::POOL_GRAD, &AVG_POOL_GRAD),
+        true => pool_wgsl("max_pool_grad", wgsl::POOL_GRAD, &MAX_POOL_GRAD),
+        false => pool_wgsl("avg_pool_grad", wgsl::POOL_GRAD, &AVG_POOL_GRAD),
     }
 }
 
@@ -296,9 +296,9 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     Ok([
         ("pool_grad.wgsl max", pool_grad_wgsl(true)?),
         ("pool_grad.wgsl avg", pool_grad_wgsl(false)?),
-        ("max_pool_argmax.wgsl", template_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?),
+        ("max_pool_argmax.wgsl", pool_wgsl("max_pool_argmax", wgsl::MAX_POOL_ARGMAX, &[])?),
         ("max_pool_argmax_combine.wgsl", template_wgsl("max_pool_argmax_combine", wgsl::MAX_POOL_ARGMAX_COMBINE, &[])?),
-        ("max_pool_grad_sliced.wgsl", template_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?),
+        ("max_pool_grad_sliced.wgsl", pool_wgsl("max_pool_grad_sliced", wgsl::MAX_POOL_GRAD_SLICED, &[])?),
     ]
     .into_iter()
     .map(|(n, s)| (n.to_string(), s.to_string()))

@@ -13,7 +13,7 @@ pub(crate) mod gpu;
 
 pub(crate) use gpu::instantiations;
 
-use super::nn::{bad_dtype, bad_dtype_run, ints, with_rank, Padding, NUMBER_TYPES};
+use super::nn::{bad_dtype, bad_dtype_run, ints, pool_attrs, with_rank, Padding, NUMBER_TYPES};
 use super::{same_dtype, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
 use crate::runtime::cpu::conv::{array, contiguous};
@@ -73,6 +73,23 @@ pub(super) enum ConvGradKind {
     Filter,
 }
 
+impl ConvGradKind {
+    /// The attr holding the shape of the gradient: `input_sizes` or `filter_sizes`.
+    fn sizes_attr(self) -> &'static str {
+        match self {
+            ConvGradKind::Input => "input_sizes",
+            ConvGradKind::Filter => "filter_sizes",
+        }
+    }
+    /// The first input's name: the forward op's other operand, `filter` or `input`.
+    fn first_input(self) -> &'static str {
+        match self {
+            ConvGradKind::Input => "filter",
+            ConvGradKind::Filter => "input",
+        }
+    }
+}
+
 /// `Conv2DBackpropInput` / `Conv2DBackpropFilter`.
 #[derive(Debug)]
 pub(super) struct Conv2DGrad {
@@ -105,18 +122,11 @@ impl Op for Conv2DGrad {
         }
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        let name = match self.kind {
-            ConvGradKind::Input => "input_sizes",
-            ConvGradKind::Filter => "filter_sizes",
-        };
-        conv_attrs((name, &self.sizes), &self.strides, &self.dilations, self.padding)
+        conv_attrs((self.kind.sizes_attr(), &self.sizes), &self.strides, &self.dilations, self.padding)
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let (a, dy) = (&inputs[0], &inputs[1]);
-        let first = match self.kind {
-            ConvGradKind::Input => "filter",
-            ConvGradKind::Filter => "input",
-        };
+        let first = self.kind.first_input();
         same_dtype(self.type_name(), (first, a.dtype), ("out_backprop", dy.dtype))?;
         if !matches!(a.dtype, DType::F32 | DType::F64 | DType::I32) {
             return Err(bad_dtype(first, a.dtype, CONV_TYPES));
@@ -202,12 +212,7 @@ impl Op for PoolGrad {
         }
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        let mut a = vec![
-            ("data_format", Attr::Str("NHWC".into())),
-            ("ksize", ints(&self.ksize)),
-            ("padding", Attr::Str(self.padding.tf_name().into())),
-            ("strides", ints(&self.strides)),
-        ];
+        let mut a = pool_attrs(&self.ksize, &self.strides, self.padding);
         match &self.avg_shape {
             Some(s) => a.push(("orig_input_shape", ints(s))),
             None => a.push(("explicit_paddings", Attr::Ints(Vec::new()))),

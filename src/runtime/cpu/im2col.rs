@@ -222,19 +222,10 @@ mod tests {
         };
         check(base);
         check(ConvGeom { patch_c: 2, ..base });
-        check(ConvGeom { k_h: 1, k_w: 1, stride: [1, 1], dilation: [1, 1], pad: [0, 0], out_h: 7, out_w: 6, ..base });
+        let unit_steps = ConvGeom { stride: [1, 1], dilation: [1, 1], ..base };
+        check(ConvGeom { k_h: 1, k_w: 1, pad: [0, 0], out_h: 7, out_w: 6, ..unit_steps });
         // Enough output rows for several parallel blocks, the last one partial.
-        let many = ConvGeom {
-            batch: 1,
-            in_h: 60,
-            in_w: 61,
-            stride: [1, 1],
-            dilation: [1, 1],
-            pad: [1, 0],
-            out_h: 60,
-            out_w: 60,
-            ..base
-        };
+        let many = ConvGeom { batch: 1, in_h: 60, in_w: 61, pad: [1, 0], out_h: 60, out_w: 60, ..unit_steps };
         assert!(many.rows() > TASK_ELEMS / (many.k_h * many.k_w * many.patch_c));
         check(many);
     }

@@ -88,6 +88,24 @@ pub(crate) struct PoolShape {
     pub(crate) depth_window: Option<usize>,
 }
 
+impl PoolShape {
+    /// The spatial pooling of an NHWC input of shape `xs` with this output size and pads,
+    /// windows `k` and strides `s` (NHWC).
+    pub(crate) fn geom(&self, xs: &[usize], k: [usize; 4], s: [usize; 4]) -> PoolGeom {
+        PoolGeom {
+            batch: xs[0],
+            in_h: xs[1],
+            in_w: xs[2],
+            chan: xs[3],
+            window: [k[1], k[2]],
+            stride: [s[1], s[2]],
+            pad: self.pad,
+            out_h: self.out_h,
+            out_w: self.out_w,
+        }
+    }
+}
+
 /// `MaxPool` (`max`) or `AvgPool`'s run-time checks on shapes, in TF's order and words, and
 /// the geometry they give; shared by the CPU kernel and the GPU lowering.
 pub(crate) fn pool_geometry(
@@ -146,25 +164,15 @@ pub(crate) fn pool_nhwc<T: PoolElem>(
 ) -> Result<ArrayD<T>> {
     let xs = a.shape();
     let (k, s) = (ksize, strides);
-    let PoolShape { out_h, out_w, pad: [pad_h, pad_w], depth_window } = pool_geometry(xs, max, k, s, padding)?;
+    let shape = pool_geometry(xs, max, k, s, padding)?;
     let x = contiguous(a);
-    if let Some(kd) = depth_window {
+    if let Some(kd) = shape.depth_window {
         let mut out = try_full(&[xs[0], xs[1], xs[2], xs[3] / kd], T::ZERO)?;
         depth_max_pool(&x, kd, &mut out)?;
         return array(&[xs[0], xs[1], xs[2], xs[3] / kd], out);
     }
-    let g = PoolGeom {
-        batch: xs[0],
-        in_h: xs[1],
-        in_w: xs[2],
-        chan: xs[3],
-        window: [k[1], k[2]],
-        stride: [s[1], s[2]],
-        pad: [pad_h, pad_w],
-        out_h,
-        out_w,
-    };
-    let shape = [xs[0], out_h, out_w, xs[3]];
+    let g = shape.geom(xs, k, s);
+    let shape = [xs[0], g.out_h, g.out_w, xs[3]];
     let mut out = try_full(&shape, T::ZERO)?;
     if max {
         max_pool(&x, &g, &mut out)?;
@@ -258,17 +266,9 @@ mod tests {
     #[test]
     fn same_padding_is_ignored() {
         // 3x3 of ones, 2x2 windows, stride 2, SAME: pads one row/column after.
-        let g = PoolGeom {
-            batch: 1,
-            in_h: 3,
-            in_w: 3,
-            chan: 1,
-            window: [2, 2],
-            stride: [2, 2],
-            pad: [0, 0],
-            out_h: 2,
-            out_w: 2,
-        };
+        let (xs, k) = ([1, 3, 3, 1], [1, 2, 2, 1]);
+        let g = pool_geometry(&xs, true, k, k, Padding::Same).unwrap().geom(&xs, k, k);
+        assert_eq!((g.pad, g.out_h, g.out_w), ([0, 0], 2, 2));
         let x: Vec<f32> = (1..=9).map(|v| -(v as f32)).collect();
         let mut out = vec![0.0f32; 4];
         max_pool(&x, &g, &mut out).unwrap();

@@ -27,18 +27,7 @@ pub(crate) fn pool_grad_geometry(
     if max && (k[3] != 1 || s[3] != 1) {
         return Err(Error::unimplemented("MaxPoolingGrad is not yet supported on the depth dimension."));
     }
-    let shape = pool_geometry(xs, max, k, s, padding)?;
-    Ok(PoolGeom {
-        batch: xs[0],
-        in_h: xs[1],
-        in_w: xs[2],
-        chan: xs[3],
-        window: [k[1], k[2]],
-        stride: [s[1], s[2]],
-        pad: shape.pad,
-        out_h: shape.out_h,
-        out_w: shape.out_w,
-    })
+    Ok(pool_geometry(xs, max, k, s, padding)?.geom(xs, k, s))
 }
 
 /// The forward output shape of `g`.
