@@ -26,6 +26,12 @@ pub(crate) fn types() -> Vec<&'static str> {
     binary.chain(UnaryKind::ALL.iter().map(|k| k.tf_name())).chain(["Cast"]).collect()
 }
 
+/// Whether the elementwise templates have a kernel for operands of `dtype`: float32 always,
+/// int32 where the kind has an int32 WGSL expression.
+fn has_gpu_kernel(dtype: DType, has_i32: bool) -> bool {
+    dtype == DType::F32 || (dtype == DType::I32 && has_i32)
+}
+
 /// A binary elementwise node.
 #[derive(Debug)]
 pub(crate) struct Binary(pub(crate) BinaryKind);
@@ -69,11 +75,7 @@ impl Op for Binary {
         self.gpu_supports(inputs).then(|| self.lower(inputs[0], inputs[1]))
     }
     fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
-        match inputs[0].0 {
-            DType::F32 => true,
-            DType::I32 => self.0.wgsl_i32().is_some(),
-            _ => false,
-        }
+        has_gpu_kernel(inputs[0].0, self.0.wgsl_i32().is_some())
     }
 }
 
@@ -109,11 +111,7 @@ impl Op for Unary {
         self.lower(inputs[0])
     }
     fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
-        match inputs[0].0 {
-            DType::F32 => true,
-            DType::I32 => self.0.wgsl_i32().is_some(),
-            _ => false,
-        }
+        has_gpu_kernel(inputs[0].0, self.0.wgsl_i32().is_some())
     }
 }
 
