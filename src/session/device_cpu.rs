@@ -28,6 +28,30 @@ impl<'a> CpuDevice<'a> {
     }
 }
 
+impl CpuDevice<'_> {
+    /// [`Device::run`] on input values the caller gives up, so that none is copied (the
+    /// executor's path for host steps).
+    pub(crate) fn run_owned(
+        &mut self,
+        plan: &Plan,
+        step: &Step,
+        op: &OpKind,
+        ins: Vec<Option<Value>>,
+    ) -> Result<Vec<Value>> {
+        let ins = ins.into_iter().map(|v| v.map(into_host).transpose()).collect::<Result<Vec<_>>>()?;
+        let outs = host_step(plan, step, op, ins, self.vars)?;
+        Ok(outs.into_iter().map(Value::Host).collect())
+    }
+}
+
+/// The host tensor a value holds.
+fn into_host(v: Value) -> Result<Tensor> {
+    match v {
+        Value::Host(t) => Ok(t),
+        Value::Dev(_) => Err(Error::internal("a device value reached a host kernel")),
+    }
+}
+
 /// The host tensor of a value.
 fn host(v: &Value) -> Result<Tensor> {
     match v {
@@ -42,9 +66,7 @@ impl Device for CpuDevice<'_> {
     }
 
     fn run(&mut self, plan: &Plan, step: &Step, op: &OpKind, ins: &[Option<Value>]) -> Result<Option<Vec<Value>>> {
-        let ins = ins.iter().map(|v| v.as_ref().map(host).transpose()).collect::<Result<Vec<_>>>()?;
-        let outs = host_step(plan, step, op, ins, self.vars)?;
-        Ok(Some(outs.into_iter().map(Value::Host).collect()))
+        self.run_owned(plan, step, op, ins.to_vec()).map(Some)
     }
 
     fn upload(&mut self, value: &Value) -> Result<Value> {
@@ -68,10 +90,17 @@ impl Device for CpuDevice<'_> {
 
 /// Input `k` of `step`, failing as TF does when it is an uninitialized variable.
 pub(super) fn value<T: Clone>(plan: &Plan, step: &Step, ins: &[Option<T>], k: usize) -> Result<T> {
-    match (ins.get(k), step.inputs.get(k)) {
-        (Some(Some(t)), _) => Ok(t.clone()),
-        (_, Some(Input::Var(id))) => Err(uninitialized(plan.var_name(*id))),
-        _ => Err(Error::internal("input value missing")),
+    match ins.get(k) {
+        Some(Some(t)) => Ok(t.clone()),
+        _ => Err(missing(plan, step, k)),
+    }
+}
+
+/// The error for input `k` of `step` holding no value: TF's for an uninitialized variable.
+fn missing(plan: &Plan, step: &Step, k: usize) -> Error {
+    match step.inputs.get(k) {
+        Some(Input::Var(id)) => uninitialized(plan.var_name(*id)),
+        _ => Error::internal("input value missing"),
     }
 }
 
@@ -122,7 +151,11 @@ fn host_step(
         OpKind::IsVariableInitialized => Ok(vec![Tensor::from(matches!(ins.first(), Some(Some(_))))]),
         OpKind::ReportUninitialized => Ok(vec![uninitialized_names(plan, step, |id| vars.values.contains_key(&id))]),
         OpKind::Compute(op) => {
-            let ins = (0..ins.len()).map(|k| value(plan, step, &ins, k)).collect::<Result<Vec<_>>>()?;
+            let ins = ins
+                .into_iter()
+                .enumerate()
+                .map(|(k, t)| t.map_or_else(|| Err(missing(plan, step, k)), Ok))
+                .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Tensor> = ins.iter().collect();
             op.compute(&refs)
         }

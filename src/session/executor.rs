@@ -211,7 +211,7 @@ impl<'a> Executor<'_, 'a> {
             true => self.host_copies(ins)?.into_iter().map(|t| t.map(Value::Host)).collect(),
             false => ins,
         };
-        self.cpu.run(plan, step, op, &host)?.ok_or_else(|| Error::internal("the host could not run a node"))
+        self.cpu.run_owned(plan, step, op, host)
     }
 
     /// Host copies of `values` (one readback for all device values among them).
