@@ -36,6 +36,13 @@ macro_rules! binary_ops {
                     out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y))
                 },)* }
             }
+            /// [`Self::slices_f32`] into memory not yet written (a fused chain's output).
+            pub(crate) fn slices_f32_into(self, a: &[f32], b: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+                match self { $(BinaryKind::$kind => {
+                    #[allow(unused_parens)] fn f($x: f32, $y: f32) -> f32 { $float }
+                    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| { o.write(f(x, y)); })
+                },)* }
+            }
             #[allow(unused_variables)]
             pub(super) fn i32(self) -> Option<fn(i32, i32) -> i32> {
                 match self { $(BinaryKind::$kind => { let f: Option<fn(i32, i32) -> i32> = $int; f },)* }
@@ -70,6 +77,13 @@ macro_rules! unary_ops {
                 match self { $(UnaryKind::$kind => {
                     fn f($x: f32) -> f32 { $float }
                     out.iter_mut().zip(a).for_each(|(o, &x)| *o = f(x))
+                },)* }
+            }
+            /// [`Self::slices_f32`] into memory not yet written (a fused chain's output).
+            pub(crate) fn slices_f32_into(self, a: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+                match self { $(UnaryKind::$kind => {
+                    fn f($x: f32) -> f32 { $float }
+                    out.iter_mut().zip(a).for_each(|(o, &x)| { o.write(f(x)); })
                 },)* }
             }
             pub(super) fn i32(self) -> Option<fn(i32) -> i32> {

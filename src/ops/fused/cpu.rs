@@ -1,6 +1,7 @@
 //! The CPU twin of a fused chain: one pass over the output in blocks that stay in the L1
 //! cache, each op of the chain applied to a whole block with its table row's slice kernel
-//! (so it vectorises as the unfused kernel does), in parallel over large outputs.
+//! (so it vectorises as the unfused kernel does), the last one straight into the output, in
+//! parallel over large outputs.
 
 use std::mem::MaybeUninit;
 
@@ -105,7 +106,6 @@ fn run_task(prog: &[Instr], sources: &[Source], out_shape: &[usize], start: usiz
         }
         for (r, ins) in prog.iter().enumerate() {
             let (done, rest) = regs.split_at_mut(r * BLOCK);
-            let dst = &mut rest[..len];
             let operand = |o: Operand| -> &[f32] {
                 match o {
                     Operand::Reg(j) => &done[j * BLOCK..j * BLOCK + len],
@@ -115,18 +115,20 @@ fn run_task(prog: &[Instr], sources: &[Source], out_shape: &[usize], start: usiz
                     },
                 }
             };
+            let (a, b) = (operand(ins.args[0]), operand(ins.args[1]));
+            // The last op writes the output block itself (no copy out of a register); the
+            // others write their register.
+            let last = r + 1 == prog.len();
+            let add = crate::ops::BinaryKind::Add;
             match ins.kind {
-                ElemKind::Unary(u) => u.slices_f32(operand(ins.args[0]), dst),
-                ElemKind::Binary(k) => k.slices_f32(operand(ins.args[0]), operand(ins.args[1]), dst),
-                ElemKind::BiasAdd => {
-                    crate::ops::BinaryKind::Add.slices_f32(operand(ins.args[0]), operand(ins.args[1]), dst)
-                }
+                ElemKind::Unary(u) if last => u.slices_f32_into(a, block),
+                ElemKind::Unary(u) => u.slices_f32(a, &mut rest[..len]),
+                ElemKind::Binary(k) if last => k.slices_f32_into(a, b, block),
+                ElemKind::Binary(k) => k.slices_f32(a, b, &mut rest[..len]),
+                ElemKind::BiasAdd if last => add.slices_f32_into(a, b, block),
+                ElemKind::BiasAdd => add.slices_f32(a, b, &mut rest[..len]),
             }
         }
-        let last = (prog.len() - 1) * BLOCK;
-        block.iter_mut().zip(&regs[last..last + len]).for_each(|(o, &v)| {
-            o.write(v);
-        });
     }
 }
 
