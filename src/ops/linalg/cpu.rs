@@ -91,8 +91,9 @@ pub(super) fn batch_matmul(
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
     let nbatch: usize = batch.iter().product();
-    // The output can be far larger than the inputs (an outer product): checked, then zeroed.
-    let mut out = try_zeros::<f32>(&out_shape)?;
+    // The output can be far larger than the inputs (an outer product): checked. The GEMM
+    // writes every element, so a recycled buffer needs no zeroing.
+    let mut out = crate::runtime::cpu::recycle::take_full(&out_shape)?;
     if !out.is_empty() {
         let (ca, cb) = (a.as_standard_layout(), b.as_standard_layout());
         let da = ca.as_slice().ok_or_else(|| Error::internal("matmul: input 0 not contiguous"))?;

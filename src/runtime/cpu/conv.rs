@@ -5,7 +5,7 @@
 
 use crate::error::{invalid, Error, Result};
 use crate::runtime::padding::Padding;
-use crate::tensor::{dims_string, try_zeros, Tensor};
+use crate::tensor::{dims_string, Tensor};
 
 pub(crate) use super::layout::{array, contiguous};
 
@@ -140,7 +140,8 @@ pub(crate) fn conv2d_nhwc(
         return Err(Error::unimplemented(format!("wgflow has no CPU Conv2D kernel for {}", x.dtype())));
     };
     let shape = [geom.batch, geom.out_h, geom.out_w, geom.out_c];
-    let mut out = try_zeros::<f32>(&shape)?;
+    // The kernel writes every element, so a recycled buffer needs no zeroing.
+    let mut out = super::recycle::take_full(&shape)?;
     if !out.is_empty() {
         super::im2col::conv2d(&contiguous(xa), &contiguous(fa), &geom, &mut out)?;
     }

@@ -44,6 +44,9 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
         positive_zeros(out);
         return Ok(());
     }
+    if super::conv_direct::supported(g) {
+        return super::conv_direct::conv2d(x, filter, g, out);
+    }
     if groups == 1 {
         return conv2d_ungrouped(x, filter, g, k, out);
     }

@@ -57,16 +57,22 @@ impl Recycler {
     }
 
     fn take(&self, shape: &[usize]) -> Result<Vec<f32>> {
+        let mut v = self.take_full(shape)?;
+        v.clear();
+        Ok(v)
+    }
+
+    /// A vector of exactly the elements of `shape`: a recycled one with its old values, else
+    /// a new one of zeros.
+    fn take_full(&self, shape: &[usize]) -> Result<Vec<f32>> {
         let n = crate::tensor::check_host_alloc::<f32>(DType::F32, shape)?;
         if n >= MIN_ELEMS {
             let mut free = self.free();
-            if let Some(i) = free.iter().position(|(_, v)| v.capacity() == n) {
-                let (_, mut v) = free.swap_remove(i);
-                v.clear();
-                return Ok(v);
+            if let Some(i) = free.iter().position(|(_, v)| v.capacity() == n && v.len() == n) {
+                return Ok(free.swap_remove(i).1);
             }
         }
-        crate::tensor::try_vec::<f32>(DType::F32, shape)
+        crate::tensor::try_zeros::<f32>(shape)
     }
 
     fn give(&self, owner: Owner, t: Tensor) {
@@ -98,6 +104,13 @@ pub(crate) fn take(shape: &[usize]) -> Result<Vec<f32>> {
     GLOBAL.take(shape)
 }
 
+/// A vector of exactly the elements of a float32 tensor of `shape`, for a kernel that writes
+/// every element: a recycled one still holding the values of its last use when there is one
+/// (no page faults, no zeroing pass), else a new one of zeros; fallibly, as [`take`].
+pub(crate) fn take_full(shape: &[usize]) -> Result<Vec<f32>> {
+    GLOBAL.take_full(shape)
+}
+
 /// Keeps the buffer of `t` for reuse when `t` is a large float32 tensor that nothing else
 /// shares (tagged with this thread's [`OwnerScope`]); otherwise drops it.
 pub(crate) fn give(t: Tensor) {
@@ -126,8 +139,13 @@ mod tests {
             _ => unreachable!(),
         };
         r.give(1, shared);
+        let v = r.take_full(&[n]).unwrap();
+        assert_eq!((v.as_ptr(), v.len(), v.capacity()), (ptr, n, n));
+        assert!(v.iter().all(|&x| x == 1.0), "take_full keeps the old values");
+        r.give(1, Tensor::from_f32(&[n], v).unwrap());
         let v = r.take(&[n]).unwrap();
         assert_eq!((v.as_ptr(), v.len(), v.capacity()), (ptr, 0, n));
+        assert_eq!(r.take_full(&[n]).unwrap(), vec![0.0; n], "a new buffer is zeros");
         r.give(1, Tensor::from_f32(&[4], vec![0.0; 4]).unwrap());
         assert!(r.free().is_empty(), "small buffers are left to the allocator");
     }
