@@ -63,6 +63,38 @@ impl ConvGeom {
         let inside = ih >= 0 && iw >= 0 && ih < self.in_h as isize && iw < self.in_w as isize;
         inside.then_some((ih as usize, iw as usize))
     }
+
+    /// The convolution by its definition, in plain loops, for the kernels' tests to match.
+    pub(super) fn reference(&self, x: &[f32], f: &[f32]) -> Vec<f32> {
+        let g = self;
+        let groups = g.in_c / g.patch_c;
+        let cout_g = g.out_c / groups;
+        let mut out = vec![0.0; g.rows() * g.out_c];
+        for n in 0..g.batch {
+            for oh in 0..g.out_h {
+                for ow in 0..g.out_w {
+                    for co in 0..g.out_c {
+                        let grp = co / cout_g;
+                        let mut s = 0.0;
+                        for kh in 0..g.k_h {
+                            for kw in 0..g.k_w {
+                                let Some((ih, iw)) = g.tap(oh, ow, kh, kw) else {
+                                    continue;
+                                };
+                                for ci in 0..g.patch_c {
+                                    let xi = ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + grp * g.patch_c + ci;
+                                    let fi = ((kh * g.k_w + kw) * g.patch_c + ci) * g.out_c + co;
+                                    s += x[xi] * f[fi];
+                                }
+                            }
+                        }
+                        out[((n * g.out_h + oh) * g.out_w + ow) * g.out_c + co] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// `Conv2D`'s run-time checks on shapes, in TF's order and words, and the geometry they

@@ -1,32 +1,29 @@
-//! Direct `Conv2D` for x86-64 with AVX-512: an indirect GEMM that reads the receptive fields
+//! Direct `Conv2D` on CPUs with AVX-512F: an indirect GEMM that reads the receptive fields
 //! straight from the input instead of copying them into an im2col patch matrix.
 //!
-//! A tile of [`MR`] output pixels times one block of up to 64 output channels is held in 24
-//! vector registers. For each filter tap the tile looks up, per pixel, the run of `in_c`
-//! input channels the tap reads (a shared run of zeros where the tap falls in the padding),
-//! then multiplies it by the tap's rows of the filter, packed once per call into blocks of
-//! 16-channel vectors. So a stem convolution with 3 input channels (`K = 147`) costs no
-//! copies of its patches at all, and a 3x3 convolution no patch matrix. The filter block
-//! stays in the core's cache while a task's tiles go by; tasks are runs of tiles, in
-//! parallel on rayon.
+//! Each pixel's receptive field is a few *runs* of contiguous input ([`Runs`]): with unit
+//! column dilation one run per filter row (`k_w * in_c` floats, 21 for a 7x7 stem on RGB),
+//! else one per tap. For each tile of [`MR`] output pixels the driver finds where each run
+//! starts ([`Runs::lookup`]): in the input, in a shared run of zeros (padding), or in a small
+//! copy with zeros where a run crosses the padding; a tile whose windows are all inside needs
+//! no table, only each pixel's first run and the step to the next ([`Source::Strided`]). The
+//! micro-kernel ([`super::microkernel`]) multiplies the runs by the filter, packed once per
+//! call into blocks of 64 output channels, which stay in the core's cache while a task's
+//! tiles go by; tasks are stretches of tiles, in parallel on rayon. So a stem convolution
+//! (`K = 147`) copies no patches and a 3x3 one builds no patch matrix.
 //!
-//! [`supported`] says when this path applies (the CPU has AVX-512F, one group, and a filter
-//! block small enough for the cache); otherwise `im2col` runs its patch matrix and GEMM. A
-//! depthwise convolution fits the same shape: one input run per tap and pixel, multiplied
-//! elementwise by the tap's filter vector instead of broadcast, so it can become a second
-//! micro-kernel beside [`tile`] reusing the tap lookup ([`Tile::runs`]).
+//! [`supported`] says when this path applies (one group, a filter block that fits the cache,
+//! AVX-512F); otherwise `im2col` runs its patch matrix and GEMM, and 1x1 stride-1
+//! convolutions stay a plain GEMM there. A depthwise convolution (a group per channel) fits
+//! the same frame: the same run lookup per tile, with a second micro-kernel that multiplies
+//! each run elementwise by the tap's filter vector instead of broadcasting it.
 
 use rayon::prelude::*;
 
 use super::conv::ConvGeom;
+use super::microkernel::{has_avx512, on_width, Block, Dims, Packed, MR};
 use crate::error::{Error, Result};
 
-/// Output pixels per tile.
-const MR: usize = 6;
-/// Output channels per vector.
-const LANES: usize = 16;
-/// Vectors (of [`LANES`] channels) per filter block.
-const MAX_NV: usize = 4;
 /// The largest patch (taps times input channels) whose filter block, `K x 64` floats, is
 /// left to this path: 512 KiB, half a core's L2.
 const MAX_K: usize = 2048;
@@ -34,56 +31,10 @@ const MAX_K: usize = 2048;
 const MAX_TILES_PER_TASK: usize = 64;
 
 /// Whether [`conv2d`] takes this geometry on this CPU.
-pub(super) fn supported(g: &ConvGeom) -> bool {
+pub(crate) fn supported(g: &ConvGeom) -> bool {
     let k = g.k_h * g.k_w * g.patch_c;
     g.groups() == 1 && k > 0 && k <= MAX_K && has_avx512()
 }
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_avx512() -> bool {
-    false
-}
-
-/// The filter, `[taps * in_c, out_c]` row-major, split into blocks of at most 64 output
-/// channels, each `[taps * in_c, 16 * nv]` row-major with its last vector zero-padded.
-struct Packed {
-    blocks: Vec<Block>,
-}
-
-struct Block {
-    /// First output channel.
-    c0: usize,
-    /// Output channels of the block (`<= 16 * nv`).
-    width: usize,
-    /// Vectors per row.
-    nv: usize,
-    data: Vec<f32>,
-}
-
-impl Packed {
-    fn new(filter: &[f32], k: usize, out_c: usize) -> Packed {
-        let blocks = (0..out_c)
-            .step_by(LANES * MAX_NV)
-            .map(|c0| {
-                let width = (out_c - c0).min(LANES * MAX_NV);
-                let nv = width.div_ceil(LANES);
-                let row = nv * LANES;
-                let mut data = vec![0.0; k * row];
-                for (r, dst) in data.chunks_exact_mut(row).enumerate() {
-                    dst[..width].copy_from_slice(&filter[r * out_c + c0..][..width]);
-                }
-                Block { c0, width, nv, data }
-            })
-            .collect();
-        Packed { blocks }
-    }
-}
-
 /// Computes the convolution of `x` (NHWC) with `filter` (`[KH, KW, in_c, out_c]`) into `out`
 /// (NHWC), all row-major and checked by the caller against `g`. Call only where
 /// [`supported`] holds.
@@ -107,9 +58,9 @@ pub(super) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
             let first = t * per_task * MR;
             for (i, tile_out) in o.chunks_mut(MR * g.out_c).enumerate() {
                 let count = tile_out.len() / g.out_c;
-                runs.lookup(x, &zeros, g, first + i * MR, count, table, scratch);
+                let src = runs.lookup(x, &zeros, g, first + i * MR, count, table, scratch);
                 for block in &packed.blocks {
-                    run_tile(table, runs.len, count, g.out_c, block, tile_out);
+                    run_tile(src, runs.len, count, g.out_c, block, tile_out);
                 }
             }
         },
@@ -134,52 +85,88 @@ impl Runs {
         Runs { count: g.k_h * g.k_w / taps, len: taps * g.in_c, taps }
     }
 
-    /// Fills `table[r][i]` with the start of run `r` of pixel `first + i` for the `count`
-    /// pixels of a tile: a place in `x` when the run lies inside the input, `zeros` when it
+    /// Where each run of the `count` pixels `first..` of a tile starts. When the tile is full,
+    /// its windows lie wholly inside the input and each has one run per filter row, that is
+    /// [`Source::Strided`]. Otherwise `table[r][i]` is filled with the start of run `r` of
+    /// pixel `first + i`: a place in `x` when the run lies inside the input, `zeros` when it
     /// lies wholly in the padding (or the pixel is past `count`), else a copy in `scratch`
     /// with zeros for the padded taps. Each pointer has `self.len` floats to read, valid while
     /// `x`, `zeros` and `scratch` are neither moved nor written.
     #[allow(clippy::too_many_arguments)]
-    fn lookup(
+    fn lookup<'t>(
         &self,
         x: &[f32],
         zeros: &[f32],
         g: &ConvGeom,
         first: usize,
         count: usize,
-        table: &mut [[*const f32; MR]],
+        table: &'t mut [[*const f32; MR]],
         scratch: &mut [f32],
-    ) {
+    ) -> Source<'t> {
+        if let Some(src) = self.strided(x, g, first, count) {
+            return src;
+        }
         let cin = g.in_c;
+        let (in_h, in_w) = (g.in_h as isize, g.in_w as isize);
+        let (dil_h, dil_w) = (g.dilation[0] as isize, g.dilation[1] as isize);
+        // The first filter column of each run along a filter row: every column, or only 0.
+        let run_starts = g.k_w / self.taps;
+        // The first pixel's position, then the next ones by steps (no divisions per pixel).
+        let (mut ow, mut oh, mut n) = (first % g.out_w, (first / g.out_w) % g.out_h, first / (g.out_w * g.out_h));
+        let window_h = (g.k_h as isize - 1) * dil_h;
+        let window_w = (g.k_w as isize - 1) * dil_w;
         for i in 0..MR {
-            let p = first + i;
-            let (ow, oh, n) = (p % g.out_w, (p / g.out_w) % g.out_h, p / (g.out_w * g.out_h));
             let top = (oh * g.stride[0]) as isize - g.pad[0] as isize;
             let left = (ow * g.stride[1]) as isize - g.pad[1] as isize;
-            for (r, entry) in table.iter_mut().enumerate() {
-                let (kh, kw0) = (r * self.taps / g.k_w, r * self.taps % g.k_w);
-                let ih = top + (kh * g.dilation[0]) as isize;
-                let iw0 = left + (kw0 * g.dilation[1]) as isize;
-                let row_inside = i < count && ih >= 0 && (ih as usize) < g.in_h;
-                let pixel = |iw: isize| ((n * g.in_h + ih as usize) * g.in_w + iw as usize) * cin;
-                let last = iw0 + (self.taps as isize - 1) * g.dilation[1] as isize;
-                entry[i] = if !row_inside || last < 0 || iw0 >= g.in_w as isize {
-                    zeros.as_ptr()
-                } else if iw0 >= 0 && last < g.in_w as isize {
-                    x[pixel(iw0)..pixel(iw0) + self.len].as_ptr()
-                } else {
-                    // Partly in the padding: copy the taps that are inside.
-                    let dst = &mut scratch[(r * MR + i) * self.len..][..self.len];
-                    for (t, d) in dst.chunks_exact_mut(cin).enumerate() {
-                        let iw = iw0 + (t * g.dilation[1]) as isize;
-                        if iw >= 0 && iw < g.in_w as isize {
-                            d.copy_from_slice(&x[pixel(iw)..pixel(iw) + cin]);
-                        } else {
-                            d.fill(0.0);
-                        }
+            let item = n;
+            (ow, oh, n) = match (ow + 1 == g.out_w, oh + 1 == g.out_h) {
+                (false, _) => (ow + 1, oh, n),
+                (true, false) => (0, oh + 1, n),
+                (true, true) => (0, 0, n + 1),
+            };
+            if i < count && top >= 0 && left >= 0 && top + window_h < in_h && left + window_w < in_w {
+                // The whole window is inside: each run starts a fixed step after the last.
+                let corner = ((item * g.in_h + top as usize) * g.in_w + left as usize) * cin;
+                let (step_h, step_w) = (g.dilation[0] * g.in_w * cin, g.dilation[1] * cin);
+                let mut entries = table.iter_mut();
+                for kh in 0..g.k_h {
+                    for kw0 in 0..run_starts {
+                        let Some(entry) = entries.next() else { break };
+                        let at = corner + kh * step_h + kw0 * step_w;
+                        entry[i] = x[at..at + self.len].as_ptr();
                     }
-                    std::ptr::null()
-                };
+                }
+                continue;
+            }
+            let mut entries = table.iter_mut().enumerate();
+            for kh in 0..g.k_h as isize {
+                let ih = top + kh * dil_h;
+                let row_inside = i < count && ih >= 0 && ih < in_h;
+                let row_base = (item * g.in_h).wrapping_add(ih as usize).wrapping_mul(g.in_w);
+                for kw0 in 0..run_starts as isize {
+                    let Some((r, entry)) = entries.next() else { break };
+                    let iw0 = left + kw0 * dil_w;
+                    let last = iw0 + (self.taps as isize - 1) * dil_w;
+                    entry[i] = if !row_inside || last < 0 || iw0 >= in_w {
+                        zeros.as_ptr()
+                    } else if iw0 >= 0 && last < in_w {
+                        let at = (row_base + iw0 as usize) * cin;
+                        x[at..at + self.len].as_ptr()
+                    } else {
+                        // Partly in the padding: copy the taps that are inside.
+                        let dst = &mut scratch[(r * MR + i) * self.len..][..self.len];
+                        for (t, d) in dst.chunks_exact_mut(cin).enumerate() {
+                            let iw = iw0 + t as isize * dil_w;
+                            if iw >= 0 && iw < in_w {
+                                let at = (row_base + iw as usize) * cin;
+                                d.copy_from_slice(&x[at..at + cin]);
+                            } else {
+                                d.fill(0.0);
+                            }
+                        }
+                        std::ptr::null()
+                    };
+                }
             }
         }
         let base = scratch.as_ptr();
@@ -192,82 +179,51 @@ impl Runs {
                 }
             }
         }
+        Source::Table(table)
+    }
+
+    /// [`Source::Strided`] for a full tile of pixels whose windows lie inside the input, with
+    /// one run per filter row.
+    fn strided<'t>(&self, x: &[f32], g: &ConvGeom, first: usize, count: usize) -> Option<Source<'t>> {
+        if count != MR || self.taps != g.k_w {
+            return None;
+        }
+        let window_h = (g.k_h - 1) * g.dilation[0];
+        let window_w = (g.k_w - 1) * g.dilation[1];
+        let step = g.dilation[0] * g.in_w * g.in_c;
+        let mut starts = [std::ptr::null(); MR];
+        for (i, start) in starts.iter_mut().enumerate() {
+            let p = first + i;
+            let (ow, oh, n) = (p % g.out_w, (p / g.out_w) % g.out_h, p / (g.out_w * g.out_h));
+            let top = (oh * g.stride[0]).checked_sub(g.pad[0]).filter(|t| t + window_h < g.in_h)?;
+            let left = (ow * g.stride[1]).checked_sub(g.pad[1]).filter(|l| l + window_w < g.in_w)?;
+            let at = ((n * g.in_h + top) * g.in_w + left) * g.in_c;
+            // The last run of the window, `(k_h - 1) * step` further on, is inside `x` too.
+            *start = x.get(at..at + window_h * g.in_w * g.in_c + self.len)?.as_ptr();
+        }
+        Some(Source::Strided { starts, step })
     }
 }
 
-/// One tile (its run table from [`Runs::lookup`]) times one filter block, on the vector
-/// width the block needs.
-fn run_tile(table: &[[*const f32; MR]], len: usize, count: usize, out_c: usize, block: &Block, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let tile = Tile { table, len, count, out_c };
-        // SAFETY: `supported` (checked by `conv2d`) found AVX-512F on this CPU; the table's
-        // pointers each have `len` floats to read (`Runs::lookup`), and the block holds
-        // `table.len() * len` rows (one per filter tap and input channel).
-        unsafe {
-            match block.nv {
-                1 => avx512::tile::<1>(&tile, block, out),
-                2 => avx512::tile::<2>(&tile, block, out),
-                3 => avx512::tile::<3>(&tile, block, out),
-                _ => avx512::tile::<4>(&tile, block, out),
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (table, len, count, out_c, block, out);
+/// Where the runs of one tile's pixels start.
+#[derive(Clone, Copy)]
+enum Source<'t> {
+    /// Run `r` of pixel `i` starts at `table[r][i]`.
+    Table(&'t [[*const f32; MR]]),
+    /// Run `r` of pixel `i` starts at `starts[i] + r * step`, for `count` runs.
+    Strided { starts: [*const f32; MR], step: usize },
 }
 
-/// What the micro-kernel reads of one tile.
-struct Tile<'a> {
-    table: &'a [[*const f32; MR]],
-    len: usize,
-    count: usize,
-    out_c: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::{_mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
-
-    use super::{Block, Tile, LANES, MR};
-
-    /// `out[pixel][block.c0..][..block.width]` for each pixel of `tile`, `NV == block.nv`.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F; each pointer of `tile.table` must have `tile.len` floats to
-    /// read, and `block.data` at least `tile.table.len() * tile.len * NV * LANES`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile<const NV: usize>(tile: &Tile<'_>, block: &Block, out: &mut [f32]) {
-        let row = NV * LANES;
-        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        let mut w = block.data.as_ptr();
-        for runs in tile.table {
-            for c in 0..tile.len {
-                // SAFETY: the caller's bounds: `w` walks the block's rows in order, one per
-                // (run, c), and each run has `tile.len` floats.
-                unsafe {
-                    let mut b = [_mm512_setzero_ps(); NV];
-                    for (v, bv) in b.iter_mut().enumerate() {
-                        *bv = _mm512_loadu_ps(w.add(v * LANES));
-                    }
-                    for (acc_i, run) in acc.iter_mut().zip(runs) {
-                        let a = _mm512_set1_ps(*run.add(c));
-                        for (acc_iv, bv) in acc_i.iter_mut().zip(&b) {
-                            *acc_iv = _mm512_fmadd_ps(a, *bv, *acc_iv);
-                        }
-                    }
-                    w = w.add(row);
-                }
-            }
-        }
-        for (acc_i, dst) in acc.iter().zip(out.chunks_mut(tile.out_c)).take(tile.count) {
-            let dst = &mut dst[block.c0..block.c0 + block.width];
-            for (v, acc_iv) in acc_i.iter().enumerate() {
-                let lanes = (block.width - v * LANES).min(LANES);
-                let mask = if lanes == LANES { u16::MAX } else { (1u16 << lanes) - 1 };
-                // SAFETY: the mask writes `lanes` floats from `v * LANES`, all inside `dst`.
-                unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add(v * LANES), mask, *acc_iv) };
-            }
+/// One tile (where its runs start, from [`Runs::lookup`]) times one filter block, each run
+/// `len` floats, on the vector width the block needs.
+fn run_tile(src: Source<'_>, len: usize, count: usize, out_c: usize, block: &Block, out: &mut [f32]) {
+    let dims = Dims { len, count, out_c };
+    match src {
+        Source::Table(table) => on_width(table.iter().copied(), dims, block, out),
+        Source::Strided { starts, step } => {
+            let runs = block.rows() / len.max(1);
+            let table = (0..runs).map(move |r| starts.map(|p| p.wrapping_add(r * step)));
+            on_width(table, dims, block, out)
         }
     }
 }
@@ -275,14 +231,48 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::cpu::conv::conv_geometry;
+    use crate::runtime::padding::Padding;
+
+    /// The direct kernel against the definition, over geometries chosen to reach each path
+    /// of the run lookup (whole windows, rows and taps in the padding, short last tiles, tiles
+    /// across rows and batch items, dilated columns) and each vector width of a filter block.
+    #[test]
+    fn matches_the_definition() {
+        if !has_avx512() {
+            eprintln!("no AVX-512F on this CPU: the direct kernel does not run here");
+            return;
+        }
+        // (input, filter, stride, dilations, padding)
+        type Case = ([usize; 4], [usize; 4], usize, [usize; 2], Padding);
+        let cases: &[Case] = &[
+            ([1, 23, 22, 3], [7, 7, 3, 64], 2, [1, 1], Padding::Same),
+            ([2, 9, 11, 32], [3, 3, 32, 70], 1, [1, 1], Padding::Same),
+            ([2, 9, 11, 5], [3, 3, 5, 17], 1, [1, 1], Padding::Valid),
+            ([1, 12, 13, 4], [3, 2, 4, 33], 3, [1, 1], Padding::Same),
+            ([2, 10, 10, 2], [3, 3, 2, 49], 1, [2, 3], Padding::Same),
+            ([1, 7, 12, 1], [5, 5, 1, 1], 1, [1, 2], Padding::Valid),
+            ([3, 4, 5, 6], [1, 1, 6, 16], 2, [1, 1], Padding::Same),
+            ([1, 8, 8, 3], [2, 2, 3, 130], 2, [1, 1], Padding::Same),
+        ];
+        for &(xs, fs, s, d, padding) in cases {
+            let g = conv_geometry(&xs, &fs, [1, s, s, 1], [1, d[0], d[1], 1], padding).unwrap();
+            assert!(supported(&g), "{g:?}");
+            let x: Vec<f32> = (0..xs.iter().product()).map(|i: usize| ((i * 7) % 13) as f32 * 0.25).collect();
+            let f: Vec<f32> = (0..fs.iter().product()).map(|i: usize| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
+            let mut out = vec![f32::NAN; g.rows() * g.out_c];
+            conv2d(&x, &f, &g, &mut out).unwrap();
+            assert_eq!(out, g.reference(&x, &f), "{xs:?} * {fs:?} s{s} d{d:?} {padding:?}");
+        }
+    }
 
     #[test]
-    fn packs_the_filter_in_blocks_of_sixty_four_channels() {
-        let (k, out_c) = (3, 70);
-        let f: Vec<f32> = (0..k * out_c).map(|i| i as f32).collect();
-        let p = Packed::new(&f, k, out_c);
-        let shapes: Vec<_> = p.blocks.iter().map(|b| (b.c0, b.width, b.nv, b.data.len())).collect();
-        assert_eq!(shapes, vec![(0, 64, 4, 3 * 64), (64, 6, 1, 3 * 16)]);
-        assert_eq!(p.blocks[1].data[16..16 + 7], [134.0, 135.0, 136.0, 137.0, 138.0, 139.0, 0.0]);
+    fn a_grouped_or_too_long_filter_is_left_to_the_patch_matrix() {
+        let g = conv_geometry(&[1, 4, 4, 4], &[3, 3, 2, 4], [1; 4], [1; 4], Padding::Same).unwrap();
+        assert!(!supported(&g), "grouped");
+        let g = conv_geometry(&[1, 4, 4, 512], &[3, 3, 512, 4], [1; 4], [1; 4], Padding::Same).unwrap();
+        assert!(!supported(&g), "K = 4608 > MAX_K");
+        let mut out = vec![0.0; g.rows() * g.out_c];
+        assert!(conv2d(&[0.0; 4 * 4 * 512], &[0.0; 9 * 512 * 4], &g, &mut out).is_err());
     }
 }

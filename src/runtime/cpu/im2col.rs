@@ -167,43 +167,20 @@ fn fill_rows(x: &[f32], g: &ConvGeom, c0: usize, first_row: usize, patches: &mut
 mod tests {
     use super::*;
 
-    /// The direct definition, for checking.
-    fn naive(x: &[f32], f: &[f32], g: &ConvGeom) -> Vec<f32> {
-        let groups = g.in_c / g.patch_c;
-        let cout_g = g.out_c / groups;
-        let mut out = vec![0.0; g.rows() * g.out_c];
-        for n in 0..g.batch {
-            for oh in 0..g.out_h {
-                for ow in 0..g.out_w {
-                    for co in 0..g.out_c {
-                        let grp = co / cout_g;
-                        let mut s = 0.0;
-                        for kh in 0..g.k_h {
-                            for kw in 0..g.k_w {
-                                let Some((ih, iw)) = g.tap(oh, ow, kh, kw) else {
-                                    continue;
-                                };
-                                for ci in 0..g.patch_c {
-                                    let xi = ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + grp * g.patch_c + ci;
-                                    let fi = ((kh * g.k_w + kw) * g.patch_c + ci) * g.out_c + co;
-                                    s += x[xi] * f[fi];
-                                }
-                            }
-                        }
-                        out[((n * g.out_h + oh) * g.out_w + ow) * g.out_c + co] = s;
-                    }
-                }
-            }
-        }
-        out
-    }
-
     fn check(g: ConvGeom) {
         let x: Vec<f32> = (0..g.batch * g.in_h * g.in_w * g.in_c).map(|i| ((i * 7) % 13) as f32 * 0.25).collect();
         let f: Vec<f32> = (0..g.k_h * g.k_w * g.patch_c * g.out_c).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
         let mut out = vec![f32::NAN; g.rows() * g.out_c];
         conv2d(&x, &f, &g, &mut out).unwrap();
-        assert_eq!(out, naive(&x, &f, &g), "{g:?}");
+        let want = g.reference(&x, &f);
+        assert_eq!(out, want, "{g:?}");
+        if g.groups() == 1 {
+            // The patch-matrix path itself, which `conv2d` skips where the direct one runs.
+            let mut out = vec![f32::NAN; g.rows() * g.out_c];
+            let k = g.k_h * g.k_w * g.patch_c;
+            conv2d_ungrouped(&x, &f, &g, k, &mut out).unwrap();
+            assert_eq!(out, want, "patch matrix: {g:?}");
+        }
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! they share (`layout`).
 
 pub(crate) mod conv;
-pub(crate) mod conv_grad;
 mod conv_direct;
+pub(crate) mod conv_grad;
 pub(crate) mod gemm;
 mod im2col;
 mod layout;
+mod microkernel;
 pub(crate) mod pool;
 pub(crate) mod pool_grad;
 pub(crate) mod recycle;

@@ -14,8 +14,8 @@ use ndarray::{ArcArray, IxDyn};
 use crate::error::Result;
 use crate::tensor::{DType, Tensor};
 
-/// Buffers below this many elements (4 MiB) are left to the allocator.
-const MIN_ELEMS: usize = 1 << 20;
+/// Buffers below this many elements (1 MiB) are left to the allocator.
+const MIN_ELEMS: usize = 1 << 18;
 /// At most this many bytes are kept.
 const MAX_BYTES: usize = 512 << 20;
 
