@@ -96,6 +96,27 @@ fn a_large_chain_on_the_cpu_crosses_blocks_and_tasks() {
 }
 
 #[test]
+fn outputs_large_enough_to_stream_hold_the_values() {
+    // Past the size at which the CPU streams its outputs out (4M floats), at an odd length.
+    let n = (1 << 22) + 7;
+    let g = Graph::new();
+    let a = g.placeholder(DType::F32, Shape::known(&[n])).unwrap();
+    let b = g.constant(ramp(&[n], 6)).unwrap();
+    let y = g.relu(((&a * &b).unwrap() + &a).unwrap()).unwrap();
+    let sum = (&a + &b).unwrap();
+    let feed = ramp(&[n], 7);
+    let (x, w) = (feed.to_f32_vec().unwrap(), ramp(&[n], 6).to_f32_vec().unwrap());
+    let want_y: Vec<f32> = x.iter().zip(&w).map(|(x, w)| (x * w + x).max(0.0)).collect();
+    let want_sum: Vec<f32> = x.iter().zip(&w).map(|(x, w)| x + w).collect();
+    for remapping in [true, false] {
+        let (got, md) = run(&g, config(false, remapping), &[&y, &sum], &[(&a, feed.clone())]);
+        assert_eq!(record(&md, "Relu").0, if remapping { "_FusedElementwise" } else { "Relu" });
+        assert!(got[0].to_f32_vec().unwrap() == want_y, "relu(a*b+a), remapping {remapping}");
+        assert!(got[1].to_f32_vec().unwrap() == want_sum, "a+b, remapping {remapping}");
+    }
+}
+
+#[test]
 fn a_value_read_twice_or_fetched_is_not_fused_away() {
     let g = Graph::new();
     let a = g.placeholder(DType::F32, Shape::known(&[8])).unwrap();

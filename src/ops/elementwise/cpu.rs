@@ -1,10 +1,13 @@
 //! CPU kernels of the elementwise ops: numpy broadcasting of shapes, and the (parallel)
 //! map and zip loops that fill fallibly allocated outputs.
 
+use std::mem::MaybeUninit;
+
 use ndarray::{ArcArray, ArrayD, IxDyn, Zip};
 use rayon::prelude::*;
 
 use crate::error::{invalid, Error, Result};
+use crate::runtime::cpu::stream;
 use crate::tensor::{dims_string, DType, Shape};
 
 /// TF's `google_floor_div` for integers, with the wrapping arithmetic of its C++ (so
@@ -94,15 +97,42 @@ where
 /// Where a kernel's output vector comes from: float32 outputs reuse freed buffers
 /// (`runtime::cpu::recycle`), other types are allocated; either way fallibly, with TF's
 /// out-of-memory error.
-pub(super) trait OutputBuf: Sized + crate::tensor::HostElem {
+pub(super) trait OutputBuf: Sized + Copy + crate::tensor::HostElem {
     fn with_capacity(shape: &[usize]) -> Result<Vec<Self>> {
         crate::tensor::try_capacity(shape)
+    }
+    /// Writes `f(x[i], y[i])` into `o[i]`; `huge` says the whole output is
+    /// `runtime::cpu::stream`'s size, where float32 results stream out of L1 blocks.
+    fn write_pairs<T: Copy>(o: &mut [MaybeUninit<Self>], x: &[T], y: &[T], f: impl Fn(T, T) -> Self, huge: bool) {
+        let _ = huge;
+        write_pairs(o, x, y, f);
     }
 }
 impl OutputBuf for f32 {
     fn with_capacity(shape: &[usize]) -> Result<Vec<f32>> {
         crate::runtime::cpu::recycle::take(shape)
     }
+    fn write_pairs<T: Copy>(o: &mut [MaybeUninit<f32>], x: &[T], y: &[T], f: impl Fn(T, T) -> f32, huge: bool) {
+        if !huge {
+            return write_pairs(o, x, y, f);
+        }
+        let mut block = [0.0f32; STREAM_BLOCK];
+        for (o, (x, y)) in o.chunks_mut(STREAM_BLOCK).zip(x.chunks(STREAM_BLOCK).zip(y.chunks(STREAM_BLOCK))) {
+            let block = &mut block[..o.len()];
+            block.iter_mut().zip(x.iter().zip(y)).for_each(|(b, (&x, &y))| *b = f(x, y));
+            stream::copy(o, block);
+        }
+        stream::fence();
+    }
+}
+
+/// Floats computed in L1 before they stream out.
+const STREAM_BLOCK: usize = 512;
+
+fn write_pairs<T: Copy, U>(o: &mut [MaybeUninit<U>], x: &[T], y: &[T], f: impl Fn(T, T) -> U) {
+    o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| {
+        o.write(f(x, y));
+    });
 }
 impl OutputBuf for f64 {}
 impl OutputBuf for i32 {}
@@ -136,11 +166,8 @@ where
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
         if a.shape() == b.shape() {
-            let run = |o: &mut [std::mem::MaybeUninit<U>], x: &[T], y: &[T]| {
-                o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| {
-                    o.write(f(x, y));
-                })
-            };
+            let huge = sa.len() >= stream::MIN_ELEMS;
+            let run = |o: &mut [MaybeUninit<U>], x: &[T], y: &[T]| U::write_pairs(o, x, y, &f, huge);
             let out = collect_into(&shape, sa.len(), |out| {
                 if out.len() >= PARALLEL_MIN {
                     out.par_chunks_mut(PARALLEL_MIN)

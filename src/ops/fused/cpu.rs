@@ -9,10 +9,11 @@ use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
 use super::{broadcast_strides, Broadcast, ElemKind, Expr};
+use crate::runtime::cpu::stream;
 use crate::tensor::Tensor;
 
 /// Elements per block: every intermediate of a chain of a few ops fits in L1 together.
-const BLOCK: usize = 1024;
+const BLOCK: usize = 512;
 /// Elements per parallel task.
 const TASK: usize = 1 << 16;
 
@@ -68,8 +69,10 @@ pub(super) fn eval_f32(expr: &Expr, leaves: &[&Tensor]) -> Option<Tensor> {
     let mut out = crate::runtime::cpu::recycle::take(&out_shape).ok()?;
     {
         let spare = &mut out.spare_capacity_mut()[..n];
-        let task =
-            |(t, chunk): (usize, &mut [MaybeUninit<f32>])| run_task(&prog, &sources, &out_shape, t * TASK, chunk);
+        let stream = n >= stream::MIN_ELEMS;
+        let task = |(t, chunk): (usize, &mut [MaybeUninit<f32>])| {
+            run_task(&prog, &sources, &out_shape, t * TASK, chunk, stream)
+        };
         if n > TASK {
             spare.par_chunks_mut(TASK).enumerate().for_each(task);
         } else {
@@ -89,8 +92,16 @@ fn source<'a>(data: &'a [f32], shape: &[usize], out: &[usize]) -> Source<'a> {
     }
 }
 
-/// Evaluates output elements `start..start + chunk.len()` into `chunk`, block by block.
-fn run_task(prog: &[Instr], sources: &[Source], out_shape: &[usize], start: usize, chunk: &mut [MaybeUninit<f32>]) {
+/// Evaluates output elements `start..start + chunk.len()` into `chunk`, block by block; with
+/// `stream`, each block is computed in L1 and streamed out ([`stream::copy`]).
+fn run_task(
+    prog: &[Instr],
+    sources: &[Source],
+    out_shape: &[usize],
+    start: usize,
+    chunk: &mut [MaybeUninit<f32>],
+    stream: bool,
+) {
     let mut regs = vec![0.0f32; BLOCK * prog.len()];
     let mut gathered = vec![0.0f32; BLOCK * sources.len()];
     for (b, block) in chunk.chunks_mut(BLOCK).enumerate() {
@@ -116,9 +127,9 @@ fn run_task(prog: &[Instr], sources: &[Source], out_shape: &[usize], start: usiz
                 }
             };
             let (a, b) = (operand(ins.args[0]), operand(ins.args[1]));
-            // The last op writes the output block itself (no copy out of a register); the
-            // others write their register.
-            let last = r + 1 == prog.len();
+            // The last op writes the output block itself (no copy out of a register), unless
+            // the block is streamed out; the others write their register.
+            let last = r + 1 == prog.len() && !stream;
             let add = crate::ops::BinaryKind::Add;
             match ins.kind {
                 ElemKind::Unary(u) if last => u.slices_f32_into(a, block),
@@ -129,6 +140,13 @@ fn run_task(prog: &[Instr], sources: &[Source], out_shape: &[usize], start: usiz
                 ElemKind::BiasAdd => add.slices_f32(a, b, &mut rest[..len]),
             }
         }
+        if stream {
+            let result = (prog.len() - 1) * BLOCK;
+            stream::copy(block, &regs[result..result + len]);
+        }
+    }
+    if stream {
+        stream::fence();
     }
 }
 

@@ -1,6 +1,6 @@
 //! The CPU kernels the ops call: the SIMD GEMM ([`gemm`]), `Conv2D`'s geometry ([`conv`]) and
 //! im2col kernel (`im2col`) and direct AVX-512 kernel (`conv_direct`), its gradients ([`conv_grad`]), the pools ([`pool`],
-//! [`pool_grad`]), the recycled host buffers ([`recycle`]) and the row-major layout helpers
+//! [`pool_grad`]), the recycled host buffers ([`recycle`]), streaming stores for huge outputs ([`stream`]) and the row-major layout helpers
 //! they share (`layout`).
 
 pub(crate) mod conv;
@@ -13,3 +13,4 @@ mod microkernel;
 pub(crate) mod pool;
 pub(crate) mod pool_grad;
 pub(crate) mod recycle;
+pub(crate) mod stream;
