@@ -48,20 +48,23 @@ fn elementwise(c: &mut Criterion) {
 /// `relu(a*b+c)` on resident variables, fused into one kernel or run as three.
 fn chain(c: &mut Criterion) {
     let mut group = c.benchmark_group("relu(a*b+c) resident");
-    let n = 1usize << 20;
-    group.throughput(Throughput::Bytes(16 * n as u64));
+    group.sample_size(20);
     for (name, config) in devices() {
-        for fused in [true, false] {
-            let g = Graph::new();
-            let v = |k: u32| g.variable(values(&[n], k), &format!("v{k}")).expect("variable");
-            let (a, b, cc) = (v(1), v(2), v(3));
-            let prod = g.mul(a.value(), b.value()).expect("mul");
-            let y = Fetch::from(g.relu(g.add(&prod, cc.value()).expect("add")).expect("relu").op());
-            let mut config = config.clone();
-            config.graph_options.remapping = fused;
-            let mut s = session(&g, &config);
-            let id = BenchmarkId::new(name, if fused { "fused" } else { "unfused" });
-            group.bench_function(id, |bench| bench.iter(|| s.run(&[&y]).expect("runs")));
+        for n in [1usize << 20, 1 << 24] {
+            group.throughput(Throughput::Bytes(16 * n as u64));
+            for fused in [true, false] {
+                let g = Graph::new();
+                let v = |k: u32| g.variable(values(&[n], k), &format!("v{k}")).expect("variable");
+                let (a, b, cc) = (v(1), v(2), v(3));
+                let prod = g.mul(a.value(), b.value()).expect("mul");
+                let y = Fetch::from(g.relu(g.add(&prod, cc.value()).expect("add")).expect("relu").op());
+                let mut config = config.clone();
+                config.graph_options.remapping = fused;
+                let mut s = session(&g, &config);
+                let label = format!("{}M {}", n >> 20, if fused { "fused" } else { "unfused" });
+                let id = BenchmarkId::new(name, label);
+                group.bench_function(id, |bench| bench.iter(|| s.run(&[&y]).expect("runs")));
+            }
         }
     }
     group.finish();

@@ -3,7 +3,7 @@
 into one markdown table: per case, each side's median per round and wgflow's speed over TF's
 (TF time / wgflow time) per round, with the issue's target where it has one.
 
-Usage: vs_tf.py DIR ROUNDS   (DIR holds tf-N.json and wgflow-N/latest.json)
+Usage: vs_tf.py DIR ROUNDS   (DIR holds tf-N.json, tf-digits-N.json and wgflow-N/latest.json)
 """
 import json
 import platform
@@ -22,6 +22,7 @@ CASES = [
     ("add 1M resident", ("add 1M f32", "noreturn"), None),
     ("add 1M fed", ("add 1M f32", "feed"), None),
     ("run overhead (1 tiny op, fetched)", ("session.run(scalar const)", "-"), None),
+    ("digits CNN training step (batch 64)", ("digits CNN training step (batch 64)", "feed"), 1.0),
 ]
 
 
@@ -36,7 +37,13 @@ def main():
         with open(f"{folder}/tf-{i}.json") as f:
             d = json.load(f)
         tf_version = d.get("tf_version", tf_version)
-        tf_runs.append({(r["case"], r["mode"]): r["median_ms"] for r in d["results"]})
+        results = d["results"]
+        try:
+            with open(f"{folder}/tf-digits-{i}.json") as f:
+                results = results + json.load(f)["results"]
+        except FileNotFoundError:
+            pass
+        tf_runs.append({(r["case"], r["mode"]): r["median_ms"] for r in results})
         with open(f"{folder}/wgflow-{i}/latest.json") as f:
             d = json.load(f)
         entries = d["runs"][0]["entries"]
