@@ -96,20 +96,21 @@ where
 
 /// Where a kernel's output vector comes from: float32 outputs reuse freed buffers
 /// (`runtime::cpu::recycle`), other types are allocated; either way fallibly, with TF's
-/// out-of-memory error.
+/// out-of-memory error. The flag says the buffer was recycled.
 pub(super) trait OutputBuf: Sized + Copy + crate::tensor::HostElem {
-    fn with_capacity(shape: &[usize]) -> Result<Vec<Self>> {
-        crate::tensor::try_capacity(shape)
+    fn with_capacity(shape: &[usize]) -> Result<(Vec<Self>, bool)> {
+        Ok((crate::tensor::try_capacity(shape)?, false))
     }
     /// Writes `f(x[i], y[i])` into `o[i]`; `huge` says the whole output is
-    /// `runtime::cpu::stream`'s size, where float32 results stream out of L1 blocks.
+    /// `runtime::cpu::stream`'s size in a recycled buffer, where float32 results stream out
+    /// of L1 blocks.
     fn write_pairs<T: Copy>(o: &mut [MaybeUninit<Self>], x: &[T], y: &[T], f: impl Fn(T, T) -> Self, huge: bool) {
         let _ = huge;
         write_pairs(o, x, y, f);
     }
 }
 impl OutputBuf for f32 {
-    fn with_capacity(shape: &[usize]) -> Result<Vec<f32>> {
+    fn with_capacity(shape: &[usize]) -> Result<(Vec<f32>, bool)> {
         crate::runtime::cpu::recycle::take(shape)
     }
     fn write_pairs<T: Copy>(o: &mut [MaybeUninit<f32>], x: &[T], y: &[T], f: impl Fn(T, T) -> f32, huge: bool) {
@@ -138,18 +139,19 @@ impl OutputBuf for f64 {}
 impl OutputBuf for i32 {}
 
 /// A new vector for a tensor of `shape` (`n` elements, counted by the caller), each element
-/// written by `write` (which must write every one).
+/// written by `write` (which must write every one; it is told whether the buffer was
+/// recycled).
 pub(super) fn collect_into<U: OutputBuf>(
     shape: &[usize],
     n: usize,
-    write: impl FnOnce(&mut [std::mem::MaybeUninit<U>]),
+    write: impl FnOnce(&mut [std::mem::MaybeUninit<U>], bool),
 ) -> Result<Vec<U>> {
-    let mut out = U::with_capacity(shape)?;
+    let (mut out, recycled) = U::with_capacity(shape)?;
     let spare = out.spare_capacity_mut();
     if spare.len() < n {
         return Err(Error::internal("elementwise: output buffer too small"));
     }
-    write(&mut spare[..n]);
+    write(&mut spare[..n], recycled);
     // SAFETY: `fill` and the binary loop below write every element of the slice they get.
     unsafe { out.set_len(n) };
     Ok(out)
@@ -166,9 +168,9 @@ where
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
         if a.shape() == b.shape() {
-            let huge = sa.len() >= stream::MIN_ELEMS;
-            let run = |o: &mut [MaybeUninit<U>], x: &[T], y: &[T]| U::write_pairs(o, x, y, &f, huge);
-            let out = collect_into(&shape, sa.len(), |out| {
+            let out = collect_into(&shape, sa.len(), |out, recycled| {
+                let huge = recycled && out.len() >= stream::MIN_ELEMS;
+                let run = |o: &mut [MaybeUninit<U>], x: &[T], y: &[T]| U::write_pairs(o, x, y, &f, huge);
                 if out.len() >= PARALLEL_MIN {
                     out.par_chunks_mut(PARALLEL_MIN)
                         .zip(sa.par_chunks(PARALLEL_MIN).zip(sb.par_chunks(PARALLEL_MIN)))
@@ -205,9 +207,9 @@ where
     F: Fn(T) -> U + Sync,
 {
     let out = match a.as_slice() {
-        Some(s) => collect_into(a.shape(), s.len(), |out| fill(out, s, &f))?,
+        Some(s) => collect_into(a.shape(), s.len(), |out, _| fill(out, s, &f))?,
         None => {
-            let mut out = U::with_capacity(a.shape())?;
+            let (mut out, _) = U::with_capacity(a.shape())?;
             out.extend(a.iter().map(|&x| f(x)));
             out
         }

@@ -66,10 +66,11 @@ pub(super) fn eval_f32(expr: &Expr, leaves: &[&Tensor]) -> Option<Tensor> {
     if !matches!(compile(expr, &mut prog), Operand::Reg(_)) {
         return None;
     }
-    let mut out = crate::runtime::cpu::recycle::take(&out_shape).ok()?;
+    let (mut out, recycled) = crate::runtime::cpu::recycle::take(&out_shape).ok()?;
     {
         let spare = &mut out.spare_capacity_mut()[..n];
-        let stream = n >= stream::MIN_ELEMS;
+        // Streaming pays into a recycled buffer, not into fresh pages the first touch zeroes.
+        let stream = recycled && n >= stream::MIN_ELEMS;
         let task = |(t, chunk): (usize, &mut [MaybeUninit<f32>])| {
             run_task(&prog, &sources, &out_shape, t * TASK, chunk, stream)
         };

@@ -56,23 +56,35 @@ impl Recycler {
         self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn take(&self, shape: &[usize]) -> Result<Vec<f32>> {
-        let mut v = self.take_full(shape)?;
-        v.clear();
-        Ok(v)
+    fn take(&self, shape: &[usize]) -> Result<(Vec<f32>, bool)> {
+        let n = crate::tensor::check_host_alloc::<f32>(DType::F32, shape)?;
+        match self.reuse(n) {
+            Some(mut v) => {
+                v.clear();
+                Ok((v, true))
+            }
+            None => Ok((crate::tensor::try_vec::<f32>(DType::F32, shape)?, false)),
+        }
     }
 
     /// A vector of exactly the elements of `shape`: a recycled one with its old values, else
     /// a new one of zeros.
     fn take_full(&self, shape: &[usize]) -> Result<Vec<f32>> {
         let n = crate::tensor::check_host_alloc::<f32>(DType::F32, shape)?;
-        if n >= MIN_ELEMS {
-            let mut free = self.free();
-            if let Some(i) = free.iter().position(|(_, v)| v.capacity() == n && v.len() == n) {
-                return Ok(free.swap_remove(i).1);
-            }
+        match self.reuse(n) {
+            Some(v) => Ok(v),
+            None => crate::tensor::try_zeros::<f32>(shape),
         }
-        crate::tensor::try_zeros::<f32>(shape)
+    }
+
+    /// A kept buffer of exactly `n` floats (all initialised), if there is one.
+    fn reuse(&self, n: usize) -> Option<Vec<f32>> {
+        if n < MIN_ELEMS {
+            return None;
+        }
+        let mut free = self.free();
+        let i = free.iter().position(|(_, v)| v.capacity() == n && v.len() == n)?;
+        Some(free.swap_remove(i).1)
     }
 
     fn give(&self, owner: Owner, t: Tensor) {
@@ -99,8 +111,10 @@ impl Recycler {
 /// An empty vector with room for exactly the elements of a float32 tensor of `shape`: a
 /// recycled one when there is one, else a fallible allocation (`InvalidArgument` when the
 /// element count overflows, `ResourceExhausted` with TF's OOM message when the host cannot or
-/// may not hold it).
-pub(crate) fn take(shape: &[usize]) -> Result<Vec<f32>> {
+/// may not hold it). The flag says it was recycled: its pages are mapped and likely out of
+/// the cache, where a new one's first touch faults each page in (zeroed, so in the cache),
+/// which is what decides whether streaming stores pay ([`super::stream`]).
+pub(crate) fn take(shape: &[usize]) -> Result<(Vec<f32>, bool)> {
     GLOBAL.take(shape)
 }
 
@@ -143,8 +157,9 @@ mod tests {
         assert_eq!((v.as_ptr(), v.len(), v.capacity()), (ptr, n, n));
         assert!(v.iter().all(|&x| x == 1.0), "take_full keeps the old values");
         r.give(1, Tensor::from_f32(&[n], v).unwrap());
-        let v = r.take(&[n]).unwrap();
-        assert_eq!((v.as_ptr(), v.len(), v.capacity()), (ptr, 0, n));
+        let (v, recycled) = r.take(&[n]).unwrap();
+        assert_eq!((v.as_ptr(), v.len(), v.capacity(), recycled), (ptr, 0, n, true));
+        assert!(!r.take(&[n]).unwrap().1, "the pool is empty again");
         assert_eq!(r.take_full(&[n]).unwrap(), vec![0.0; n], "a new buffer is zeros");
         r.give(1, Tensor::from_f32(&[4], vec![0.0; 4]).unwrap());
         assert!(r.free().is_empty(), "small buffers are left to the allocator");
