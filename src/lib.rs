@@ -26,6 +26,7 @@ pub mod error;
 pub mod gpu;
 pub mod gradients;
 pub mod graph;
+pub mod graphdef;
 pub mod ops;
 pub mod placement;
 mod runtime;
@@ -37,6 +38,7 @@ pub mod train;
 
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
+pub use graphdef::ImportOptions;
 pub use ops::{BinaryKind, Padding, UnaryKind};
 pub use placement::{CostModel, DeviceKind, DeviceModel, PlacementPolicy};
 pub use session::{

@@ -5,6 +5,9 @@
 //! nor a user's needs `protoc`; fields wgflow never reads (function libraries, resource
 //! handles, variants) are left out, and prost skips them on decoding.
 
+// The fields are TF's own, documented in its .proto files under the same names.
+#![allow(missing_docs)]
+
 use std::collections::HashMap;
 
 /// `tensorflow.GraphDef`.

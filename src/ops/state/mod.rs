@@ -6,7 +6,7 @@ mod grad;
 
 use super::{compute, same_dtype, shape_err, AssignMode, InferResult, Op, OpKind};
 use crate::error::Result;
-use crate::graph::{Endpoint, Graph, Operand, Operation, Output, Variable};
+use crate::graph::{Endpoint, Graph, NodeId, Operand, Operation, Output, Variable};
 use crate::tensor::{DType, Shape, Tensor, TensorSpec};
 
 /// The TF op types of this family (see `ops::registry`): the structural kinds of `OpKind`
@@ -183,6 +183,30 @@ impl Graph {
                 Variable { var, initializer: Operation { graph: self.clone(), id: init }, read }
             })
             .collect()
+    }
+
+    /// Records the variables of an imported graph: each `VariableV2` node not yet known,
+    /// with the `Assign` to it named `<var>/Assign` (else the first `Assign` to it) as its
+    /// initializer. A variable without one is left out of `global_variables`.
+    pub(crate) fn register_imported_variables(&self) {
+        let mut g = self.write();
+        let known: Vec<NodeId> = g.variables.iter().map(|(v, _)| *v).collect();
+        let mut found = Vec::new();
+        for (id, node) in g.nodes.iter().enumerate() {
+            if !matches!(node.op, OpKind::Variable(_)) || known.contains(&id) {
+                continue;
+            }
+            let assigns = g.nodes.iter().enumerate().filter(|(_, n)| {
+                matches!(n.op, OpKind::Assign(AssignMode::Set)) && n.inputs.first().is_some_and(|ep| ep.node == id)
+            });
+            let named = format!("{}/Assign", node.name);
+            let mut assigns: Vec<(NodeId, bool)> = assigns.map(|(a, n)| (a, n.name == named)).collect();
+            assigns.sort_by_key(|&(a, named)| (!named, a));
+            if let Some(&(init, _)) = assigns.first() {
+                found.push((id, init));
+            }
+        }
+        g.variables.extend(found);
     }
 
     /// `tf.global_variables_initializer()`: a `NoOp` named `init` with a control input on

@@ -1,0 +1,237 @@
+//! One imported node: its attrs read as TF defines them, its constant inputs (axes, shapes,
+//! perms) read at import, and the builder call that adds it to the graph under its own name.
+
+use super::decode;
+use super::proto::{attr_value::Value, NodeDef};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Operation, Output};
+use crate::ops::Padding;
+use crate::ops::{AssignMode, BinaryKind, OpKind, UnaryKind};
+use crate::tensor::{DType, Shape, Tensor};
+
+/// A node of the file on its way into `graph`: its full name and its resolved inputs.
+pub(crate) struct NodeIn<'a> {
+    pub(crate) graph: &'a Graph,
+    pub(crate) def: &'a NodeDef,
+    pub(crate) name: String,
+    pub(crate) inputs: Vec<Output>,
+}
+
+impl NodeIn<'_> {
+    /// Adds the node: `Unimplemented`, naming the op type and the node, for an op type
+    /// wgflow has no kernel for.
+    pub(crate) fn import(self) -> Result<Operation> {
+        let op = self.def.op.as_str();
+        self.build(op).map_err(|e| if e.node.is_none() { e.at(&self.def.name) } else { e })
+    }
+
+    fn build(&self, op: &str) -> Result<Operation> {
+        let g = self.graph.named(&self.name);
+        if let Some(kind) =
+            BinaryKind::ALL.iter().find(|k| k.tf_name() == op || (op == "Add" && **k == BinaryKind::Add))
+        {
+            return Ok(g.binary(*kind, self.input(0)?, self.input(1)?)?.op());
+        }
+        if let Some(kind) = UnaryKind::ALL.iter().find(|k| k.tf_name() == op) {
+            return Ok(g.unary(*kind, self.input(0)?)?.op());
+        }
+        let out = match op {
+            "Const" => g.constant(self.attr_tensor("value")?)?,
+            "Placeholder" => {
+                let shape = self.attr_shape("shape")?.unwrap_or_else(Shape::unknown);
+                g.placeholder(self.attr_type("dtype")?, shape)?
+            }
+            "Identity" | "StopGradient" | "Snapshot" => g.identity(self.input(0)?)?,
+            "NoOp" => return g.no_op(),
+            "VariableV2" | "Variable" => {
+                let shape = self.attr_shape("shape")?.unwrap_or_else(Shape::unknown);
+                let spec = crate::tensor::TensorSpec::new(self.attr_type("dtype")?, shape);
+                return g.add_op("VariableV2", OpKind::Variable(spec), Vec::new());
+            }
+            "Assign" | "AssignAdd" | "AssignSub" => {
+                let mode = match op {
+                    "Assign" => AssignMode::Set,
+                    "AssignAdd" => AssignMode::Add,
+                    _ => AssignMode::Sub,
+                };
+                let inputs = vec![("ref", self.input(0)?.into()), ("value", self.input(1)?.into())];
+                return g.add_op(op, OpKind::Assign(mode), inputs);
+            }
+            "MatMul" => g.matmul(
+                self.input(0)?,
+                self.input(1)?,
+                self.attr_bool("transpose_a")?,
+                self.attr_bool("transpose_b")?,
+            )?,
+            "BatchMatMul" | "BatchMatMulV2" | "BatchMatMulV3" => {
+                g.matmul(self.input(0)?, self.input(1)?, self.attr_bool("adj_x")?, self.attr_bool("adj_y")?)?
+            }
+            "Cast" => g.cast(self.input(0)?, self.attr_type("DstT")?)?,
+            "Softmax" => g.softmax(self.input(0)?, -1)?,
+            "BiasAdd" | "BiasAddV1" => {
+                self.nhwc()?;
+                g.bias_add(self.input(0)?, self.input(1)?)?
+            }
+            "Conv2D" => {
+                self.nhwc()?;
+                let dilations = self.attr_usizes_or("dilations", &[1, 1, 1, 1])?;
+                g.conv2d(self.input(0)?, self.input(1)?, &self.attr_usizes("strides")?, self.padding()?, &dilations)?
+            }
+            "MaxPool" | "AvgPool" => {
+                self.nhwc()?;
+                let (ksize, strides) = (self.attr_usizes("ksize")?, self.attr_usizes("strides")?);
+                if op == "MaxPool" {
+                    g.max_pool(self.input(0)?, &ksize, &strides, self.padding()?)?
+                } else {
+                    g.avg_pool(self.input(0)?, &ksize, &strides, self.padding()?)?
+                }
+            }
+            "Sum" | "Mean" | "Max" => {
+                let axes = self.const_ints(1)?;
+                let keep = self.attr_bool("keep_dims")?;
+                match op {
+                    "Sum" => g.reduce_sum(self.input(0)?, Some(&axes), keep)?,
+                    "Mean" => g.reduce_mean(self.input(0)?, Some(&axes), keep)?,
+                    _ => g.reduce_max(self.input(0)?, Some(&axes), keep)?,
+                }
+            }
+            "Reshape" => g.reshape(self.input(0)?, &self.const_ints(1)?)?,
+            "Transpose" => {
+                let perm =
+                    self.const_ints(1)?.iter().map(|&p| usize::try_from(p)).collect::<std::result::Result<Vec<_>, _>>();
+                let perm = perm.map_err(|_| Error::invalid_argument("Transpose: a negative entry in perm"))?;
+                g.transpose(self.input(0)?, Some(&perm))?
+            }
+            "ConcatV2" => {
+                let n = self.inputs.len().saturating_sub(1);
+                let axis = self.const_ints(n)?.first().copied().unwrap_or(0);
+                g.concat(&self.inputs[..n], axis)?
+            }
+            _ => {
+                return Err(Error::unimplemented(format!(
+                    "Op type not registered '{op}' in wgflow: node '{}' cannot be imported",
+                    self.def.name
+                )))
+            }
+        };
+        Ok(out.op())
+    }
+
+    fn input(&self, i: usize) -> Result<Output> {
+        self.inputs.get(i).cloned().ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "NodeDef expected at least {} inputs for op '{}', got {}",
+                i + 1,
+                self.def.op,
+                self.inputs.len()
+            ))
+        })
+    }
+
+    /// The value of input `i` when it is a constant (wgflow holds axes, shapes and perms as
+    /// attributes, so it reads them at import).
+    fn const_value(&self, i: usize) -> Result<Tensor> {
+        let t = self.input(i)?;
+        let g = t.graph().read();
+        match &g.nodes[t.op().id].op {
+            OpKind::Const(v) => Ok(v.clone()),
+            _ => Err(Error::unimplemented(format!(
+                "{}: input {i} must be a constant in wgflow (it is computed by '{}')",
+                self.def.op,
+                g.nodes[t.op().id].name
+            ))),
+        }
+    }
+
+    fn const_ints(&self, i: usize) -> Result<Vec<i64>> {
+        match self.const_value(i)? {
+            Tensor::I32(a) => Ok(a.iter().map(|&v| v as i64).collect()),
+            other => Err(Error::invalid_argument(format!(
+                "{}: input {i} must be int32 or int64, not {}",
+                self.def.op,
+                other.dtype().tf_enum()
+            ))),
+        }
+    }
+
+    fn attr(&self, key: &str) -> Option<&Value> {
+        self.def.attr.get(key).and_then(|a| a.value.as_ref())
+    }
+
+    fn missing(&self, key: &str) -> Error {
+        Error::invalid_argument(format!("NodeDef missing attr '{key}' of op '{}'", self.def.op))
+    }
+
+    fn attr_type(&self, key: &str) -> Result<DType> {
+        match self.attr(key) {
+            Some(Value::Type(t)) => decode::dtype(*t, &self.name),
+            _ => Err(self.missing(key)),
+        }
+    }
+
+    fn attr_bool(&self, key: &str) -> Result<bool> {
+        match self.attr(key) {
+            Some(Value::B(b)) => Ok(*b),
+            None => Ok(false),
+            Some(_) => Err(self.missing(key)),
+        }
+    }
+
+    fn attr_str(&self, key: &str) -> Option<String> {
+        match self.attr(key) {
+            Some(Value::S(s)) => Some(String::from_utf8_lossy(s).into_owned()),
+            _ => None,
+        }
+    }
+
+    fn attr_shape(&self, key: &str) -> Result<Option<Shape>> {
+        match self.attr(key) {
+            Some(Value::Shape(s)) => decode::shape(s, &self.name).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn attr_tensor(&self, key: &str) -> Result<Tensor> {
+        match self.attr(key) {
+            Some(Value::Tensor(t)) => decode::tensor(t, &self.name),
+            _ => Err(self.missing(key)),
+        }
+    }
+
+    fn attr_usizes(&self, key: &str) -> Result<Vec<usize>> {
+        match self.attr(key) {
+            Some(Value::List(l)) => {
+                l.i.iter()
+                    .map(|&v| usize::try_from(v).map_err(|_| Error::invalid_argument(format!("attr '{key}': {v} < 0"))))
+                    .collect()
+            }
+            _ => Err(self.missing(key)),
+        }
+    }
+
+    fn attr_usizes_or(&self, key: &str, default: &[usize]) -> Result<Vec<usize>> {
+        if self.attr(key).is_none() {
+            return Ok(default.to_vec());
+        }
+        self.attr_usizes(key)
+    }
+
+    fn padding(&self) -> Result<Padding> {
+        match self.attr_str("padding").as_deref() {
+            Some("SAME") => Ok(Padding::Same),
+            Some("VALID") => Ok(Padding::Valid),
+            Some(other) => Err(Error::unimplemented(format!("{}: padding '{other}' is not supported", self.def.op))),
+            None => Err(self.missing("padding")),
+        }
+    }
+
+    /// `data_format` must be NHWC (absent means NHWC).
+    fn nhwc(&self) -> Result<()> {
+        match self.attr_str("data_format").as_deref() {
+            None | Some("NHWC") => Ok(()),
+            Some(other) => {
+                Err(Error::unimplemented(format!("{}: data_format {other}; wgflow computes NHWC only", self.def.op)))
+            }
+        }
+    }
+}

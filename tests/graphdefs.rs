@@ -1,0 +1,162 @@
+//! TF model files (`../shared/graphdefs/`): each case imported into a fresh graph and run on
+//! the CPU, the GPU and mixed, against TF's outputs; the broken files give their errors.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{compare, tensor, Device, Tally, Tol};
+use serde_json::Value;
+use wgflow::{Code, Fetch, Graph, ImportOptions, RunOptions, Session, Tensor};
+
+/// Cases whose op types wgflow cannot import yet; each must fail with `Unimplemented` (so
+/// that the list is shortened as soon as one imports).
+const NOT_YET: &[&str] = &["op_zoo", "mobilenet_v2_frozen"];
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/graphdefs")
+}
+
+fn cases() -> Value {
+    let text = std::fs::read_to_string(dir().join("graphdefs.json")).expect("graphdefs.json");
+    serde_json::from_str(&text).expect("graphdefs.json parses")
+}
+
+fn import(file: &str, device: Device) -> wgflow::Result<Graph> {
+    let bytes = std::fs::read(dir().join(file)).expect("the .pb file");
+    let g = Graph::new();
+    let _scope = device.scope(&g);
+    g.import_graph_def(&bytes, &ImportOptions::default())?;
+    Ok(g)
+}
+
+fn feeds(g: &Graph, v: &Value) -> Vec<(wgflow::FeedKey, Tensor)> {
+    let map = v.as_object().cloned().unwrap_or_default();
+    map.iter().map(|(k, t)| (g.tensor_by_name(k).expect("fed tensor").into(), tensor(t))).collect()
+}
+
+/// Runs `fetches` (and the `targets`) once and compares each with `expected`.
+fn step(
+    s: &mut Session,
+    g: &Graph,
+    targets: &[Value],
+    fetches: &[Value],
+    feed: &Value,
+    expected: &Value,
+    tol: Tol,
+) -> Result<(), String> {
+    let mut list: Vec<Fetch> = Vec::new();
+    for t in targets {
+        list.push(g.operation_by_name(t.as_str().unwrap_or_default()).map_err(|e| e.to_string())?.into());
+    }
+    for f in fetches {
+        list.push(g.tensor_by_name(f.as_str().unwrap_or_default()).map_err(|e| e.to_string())?.into());
+    }
+    let out = s.run_with(&list, &feeds(g, feed), &RunOptions::default(), None).map_err(|e| e.to_string())?;
+    for (f, got) in fetches.iter().zip(&out[targets.len()..]) {
+        let name = f.as_str().unwrap_or_default();
+        let got = got.as_ref().ok_or_else(|| format!("{name}: no value"))?;
+        compare(got, &tensor(&expected[name]), tol).map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run_case(c: &Value, device: Device) -> Result<(), String> {
+    let g = import(c["file"].as_str().unwrap_or_default(), device).map_err(|e| format!("import: {e}"))?;
+    let tol = Tol::Close {
+        rtol: c["tolerance"]["rtol"].as_f64().unwrap_or(1e-4),
+        atol: c["tolerance"]["atol"].as_f64().unwrap_or(1e-5),
+    };
+    let mut s = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
+    match c["steps"].as_array() {
+        Some(steps) => {
+            for (i, st) in steps.iter().enumerate() {
+                let targets = st["run"].as_array().cloned().unwrap_or_default();
+                let fetches = st["fetches"].as_array().cloned().unwrap_or_default();
+                step(&mut s, &g, &targets, &fetches, &st["feeds"], &st["expected"], tol)
+                    .map_err(|e| format!("step {i}: {e}"))?;
+            }
+        }
+        None => {
+            let fetches = c["fetches"].as_array().cloned().unwrap_or_default();
+            step(&mut s, &g, &[], &fetches, &c["feeds"], &c["expected"], tol)?;
+        }
+    }
+    device.check_ran_here(&s)
+}
+
+fn run_all(device: Device) {
+    let all = cases();
+    let list = all["cases"].as_array().expect("cases");
+    let mut tally = Tally::new("graphdefs.json", device);
+    let mut ran = 0;
+    for c in list {
+        let name = c["name"].as_str().unwrap_or_default();
+        if NOT_YET.contains(&name) {
+            let e = import(c["file"].as_str().unwrap_or_default(), device).err();
+            assert!(
+                e.as_ref().is_some_and(|e| e.code == Code::Unimplemented),
+                "{name} was expected to miss an op type, got {e:?}: take it off NOT_YET"
+            );
+            println!("  not yet: {name} ({})", e.map(|e| e.message).unwrap_or_default());
+            continue;
+        }
+        ran += 1;
+        tally.record(name, run_case(c, device));
+    }
+    tally.finish(ran);
+}
+
+#[test]
+fn graphdefs_on_cpu() {
+    run_all(Device::Cpu);
+}
+
+#[test]
+fn graphdefs_on_gpu_and_mixed() {
+    if !common::gpu_ready() {
+        return;
+    }
+    run_all(Device::Gpu);
+    run_all(Device::Mixed);
+}
+
+#[test]
+fn broken_files_give_their_errors() {
+    let all = cases();
+    for e in all["meta"]["errors"].as_array().expect("errors") {
+        let file = e["file"].as_str().unwrap_or_default();
+        let err = match import(file, Device::Cpu) {
+            Ok(_) => panic!("{file} imported"),
+            Err(err) => err,
+        };
+        let want = e["want"].as_str().unwrap_or_default();
+        let code_ok = match want {
+            "Unimplemented" => err.code == Code::Unimplemented,
+            _ => matches!(err.code, Code::InvalidArgument | Code::DataLoss),
+        };
+        assert!(code_ok, "{file}: want {want}, got {err}");
+        if let Some(text) = e["message_contains"].as_str() {
+            assert!(err.message.contains(text), "{file}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_prefix_and_an_input_map_rename_and_rewire() {
+    let bytes = std::fs::read(dir().join("mlp_frozen.pb")).expect("mlp_frozen.pb");
+    let g = Graph::new();
+    let x = g.placeholder(wgflow::DType::F32, wgflow::Shape::unknown()).expect("placeholder");
+    let mut opts = ImportOptions { prefix: "net".into(), ..Default::default() };
+    opts.input_map.insert("x:0".into(), x.clone());
+    g.import_graph_def(&bytes, &opts).expect("imports");
+    let probs = g.tensor_by_name("net/probs:0").expect("prefixed name");
+    assert!(g.operation_by_name("probs").is_err(), "names are prefixed");
+    let c = &cases()["cases"][0];
+    assert_eq!(c["name"], "mlp_frozen");
+    let mut s = Session::new(&g, wgflow::ConfigProto::cpu_only()).expect("session");
+    let feed = tensor(&c["feeds"]["x:0"]);
+    let out = s.run_with(&[(&probs).into()], &[((&x).into(), feed)], &RunOptions::default(), None).expect("runs");
+    let got = out[0].as_ref().expect("value");
+    compare(got, &tensor(&c["expected"]["probs:0"]), Tol::Close { rtol: 1e-4, atol: 1e-5 }).expect("TF's values");
+}
