@@ -14,6 +14,7 @@ use wgflow::DType;
 /// A template is a file containing `OP_EXPR` or starting with `// TEMPLATE`.
 const TEMPLATES: &[&str] = &[
     "elementwise.wgsl",
+    "pad.wgsl",
     "unary.wgsl",
     "elementwise_vec4.wgsl",
     "unary_vec4.wgsl",

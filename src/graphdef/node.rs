@@ -68,6 +68,28 @@ impl NodeIn<'_> {
             }
             "Cast" => g.cast(self.input(0)?, self.attr_type("DstT")?)?,
             "Softmax" => g.softmax(self.input(0)?, -1)?,
+            // Composite imports (the node's name goes to the last op; its parts are named
+            // under it): deviations listed in the README.
+            "LeakyRelu" => {
+                let alpha = self.attr_float("alpha", 0.2)?;
+                let x = self.input(0)?;
+                let scaled = self.graph.named(&format!("{}/scaled", self.name)).mul(&x, alpha)?;
+                let g = self.graph.named(&self.name);
+                if alpha <= 1.0 {
+                    g.maximum(&x, &scaled)?
+                } else {
+                    g.minimum(&x, &scaled)?
+                }
+            }
+            "LogSoftmax" => {
+                let x = self.input(0)?;
+                let part = |p: &str| self.graph.named(&format!("{}/{p}", self.name));
+                let max = part("max").reduce_max(&x, Some(&[-1]), true)?;
+                let shifted = part("shifted").sub(&x, &max)?;
+                let sum = part("sum").reduce_sum(part("exp").exp(&shifted)?, Some(&[-1]), true)?;
+                let log_sum = part("log").log(&sum)?;
+                self.graph.named(&self.name).sub(&shifted, &log_sum)?
+            }
             "BiasAdd" | "BiasAddV1" => {
                 self.nhwc()?;
                 g.bias_add(self.input(0)?, self.input(1)?)?
@@ -96,6 +118,13 @@ impl NodeIn<'_> {
                 }
             }
             "Reshape" => g.reshape(self.input(0)?, &self.const_ints(1)?)?,
+            "Pad" => {
+                let flat = self.const_ints(1)?;
+                let pads = flat.chunks_exact(2).map(|p| Ok([usize::try_from(p[0])?, usize::try_from(p[1])?]));
+                let pads: std::result::Result<Vec<[usize; 2]>, std::num::TryFromIntError> = pads.collect();
+                let pads = pads.map_err(|_| Error::invalid_argument("Pad: paddings must be non-negative"))?;
+                g.pad(self.input(0)?, &pads)?
+            }
             "Transpose" => {
                 let perm =
                     self.const_ints(1)?.iter().map(|&p| usize::try_from(p)).collect::<std::result::Result<Vec<_>, _>>();
@@ -173,6 +202,14 @@ impl NodeIn<'_> {
         match self.attr(key) {
             Some(Value::B(b)) => Ok(*b),
             None => Ok(false),
+            Some(_) => Err(self.missing(key)),
+        }
+    }
+
+    fn attr_float(&self, key: &str, default: f32) -> Result<f32> {
+        match self.attr(key) {
+            Some(Value::F(f)) => Ok(*f),
+            None => Ok(default),
             Some(_) => Err(self.missing(key)),
         }
     }

@@ -1,5 +1,5 @@
-//! Data movement and fills: `Reshape`, `Transpose` and `ConcatV2` for every dtype, and
-//! `Fill` (`fill.rs`). `cpu.rs` holds the CPU copies, `gpu.rs` the WGSL lowerings, `grad.rs`
+//! Data movement and fills: `Reshape`, `Transpose` and `ConcatV2` for every dtype, `Pad`
+//! (`pad.rs`) and `Fill` (`fill.rs`). `cpu.rs` holds the CPU copies, `gpu.rs` the WGSL lowerings, `grad.rs`
 //! the gradients, `build.rs` the `Graph` builders.
 
 mod build;
@@ -7,6 +7,7 @@ mod cpu;
 mod fill;
 mod gpu;
 mod grad;
+mod pad;
 
 pub(crate) use gpu::instantiations;
 
@@ -19,7 +20,7 @@ use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
 /// The TF op types of this family (see `ops::registry`).
 pub(crate) fn types() -> Vec<&'static str> {
-    vec!["Reshape", "Transpose", "ConcatV2", "Fill"]
+    vec!["Reshape", "Transpose", "ConcatV2", "Fill", "Pad"]
 }
 
 /// Applies a generic expression to the array inside any tensor, keeping the variant.

@@ -110,6 +110,14 @@ impl Graph {
     pub fn relu(&self, x: impl Into<Operand>) -> Result<Output> {
         self.unary(UnaryKind::Relu, x)
     }
+    /// `tf.nn.relu6(x)`: `min(max(x, 0), 6)`.
+    pub fn relu6(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Relu6, x)
+    }
+    /// `tf.nn.elu(x)`: `x` where positive, else `exp(x) - 1`.
+    pub fn elu(&self, x: impl Into<Operand>) -> Result<Output> {
+        self.unary(UnaryKind::Elu, x)
+    }
     /// `tf.ones_like(x)` (`OnesLike`): the seed of a gradient.
     pub(crate) fn ones_like(&self, x: impl Into<Operand>) -> Result<Output> {
         self.unary(UnaryKind::OnesLike, x)

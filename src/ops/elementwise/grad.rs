@@ -75,6 +75,8 @@ impl Unary {
             UnaryKind::Tanh => g.binary(BinaryKind::TanhGrad, y, &dy)?,
             UnaryKind::Sigmoid => g.binary(BinaryKind::SigmoidGrad, y, &dy)?,
             UnaryKind::Relu => g.binary(BinaryKind::ReluGrad, &dy, x)?,
+            UnaryKind::Relu6 => g.binary(BinaryKind::Relu6Grad, &dy, x)?,
+            UnaryKind::Elu => g.binary(BinaryKind::EluGrad, &dy, y)?,
             UnaryKind::Square => g.binary(BinaryKind::Mul, &dy, g.binary(BinaryKind::Mul, 2.0f32, x)?)?,
             UnaryKind::OnesLike | UnaryKind::ZerosLike => return Ok(vec![None]),
         };

@@ -113,6 +113,10 @@ binary_ops! {
     SigmoidGrad => "SigmoidGrad", "SigmoidGrad", |y, dy| dy * y * (1.0 - y), int: None, wgsl: "b * a * (1.0 - a)";
     SqrtGrad => "SqrtGrad", "SqrtGrad", |y, dy| dy * 0.5 / y, int: None, wgsl: "b * 0.5 / a";
     RsqrtGrad => "RsqrtGrad", "RsqrtGrad", |y, dy| dy * -0.5 * y * y * y, int: None, wgsl: "b * -0.5 * a * a * a";
+    Relu6Grad => "Relu6Grad", "Relu6Grad", |dy, x| if x > 0.0 && x < 6.0 { dy } else { 0.0 }, int: None,
+        wgsl: "select(0.0, a, b > 0.0 && b < 6.0)";
+    EluGrad => "EluGrad", "EluGrad", |dy, y| if y < 0.0 { dy * (y + 1.0) } else { dy }, int: None,
+        wgsl: "select(a, a * (b + 1.0), b < 0.0)";
     // 1 where x == y, else 0: TF builds this mask from `Equal` and `Cast` (for max's gradient).
     EqualMask => "EqualMask", "EqualMask", |x, y| if x == y { 1.0 } else { 0.0 }, int: None, wgsl: "select(0.0, 1.0, a == b)";
 }
@@ -127,6 +131,10 @@ unary_ops! {
     Tanh => "Tanh", |x| x.tanh(), int: None, wgsl: "tanh_tf(a)";
     Sigmoid => "Sigmoid", |x| 1.0 / (1.0 + (-x).exp()), int: None, wgsl: "1.0 / (1.0 + exp_tf(-a))";
     Relu => "Relu", |x| if x < 0.0 { 0.0 } else { x }, int: Some(|x| x.max(0)), wgsl: "select(a, 0.0, a < 0.0)";
+    // NaN stays NaN (clamp returns it; in WGSL both comparisons are false), as in TF.
+    Relu6 => "Relu6", |x| x.clamp(0.0, 6.0), int: Some(|x| x.clamp(0, 6)),
+        wgsl: "select(select(a, 6.0, a > 6.0), 0.0, a < 0.0)";
+    Elu => "Elu", |x| if x < 0.0 { x.exp_m1() } else { x }, int: None, wgsl: "select(a, exp_tf(a) - 1.0, a < 0.0)";
     Square => "Square", |x| x * x, int: Some(|x: i32| x.wrapping_mul(x)), wgsl: "a * a";
     OnesLike => "OnesLike", |_x| 1.0, int: Some(|_| 1), wgsl: "1.0";
     ZerosLike => "ZerosLike", |_x| 0.0, int: Some(|_| 0), wgsl: "0.0";
@@ -161,6 +169,7 @@ impl UnaryKind {
             UnaryKind::Neg => "-a",
             UnaryKind::Abs => "abs(a)",
             UnaryKind::Relu => "max(a, 0)",
+            UnaryKind::Relu6 => "clamp(a, 0, 6)",
             UnaryKind::Square => "a * a",
             UnaryKind::OnesLike => "1",
             UnaryKind::ZerosLike => "0",

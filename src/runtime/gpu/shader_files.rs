@@ -32,6 +32,7 @@ shader_files! {
     MAX_POOL_ARGMAX => "max_pool_argmax.wgsl",
     MAX_POOL_ARGMAX_COMBINE => "max_pool_argmax_combine.wgsl",
     MAX_POOL_GRAD_SLICED => "max_pool_grad_sliced.wgsl",
+    PAD => "pad.wgsl",
     POOL => "pool.wgsl",
     POOL_GRAD => "pool_grad.wgsl",
     POOL_SLICED => "pool_sliced.wgsl",
