@@ -49,7 +49,7 @@ fn relu6_and_elu_match_their_definitions_and_gradients() {
     let sum = g
         .add(g.reduce_sum(&r6, None, false).unwrap(), g.reduce_sum(g.mul(&elu, 1.0f32).unwrap(), None, false).unwrap())
         .unwrap();
-    let grad = g.gradients(&[sum], &[x.clone()], None).unwrap().remove(0).unwrap();
+    let grad = g.gradients(&[sum], std::slice::from_ref(&x), None).unwrap().remove(0).unwrap();
     let want_r6: Vec<f32> = xs.iter().map(|&v| if v.is_nan() { v } else { v.clamp(0.0, 6.0) }).collect();
     let want_elu: Vec<f32> = xs.iter().map(|&v| if v < 0.0 { v.exp_m1() } else { v }).collect();
     let want_grad: Vec<f32> = xs
