@@ -11,7 +11,7 @@ use wgflow::{Code, Fetch, Graph, ImportOptions, RunOptions, Session, Tensor};
 
 /// Cases whose op types wgflow cannot import yet; each must fail with `Unimplemented` (so
 /// that the list is shortened as soon as one imports).
-const NOT_YET: &[&str] = &["op_zoo", "mobilenet_v2_frozen"];
+const NOT_YET: &[&str] = &["op_zoo"];
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/graphdefs")
@@ -159,4 +159,43 @@ fn a_prefix_and_an_input_map_rename_and_rewire() {
     let out = s.run_with(&[(&probs).into()], &[((&x).into(), feed)], &RunOptions::default(), None).expect("runs");
     let got = out[0].as_ref().expect("value");
     compare(got, &tensor(&c["expected"]["probs:0"]), Tol::Close { rtol: 1e-4, atol: 1e-5 }).expect("TF's values");
+}
+
+/// TF's MobileNetV2 sample (untrained) predicts 0.1 for every class, which a broken network
+/// could match: its activations shrink block by block (to about 1e-9 by block 16). So the
+/// activations of early, middle and late blocks must not be constant, and the CPU and the GPU
+/// must agree on each, relative to its own scale.
+#[test]
+fn mobilenet_activations_vary_and_agree_across_devices() {
+    const LAYERS: [&str; 3] = ["Conv1_relu_1", "block_2_expand_relu_1", "block_12_expand_relu_1"];
+    let all = cases();
+    let c = all["cases"].as_array().expect("cases").iter().find(|c| c["name"] == "mobilenet_v2_frozen").expect("case");
+    let mut devices = vec![Device::Cpu];
+    if common::gpu_ready() {
+        devices.push(Device::Gpu);
+    }
+    let mut results = Vec::new();
+    for device in devices {
+        let g = import("mobilenet_v2_frozen.pb", device).expect("imports");
+        let fetches: Vec<Fetch> = LAYERS
+            .iter()
+            .map(|l| g.tensor_by_name(&format!("mobilenetv2_0.35_96_1/{l}/Relu6:0")).expect("layer").into())
+            .collect();
+        let mut s = Session::new(&g, device.config()).expect("session");
+        let out = s.run_with(&fetches, &feeds(&g, &c["feeds"]), &RunOptions::default(), None).expect("runs");
+        let values: Vec<Vec<f32>> = out.iter().map(|t| t.as_ref().expect("value").to_f32_vec().expect("f32")).collect();
+        for (l, v) in LAYERS.iter().zip(&values) {
+            let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            assert!(hi > lo, "{device:?}: {l} is constant ({lo})");
+        }
+        results.push(values);
+    }
+    if let [cpu, gpu] = &results[..] {
+        for ((l, a), b) in LAYERS.iter().zip(cpu).zip(gpu) {
+            let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!((x - y).abs() <= 1e-3 * scale, "{l}[{i}]: cpu {x}, gpu {y} (scale {scale})");
+            }
+        }
+    }
 }

@@ -157,7 +157,7 @@ impl Graph {
 impl GraphData {
     /// The unique name of the next op: the pending explicit name or the default, or
     /// `InvalidArgument` when it (or its scope) breaks TF's naming rule.
-    fn op_name(&mut self, default_name: &str) -> Result<String> {
+    pub(crate) fn op_name(&mut self, default_name: &str) -> Result<String> {
         let name = match self.pending_name.take() {
             Some(n) if n.ends_with('/') => {
                 let n = n.trim_end_matches('/').to_string();

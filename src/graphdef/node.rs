@@ -99,6 +99,12 @@ impl NodeIn<'_> {
                 let dilations = self.attr_usizes_or("dilations", &[1, 1, 1, 1])?;
                 g.conv2d(self.input(0)?, self.input(1)?, &self.attr_usizes("strides")?, self.padding()?, &dilations)?
             }
+            "DepthwiseConv2dNative" => {
+                self.nhwc()?;
+                let dilations = self.attr_usizes_or("dilations", &[1, 1, 1, 1])?;
+                let strides = self.attr_usizes("strides")?;
+                g.depthwise_conv2d(self.input(0)?, self.input(1)?, &strides, self.padding()?, &dilations)?
+            }
             "MaxPool" | "AvgPool" => {
                 self.nhwc()?;
                 let (ksize, strides) = (self.attr_usizes("ksize")?, self.attr_usizes("strides")?);

@@ -5,6 +5,7 @@
 
 mod conv_gpu;
 mod cpu;
+mod depthwise;
 pub(crate) mod gpu;
 mod grad;
 mod softmax;
