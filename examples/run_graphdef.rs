@@ -7,7 +7,7 @@
 //! `--feed NAME:0=random` feeds seeded uniform values in [-1, 1) of the placeholder's shape
 //! (an unknown dimension becomes `--batch`, default 1); `--feed NAME:0=zeros` and `=ones` are
 //! also accepted. Without `--fetch`, the last node is fetched. It prints each fetched
-//! output's shape and first values (and its top index), the placement summary (nodes per
+//! output's shape and first values (and where its largest value is), the placement summary (nodes per
 //! device, CPU fallbacks) and the median run time, for each device.
 
 use std::collections::BTreeMap;
@@ -100,7 +100,7 @@ fn run_on(g: &Graph, device: &str, config: ConfigProto, args: &Args) -> wgflow::
         let v = t.to_f32_vec()?;
         let top = v.iter().enumerate().fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b });
         let first: Vec<String> = v.iter().take(6).map(|x| format!("{x:.5}")).collect();
-        println!("  {f}: shape {:?}, first [{}], top index {} ({:.5})", t.shape(), first.join(", "), top.0, top.1);
+        println!("  {f}: shape {:?}, first [{}], largest value at flat index {} ({:.5})", t.shape(), first.join(", "), top.0, top.1);
     }
     let mut per_device: BTreeMap<String, usize> = BTreeMap::new();
     for n in &md.step_stats {
