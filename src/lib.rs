@@ -39,7 +39,7 @@ pub mod train;
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
 pub use graphdef::ImportOptions;
-pub use ops::{BinaryKind, Padding, UnaryKind};
+pub use ops::{BinaryKind, Padding, SliceSpec, UnaryKind};
 pub use placement::{CostModel, DeviceKind, DeviceModel, PlacementPolicy};
 pub use session::{
     ConfigProto, FeedKey, Fetch, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions, Session, SessionStats,

@@ -15,6 +15,7 @@ use wgflow::DType;
 const TEMPLATES: &[&str] = &[
     "elementwise.wgsl",
     "pad.wgsl",
+    "strided_gather.wgsl",
     "unary.wgsl",
     "elementwise_vec4.wgsl",
     "unary_vec4.wgsl",

@@ -17,6 +17,19 @@ pub(crate) struct NodeIn<'a> {
     pub(crate) inputs: Vec<Output>,
 }
 
+/// The static dims of `x` as reshape entries: unknown ones as -1, at most one of them.
+fn static_dims(x: &Output, node: &str) -> Result<Vec<i64>> {
+    let dims = x.shape().dims().map(<[Option<usize>]>::to_vec).ok_or_else(|| {
+        Error::unimplemented(format!("Node '{node}': wgflow needs the input's rank to import this shape op"))
+    })?;
+    if dims.iter().filter(|d| d.is_none()).count() > 1 {
+        return Err(Error::unimplemented(format!(
+            "Node '{node}': wgflow imports this shape op for at most one unknown dimension"
+        )));
+    }
+    Ok(dims.iter().map(|d| d.map_or(-1, |d| d as i64)).collect())
+}
+
 impl NodeIn<'_> {
     /// Adds the node: `Unimplemented`, naming the op type and the node, for an op type
     /// wgflow has no kernel for.
@@ -124,6 +137,43 @@ impl NodeIn<'_> {
                 }
             }
             "Reshape" => g.reshape(self.input(0)?, &self.const_ints(1)?)?,
+            "StridedSlice" => {
+                let mask = |k: &str| self.attr_int(k);
+                let spec = crate::ops::SliceSpec {
+                    begin: self.const_ints(1)?,
+                    end: self.const_ints(2)?,
+                    strides: self.const_ints(3)?,
+                    begin_mask: mask("begin_mask")?,
+                    end_mask: mask("end_mask")?,
+                    ellipsis_mask: mask("ellipsis_mask")?,
+                    new_axis_mask: mask("new_axis_mask")?,
+                    shrink_axis_mask: mask("shrink_axis_mask")?,
+                };
+                g.strided_slice(self.input(0)?, spec)?
+            }
+            "Slice" => g.slice(self.input(0)?, &self.const_ints(1)?, &self.const_ints(2)?)?,
+            // Shape-only ops become a Reshape to the static shape they give (named as the node).
+            "ExpandDims" | "Squeeze" => {
+                let x = self.input(0)?;
+                let target = self.reshaped_dims(&x, op)?;
+                g.reshape(&x, &target)?
+            }
+            "Pack" => {
+                let axis = self.attr_int("axis")?;
+                let mut parts = Vec::new();
+                for (k, x) in self.inputs.iter().enumerate() {
+                    let mut dims = static_dims(x, &self.def.name)?;
+                    let a = if axis < 0 { axis + dims.len() as i64 + 1 } else { axis };
+                    let a = usize::try_from(a).ok().filter(|&a| a <= dims.len()).ok_or_else(|| {
+                        Error::invalid_argument(format!("Pack: axis {axis} out of range"))
+                    })?;
+                    dims.insert(a, 1);
+                    parts.push(self.graph.named(&format!("{}/expanded_{k}", self.name)).reshape(x, &dims)?);
+                }
+                let rank = parts.first().and_then(|p| p.shape().rank()).unwrap_or(1) as i64;
+                let axis = if axis < 0 { axis + rank } else { axis };
+                self.graph.named(&format!("{}/", self.name)).concat(&parts, axis)?
+            }
             "Pad" => {
                 let flat = self.const_ints(1)?;
                 let pads = flat.chunks_exact(2).map(|p| Ok([usize::try_from(p[0])?, usize::try_from(p[1])?]));
@@ -210,6 +260,37 @@ impl NodeIn<'_> {
             None => Ok(false),
             Some(_) => Err(self.missing(key)),
         }
+    }
+
+    fn attr_int(&self, key: &str) -> Result<i64> {
+        match self.attr(key) {
+            Some(Value::I(i)) => Ok(*i),
+            None => Ok(0),
+            Some(_) => Err(self.missing(key)),
+        }
+    }
+
+    /// The dims of `ExpandDims` (axis from input 1) or `Squeeze` (`squeeze_dims`) of `x`,
+    /// for a reshape (one unknown dimension allowed, as -1).
+    fn reshaped_dims(&self, x: &Output, op: &str) -> Result<Vec<i64>> {
+        let dims = static_dims(x, &self.def.name)?;
+        let rank = dims.len() as i64;
+        let mut out = dims;
+        if op == "ExpandDims" {
+            let axis = self.const_ints(1)?.first().copied().unwrap_or(0);
+            let a = if axis < 0 { axis + rank + 1 } else { axis };
+            let a = usize::try_from(a).ok().filter(|&a| a as i64 <= rank);
+            let a = a.ok_or_else(|| Error::invalid_argument(format!("ExpandDims: axis {axis} out of range")))?;
+            out.insert(a, 1);
+        } else {
+            let squeeze: Vec<i64> = match self.attr("squeeze_dims") {
+                Some(Value::List(l)) => l.i.iter().map(|&d| if d < 0 { d + rank } else { d }).collect(),
+                _ => Vec::new(),
+            };
+            let keep = |(i, d): &(usize, &i64)| if squeeze.is_empty() { **d != 1 } else { !squeeze.contains(&(*i as i64)) };
+            out = out.iter().enumerate().filter(keep).map(|(_, d)| *d).collect();
+        }
+        Ok(out)
     }
 
     fn attr_float(&self, key: &str, default: f32) -> Result<f32> {

@@ -30,6 +30,7 @@ pub(crate) use reduce::passes as gpu_passes;
 use std::fmt;
 use std::sync::Arc;
 
+pub use array::SliceSpec;
 pub use elementwise::{BinaryKind, UnaryKind};
 pub use nn::Padding;
 

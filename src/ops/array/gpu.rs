@@ -108,6 +108,7 @@ pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<R
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let mut all =
         vec![("transpose.wgsl".to_string(), transpose_wgsl()), ("pad.wgsl".to_string(), super::pad::pad_wgsl())];
+    all.push(("strided_gather.wgsl".to_string(), super::strided_slice::strided_gather_wgsl()));
     for n in [1, 2, 3, 4, 5, MAX_CONCAT_INPUTS] {
         all.push((format!("concat.wgsl with {n} inputs"), concat_wgsl(n)));
     }

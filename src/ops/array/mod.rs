@@ -1,5 +1,5 @@
 //! Data movement and fills: `Reshape`, `Transpose` and `ConcatV2` for every dtype, `Pad`
-//! (`pad.rs`) and `Fill` (`fill.rs`). `cpu.rs` holds the CPU copies, `gpu.rs` the WGSL lowerings, `grad.rs`
+//! (`pad.rs`), `StridedSlice` (`strided_slice.rs`) and `Fill` (`fill.rs`). `cpu.rs` holds the CPU copies, `gpu.rs` the WGSL lowerings, `grad.rs`
 //! the gradients, `build.rs` the `Graph` builders.
 
 mod build;
@@ -8,8 +8,10 @@ mod fill;
 mod gpu;
 mod grad;
 mod pad;
+mod strided_slice;
 
 pub(crate) use gpu::instantiations;
+pub use strided_slice::SliceSpec;
 
 use super::{shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::error::{invalid, Error, Result};
@@ -20,7 +22,7 @@ use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
 /// The TF op types of this family (see `ops::registry`).
 pub(crate) fn types() -> Vec<&'static str> {
-    vec!["Reshape", "Transpose", "ConcatV2", "Fill", "Pad"]
+    vec!["Reshape", "Transpose", "ConcatV2", "Fill", "Pad", "StridedSlice"]
 }
 
 /// Applies a generic expression to the array inside any tensor, keeping the variant.

@@ -42,6 +42,7 @@ shader_files! {
     REDUCE_TREE => "reduce_tree.wgsl",
     SOFTMAX => "softmax.wgsl",
     SOFTMAX_NORM => "softmax_norm.wgsl",
+    STRIDED_GATHER => "strided_gather.wgsl",
     TRANSPOSE => "transpose.wgsl",
     UNARY => "unary.wgsl",
     UNARY_VEC4 => "unary_vec4.wgsl",
