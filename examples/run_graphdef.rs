@@ -100,7 +100,13 @@ fn run_on(g: &Graph, device: &str, config: ConfigProto, args: &Args) -> wgflow::
         let v = t.to_f32_vec()?;
         let top = v.iter().enumerate().fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b });
         let first: Vec<String> = v.iter().take(6).map(|x| format!("{x:.5}")).collect();
-        println!("  {f}: shape {:?}, first [{}], largest value at flat index {} ({:.5})", t.shape(), first.join(", "), top.0, top.1);
+        println!(
+            "  {f}: shape {:?}, first [{}], largest value at flat index {} ({:.5})",
+            t.shape(),
+            first.join(", "),
+            top.0,
+            top.1
+        );
     }
     let mut per_device: BTreeMap<String, usize> = BTreeMap::new();
     for n in &md.step_stats {

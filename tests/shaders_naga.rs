@@ -15,6 +15,8 @@ use wgflow::DType;
 const TEMPLATES: &[&str] = &[
     "elementwise.wgsl",
     "pad.wgsl",
+    "cast.wgsl",
+    "argmax.wgsl",
     "strided_gather.wgsl",
     "unary.wgsl",
     "elementwise_vec4.wgsl",

@@ -99,7 +99,8 @@ impl NodeIn<'_> {
                 let part = |p: &str| self.graph.named(&format!("{}/{p}", self.name));
                 let max = part("max").reduce_max(&x, Some(&[-1]), true)?;
                 let shifted = part("shifted").sub(&x, &max)?;
-                let sum = part("sum").reduce_sum(part("exp").exp(&shifted)?, Some(&[-1]), true)?;
+                let exp = part("exp").exp(&shifted)?;
+                let sum = part("sum").reduce_sum(&exp, Some(&[-1]), true)?;
                 let log_sum = part("log").log(&sum)?;
                 self.graph.named(&self.name).sub(&shifted, &log_sum)?
             }
@@ -137,6 +138,8 @@ impl NodeIn<'_> {
                 }
             }
             "Reshape" => g.reshape(self.input(0)?, &self.const_ints(1)?)?,
+            // int32 indices whatever `output_type` asks (wgflow's index type).
+            "ArgMax" => g.argmax(self.input(0)?, self.const_ints(1)?.first().copied().unwrap_or(0))?,
             "StridedSlice" => {
                 let mask = |k: &str| self.attr_int(k);
                 let spec = crate::ops::SliceSpec {
@@ -164,9 +167,10 @@ impl NodeIn<'_> {
                 for (k, x) in self.inputs.iter().enumerate() {
                     let mut dims = static_dims(x, &self.def.name)?;
                     let a = if axis < 0 { axis + dims.len() as i64 + 1 } else { axis };
-                    let a = usize::try_from(a).ok().filter(|&a| a <= dims.len()).ok_or_else(|| {
-                        Error::invalid_argument(format!("Pack: axis {axis} out of range"))
-                    })?;
+                    let a = usize::try_from(a)
+                        .ok()
+                        .filter(|&a| a <= dims.len())
+                        .ok_or_else(|| Error::invalid_argument(format!("Pack: axis {axis} out of range")))?;
                     dims.insert(a, 1);
                     parts.push(self.graph.named(&format!("{}/expanded_{k}", self.name)).reshape(x, &dims)?);
                 }
@@ -287,7 +291,8 @@ impl NodeIn<'_> {
                 Some(Value::List(l)) => l.i.iter().map(|&d| if d < 0 { d + rank } else { d }).collect(),
                 _ => Vec::new(),
             };
-            let keep = |(i, d): &(usize, &i64)| if squeeze.is_empty() { **d != 1 } else { !squeeze.contains(&(*i as i64)) };
+            let keep =
+                |(i, d): &(usize, &i64)| if squeeze.is_empty() { **d != 1 } else { !squeeze.contains(&(*i as i64)) };
             out = out.iter().enumerate().filter(keep).map(|(_, d)| *d).collect();
         }
         Ok(out)

@@ -358,6 +358,11 @@ impl Device for GpuRun<'_> {
 
     fn release(&mut self, value: Value) {
         let Value::Dev(t) = value else { return };
+        // A view (a reshape) shares its source's buffer: while another live value holds it
+        // (besides `owned` and this one), the last of them to go releases it.
+        if Arc::strong_count(&t.buffer) > 2 {
+            return;
+        }
         if let Some(buffer) = self.owned.remove(&(Arc::as_ptr(&t.buffer) as usize)) {
             if let Some(s) = self.stream.as_mut() {
                 s.release_buffer(buffer);

@@ -1,5 +1,6 @@
 //! The `Graph` builders of the data movement ops.
 
+use super::gpu::MAX_CONCAT_INPUTS;
 use super::{Concat, Reshape, Transpose};
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
@@ -20,11 +21,24 @@ impl Graph {
     }
 
     /// `tf.concat(values, axis)` (`ConcatV2`, named `concat`); a negative axis counts from the
-    /// end. As in TF, a single value gives an `Identity` named `concat`.
+    /// end. As in TF, a single value gives an `Identity` named `concat`. More values than one
+    /// GPU kernel binds are joined in a tree of concats (`<name>/part_k`, then `<name>`).
     pub fn concat(&self, values: &[Output], axis: i64) -> Result<Output> {
         match values {
             [] => invalid!("List argument 'values' to 'ConcatV2' Op with length 0 shorter than minimum length 2."),
             [one] => self.named("concat").identity(one),
+            many if many.len() > MAX_CONCAT_INPUTS => {
+                let name = self.write().op_name("concat")?;
+                let parts = many
+                    .chunks(MAX_CONCAT_INPUTS)
+                    .enumerate()
+                    .map(|(k, chunk)| match chunk {
+                        [one] => Ok(one.clone()),
+                        _ => self.named(&format!("{name}/part_{k}/")).concat(chunk, axis),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.named(&format!("{name}/")).concat(&parts, axis)
+            }
             _ => {
                 let inputs = values.iter().map(|v| ("values", Operand::from(v))).collect();
                 self.add_op1("concat", compute(Concat { axis, n: values.len() }), inputs)

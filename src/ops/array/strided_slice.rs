@@ -215,7 +215,9 @@ impl Op for StridedSlice {
             uniforms.extend(slots(&plan.lens, 1)?);
             let mut signed = vec![0u32; MAX_RANK];
             for (slot, s) in signed[MAX_RANK - steps.len()..].iter_mut().zip(&steps) {
-                *slot = i32::try_from(*s).map_err(|_| crate::error::Error::invalid_argument("StridedSlice: step too large"))? as u32;
+                *slot = i32::try_from(*s)
+                    .map_err(|_| crate::error::Error::invalid_argument("StridedSlice: step too large"))?
+                    as u32;
             }
             uniforms.extend(signed);
             Ok(kernel(wgsl, uniforms, count, dtype, plan.out_shape))
@@ -251,7 +253,8 @@ impl Graph {
                 b + s.max(0)
             })
             .collect();
-        let spec = SliceSpec { begin: begin.to_vec(), end, strides: vec![1; begin.len()], end_mask, ..SliceSpec::default() };
+        let spec =
+            SliceSpec { begin: begin.to_vec(), end, strides: vec![1; begin.len()], end_mask, ..SliceSpec::default() };
         self.add_op1("Slice", compute(StridedSlice(spec)), vec![("input", x.into())])
     }
 }
@@ -269,12 +272,33 @@ mod tests {
     #[test]
     fn follows_tf_on_masks_negative_steps_and_new_axes() {
         // x[1:, ::-2] of a 3x4 matrix of 0..12.
-        let s = SliceSpec { begin: vec![1, 0], end: vec![0, 0], strides: vec![1, -2], end_mask: 0b11, begin_mask: 0b10, ..Default::default() };
+        let s = SliceSpec {
+            begin: vec![1, 0],
+            end: vec![0, 0],
+            strides: vec![1, -2],
+            end_mask: 0b11,
+            begin_mask: 0b10,
+            ..Default::default()
+        };
         assert_eq!(run(s, &[3, 4]), Tensor::from_i32(&[2, 2], vec![7, 5, 11, 9]).unwrap());
         // x[..., 1] (ellipsis, shrink) and x[tf.newaxis, 2] of the same matrix.
-        let s = SliceSpec { begin: vec![0, 1], end: vec![0, 2], strides: vec![1, 1], ellipsis_mask: 1, shrink_axis_mask: 2, ..Default::default() };
+        let s = SliceSpec {
+            begin: vec![0, 1],
+            end: vec![0, 2],
+            strides: vec![1, 1],
+            ellipsis_mask: 1,
+            shrink_axis_mask: 2,
+            ..Default::default()
+        };
         assert_eq!(run(s, &[3, 4]), Tensor::from_i32(&[3], vec![1, 5, 9]).unwrap());
-        let s = SliceSpec { begin: vec![0, 2], end: vec![0, 3], strides: vec![1, 1], new_axis_mask: 1, shrink_axis_mask: 2, ..Default::default() };
+        let s = SliceSpec {
+            begin: vec![0, 2],
+            end: vec![0, 3],
+            strides: vec![1, 1],
+            new_axis_mask: 1,
+            shrink_axis_mask: 2,
+            ..Default::default()
+        };
         assert_eq!(run(s, &[3, 4]), Tensor::from_i32(&[1, 4], vec![8, 9, 10, 11]).unwrap());
         // Out-of-range ends clamp; an empty range gives zero elements.
         let s = SliceSpec { begin: vec![-2], end: vec![100], strides: vec![1], ..Default::default() };

@@ -94,7 +94,7 @@ impl Unary {
 /// The float32 kernel of every binary and unary kind, scalar and vec4, named, for the naga
 /// validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
-    let mut all = Vec::new();
+    let mut all = super::cast_gpu::instantiations();
     for k in BinaryKind::ALL {
         all.push((format!("elementwise.wgsl {}", k.tf_name()), gpu_shaders::binary_wgsl(k.wgsl())));
         all.push((

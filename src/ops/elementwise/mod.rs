@@ -3,6 +3,7 @@
 //! `gpu.rs` the WGSL lowering, `grad.rs` the gradients, `build.rs` the `Graph` builders.
 
 mod build;
+mod cast_gpu;
 mod cpu;
 mod gpu;
 mod grad;
@@ -144,5 +145,12 @@ impl Op for Cast {
             (t, d) => return Err(Error::unimplemented(format!("Cast from {} to {d} is not supported", t.dtype()))),
         };
         Ok(vec![out])
+    }
+    fn gpu(&self, inputs: &[(DType, &[usize])]) -> Option<Result<crate::ops::GpuLowering>> {
+        let (from, dims) = inputs[0];
+        cast_gpu::cast(from, self.0, dims)
+    }
+    fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
+        cast_gpu::supported(inputs[0].0, self.0)
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn reduce_supported(kind: ReduceKind, dtype: DType, dims: &[usize], m
 
 /// Every instantiation of the reduction templates, named, for the naga validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
-    let mut all = Vec::new();
+    let mut all = vec![("argmax.wgsl".to_string(), super::argmax::argmax_wgsl())];
     for kind in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max] {
         for dtype in [DType::F32, DType::I32] {
             all.push((format!("reduce.wgsl {kind:?} {dtype}"), reduce_wgsl(kind, dtype)?));

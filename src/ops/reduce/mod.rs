@@ -1,7 +1,8 @@
-//! Reductions (`Sum`, `Mean`, `Max`) over some or all axes, with TF's axis checks: their
-//! shape rule and builders. `cpu.rs` holds the blocked (parallel) CPU folds, `gpu.rs` the
+//! Reductions (`Sum`, `Mean`, `Max`) over some or all axes, with TF's axis checks, and `ArgMax`
+//! (`argmax.rs`): their shape rule and builders. `cpu.rs` holds the blocked (parallel) CPU folds, `gpu.rs` the
 //! WGSL lowering (one kernel, or tree passes from `gpu_passes`), `grad.rs` the gradients.
 
+mod argmax;
 mod cpu;
 mod gpu;
 mod grad;
@@ -18,7 +19,7 @@ use crate::tensor::{DType, Shape, Tensor, TensorSpec};
 
 /// The TF op types of this family (see `ops::registry`).
 pub(crate) fn types() -> Vec<&'static str> {
-    vec!["Sum", "Mean", "Max"]
+    vec!["Sum", "Mean", "Max", "ArgMax"]
 }
 
 /// Which reduction a [`Reduce`] node computes.

@@ -17,7 +17,9 @@ macro_rules! shader_files {
 }
 
 shader_files! {
+    ARGMAX => "argmax.wgsl",
     BIAS_ADD => "bias_add.wgsl",
+    CAST => "cast.wgsl",
     CONCAT => "concat.wgsl",
     CONV2D => "conv2d.wgsl",
     CONV2D_BACKPROP_FILTER => "conv2d_backprop_filter.wgsl",
