@@ -199,3 +199,31 @@ fn mobilenet_activations_vary_and_agree_across_devices() {
         }
     }
 }
+
+/// Op types beyond the shared samples (FusedBatchNormV3 in inference mode, Shape, Fill, and a
+/// StridedSlice of a Cast of a Shape), in a file written by TF 2.21 with its outputs
+/// (`scripts/make_more_ops_pb.py`, `tests/data/`).
+#[test]
+fn more_op_types_match_tf_on_every_device() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let bytes = std::fs::read(data.join("more_ops.pb")).expect("more_ops.pb");
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("more_ops.json")).expect("json")).expect("parses");
+    let mut devices = vec![Device::Cpu];
+    if common::gpu_ready() {
+        devices.extend([Device::Gpu, Device::Mixed]);
+    }
+    for device in devices {
+        let g = Graph::new();
+        {
+            let _scope = device.scope(&g);
+            g.import_graph_def(&bytes, &ImportOptions::default()).expect("imports");
+        }
+        let mut s = Session::new(&g, device.config()).expect("session");
+        let fetches: Vec<Value> =
+            want["expected"].as_object().expect("expected").keys().map(|k| Value::from(k.as_str())).collect();
+        let tol = Tol::Close { rtol: 1e-5, atol: 1e-5 };
+        step(&mut s, &g, &[], &fetches, &want["feeds"], &want["expected"], tol)
+            .unwrap_or_else(|e| panic!("{device:?}: {e}"));
+    }
+}

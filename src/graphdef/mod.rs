@@ -4,6 +4,7 @@
 //! `prost` ([`proto`]), decoded values checked before anything is allocated ([`decode`]),
 //! and each node added with the builder of its op ([`node`]).
 
+mod attrs;
 mod decode;
 mod import;
 mod node;

@@ -1,13 +1,11 @@
-//! One imported node: its attrs read as TF defines them, its constant inputs (axes, shapes,
-//! perms) read at import, and the builder call that adds it to the graph under its own name.
+//! One imported node: its constant inputs (axes, shapes, perms) read at import (its attrs in
+//! `attrs.rs`), and the builder call that adds it to the graph under its own name.
 
-use super::decode;
 use super::proto::{attr_value::Value, NodeDef};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output};
-use crate::ops::Padding;
 use crate::ops::{AssignMode, BinaryKind, OpKind, UnaryKind};
-use crate::tensor::{DType, Shape, Tensor};
+use crate::tensor::{Shape, Tensor};
 
 /// A node of the file on its way into `graph`: its full name and its resolved inputs.
 pub(crate) struct NodeIn<'a> {
@@ -138,6 +136,26 @@ impl NodeIn<'_> {
                 }
             }
             "Reshape" => g.reshape(self.input(0)?, &self.const_ints(1)?)?,
+            "FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3" => self.batch_norm()?,
+            // A static shape is a constant (int32 whatever `out_type` asks).
+            "Shape" => {
+                let x = self.input(0)?;
+                let dims = x.shape().to_vec().ok_or_else(|| {
+                    Error::unimplemented(format!(
+                        "Node '{}': wgflow imports Shape of a fully known shape only",
+                        self.def.name
+                    ))
+                })?;
+                let dims = dims.iter().map(|&d| i32::try_from(d)).collect::<std::result::Result<Vec<_>, _>>();
+                let dims = dims.map_err(|_| Error::invalid_argument("Shape: a dimension over int32"))?;
+                g.constant(Tensor::from(dims))?
+            }
+            "Fill" => {
+                let dims =
+                    self.const_ints(0)?.iter().map(|&d| usize::try_from(d)).collect::<std::result::Result<Vec<_>, _>>();
+                let dims = dims.map_err(|_| Error::invalid_argument("Fill: a negative dimension"))?;
+                g.fill(&dims, self.input(1)?)?
+            }
             // int32 indices whatever `output_type` asks (wgflow's index type).
             "ArgMax" => g.argmax(self.input(0)?, self.const_ints(1)?.first().copied().unwrap_or(0))?,
             "StridedSlice" => {
@@ -206,6 +224,30 @@ impl NodeIn<'_> {
         Ok(out.op())
     }
 
+    /// `FusedBatchNorm` in inference mode: `x * inv + (offset - mean * inv)` with
+    /// `inv = scale * rsqrt(variance + epsilon)`, its parts named under the node. Only output 0
+    /// (`y`) exists in wgflow.
+    fn batch_norm(&self) -> Result<Output> {
+        if self.attr_bool_or("is_training", true)? {
+            return Err(Error::unimplemented(format!(
+                "Node '{}': FusedBatchNorm in training mode is not imported (freeze the graph for inference)",
+                self.def.name
+            )));
+        }
+        self.nhwc()?;
+        let eps = self.attr_float("epsilon", 1e-4)?;
+        let part = |p: &str| self.graph.named(&format!("{}/{p}", self.name));
+        let (x, scale, offset, mean, var) =
+            (self.input(0)?, self.input(1)?, self.input(2)?, self.input(3)?, self.input(4)?);
+        let var_eps = part("add_epsilon").add(&var, eps)?;
+        let root = part("rsqrt").rsqrt(&var_eps)?;
+        let inv = part("inv").mul(&root, &scale)?;
+        let mean_inv = part("mean_inv").mul(&mean, &inv)?;
+        let shift = part("shift").sub(&offset, &mean_inv)?;
+        let scaled = part("scaled").mul(&x, &inv)?;
+        self.graph.named(&self.name).add(&scaled, &shift)
+    }
+
     fn input(&self, i: usize) -> Result<Output> {
         self.inputs.get(i).cloned().ok_or_else(|| {
             Error::invalid_argument(format!(
@@ -243,37 +285,6 @@ impl NodeIn<'_> {
         }
     }
 
-    fn attr(&self, key: &str) -> Option<&Value> {
-        self.def.attr.get(key).and_then(|a| a.value.as_ref())
-    }
-
-    fn missing(&self, key: &str) -> Error {
-        Error::invalid_argument(format!("NodeDef missing attr '{key}' of op '{}'", self.def.op))
-    }
-
-    fn attr_type(&self, key: &str) -> Result<DType> {
-        match self.attr(key) {
-            Some(Value::Type(t)) => decode::dtype(*t, &self.name),
-            _ => Err(self.missing(key)),
-        }
-    }
-
-    fn attr_bool(&self, key: &str) -> Result<bool> {
-        match self.attr(key) {
-            Some(Value::B(b)) => Ok(*b),
-            None => Ok(false),
-            Some(_) => Err(self.missing(key)),
-        }
-    }
-
-    fn attr_int(&self, key: &str) -> Result<i64> {
-        match self.attr(key) {
-            Some(Value::I(i)) => Ok(*i),
-            None => Ok(0),
-            Some(_) => Err(self.missing(key)),
-        }
-    }
-
     /// The dims of `ExpandDims` (axis from input 1) or `Squeeze` (`squeeze_dims`) of `x`,
     /// for a reshape (one unknown dimension allowed, as -1).
     fn reshaped_dims(&self, x: &Output, op: &str) -> Result<Vec<i64>> {
@@ -296,71 +307,5 @@ impl NodeIn<'_> {
             out = out.iter().enumerate().filter(keep).map(|(_, d)| *d).collect();
         }
         Ok(out)
-    }
-
-    fn attr_float(&self, key: &str, default: f32) -> Result<f32> {
-        match self.attr(key) {
-            Some(Value::F(f)) => Ok(*f),
-            None => Ok(default),
-            Some(_) => Err(self.missing(key)),
-        }
-    }
-
-    fn attr_str(&self, key: &str) -> Option<String> {
-        match self.attr(key) {
-            Some(Value::S(s)) => Some(String::from_utf8_lossy(s).into_owned()),
-            _ => None,
-        }
-    }
-
-    fn attr_shape(&self, key: &str) -> Result<Option<Shape>> {
-        match self.attr(key) {
-            Some(Value::Shape(s)) => decode::shape(s, &self.name).map(Some),
-            _ => Ok(None),
-        }
-    }
-
-    fn attr_tensor(&self, key: &str) -> Result<Tensor> {
-        match self.attr(key) {
-            Some(Value::Tensor(t)) => decode::tensor(t, &self.name),
-            _ => Err(self.missing(key)),
-        }
-    }
-
-    fn attr_usizes(&self, key: &str) -> Result<Vec<usize>> {
-        match self.attr(key) {
-            Some(Value::List(l)) => {
-                l.i.iter()
-                    .map(|&v| usize::try_from(v).map_err(|_| Error::invalid_argument(format!("attr '{key}': {v} < 0"))))
-                    .collect()
-            }
-            _ => Err(self.missing(key)),
-        }
-    }
-
-    fn attr_usizes_or(&self, key: &str, default: &[usize]) -> Result<Vec<usize>> {
-        if self.attr(key).is_none() {
-            return Ok(default.to_vec());
-        }
-        self.attr_usizes(key)
-    }
-
-    fn padding(&self) -> Result<Padding> {
-        match self.attr_str("padding").as_deref() {
-            Some("SAME") => Ok(Padding::Same),
-            Some("VALID") => Ok(Padding::Valid),
-            Some(other) => Err(Error::unimplemented(format!("{}: padding '{other}' is not supported", self.def.op))),
-            None => Err(self.missing("padding")),
-        }
-    }
-
-    /// `data_format` must be NHWC (absent means NHWC).
-    fn nhwc(&self) -> Result<()> {
-        match self.attr_str("data_format").as_deref() {
-            None | Some("NHWC") => Ok(()),
-            Some(other) => {
-                Err(Error::unimplemented(format!("{}: data_format {other}; wgflow computes NHWC only", self.def.op)))
-            }
-        }
     }
 }
