@@ -61,8 +61,18 @@ fn step(
     Ok(())
 }
 
-fn run_case(c: &Value, device: Device) -> Result<(), String> {
+/// The graph exported by wgflow and imported again.
+fn round_trip(g: &Graph, device: Device) -> Result<Graph, String> {
+    let bytes = g.to_graph_def().map_err(|e| format!("export: {e}"))?;
+    let again = Graph::new();
+    let _scope = device.scope(&again);
+    again.import_graph_def(&bytes, &ImportOptions::default()).map_err(|e| format!("import of the export: {e}"))?;
+    Ok(again)
+}
+
+fn run_case(c: &Value, device: Device, exported: bool) -> Result<(), String> {
     let g = import(c["file"].as_str().unwrap_or_default(), device).map_err(|e| format!("import: {e}"))?;
+    let g = if exported { round_trip(&g, device)? } else { g };
     let tol = Tol::Close {
         rtol: c["tolerance"]["rtol"].as_f64().unwrap_or(1e-4),
         atol: c["tolerance"]["atol"].as_f64().unwrap_or(1e-5),
@@ -102,7 +112,7 @@ fn run_all(device: Device) {
             continue;
         }
         ran += 1;
-        tally.record(name, run_case(c, device));
+        tally.record(name, run_case(c, device, false));
     }
     tally.finish(ran);
 }
@@ -119,6 +129,25 @@ fn graphdefs_on_gpu_and_mixed() {
     }
     run_all(Device::Gpu);
     run_all(Device::Mixed);
+}
+
+/// Every sample exported by wgflow and imported again gives TF's outputs (on the CPU, and on
+/// the GPU when there is one).
+#[test]
+fn exported_graphs_import_again_with_the_same_values() {
+    let all = cases();
+    let mut devices = vec![Device::Cpu];
+    if common::gpu_ready() {
+        devices.push(Device::Gpu);
+    }
+    for device in devices {
+        let mut tally = Tally::new("graphdefs.json exported and imported again", device);
+        let list = all["cases"].as_array().expect("cases");
+        for c in list {
+            tally.record(c["name"].as_str().unwrap_or_default(), run_case(c, device, true));
+        }
+        tally.finish(list.len());
+    }
 }
 
 #[test]

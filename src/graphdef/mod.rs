@@ -6,6 +6,7 @@
 
 mod attrs;
 mod decode;
+mod export;
 mod import;
 mod node;
 pub mod proto;

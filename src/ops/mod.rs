@@ -102,6 +102,12 @@ pub trait Op: Send + Sync + fmt::Debug {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         Vec::new()
     }
+    /// The inputs TF takes as tensors that wgflow holds as attributes (a shape, axes, a
+    /// permutation), for export: `(position among the inputs, TF's argument name, value)`, in
+    /// order. `inputs` are the node's data inputs, for values that depend on the rank.
+    fn const_inputs(&self, _inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        Ok(Vec::new())
+    }
     /// Static output specs from static input specs; fails when the mismatch is certain.
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult;
     /// The CPU kernel: checks run-time shapes and computes the outputs.
@@ -311,7 +317,9 @@ impl OpKind {
         };
         if matches!(self, OpKind::Compute(_) | OpKind::Assign(_)) {
             if let Some(first) = inputs.first() {
-                attrs.push(("T", Attr::Type(first.dtype)));
+                // `Cast` names its input type `SrcT` (beside `DstT`); every other op `T`.
+                let key = if attrs.iter().any(|(k, _)| *k == "DstT") { "SrcT" } else { "T" };
+                attrs.push((key, Attr::Type(first.dtype)));
             }
         }
         attrs.sort_by(|a, b| a.0.cmp(b.0));
@@ -332,6 +340,18 @@ pub(crate) fn cached_wgsl(key: String, make: impl FnOnce() -> Result<String>) ->
     let text: &'static str = Box::leak(make()?.into_boxed_str());
     map.insert(key, text);
     Ok(text)
+}
+
+/// The rank of `x` for an exported constant input that depends on it.
+pub(crate) fn export_rank(op: &str, x: Option<&TensorSpec>) -> Result<usize> {
+    x.and_then(|x| x.shape.rank())
+        .ok_or_else(|| Error::unimplemented(format!("{op}: exporting it needs its input's rank")))
+}
+
+/// An int32 vector constant of `values` (an exported shape, axes or permutation).
+pub(crate) fn i32_vector(values: impl IntoIterator<Item = i64>) -> Result<Tensor> {
+    let v: std::result::Result<Vec<i32>, _> = values.into_iter().map(i32::try_from).collect();
+    v.map(Tensor::from).map_err(|_| Error::invalid_argument("a value over int32 in an exported constant"))
 }
 
 /// TF's error when a node's second typed input does not match its first, e.g. "Input 'y' of

@@ -27,6 +27,9 @@ impl Op for Fill {
     fn type_name(&self) -> &'static str {
         "Fill"
     }
+    fn const_inputs(&self, _inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        Ok(vec![(0, "dims", crate::ops::i32_vector(self.shape.iter().map(|&d| d as i64))?)])
+    }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let value = &inputs[0];
         if let Some(rank) = value.shape.rank().filter(|&r| r != 0) {

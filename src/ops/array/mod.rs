@@ -122,6 +122,9 @@ impl Op for Reshape {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![("Tshape", Attr::Type(DType::I32))]
     }
+    fn const_inputs(&self, _inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        Ok(vec![(1, "shape", super::i32_vector(self.shape.iter().copied())?)])
+    }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let x = &inputs[0];
         let unknown = self.validate()?;
@@ -207,6 +210,10 @@ impl Op for Transpose {
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![("Tperm", Attr::Type(DType::I32))]
+    }
+    fn const_inputs(&self, inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        let perm = self.perm_for(super::export_rank("Transpose", inputs.first())?)?;
+        Ok(vec![(1, "perm", super::i32_vector(perm.iter().map(|&p| p as i64))?)])
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let x = &inputs[0];
@@ -301,6 +308,9 @@ impl Op for Concat {
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![("N", Attr::Int(self.n as i64)), ("Tidx", Attr::Type(DType::I32))]
+    }
+    fn const_inputs(&self, _inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        Ok(vec![(self.n, "axis", Tensor::from(i32::try_from(self.axis).unwrap_or(i32::MAX)))])
     }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let dtype = inputs[0].dtype;

@@ -44,6 +44,15 @@ impl Op for Pad {
     fn type_name(&self) -> &'static str {
         "Pad"
     }
+    fn attrs(&self) -> Vec<(&'static str, crate::ops::Attr)> {
+        vec![("Tpaddings", crate::ops::Attr::Type(DType::I32))]
+    }
+    fn const_inputs(&self, _inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        let flat: std::result::Result<Vec<i32>, _> =
+            self.paddings.iter().flat_map(|p| [p[0], p[1]]).map(i32::try_from).collect();
+        let flat = flat.map_err(|_| crate::error::Error::invalid_argument("Pad: a padding over int32"))?;
+        Ok(vec![(1, "paddings", Tensor::from_i32(&[self.paddings.len(), 2], flat)?)])
+    }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let x = &inputs[0];
         let shape = match x.shape.dims() {

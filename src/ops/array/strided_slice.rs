@@ -177,6 +177,22 @@ impl Op for StridedSlice {
     fn type_name(&self) -> &'static str {
         "StridedSlice"
     }
+    fn attrs(&self) -> Vec<(&'static str, crate::ops::Attr)> {
+        use crate::ops::Attr;
+        let s = &self.0;
+        vec![
+            ("Index", Attr::Type(DType::I32)),
+            ("begin_mask", Attr::Int(s.begin_mask)),
+            ("end_mask", Attr::Int(s.end_mask)),
+            ("ellipsis_mask", Attr::Int(s.ellipsis_mask)),
+            ("new_axis_mask", Attr::Int(s.new_axis_mask)),
+            ("shrink_axis_mask", Attr::Int(s.shrink_axis_mask)),
+        ]
+    }
+    fn const_inputs(&self, _inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        let v = |x: &[i64]| crate::ops::i32_vector(x.iter().copied());
+        Ok(vec![(1, "begin", v(&self.0.begin)?), (2, "end", v(&self.0.end)?), (3, "strides", v(&self.0.strides)?)])
+    }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let x = &inputs[0];
         let shape = match x.shape.to_vec() {

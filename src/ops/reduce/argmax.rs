@@ -59,6 +59,12 @@ impl Op for ArgMax {
     fn type_name(&self) -> &'static str {
         "ArgMax"
     }
+    fn attrs(&self) -> Vec<(&'static str, crate::ops::Attr)> {
+        vec![("Tidx", crate::ops::Attr::Type(DType::I32)), ("output_type", crate::ops::Attr::Type(DType::I32))]
+    }
+    fn const_inputs(&self, _inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        Ok(vec![(1, "dimension", Tensor::from(i32::try_from(self.axis).unwrap_or(i32::MAX)))])
+    }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let shape = match inputs[0].shape.dims() {
             Some(dims) => {

@@ -121,6 +121,13 @@ impl Op for Reduce {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![("keep_dims", Attr::Bool(self.keep_dims)), ("Tidx", Attr::Type(DType::I32))]
     }
+    fn const_inputs(&self, inputs: &[TensorSpec]) -> Result<Vec<(usize, &'static str, Tensor)>> {
+        let axes = match &self.axes {
+            Some(a) => a.clone(),
+            None => (0..super::export_rank(self.kind.tf_name(), inputs.first())? as i64).collect(),
+        };
+        Ok(vec![(1, "reduction_indices", super::i32_vector(axes)?)])
+    }
     fn infer(&self, inputs: &[TensorSpec]) -> InferResult {
         let x = &inputs[0];
         check_dtype(self.kind.tf_name(), x.dtype, true)?;
