@@ -256,3 +256,29 @@ fn more_op_types_match_tf_on_every_device() {
             .unwrap_or_else(|e| panic!("{device:?}: {e}"));
     }
 }
+
+/// `freeze` keeps what the outputs need, with each variable a constant of its value in the
+/// session (after an update), and the frozen file imports and computes the same.
+#[test]
+fn a_frozen_graph_holds_the_session_values_as_constants() {
+    let g = Graph::new();
+    let x = g.placeholder(wgflow::DType::F32, wgflow::Shape::partial(&[None, Some(2)])).expect("placeholder");
+    let w = g.variable(Tensor::from_f32(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).expect("w"), "w").expect("variable");
+    let y = g.named("y").matmul(&x, w.value(), false, false).expect("matmul");
+    let bump = g.assign_add(&w, Tensor::from_f32(&[2, 2], vec![0.5; 4]).expect("delta")).expect("assign_add");
+    let mut s = Session::new(&g, wgflow::ConfigProto::cpu_only()).expect("session");
+    s.run(&[g.global_variables_initializer().expect("init")]).expect("init runs");
+    s.run(&[&bump]).expect("update runs");
+    let bytes = g.freeze(&mut s, &["y"]).expect("freezes");
+    let frozen = Graph::new();
+    frozen.import_graph_def(&bytes, &ImportOptions::default()).expect("imports");
+    let types: Vec<String> = frozen.operations().iter().map(|o| o.op_type()).collect();
+    assert!(!types.iter().any(|t| t == "VariableV2" || t == "AssignAdd" || t == "Assign"), "{types:?}");
+    let feed = Tensor::from_f32(&[1, 2], vec![1.0, 1.0]).expect("feed");
+    let (fx, fy) = (frozen.tensor_by_name("Placeholder:0").expect("x"), frozen.tensor_by_name("y:0").expect("y"));
+    let mut fs = Session::new(&frozen, wgflow::ConfigProto::cpu_only()).expect("session");
+    let out = fs.run_feed(&[fy], &[(fx, feed.clone())]).expect("runs");
+    let want = s.run_feed(&[y], &[(x, feed)]).expect("runs");
+    assert_eq!(out[0], want[0]);
+    assert_eq!(out[0].as_ref().expect("value").to_f32_vec().expect("f32"), vec![5.0, 7.0]);
+}

@@ -33,7 +33,7 @@ impl Graph {
     }
 }
 
-fn graph_def(g: &GraphData) -> Result<GraphDef> {
+pub(super) fn graph_def(g: &GraphData) -> Result<GraphDef> {
     let mut taken: HashSet<String> = g.nodes.iter().map(|n| n.name.clone()).collect();
     let mut out = Vec::with_capacity(g.nodes.len());
     for node in &g.nodes {
@@ -77,7 +77,7 @@ fn unique(taken: &mut HashSet<String>, base: &str) -> String {
     name
 }
 
-fn const_node(name: &str, value: &Tensor, device: &str) -> NodeDef {
+pub(super) fn const_node(name: &str, value: &Tensor, device: &str) -> NodeDef {
     let mut attr = HashMap::new();
     attr.insert("dtype".into(), av(attr_value::Value::Type(type_enum(value.dtype()))));
     attr.insert("value".into(), av(attr_value::Value::Tensor(tensor_proto(value))));

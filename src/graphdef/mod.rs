@@ -7,6 +7,7 @@
 mod attrs;
 mod decode;
 mod export;
+mod freeze;
 mod import;
 mod node;
 pub mod proto;
