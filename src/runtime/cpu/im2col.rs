@@ -50,6 +50,9 @@ pub(crate) fn conv2d(x: &[f32], filter: &[f32], g: &ConvGeom, out: &mut [f32]) -
     if groups == 1 {
         return conv2d_ungrouped(x, filter, g, k, out);
     }
+    if super::depthwise::applies(g) {
+        return super::depthwise::conv2d(x, filter, g, out);
+    }
     conv2d_grouped(x, filter, g, k, out)?;
     positive_zeros(out);
     Ok(())
@@ -174,6 +177,13 @@ mod tests {
         conv2d(&x, &f, &g, &mut out).unwrap();
         let want = g.reference(&x, &f);
         assert_eq!(out, want, "{g:?}");
+        if g.groups() > 1 {
+            // The grouped patch-matrix path itself, which `conv2d` skips for depthwise ones.
+            let mut out = vec![f32::NAN; g.rows() * g.out_c];
+            conv2d_grouped(&x, &f, &g, g.k_h * g.k_w * g.patch_c, &mut out).unwrap();
+            positive_zeros(&mut out);
+            assert_eq!(out, want, "grouped patch matrix: {g:?}");
+        }
         if g.groups() == 1 {
             // The patch-matrix path itself, which `conv2d` skips where the direct one runs.
             let mut out = vec![f32::NAN; g.rows() * g.out_c];
@@ -202,6 +212,10 @@ mod tests {
         };
         check(base);
         check(ConvGeom { patch_c: 2, ..base });
+        // Depthwise: one group per channel, multipliers 1 and 3.
+        check(ConvGeom { patch_c: 1, out_c: 4, ..base });
+        check(ConvGeom { patch_c: 1, out_c: 12, ..base });
+        assert!(super::super::depthwise::applies(&ConvGeom { patch_c: 1, out_c: 12, ..base }));
         let unit_steps = ConvGeom { stride: [1, 1], dilation: [1, 1], ..base };
         check(ConvGeom { k_h: 1, k_w: 1, pad: [0, 0], out_h: 7, out_w: 6, ..unit_steps });
         // Enough output rows for several parallel blocks, the last one partial.
