@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/data/more_ops.pb and tests/data/more_ops.json with real TensorFlow: a TF1 graph
 with the op types the GraphDef importer reads beyond ../shared/graphdefs/ (FusedBatchNormV3 in
-inference mode, Shape, Fill), a seeded input and TF's outputs.
+inference mode, Shape, Fill, Split, SplitV, Unpack), a seeded input and TF's outputs.
 
 Usage: .venv-tf/bin/python scripts/make_more_ops_pb.py   (TF from scripts/bench-vs-tf.sh's venv)
 """
@@ -31,9 +31,17 @@ with g.as_default():
     tf.identity(shape, name="shape_out")
     tf.fill([2, 3], 1.5, name="filled")
     tf.add(tf.cast(shape, tf.float32)[0], bn, name="bn_plus_batch")
+    a, b, c = tf.split(x, 3, axis=3, name="split3")
+    tf.identity(b, name="split_mid")
+    tf.add(a, c, name="split_sum")
+    p, q = tf.split(x, [1, -1], axis=2, name="splitv")
+    tf.identity(q, name="splitv_last")
+    rows = tf.unstack(x, axis=1, name="unpack")
+    tf.identity(rows[2], name="unpack_last")
 
 feed = rng.uniform(-1, 1, (2, 3, 4, 6)).astype(np.float32)
-fetches = ["bn_out:0", "shape_out:0", "filled:0", "bn_plus_batch:0"]
+fetches = ["bn_out:0", "shape_out:0", "filled:0", "bn_plus_batch:0", "split_mid:0", "split_sum:0",
+           "splitv_last:0", "unpack_last:0"]
 with tf1.Session(graph=g) as s:
     outs = s.run(fetches, {"x:0": feed})
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use prost::Message;
 
-use super::node::NodeIn;
+use super::node::{Imported, NodeIn};
 use super::proto::{attr_value::Value, GraphDef, NodeDef};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output};
@@ -60,14 +60,14 @@ impl Graph {
                 format!("{}/{name}", options.prefix.trim_end_matches('/'))
             }
         };
-        let mut made: Vec<Option<Operation>> = vec![None; def.node.len()];
+        let mut made: Vec<Option<Imported>> = (0..def.node.len()).map(|_| None).collect();
         for i in order {
             let node = &def.node[i];
             let mut inputs = Vec::new();
             let mut controls = Vec::new();
             for s in &node.input {
                 match parse_input(s)? {
-                    InputRef::Control(name) => controls.extend(made_op(&made, by_name.get(name))),
+                    InputRef::Control(name) => controls.extend(made_op(&made, by_name.get(name)).map(|m| m.op.clone())),
                     InputRef::Data { node: src, index } => {
                         let key = if index == 0 && !s.contains(':') { format!("{src}:0") } else { s.clone() };
                         let mapped =
@@ -75,7 +75,7 @@ impl Graph {
                         let out = match mapped {
                             Some(t) => t.clone(),
                             None => {
-                                made_op(&made, by_name.get(src)).and_then(|op| op.output(index)).ok_or_else(|| {
+                                made_op(&made, by_name.get(src)).and_then(|m| m.output(index)).ok_or_else(|| {
                                     Error::invalid_argument(format!(
                                         "Node '{}': Connecting to invalid output {index} of source node {src}",
                                         node.name
@@ -95,7 +95,7 @@ impl Graph {
                 let _controls = self.control_dependencies(&refs)?;
                 NodeIn { graph: self, def: node, name: name.clone(), inputs }.import()?
             };
-            if op.name() != name {
+            if op.op.name() != name {
                 return Err(Error::invalid_argument(format!(
                     "Node '{name}': the name is already used in the graph it is imported into"
                 )));
@@ -119,8 +119,8 @@ impl Graph {
 }
 
 /// The operation made for node `i` (all of a node's inputs are made before it).
-fn made_op(made: &[Option<Operation>], i: Option<&usize>) -> Option<Operation> {
-    made.get(*i?)?.clone()
+fn made_op<'m>(made: &'m [Option<Imported>], i: Option<&usize>) -> Option<&'m Imported> {
+    made.get(*i?)?.as_ref()
 }
 
 /// Node name to index; a name used twice is an error.

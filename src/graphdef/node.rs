@@ -7,6 +7,23 @@ use crate::graph::{Graph, Operation, Output};
 use crate::ops::{AssignMode, BinaryKind, OpKind, UnaryKind};
 use crate::tensor::{Shape, Tensor};
 
+/// What a node of the file became: the operation named as the node (for control inputs), and
+/// its outputs where they are not that operation's own (an op split into several).
+pub(crate) struct Imported {
+    pub(crate) op: Operation,
+    pub(crate) outputs: Option<Vec<Output>>,
+}
+
+impl Imported {
+    /// The node's output `index`.
+    pub(crate) fn output(&self, index: usize) -> Option<Output> {
+        match &self.outputs {
+            Some(list) => list.get(index).cloned(),
+            None => self.op.output(index),
+        }
+    }
+}
+
 /// A node of the file on its way into `graph`: its full name and its resolved inputs.
 pub(crate) struct NodeIn<'a> {
     pub(crate) graph: &'a Graph,
@@ -31,9 +48,78 @@ fn static_dims(x: &Output, node: &str) -> Result<Vec<i64>> {
 impl NodeIn<'_> {
     /// Adds the node: `Unimplemented`, naming the op type and the node, for an op type
     /// wgflow has no kernel for.
-    pub(crate) fn import(self) -> Result<Operation> {
+    pub(crate) fn import(self) -> Result<Imported> {
         let op = self.def.op.as_str();
-        self.build(op).map_err(|e| if e.node.is_none() { e.at(&self.def.name) } else { e })
+        let made = match op {
+            "Split" | "SplitV" | "Unpack" => self.split(op),
+            _ => self.build(op).map(|op| Imported { op, outputs: None }),
+        };
+        made.map_err(|e| if e.node.is_none() { e.at(&self.def.name) } else { e })
+    }
+
+    /// `Split`, `SplitV` and `Unpack` as one `StridedSlice` per output: output 0 carries the
+    /// node's name, output `k` is `<name>/output_k` (wgflow's GPU kernels write one output).
+    fn split(&self, op: &str) -> Result<Imported> {
+        let (x, axis) = match op {
+            "Split" => (self.input(1)?, self.const_ints(0)?.first().copied().unwrap_or(0)),
+            "SplitV" => (self.input(0)?, self.const_ints(2)?.first().copied().unwrap_or(0)),
+            _ => (self.input(0)?, self.attr_int("axis")?),
+        };
+        let dims =
+            x.shape().dims().map(<[Option<usize>]>::to_vec).ok_or_else(|| {
+                Error::unimplemented(format!("Node '{}': {op} needs its input's rank", self.def.name))
+            })?;
+        let rank = dims.len();
+        let a = usize::try_from(if axis < 0 { axis + rank as i64 } else { axis })
+            .ok()
+            .filter(|&a| a < rank)
+            .ok_or_else(|| Error::invalid_argument(format!("{op}: axis {axis} out of range for rank {rank}")))?;
+        let size = dims[a].ok_or_else(|| {
+            Error::unimplemented(format!("Node '{}': {op} along a dimension of unknown size", self.def.name))
+        })? as i64;
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
+        match op {
+            "Split" => {
+                let n = self.attr_int("num_split")?.max(1);
+                if size % n != 0 {
+                    return Err(Error::invalid_argument(format!("Number of ways to split should evenly divide the split dimension, but got split_dim {a} (size = {size}) and num_split {n}")));
+                }
+                ranges.extend((0..n).map(|k| (k * size / n, (k + 1) * size / n)));
+            }
+            "SplitV" => {
+                let sizes = self.const_ints(1)?;
+                let known: i64 = sizes.iter().filter(|&&s| s >= 0).sum();
+                let mut start = 0;
+                for s in sizes {
+                    let len = if s < 0 { size - known } else { s };
+                    ranges.push((start, start + len));
+                    start += len;
+                }
+            }
+            _ => ranges.extend((0..size).map(|k| (k, k + 1))),
+        }
+        let mut outputs = Vec::with_capacity(ranges.len());
+        for (k, (b, e)) in ranges.into_iter().enumerate() {
+            let all = ((1i64 << rank) - 1) & !(1 << a);
+            let mut spec = crate::ops::SliceSpec {
+                begin: vec![0; rank],
+                end: vec![0; rank],
+                strides: vec![1; rank],
+                begin_mask: all,
+                end_mask: all,
+                ..Default::default()
+            };
+            spec.begin[a] = b;
+            spec.end[a] = e;
+            if op == "Unpack" {
+                spec.shrink_axis_mask = 1 << a;
+            }
+            let name = if k == 0 { format!("{}/", self.name) } else { format!("{}/output_{k}/", self.name) };
+            outputs.push(self.graph.named(&name).strided_slice(&x, spec)?);
+        }
+        let op =
+            outputs.first().map(Output::op).ok_or_else(|| Error::invalid_argument(format!("{op} with no outputs")))?;
+        Ok(Imported { op, outputs: Some(outputs) })
     }
 
     fn build(&self, op: &str) -> Result<Operation> {
