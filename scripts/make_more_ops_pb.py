@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/data/more_ops.pb and tests/data/more_ops.json with real TensorFlow: a TF1 graph
 with the op types the GraphDef importer reads beyond ../shared/graphdefs/ (FusedBatchNormV3 in
-inference mode, Shape, Fill, Split, SplitV, Unpack), a seeded input and TF's outputs.
+inference mode, Shape, Fill, Split, SplitV, Unpack, IdentityN), a seeded input and TF's outputs.
 
 Usage: .venv-tf/bin/python scripts/make_more_ops_pb.py   (TF from scripts/bench-vs-tf.sh's venv)
 """
@@ -38,10 +38,12 @@ with g.as_default():
     tf.identity(q, name="splitv_last")
     rows = tf.unstack(x, axis=1, name="unpack")
     tf.identity(rows[2], name="unpack_last")
+    both = tf.identity_n([a, rows[0]], name="identity_n")
+    tf.identity(both[1], name="identity_n_second")
 
 feed = rng.uniform(-1, 1, (2, 3, 4, 6)).astype(np.float32)
 fetches = ["bn_out:0", "shape_out:0", "filled:0", "bn_plus_batch:0", "split_mid:0", "split_sum:0",
-           "splitv_last:0", "unpack_last:0"]
+           "splitv_last:0", "unpack_last:0", "identity_n_second:0"]
 with tf1.Session(graph=g) as s:
     outs = s.run(fetches, {"x:0": feed})
 

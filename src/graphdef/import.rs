@@ -8,7 +8,7 @@ use std::path::Path;
 
 use prost::Message;
 
-use super::node::{Imported, NodeIn};
+use super::node::NodeIn;
 use super::proto::{attr_value::Value, GraphDef, NodeDef};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output};
@@ -21,6 +21,23 @@ pub struct ImportOptions {
     /// Tensors of the file (`"name:0"`, or `"name"` for output 0) replaced by tensors of
     /// this graph: their consumers read the given `Output` instead.
     pub input_map: HashMap<String, Output>,
+}
+
+/// What a node of the file became: the operation named as the node (for control inputs), and
+/// its outputs where they are not that operation's own (an op split into several).
+pub(crate) struct Imported {
+    pub(crate) op: Operation,
+    pub(crate) outputs: Option<Vec<Output>>,
+}
+
+impl Imported {
+    /// The node's output `index`.
+    pub(crate) fn output(&self, index: usize) -> Option<Output> {
+        match &self.outputs {
+            Some(list) => list.get(index).cloned(),
+            None => self.op.output(index),
+        }
+    }
 }
 
 /// One input of a node as the file writes it.

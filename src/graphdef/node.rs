@@ -1,28 +1,12 @@
 //! One imported node: its constant inputs (axes, shapes, perms) read at import (its attrs in
 //! `attrs.rs`), and the builder call that adds it to the graph under its own name.
 
+use super::import::Imported;
 use super::proto::{attr_value::Value, NodeDef};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output};
 use crate::ops::{AssignMode, BinaryKind, OpKind, UnaryKind};
 use crate::tensor::{Shape, Tensor};
-
-/// What a node of the file became: the operation named as the node (for control inputs), and
-/// its outputs where they are not that operation's own (an op split into several).
-pub(crate) struct Imported {
-    pub(crate) op: Operation,
-    pub(crate) outputs: Option<Vec<Output>>,
-}
-
-impl Imported {
-    /// The node's output `index`.
-    pub(crate) fn output(&self, index: usize) -> Option<Output> {
-        match &self.outputs {
-            Some(list) => list.get(index).cloned(),
-            None => self.op.output(index),
-        }
-    }
-}
 
 /// A node of the file on its way into `graph`: its full name and its resolved inputs.
 pub(crate) struct NodeIn<'a> {
@@ -52,6 +36,12 @@ impl NodeIn<'_> {
         let op = self.def.op.as_str();
         let made = match op {
             "Split" | "SplitV" | "Unpack" => self.split(op),
+            // Output k is input k: an Identity of input 0 carries the name.
+            "IdentityN" => self.graph.named(&self.name).identity(self.input(0)?).map(|first| {
+                let mut outputs = vec![first.clone()];
+                outputs.extend(self.inputs.iter().skip(1).cloned());
+                Imported { op: first.op(), outputs: Some(outputs) }
+            }),
             _ => self.build(op).map(|op| Imported { op, outputs: None }),
         };
         made.map_err(|e| if e.node.is_none() { e.at(&self.def.name) } else { e })
