@@ -1,6 +1,6 @@
 // TEMPLATE: a strided gather of any 4-byte element type (copied as u32 bits), one thread per
-// output element, up to rank 8: StridedSlice and Slice. Instantiated by
-// `strided_gather_wgsl` (src/ops/array/strided_slice.rs), which prepends prelude.wgsl (no
+// output element, up to rank 8: Transpose, StridedSlice and Slice. Instantiated by
+// `strided_gather_wgsl` (src/ops/array/gpu.rs), which prepends prelude.wgsl (no
 // placeholders beyond this marker line).
 //
 // The output's element with coordinates c (over dims, right-aligned in 8 slots) reads the

@@ -1,7 +1,8 @@
-//! GPU lowerings of the data movement ops and `Fill`: shaders/transpose.wgsl (a view when
-//! the data order is unchanged), concat.wgsl (up to `MAX_CONCAT_INPUTS` inputs), fill.wgsl.
+//! GPU lowerings of the data movement ops and `Fill`: strided_gather.wgsl (`Transpose`, a
+//! view when the data order is unchanged, and `StridedSlice`), concat.wgsl (up to
+//! `MAX_CONCAT_INPUTS` inputs), fill.wgsl.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::kernel::{code_of, kernel, slots, strides, with_prelude, word, MAX_RANK};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::shaders as gpu_shaders;
@@ -19,9 +20,35 @@ pub(crate) fn fill_wgsl(dtype: DType) -> Result<String> {
     Ok(with_prelude(&body))
 }
 
-/// The transpose kernel (any 4-byte element type).
-pub fn transpose_wgsl() -> String {
-    with_prelude(wgsl::TRANSPOSE)
+/// The strided-gather kernel (any 4-byte element type), prelude included.
+pub(crate) fn strided_gather_wgsl() -> String {
+    with_prelude(wgsl::STRIDED_GATHER)
+}
+
+/// A gather into an output of `out` dimensions whose element with coordinates `c` over
+/// `lens` (the same elements in the same order) is the input's `base + sum(c[d] * steps[d])`:
+/// a transpose, or a strided slice (steps may be negative).
+pub(crate) fn strided_gather(
+    dtype: DType,
+    lens: &[usize],
+    out: Vec<usize>,
+    base: i64,
+    steps: &[i64],
+) -> Result<GpuLowering> {
+    if lens.len() > MAX_RANK {
+        return Err(Error::invalid_argument(format!("rank {} is over the GPU kernel's {MAX_RANK}", lens.len())));
+    }
+    let count: usize = lens.iter().product();
+    word(count)?;
+    let wgsl = cached_wgsl("strided gather".into(), || Ok(strided_gather_wgsl()))?;
+    let mut uniforms = vec![word(lens.len())?, word(base.max(0) as usize)?, 0];
+    uniforms.extend(slots(lens, 1)?);
+    let mut signed = vec![0u32; MAX_RANK];
+    for (slot, s) in signed[MAX_RANK - steps.len()..].iter_mut().zip(steps) {
+        *slot = i32::try_from(*s).map_err(|_| Error::invalid_argument("a gather step over int32"))? as u32;
+    }
+    uniforms.extend(signed);
+    Ok(kernel(wgsl, uniforms, count, dtype, out))
 }
 
 /// The concat kernel for `n` inputs (any 4-byte element type).
@@ -51,17 +78,9 @@ pub(crate) fn transpose(dtype: DType, dims: &[usize], perm: &[usize]) -> Option<
     if !transpose_supported(dims, perm) {
         return None;
     }
-    Some((|| {
-        let wgsl = cached_wgsl("transpose".into(), || Ok(transpose_wgsl()))?;
-        let st = strides(dims);
-        let in_strides: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
-        let count: usize = out.iter().product();
-        word(count)?;
-        let mut uniforms = vec![word(dims.len())?, 0, 0];
-        uniforms.extend(slots(&out, 1)?);
-        uniforms.extend(slots(&in_strides, 0)?);
-        Ok(kernel(wgsl, uniforms, count, dtype, out))
-    })())
+    let st = strides(dims);
+    let in_strides: Vec<i64> = perm.iter().map(|&p| st[p] as i64).collect();
+    Some(strided_gather(dtype, &out.clone(), out, 0, &in_strides))
 }
 
 /// Whether a transpose keeps the data order: only the order of the non-unit axes matters.
@@ -106,9 +125,10 @@ pub(crate) fn concat(dtype: DType, shapes: &[&[usize]], axis: usize) -> Option<R
 
 /// Every instantiation of the data movement templates, named, for the naga validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
-    let mut all =
-        vec![("transpose.wgsl".to_string(), transpose_wgsl()), ("pad.wgsl".to_string(), super::pad::pad_wgsl())];
-    all.push(("strided_gather.wgsl".to_string(), super::strided_slice::strided_gather_wgsl()));
+    let mut all = vec![
+        ("strided_gather.wgsl".to_string(), strided_gather_wgsl()),
+        ("pad.wgsl".to_string(), super::pad::pad_wgsl()),
+    ];
     for n in [1, 2, 3, 4, 5, MAX_CONCAT_INPUTS] {
         all.push((format!("concat.wgsl with {n} inputs"), concat_wgsl(n)));
     }

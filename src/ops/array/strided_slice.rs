@@ -3,12 +3,13 @@
 //! inputs are read at import). The run-time plan ([`StridedSlice::plan`]) follows TF's
 //! `ValidateStridedSliceOp`: the sparse spec (with an ellipsis and new axes) is made dense
 //! over the input's dimensions, each range canonicalised and clamped; the kernels then gather
-//! `base + sum(c[d] * step[d])` on the CPU and in shaders/strided_gather.wgsl.
+//! `base + sum(c[d] * step[d])` on the CPU and in shaders/strided_gather.wgsl (which
+//! `Transpose` shares).
 
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
-use crate::ops::kernel::{kernel, slots, with_prelude, word, MAX_RANK};
-use crate::ops::{cached_wgsl, compute, wgsl, GpuLowering, InferResult, Op};
+use crate::ops::kernel::MAX_RANK;
+use crate::ops::{compute, GpuLowering, InferResult, Op};
 use crate::tensor::{check_host_alloc, DType, Shape, Tensor, TensorSpec};
 
 /// `tf.strided_slice`'s arguments.
@@ -125,11 +126,6 @@ impl StridedSlice {
     }
 }
 
-/// The strided-gather kernel (any 4-byte element type), prelude included.
-pub(crate) fn strided_gather_wgsl() -> String {
-    with_prelude(wgsl::STRIDED_GATHER)
-}
-
 /// Row-major strides of `dims`, signed.
 fn strides(dims: &[usize]) -> Vec<i64> {
     let mut st = vec![1i64; dims.len()];
@@ -218,26 +214,10 @@ impl Op for StridedSlice {
         if !matches!(dtype, DType::F32 | DType::I32) {
             return None;
         }
-        Some((|| {
-            let plan = self.plan(dims)?;
-            if plan.lens.len() > MAX_RANK {
-                invalid!("StridedSlice: rank {} is over the GPU kernel's {MAX_RANK}", plan.lens.len());
-            }
-            let count: usize = plan.lens.iter().product();
-            word(count)?;
+        Some(self.plan(dims).and_then(|plan| {
             let (base, steps) = plan.offsets(dims);
-            let wgsl = cached_wgsl("strided gather".into(), || Ok(strided_gather_wgsl()))?;
-            let mut uniforms = vec![word(plan.lens.len())?, word(base.max(0) as usize)?, 0];
-            uniforms.extend(slots(&plan.lens, 1)?);
-            let mut signed = vec![0u32; MAX_RANK];
-            for (slot, s) in signed[MAX_RANK - steps.len()..].iter_mut().zip(&steps) {
-                *slot = i32::try_from(*s)
-                    .map_err(|_| crate::error::Error::invalid_argument("StridedSlice: step too large"))?
-                    as u32;
-            }
-            uniforms.extend(signed);
-            Ok(kernel(wgsl, uniforms, count, dtype, plan.out_shape))
-        })())
+            super::gpu::strided_gather(dtype, &plan.lens, plan.out_shape, base, &steps)
+        }))
     }
     fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
         let (dtype, dims) = inputs[0];

@@ -45,7 +45,6 @@ shader_files! {
     SOFTMAX => "softmax.wgsl",
     SOFTMAX_NORM => "softmax_norm.wgsl",
     STRIDED_GATHER => "strided_gather.wgsl",
-    TRANSPOSE => "transpose.wgsl",
     UNARY => "unary.wgsl",
     UNARY_VEC4 => "unary_vec4.wgsl",
     XENT => "xent.wgsl",
