@@ -1,6 +1,7 @@
-// TEMPLATE: Conv2DBackpropFilter on NHWC float32, one group: the gradient of Conv2D with respect to
-// its filter, the sum over the batch and the output pixels (oh, ow) of x[n, ih, iw, ci] *
-// dy[n, oh, ow, co] for each filter element (kh, kw, ci, co), with
+// TEMPLATE: Conv2DBackpropFilter on NHWC float32, any number of groups: the gradient of Conv2D
+// with respect to its filter, the sum over the batch and the output pixels (oh, ow) of
+// x[n, ih, iw, group * patch_c + ci] * dy[n, oh, ow, co] for each filter element (kh, kw, ci, co)
+// (co's group is co / per_group), with
 // ih = oh * stride_h + kh * dil_h - pad_h (padding reads as zero, so padded taps are skipped).
 // Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
@@ -31,9 +32,9 @@ struct Params {
     out_w: u32,
     batch: u32,
     slice: u32,
+    patch_c: u32,
+    per_group: u32,
     _p0: u32,
-    _p1: u32,
-    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -47,13 +48,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= params.count) {
         return;
     }
-    let filter_size = params.k_h * params.k_w * params.in_c * params.out_c;
+    let filter_size = params.k_h * params.k_w * params.patch_c * params.out_c;
     let f = i % filter_size;
     let s = i / filter_size;
     let co = f % params.out_c;
-    let ci = (f / params.out_c) % params.in_c;
-    let kw = (f / (params.out_c * params.in_c)) % params.k_w;
-    let kh = f / (params.out_c * params.in_c * params.k_w);
+    let ci = (co / params.per_group) * params.patch_c + (f / params.out_c) % params.patch_c;
+    let kw = (f / (params.out_c * params.patch_c)) % params.k_w;
+    let kh = f / (params.out_c * params.patch_c * params.k_w);
     let pixels = params.batch * params.out_h * params.out_w;
     let first = s * params.slice;
     let end = min(first + params.slice, pixels);

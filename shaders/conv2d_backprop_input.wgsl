@@ -1,12 +1,14 @@
-// TEMPLATE: Conv2DBackpropInput on NHWC float32, one group: the gradient of Conv2D with respect to
-// its input, one thread per input element (n, ih, iw, ci), in gather form (no atomics): it sums
-// dy[n, oh, ow, co] * filter[kh, kw, ci, co] over the taps (kh, kw) and output pixels (oh, ow)
-// whose window reads (ih, iw), i.e. oh * stride_h + kh * dil_h - pad_h == ih (and alike for w).
+// TEMPLATE: Conv2DBackpropInput on NHWC float32, any number of groups: the gradient of Conv2D
+// with respect to its input, one thread per input element (n, ih, iw, ci), in gather form (no
+// atomics): it sums dy[n, oh, ow, co] * filter[kh, kw, ci % patch_c, co] over the taps (kh, kw)
+// and output pixels (oh, ow) whose window reads (ih, iw), i.e. oh * stride_h + kh * dil_h -
+// pad_h == ih (and alike for w), and over the output channels co of ci's group (ci / patch_c
+// owns [group * per_group, (group + 1) * per_group)).
 // Instantiated by `template_wgsl` (src/ops/kernel.rs), which prepends prelude.wgsl and replaces
 // WORKGROUP_SIZE. The accumulator starts at +0.0 and only adds, as the CPU kernel.
 //
 // One dispatch covers the taps t = kh * k_w + kw in [tap_lo, tap_hi) and the output channels in
-// [co_lo, co_hi), so that a thread keeps to the loop budget (src/ops/reduce/passes.rs); with
+// [co_lo, co_hi) of the group's (counted from the group's first), so that a thread keeps to the loop budget (src/ops/reduce/passes.rs); with
 // `accumulate` set it adds to the sum the earlier dispatches stored in out. The host splits
 // the channels only for one tap per dispatch, so the terms are added in one order whatever
 // the slices.
@@ -35,9 +37,9 @@ struct Params {
     tap_hi: u32,
     co_lo: u32,
     co_hi: u32,
+    patch_c: u32,
+    per_group: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -66,6 +68,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let iw = (i / params.in_c) % params.in_w;
     let ih = (i / (params.in_c * params.in_w)) % params.in_h;
     let n = i / (params.in_c * params.in_w * params.in_h);
+    let first_co = (ci / params.patch_c) * params.per_group;
     var acc = 0.0;
     if (params.accumulate != 0u) {
         acc = out[i];
@@ -78,8 +81,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (oh >= params.out_h || ow >= params.out_w) {
             continue;
         }
-        let d_base = ((n * params.out_h + oh) * params.out_w + ow) * params.out_c;
-        let f_base = ((kh * params.k_w + kw) * params.in_c + ci) * params.out_c;
+        let d_base = ((n * params.out_h + oh) * params.out_w + ow) * params.out_c + first_co;
+        let f_base = ((kh * params.k_w + kw) * params.patch_c + ci % params.patch_c) * params.out_c + first_co;
         for (var co = params.co_lo; co < params.co_hi; co = co + 1u) {
             acc = acc + dy[d_base + co] * filt[f_base + co];
         }

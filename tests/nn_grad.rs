@@ -6,6 +6,7 @@
 //! - The GPU kernel of every op equals its CPU kernel (no CPU fallback).
 //! - The `conv2d_relu_mean_*` cases of gradients.json: with dy = (conv > 0) / count, the conv
 //!   gradients reproduce TF's gradients of x and of the filter.
+//! - TF's depthwise convolution gradients (`tests/data/depthwise_grad.json`) on both devices.
 //! - Bad shapes and labels give `InvalidArgument` with TF's text.
 
 mod common;
@@ -241,6 +242,8 @@ fn xent_losses_and_backprops_match_definitions() {
     assert_eq!(vals(&loss), [1000.0]);
 }
 
+#[path = "nn_grad/depthwise.rs"]
+mod depthwise;
 #[path = "nn_grad/devices.rs"]
 mod devices;
 #[path = "nn_grad/errors.rs"]

@@ -125,6 +125,14 @@ fn conv_and_pool_gradients_match_finite_differences() {
     check("max_pool", &[&[1, 4, 4, 2]], -1.0, 1.0, |g, x| {
         g.max_pool(&x[0], &[1, 2, 2, 1], &[1, 2, 2, 1], Padding::Valid)
     });
+    // Grouped convolutions: depthwise (multiplier 2, through the filter's reshape) and two
+    // groups of two channels.
+    check("depthwise", &[&[1, 5, 4, 3], &[3, 2, 3, 2]], -1.0, 1.0, |g, x| {
+        g.depthwise_conv2d(&x[0], &x[1], &[1, 2, 1, 1], Padding::Same, &[1, 1, 1, 1])
+    });
+    check("grouped_conv2d", &[&[1, 4, 5, 4], &[2, 3, 2, 6]], -1.0, 1.0, |g, x| {
+        g.conv2d(&x[0], &x[1], &[1, 1, 2, 1], Padding::Valid, &[1, 1, 1, 1])
+    });
 }
 
 /// Minimizes sum((w - target)²) from w = 0 with `opt`, returning w after each of 3 steps.

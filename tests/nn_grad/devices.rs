@@ -50,6 +50,11 @@ fn conv_gradients_gpu_match_cpu() {
         (&[1, 9, 8, 2], &[3, 2, 2, 2], &[2, 1], Padding::Same, 2),
         (&[1, 9, 9, 2], &[2, 3, 2, 6], &[1], Padding::Valid, 2),
         (&[0, 5, 5, 2], &[3, 3, 2, 2], &[1], Padding::Same, 1),
+        // Grouped: depthwise (one input channel per group, multipliers 1 and 3), two groups.
+        (&[1, 9, 8, 6], &[3, 3, 1, 6], &[1], Padding::Same, 1),
+        (&[2, 7, 6, 2], &[2, 3, 1, 6], &[2], Padding::Valid, 1),
+        (&[2, 7, 6, 4], &[3, 2, 2, 6], &[2, 1], Padding::Same, 2),
+        (&[1, 24, 24, 96], &[3, 3, 1, 96], &[2], Padding::Same, 1),
     ];
     for &(xs, fs, s, p, d) in cases {
         let what = format!("x {xs:?} f {fs:?} strides {s:?} {p:?} dilation {d}");

@@ -78,8 +78,15 @@ fn conv_gradient_errors() {
     );
     let e = run_err(Device::Cpu, &[zeros(&[1, 5, 5, 3]), zeros(&[1, 3, 3, 2])], filter);
     assert_err(&e, Code::InvalidArgument, "Conv2DBackpropFilter: input depth must be evenly divisible by filter depth");
-    let e = run_err(Device::Cpu, &[zeros(&[1, 5, 5, 4]), zeros(&[1, 3, 3, 2])], filter);
-    assert_eq!(e.code, Code::Unimplemented, "grouped: {e}");
+    // Two groups of two channels, but three output channels.
+    let grouped =
+        |g: &Graph, i: &[Output]| g.conv2d_backprop_filter(&i[0], &[3, 3, 2, 3], &i[1], &s, Padding::Same, &[1]);
+    let e = run_err(Device::Cpu, &[zeros(&[1, 5, 5, 4]), zeros(&[1, 3, 3, 3])], grouped);
+    assert_err(
+        &e,
+        Code::InvalidArgument,
+        "Conv2DBackpropFilter: output depth must be evenly divisible by number of groups: 3 vs 2",
+    );
 }
 
 #[test]

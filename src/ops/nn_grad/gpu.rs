@@ -38,12 +38,14 @@ pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<Option<GpuLowering>> {
     let count = out.iter().product::<usize>();
     let wgsl = template_wgsl("conv2d_backprop_input", wgsl::CONV2D_BACKPROP_INPUT, &[])?;
     let taps = g.k_h * g.k_w;
+    // The output channels one input channel's group owns.
+    let per_group = g.out_c / (g.in_c / g.patch_c.max(1)).max(1);
     // Trips per tap: its own, its channel loop's and that loop's exit test.
-    let (taps_slice, co_slice) = match g.out_c + 2 <= SLICE {
-        true => ((SLICE / (g.out_c + 2)).max(1), g.out_c),
+    let (taps_slice, co_slice) = match per_group + 2 <= SLICE {
+        true => ((SLICE / (per_group + 2)).max(1), per_group),
         false => (1, SLICE - 2),
     };
-    let (tap_slices, co_slices) = (taps.div_ceil(taps_slice).max(1), g.out_c.div_ceil(co_slice).max(1));
+    let (tap_slices, co_slices) = (taps.div_ceil(taps_slice).max(1), per_group.div_ceil(co_slice).max(1));
     let slices = tap_slices * co_slices;
     let base = conv_uniforms(g)?;
     let mut p = Passes::new(DType::F32, out.clone());
@@ -55,9 +57,9 @@ pub(super) fn conv_backprop_input(g: &ConvGeom) -> Result<Option<GpuLowering>> {
             word(ts * taps_slice)?,
             word(((ts + 1) * taps_slice).min(taps))?,
             word(cs * co_slice)?,
-            word(((cs + 1) * co_slice).min(g.out_c))?,
-            0,
-            0,
+            word(((cs + 1) * co_slice).min(per_group))?,
+            word(g.patch_c)?,
+            word(per_group)?,
             0,
         ]);
         if slices == 1 {
@@ -82,7 +84,8 @@ const FILTER_SLICE: usize = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
 /// `Conv2DBackpropFilter`: one thread per filter element and slice of the output pixels; with
 /// more than one slice, their partial sums are reduced in another pass.
 pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<Option<GpuLowering>> {
-    let out = vec![g.k_h, g.k_w, g.in_c, g.out_c];
+    let out = vec![g.k_h, g.k_w, g.patch_c, g.out_c];
+    let per_group = g.out_c / (g.in_c / g.patch_c.max(1)).max(1);
     let filter: usize = out.iter().product();
     let pixels = g.batch * g.out_h * g.out_w;
     // Slices within the budget, and enough of them for about 1024 threads (but at least 256
@@ -92,7 +95,7 @@ pub(super) fn conv_backprop_filter(g: &ConvGeom) -> Result<Option<GpuLowering>> 
     let slices = pixels.div_ceil(slice).max(1);
     let wgsl = template_wgsl("conv2d_backprop_filter", wgsl::CONV2D_BACKPROP_FILTER, &[])?;
     let mut uniforms = conv_uniforms(g)?;
-    uniforms.extend([word(slice)?, 0, 0, 0]);
+    uniforms.extend([word(slice)?, word(g.patch_c)?, word(per_group)?, 0]);
     let count = word(slices * filter)?;
     if slices == 1 {
         return f32_kernel(wgsl, uniforms, filter, out).map(Some);

@@ -5,7 +5,8 @@
 //!
 //! Unlike TF, where `input_sizes`, `filter_sizes` and `orig_input_shape` are int32 tensor
 //! inputs, they are attributes here (shape-like arguments are attributes in wgflow).
-//! Convolution gradients handle one group (the filter's input depth equals the input's).
+//! Convolution gradients handle any number of groups (a depthwise convolution is one group per
+//! input channel).
 
 mod build;
 mod cpu;

@@ -1,4 +1,5 @@
-//! The gradients of `Conv2D` on the CPU (NHWC, float32, one group):
+//! The gradients of `Conv2D` on the CPU (NHWC, float32; grouped ones are
+//! `conv_grad_grouped.rs`'s):
 //!
 //! - `Conv2DBackpropInput`: the patch-matrix gradient `dy · Wᵀ` with the SIMD GEMM, then a
 //!   col2im in gather form (each input pixel sums the patch entries that read it, in parallel
@@ -41,12 +42,6 @@ pub(crate) fn conv_grad_geometry(
     }
     if !xs[3].is_multiple_of(fs[2]) {
         invalid!("{label}: input depth must be evenly divisible by filter depth");
-    }
-    if xs[3] != fs[2] {
-        return Err(Error::unimplemented(format!(
-            "{label}: wgflow has no gradient of grouped convolutions (input depth {} vs filter depth {})",
-            xs[3], fs[2]
-        )));
     }
     if fs[3] != dys[3] {
         invalid!("{label}: filter and out_backprop must have the same out_depth");
@@ -96,6 +91,9 @@ fn source(i: usize, k: usize, stride: usize, dilation: usize, pad: usize, out: u
 /// The gradient of a convolution with respect to its input: `dx` (NHWC, `g`'s input shape)
 /// from `dy` (NHWC, `g`'s output shape) and `filter` (`[KH, KW, Cin, Cout]`).
 pub(crate) fn backprop_input(dy: &[f32], filter: &[f32], g: &ConvGeom, dx: &mut [f32]) -> Result<()> {
+    if g.groups() > 1 {
+        return super::conv_grad_grouped::backprop_input(dy, filter, g, dx);
+    }
     check_buffers("conv2d_backprop_input", g, dx.len(), filter.len(), dy.len())?;
     let k = g.k_h * g.k_w * g.in_c;
     let pix = g.out_h * g.out_w;
@@ -145,6 +143,9 @@ pub(crate) fn backprop_input(dy: &[f32], filter: &[f32], g: &ConvGeom, dx: &mut 
 /// The gradient of a convolution with respect to its filter: `dw` (`[KH, KW, Cin, Cout]`)
 /// from the input `x` (NHWC) and `dy` (NHWC, `g`'s output shape).
 pub(crate) fn backprop_filter(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) -> Result<()> {
+    if g.groups() > 1 {
+        return super::conv_grad_grouped::backprop_filter(x, dy, g, dw);
+    }
     check_buffers("conv2d_backprop_filter", g, x.len(), dw.len(), dy.len())?;
     let k = g.k_h * g.k_w * g.in_c;
     let rows = g.batch * g.out_h * g.out_w;

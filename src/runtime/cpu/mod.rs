@@ -6,6 +6,7 @@
 pub(crate) mod conv;
 mod conv_direct;
 pub(crate) mod conv_grad;
+mod conv_grad_grouped;
 mod depthwise;
 pub(crate) mod gemm;
 mod im2col;
