@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # wgflow's CPU path against TensorFlow's, side by side: installs TF (tensorflow-cpu) in a
 # private venv if absent, then runs ../shared/peers/tf_bench.py with scripts/tf_digits.py (TF's
-# side of the digits CNN training step) and `wgflow-bench --cpu-only` alternately (TF, wgflow, TF, wgflow, ...) on the same cases, so that the machine's swings of
+# side of the digits CNN training step) and scripts/tf_mobilenet.py (MobileNetV2 from the
+# shared .pb), and `wgflow-bench --cpu-only` alternately (TF, wgflow, TF, wgflow, ...) on the same cases, so that the machine's swings of
 # speed weigh on both, and writes one table of ratios to bench-results/vs-tf.md.
 #
 # Usage: bash scripts/bench-vs-tf.sh [ROUNDS]   (default 2 rounds of each; about 2 min a round)
@@ -32,6 +33,7 @@ for i in $(seq 1 "$rounds"); do
   echo "round $i of $rounds: TensorFlow"
   "$venv/bin/python" "$peer" --json "$work/tf-$i.json" > "$work/tf-$i.log" 2>&1
   "$venv/bin/python" scripts/tf_digits.py --json "$work/tf-digits-$i.json" > "$work/tf-digits-$i.log" 2>&1
+  "$venv/bin/python" scripts/tf_mobilenet.py --json "$work/tf-mobilenet-$i.json" > "$work/tf-mobilenet-$i.log" 2>&1
   echo "round $i of $rounds: wgflow"
   target/release/wgflow-bench --cpu-only --out "$work/wgflow-$i" > "$work/wgflow-$i.log"
 done

@@ -3,7 +3,8 @@
 into one markdown table: per case, each side's median per round and wgflow's speed over TF's
 (TF time / wgflow time) per round, with the issue's target where it has one.
 
-Usage: vs_tf.py DIR ROUNDS   (DIR holds tf-N.json, tf-digits-N.json and wgflow-N/latest.json)
+Usage: vs_tf.py DIR ROUNDS   (DIR holds tf-N.json, tf-digits-N.json, tf-mobilenet-N.json and
+wgflow-N/latest.json)
 """
 import json
 import platform
@@ -23,7 +24,11 @@ CASES = [
     ("add 1M fed", ("add 1M f32", "feed"), None),
     ("run overhead (1 tiny op, fetched)", ("session.run(scalar const)", "-"), None),
     ("digits CNN training step (batch 64)", ("digits CNN training step (batch 64)", "feed"), 1.0),
+    ("MobileNetV2 0.35 96x96 inference (batch 1)", ("MobileNetV2 0.35 96x96 inference (batch 1)", "feed"), None),
+    ("MobileNetV2 0.35 96x96 inference (batch 8)", ("MobileNetV2 0.35 96x96 inference (batch 8)", "feed"), None),
 ]
+# The extra TF scripts' results, tf-NAME-N.json beside tf_bench.py's tf-N.json.
+EXTRAS = ["digits", "mobilenet"]
 
 
 def fmt_ms(ms):
@@ -38,11 +43,12 @@ def main():
             d = json.load(f)
         tf_version = d.get("tf_version", tf_version)
         results = d["results"]
-        try:
-            with open(f"{folder}/tf-digits-{i}.json") as f:
-                results = results + json.load(f)["results"]
-        except FileNotFoundError:
-            pass
+        for extra in EXTRAS:
+            try:
+                with open(f"{folder}/tf-{extra}-{i}.json") as f:
+                    results = results + json.load(f)["results"]
+            except FileNotFoundError:
+                pass
         tf_runs.append({(r["case"], r["mode"]): r["median_ms"] for r in results})
         with open(f"{folder}/wgflow-{i}/latest.json") as f:
             d = json.load(f)

@@ -10,6 +10,7 @@
 //! `adapter-N/`, and `latest.json` gathers all of them.
 
 mod measure;
+mod models;
 mod report;
 mod suite;
 
@@ -153,7 +154,7 @@ fn bench(quick: bool, filter: Option<&str>, cpu_only: bool) -> Result<(String, V
         } else {
             Budget { warmup: 3, min_runs: 8, max_runs: 2000, time: Duration::from_secs(2) }
         };
-        if entry.rate == Rate::Time {
+        if entry.is_tiny() {
             budget.warmup *= 10;
             budget.max_runs = 5000;
         }

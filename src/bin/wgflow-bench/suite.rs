@@ -36,6 +36,14 @@ pub struct Entry {
     pub build: Builder,
 }
 
+impl Entry {
+    /// Whether a run moves only a few bytes, so that its time is overhead: such an entry gets
+    /// ten times the warm-up runs and more runs.
+    pub fn is_tiny(&self) -> bool {
+        self.rate == Rate::Time && self.bytes < 4096.0
+    }
+}
+
 /// A reproducible pseudo-random tensor in [lo, hi).
 pub fn random(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Result<Tensor> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -219,5 +227,9 @@ pub fn suite(quick: bool) -> Vec<Entry> {
     out.push(matmul(1024));
     out.push(overhead());
     out.push(digits_step());
+    out.push(crate::models::mobilenet(1));
+    if !quick {
+        out.push(crate::models::mobilenet(8));
+    }
     out
 }
