@@ -3,6 +3,7 @@
 //! imported graph's `Const` paddings are read at import). The GPU kernel is shaders/pad.wgsl.
 
 use ndarray::{ArrayD, IxDyn, Slice};
+use rayon::prelude::*;
 
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};
@@ -106,8 +107,41 @@ impl Op for Pad {
 }
 
 impl Pad {
-    /// `a` placed in a new array of `out` dimensions filled with `zero`.
-    fn place<T: Clone>(&self, a: &ndarray::ArcArray<T, IxDyn>, out: &[usize], zero: T) -> ArrayD<T> {
+    /// `a` placed in a new array of `out` dimensions filled with `zero`: one task per row of
+    /// the last dimension, in parallel, each copying its input row between the row's pads.
+    fn place<T: Clone + Send + Sync>(&self, a: &ndarray::ArcArray<T, IxDyn>, out: &[usize], zero: T) -> ArrayD<T> {
+        let (Some(&last), Some(a)) = (out.last(), a.as_slice_memory_order().filter(|_| a.is_standard_layout())) else {
+            return self.place_view(a, out, zero);
+        };
+        let dims = &out[..out.len() - 1];
+        let in_dims: Vec<usize> = out.iter().zip(&self.paddings).map(|(o, p)| o - p[0] - p[1]).collect();
+        let in_last = in_dims[in_dims.len() - 1];
+        let [before, _] = self.paddings[out.len() - 1];
+        let mut o = ArrayD::from_elem(IxDyn(out), zero.clone());
+        let Some(flat) = o.as_slice_mut() else { return o };
+        if last == 0 {
+            return o;
+        }
+        flat.par_chunks_mut(last).enumerate().for_each(|(row, dst)| {
+            // The input row this output row reads, if every leading coordinate is inside.
+            let (mut rem, mut src, mut stride) = (row, 0usize, in_last);
+            for (d, &n) in dims.iter().enumerate().rev() {
+                let c = rem % n;
+                rem /= n;
+                let b = self.paddings[d][0];
+                if c < b || c - b >= in_dims[d] {
+                    return;
+                }
+                src += (c - b) * stride;
+                stride *= in_dims[d];
+            }
+            dst[before..before + in_last].clone_from_slice(&a[src..src + in_last]);
+        });
+        o
+    }
+
+    /// [`Pad::place`] for a non-contiguous input: a view's assign.
+    fn place_view<T: Clone>(&self, a: &ndarray::ArcArray<T, IxDyn>, out: &[usize], zero: T) -> ArrayD<T> {
         let mut o = ArrayD::from_elem(IxDyn(out), zero);
         let mut view = o.view_mut();
         for (axis, (p, &d)) in self.paddings.iter().zip(a.shape()).enumerate() {
@@ -137,6 +171,17 @@ mod tests {
         let out = p.compute(&[&x]).unwrap();
         assert_eq!(out[0], Tensor::from_i32(&[3, 4], vec![0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0]).unwrap());
         assert!(p.compute(&[&Tensor::from(vec![1.0f32])]).is_err());
+        // Rank 3, pads on every side, against the view path (a transposed, strided input).
+        let p = Pad { paddings: vec![[1, 2], [0, 1], [2, 1]] };
+        let x =
+            ndarray::Array::from_shape_fn(IxDyn(&[3, 2, 4]), |i| (i[0] * 100 + i[1] * 10 + i[2]) as f32).into_shared();
+        let out = p.compute(&[&Tensor::from(x.clone())]).unwrap();
+        let transposed = x.clone().reversed_axes().reversed_axes();
+        let view = p.place_view(&transposed, &[6, 3, 7], 0.0);
+        assert_eq!(out[0], Tensor::from(view.clone()));
+        assert_eq!(view[[1, 0, 2]], 0.0);
+        assert_eq!(view[[3, 1, 5]], 213.0);
+        assert_eq!(view[[0, 0, 2]] + view[[5, 2, 6]], 0.0);
         let huge = Pad { paddings: vec![[usize::MAX, 1]] };
         assert!(huge.compute(&[&Tensor::from(vec![1.0f32])]).is_err());
     }

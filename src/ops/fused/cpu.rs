@@ -112,7 +112,7 @@ fn run_task(
             match s {
                 Source::Full(_) => {}
                 Source::Suffix(d) if d.len() == 1 => dst.fill(d[0]),
-                Source::Suffix(d) => dst.iter_mut().enumerate().for_each(|(i, v)| *v = d[(first + i) % d.len()]),
+                Source::Suffix(d) => repeat(d, first % d.len(), dst),
                 Source::Strided { data, strides } => gather(data, strides, out_shape, first, dst),
             }
         }
@@ -151,6 +151,19 @@ fn run_task(
     }
 }
 
+/// Fills `dst` with `d` repeated, starting at its element `at`: the leaf elements of a suffix
+/// broadcast, copied a row at a time (no division per element).
+fn repeat(d: &[f32], at: usize, dst: &mut [f32]) {
+    let mut from = at;
+    let mut rest = dst;
+    while !rest.is_empty() {
+        let n = (d.len() - from).min(rest.len());
+        let (head, tail) = rest.split_at_mut(n);
+        head.copy_from_slice(&d[from..from + n]);
+        (rest, from) = (tail, 0);
+    }
+}
+
 /// The leaf elements of output elements `first..first + dst.len()` for a strided broadcast.
 fn gather(data: &[f32], strides: &[usize], dims: &[usize], first: usize, dst: &mut [f32]) {
     let rank = dims.len();
@@ -172,5 +185,19 @@ fn gather(data: &[f32], strides: &[usize], dims: &[usize], first: usize, dst: &m
             offset -= strides[d] * coord[d];
             coord[d] = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn repeat_continues_the_suffix_from_any_element() {
+        let d = [1.0, 2.0, 3.0];
+        let mut dst = [0.0f32; 8];
+        super::repeat(&d, 2, &mut dst);
+        assert_eq!(dst, [3.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0]);
+        let mut short = [0.0f32; 1];
+        super::repeat(&d, 1, &mut short);
+        assert_eq!(short, [2.0]);
     }
 }
