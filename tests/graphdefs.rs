@@ -254,6 +254,25 @@ fn more_op_types_match_tf_on_every_device() {
         let tol = Tol::Close { rtol: 1e-5, atol: 1e-5 };
         step(&mut s, &g, &[], &fetches, &want["feeds"], &want["expected"], tol)
             .unwrap_or_else(|e| panic!("{device:?}: {e}"));
+        // The other outputs of nodes imported as several ops answer to TF's tensor names.
+        let x = (g.tensor_by_name("x:0").expect("x"), common::tensor(&want["feeds"]["x:0"]));
+        for (alias, same) in
+            [("split3:1", "split_mid:0"), ("unpack:2", "unpack_last:0"), ("identity_n:1", "identity_n_second:0")]
+        {
+            let pair = [g.tensor_by_name(alias).expect(alias), g.tensor_by_name(same).expect(same)];
+            let out = s.run_feed(&pair, std::slice::from_ref(&x)).expect("runs");
+            assert_eq!(out[0], out[1], "{alias} on {device:?}");
+        }
+        assert!(g.tensor_by_name("split3:3").is_err(), "split3 has three outputs");
+        // FusedBatchNormV3 in inference mode: outputs 1 and 3 are its mean input, 2 and 4 its
+        // variance input (read here through the import's own mean * inv and variance + eps).
+        let mean = g.operation_by_name("bn/mean_inv").expect("mean_inv").inputs()[0].clone();
+        let var = g.operation_by_name("bn/add_epsilon").expect("add_epsilon").inputs()[0].clone();
+        let names = ["bn:1", "bn:2", "bn:3", "bn:4"].map(|n| g.tensor_by_name(n).expect(n));
+        let out =
+            s.run(&[names[0].clone(), names[1].clone(), names[2].clone(), names[3].clone(), mean, var]).expect("runs");
+        assert_eq!((&out[0], &out[1]), (&out[4], &out[5]), "bn:1 and bn:2 on {device:?}");
+        assert_eq!((&out[2], &out[3]), (&out[4], &out[5]), "bn:3 and bn:4 on {device:?}");
     }
 }
 

@@ -38,6 +38,9 @@ pub(crate) struct GraphData {
     /// Variables in creation order: (variable node, its initializer node).
     pub(crate) variables: Vec<(NodeId, NodeId)>,
     pub(crate) unfeedable: HashSet<Endpoint>,
+    /// Tensor names (`"split:1"`) of imported nodes that wgflow built as several ops, each
+    /// the output of another node (see `graphdef::node`).
+    pub(crate) aliases: std::collections::HashMap<String, Endpoint>,
     /// Bumped whenever an existing node changes (not when nodes are added).
     pub(crate) version: u64,
 }
@@ -143,6 +146,9 @@ impl Graph {
             .parse()
             .map_err(|_| Error::invalid_argument(format!("The name '{name}' is not a valid tensor name.")))?;
         let g = self.read();
+        if let Some(&ep) = g.aliases.get(name) {
+            return Ok(Output { graph: self.clone(), ep });
+        }
         let Some(&node) = g.by_name.get(op) else {
             return Err(Error::not_found(format!(
                 "The name '{name}' refers to a Tensor which does not exist. The operation, '{op}', does not exist in the graph."

@@ -117,6 +117,13 @@ impl Graph {
                     "Node '{name}': the name is already used in the graph it is imported into"
                 )));
             }
+            // An output that is another op's answers to the node's tensor name.
+            if let Some(outputs) = &op.outputs {
+                let mut g = self.write();
+                for (k, out) in outputs.iter().enumerate().filter(|(k, o)| o.op().id != op.op.id || o.index() != *k) {
+                    g.aliases.insert(format!("{name}:{k}"), out.ep);
+                }
+            }
             made[i] = Some(op);
         }
         self.register_imported_variables();

@@ -42,6 +42,11 @@ impl NodeIn<'_> {
                 outputs.extend(self.inputs.iter().skip(1).cloned());
                 Imported { op: first.op(), outputs: Some(outputs) }
             }),
+            // Inference mode: outputs 1 and 3 are the mean given, 2 and 4 the variance.
+            "FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3" => self.batch_norm().map(|y| {
+                let stats = [3, 4, 3, 4].into_iter().filter_map(|i| self.inputs.get(i).cloned());
+                Imported { op: y.op(), outputs: Some(std::iter::once(y).chain(stats).collect()) }
+            }),
             _ => self.build(op).map(|op| Imported { op, outputs: None }),
         };
         made.map_err(|e| if e.node.is_none() { e.at(&self.def.name) } else { e })
@@ -212,7 +217,6 @@ impl NodeIn<'_> {
                 }
             }
             "Reshape" => g.reshape(self.input(0)?, &self.const_ints(1)?)?,
-            "FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3" => self.batch_norm()?,
             // A static shape is a constant (int32 whatever `out_type` asks).
             "Shape" => {
                 let x = self.input(0)?;
