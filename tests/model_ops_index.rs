@@ -1,7 +1,7 @@
 //! The index ops added for TF model files (Tile, GatherV2, UnsortedSegmentSum): values on the
 //! CPU and on the GPU against their definitions at odd sizes, the devices agreeing exactly, an
-//! index out of range failing with InvalidArgument on both, and the gradients of Tile and
-//! GatherV2 (repeated indices sum) against hand-computed values.
+//! index out of range failing with InvalidArgument on both, the gradients of Tile and GatherV2
+//! (repeated indices sum) against hand-computed values, and their export.
 
 mod common;
 
@@ -49,7 +49,7 @@ fn gather_picks_rows_of_1025_and_columns_by_negative_axis() {
     let rows: Vec<f32> = (0..1025 * 3).map(|v| v as f32 * 0.25).collect();
     let params = g.constant(Tensor::from_f32(&[1025, 3], rows.clone()).unwrap()).unwrap();
     // 517 indices with repeats, the last row among them.
-    let idx: Vec<i32> = (0..517).map(|i| (i * 37 % 1025) as i32).chain([1024, 0, 1024]).collect();
+    let idx: Vec<i32> = (0..517).map(|i| i * 37 % 1025).chain([1024, 0, 1024]).collect();
     let picked = g.gather(&params, Tensor::from(idx.clone()), 0).unwrap();
     let ints = g.constant(Tensor::from_i32(&[4, 1025], (0..4 * 1025).collect()).unwrap()).unwrap();
     let cols = Tensor::from_i32(&[2, 3], vec![1024, 5, 5, 0, 1023, 7]).unwrap();
@@ -150,5 +150,40 @@ fn gradients_of_gather_and_tile_sum_what_they_copied() {
         let out = run(&g, device, &config, &[&dp, &dx]);
         assert_eq!(out[0], Tensor::from_f32(&[3, 2], want_dp.clone()).unwrap(), "{device:?}");
         assert_eq!(out[1], Tensor::from_f32(&[2, 3], want_dx.clone()).unwrap(), "{device:?}");
+    }
+}
+
+#[test]
+fn exports_hold_the_index_ops_with_their_constant_inputs() {
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, Shape::known(&[3, 4])).unwrap();
+    let idx = g.constant(Tensor::from_i32(&[2, 2], vec![3, 0, 1, 3]).unwrap()).unwrap();
+    let picked = g.named("picked").gather(&x, &idx, -1).unwrap();
+    let tiled = g.named("tiled").tile(&picked, &[1, 2, 1]).unwrap();
+    let ids = g.constant(Tensor::from(vec![1i32, 1, 0])).unwrap();
+    g.named("sums").unsorted_segment_sum(&tiled, &ids, 2).unwrap();
+    let bytes = g.to_graph_def().unwrap();
+    // Set, the export is written there, for a check that TF imports and runs it.
+    if let Ok(path) = std::env::var("WGFLOW_INDEX_OPS_PB") {
+        std::fs::write(path, &bytes).unwrap();
+    }
+    let back = Graph::new();
+    back.import_graph_def(&bytes, &wgflow::ImportOptions::default()).unwrap();
+    let feed = Tensor::from_f32(&[3, 4], (0..12).map(|v| v as f32).collect()).unwrap();
+    for graph in [&g, &back] {
+        let types: Vec<String> = graph.operations().iter().map(|o| o.op_type()).collect();
+        for t in ["GatherV2", "Tile", "UnsortedSegmentSum"] {
+            assert!(types.iter().any(|s| s == t), "{t} in {types:?}");
+        }
+        let (x, sums) = (graph.tensor_by_name("Placeholder:0").unwrap(), graph.tensor_by_name("sums:0").unwrap());
+        let mut s = Session::new(graph, ConfigProto::cpu_only()).unwrap();
+        let got = s.eval_feed(&sums, &[(&x, feed.clone())]).unwrap();
+        // picked[r] = x[r, [[3, 0], [1, 3]]], tiled to [3, 4, 2]; rows 0, 1 sum into segment 1.
+        let row = |r: usize| {
+            let p = [3, 0, 1, 3].map(|c| (r * 4 + c) as f32);
+            [p, p].concat()
+        };
+        let want: Vec<f32> = [row(2), row(0).iter().zip(row(1)).map(|(a, b)| a + b).collect()].concat();
+        assert_eq!(got, Tensor::from_f32(&[2, 4, 2], want).unwrap());
     }
 }
