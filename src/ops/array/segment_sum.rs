@@ -130,8 +130,10 @@ impl Op for UnsortedSegmentSum {
         let (data, ids) = (inputs[0], inputs[1]);
         let (inner, out) = self.plan(data.shape(), ids.shape())?;
         // As TF's CPU kernel: empty data gives zeros, its ids unchecked.
-        let bound = if data.is_empty() { usize::MAX } else { self.num_segments };
-        let ids = checked_indices(ids, bound, "segment_ids", "out of range")?;
+        let ids = match data.is_empty() {
+            true => Vec::new(),
+            false => checked_indices(ids, self.num_segments, "segment_ids", "out of range")?,
+        };
         let t = match data {
             Tensor::F32(a) => Tensor::from(segment_sum(a, &ids, inner, &out, |x, y| x + y)?),
             Tensor::F64(a) => Tensor::from(segment_sum(a, &ids, inner, &out, |x, y| x + y)?),
@@ -259,6 +261,9 @@ mod tests {
         let e = op.compute(&[&data, &Tensor::from(vec![0i32, 1])]).unwrap_err();
         assert_eq!(e.message, "data.shape = [4,2] does not start with segment_ids.shape = [2]");
         assert!(op.compute(&[&Tensor::from(vec![true]), &Tensor::from(vec![0i32])]).is_err());
+        let empty = Tensor::from_f32(&[2, 0], vec![]).unwrap();
+        let out = op.compute(&[&empty, &Tensor::from(vec![-1i32, 9])]).unwrap();
+        assert_eq!(out[0].shape(), &[3, 0]);
     }
 
     #[test]
