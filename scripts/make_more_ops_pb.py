@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/data/more_ops.pb and tests/data/more_ops.json with real TensorFlow: a TF1 graph
 with the op types the GraphDef importer reads beyond ../shared/graphdefs/ (FusedBatchNormV3 in
-inference mode, Shape, Fill, Split, SplitV, Unpack, IdentityN), a seeded input and TF's outputs.
+inference mode, Shape, Fill, Split, SplitV, Unpack, IdentityN, Tile, GatherV2 along axis 0 with 2-D
+indices and along axis 1), a seeded input and TF's outputs.
 
 Usage: .venv-tf/bin/python scripts/make_more_ops_pb.py   (TF from scripts/bench-vs-tf.sh's venv)
 """
@@ -40,10 +41,14 @@ with g.as_default():
     tf.identity(rows[2], name="unpack_last")
     both = tf.identity_n([a, rows[0]], name="identity_n")
     tf.identity(both[1], name="identity_n_second")
+    tf.tile(x, [1, 2, 1, 3], name="tiled")
+    tf.gather(x, tf.constant([[1, 0], [1, 1]], dtype=tf.int32), axis=0, name="gather_rows")
+    tf.gather(x, tf.constant([2, 0, 2], dtype=tf.int32), axis=1, name="gather_axis1")
 
 feed = rng.uniform(-1, 1, (2, 3, 4, 6)).astype(np.float32)
 fetches = ["bn_out:0", "shape_out:0", "filled:0", "bn_plus_batch:0", "split_mid:0", "split_sum:0",
-           "splitv_last:0", "unpack_last:0", "identity_n_second:0"]
+           "splitv_last:0", "unpack_last:0", "identity_n_second:0", "tiled:0", "gather_rows:0",
+           "gather_axis1:0"]
 with tf1.Session(graph=g) as s:
     outs = s.run(fetches, {"x:0": feed})
 

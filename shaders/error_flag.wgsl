@@ -4,15 +4,17 @@
 // code here and computes on; the host reads the flag with the run's fetches (no extra submit)
 // and turns a raised code into the node's InvalidArgument error.
 //
-// Words: 0 the code (the largest raised wins); for a label out of range, 1 the largest label
-// at or over the bound, 2 the bound, 3 one more than the magnitude of the most negative label
-// minus one (0: none), so that the host names the label TF names.
+// Words: 0 the code (the largest raised wins); for a label, an index or a segment id out of
+// range, 1 the largest value at or over the bound, 2 the bound, 3 one more than the magnitude
+// of the most negative value minus one (0: none), so that the host names the label TF names.
 
 @group(0) @binding(FLAG_BINDING) var<storage, read_write> wgflow_error: array<atomic<u32>, 4>;
 
 // Error codes, as `flags.rs` reads them.
 const ERR_DIV_BY_ZERO: u32 = 1u;
 const ERR_LABEL_RANGE: u32 = 2u;
+const ERR_INDEX_RANGE: u32 = 3u;
+const ERR_SEGMENT_RANGE: u32 = 4u;
 
 fn raise_error(code: u32) {
     atomicMax(&wgflow_error[0], code);
@@ -27,6 +29,27 @@ fn raise_label_error(label: i32, classes: u32) {
     } else {
         atomicMax(&wgflow_error[1], u32(label));
     }
+}
+
+// The value out of [0, bound) of a range error `code`, recorded as for a label.
+fn record_range_error(code: u32, value: i32, bound: u32) {
+    raise_error(code);
+    atomicStore(&wgflow_error[2], bound);
+    if (value < 0) {
+        atomicMax(&wgflow_error[3], u32(-(value + 1)) + 1u);
+    } else {
+        atomicMax(&wgflow_error[1], u32(value));
+    }
+}
+
+// A gather index outside [0, bound).
+fn raise_index_error(index: i32, bound: u32) {
+    record_range_error(ERR_INDEX_RANGE, index, bound);
+}
+
+// A segment id outside [0, num_segments).
+fn raise_segment_error(id: i32, num_segments: u32) {
+    record_range_error(ERR_SEGMENT_RANGE, id, num_segments);
 }
 
 // TF's int32 TruncateDiv, raising on a zero divisor (i32 min / -1 wraps, as in TF).

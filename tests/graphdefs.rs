@@ -230,7 +230,8 @@ fn mobilenet_activations_vary_and_agree_across_devices() {
 }
 
 /// Op types beyond the shared samples (FusedBatchNormV3 in inference mode, Shape, Fill, Split,
-/// SplitV with a -1 size, Unpack, and a StridedSlice of a Cast of a Shape), in a file written by TF 2.21 with its outputs
+/// SplitV with a -1 size, Unpack, IdentityN, Tile, GatherV2 along axes 0 and 1, and a
+/// StridedSlice of a Cast of a Shape), in a file written by TF 2.21 with its outputs
 /// (`scripts/make_more_ops_pb.py`, `tests/data/`).
 #[test]
 fn more_op_types_match_tf_on_every_device() {

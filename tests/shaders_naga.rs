@@ -40,6 +40,9 @@ const TEMPLATES: &[&str] = &[
     "max_pool_argmax_combine.wgsl",
     "max_pool_grad_sliced.wgsl",
     "fill.wgsl",
+    "tile.wgsl",
+    "gather.wgsl",
+    "segment_sum.wgsl",
 ];
 /// The NN templates, instantiated as `template_wgsl` (src/ops/kernel.rs) does: the prelude, then
 /// the template with `WORKGROUP_SIZE` replaced.
@@ -132,6 +135,9 @@ fn every_wgsl_file_and_template_validates() {
         "max_pool_argmax_combine.wgsl",
         "max_pool_grad_sliced.wgsl",
         "fill.wgsl",
+        "tile.wgsl",
+        "gather.wgsl",
+        "segment_sum.wgsl",
     ] {
         assert!(ops.iter().any(|(n, _)| n.starts_with(name)), "no instantiation of {name}");
     }

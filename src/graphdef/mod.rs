@@ -10,6 +10,7 @@ mod export;
 mod freeze;
 mod import;
 mod node;
+mod node_index;
 pub mod proto;
 
 pub use import::ImportOptions;

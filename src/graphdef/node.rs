@@ -253,6 +253,9 @@ impl NodeIn<'_> {
                 g.strided_slice(self.input(0)?, spec)?
             }
             "Slice" => g.slice(self.input(0)?, &self.const_ints(1)?, &self.const_ints(2)?)?,
+            "Tile" => self.tile()?,
+            "GatherV2" | "Gather" => self.gather()?,
+            "UnsortedSegmentSum" => self.segment_sum()?,
             // Shape-only ops become a Reshape to the static shape they give (named as the node).
             "ExpandDims" | "Squeeze" => {
                 let x = self.input(0)?;
@@ -328,7 +331,7 @@ impl NodeIn<'_> {
         self.graph.named(&self.name).add(&scaled, &shift)
     }
 
-    fn input(&self, i: usize) -> Result<Output> {
+    pub(super) fn input(&self, i: usize) -> Result<Output> {
         self.inputs.get(i).cloned().ok_or_else(|| {
             Error::invalid_argument(format!(
                 "NodeDef expected at least {} inputs for op '{}', got {}",
@@ -354,7 +357,7 @@ impl NodeIn<'_> {
         }
     }
 
-    fn const_ints(&self, i: usize) -> Result<Vec<i64>> {
+    pub(super) fn const_ints(&self, i: usize) -> Result<Vec<i64>> {
         match self.const_value(i)? {
             Tensor::I32(a) => Ok(a.iter().map(|&v| v as i64).collect()),
             other => Err(Error::invalid_argument(format!(

@@ -317,8 +317,13 @@ impl OpKind {
         };
         if matches!(self, OpKind::Compute(_) | OpKind::Assign(_)) {
             if let Some(first) = inputs.first() {
-                // `Cast` names its input type `SrcT` (beside `DstT`); every other op `T`.
-                let key = if attrs.iter().any(|(k, _)| *k == "DstT") { "SrcT" } else { "T" };
+                // `Cast` names its input type `SrcT` (beside `DstT`), `GatherV2` `Tparams`; every
+                // other op `T`.
+                let key = match self.type_name() {
+                    _ if attrs.iter().any(|(k, _)| *k == "DstT") => "SrcT",
+                    "GatherV2" => "Tparams",
+                    _ => "T",
+                };
                 attrs.push((key, Attr::Type(first.dtype)));
             }
         }

@@ -1,6 +1,6 @@
 //! GPU lowerings of the data movement ops and `Fill`: strided_gather.wgsl (`Transpose`, a
 //! view when the data order is unchanged, and `StridedSlice`), concat.wgsl (up to
-//! `MAX_CONCAT_INPUTS` inputs), fill.wgsl.
+//! `MAX_CONCAT_INPUTS` inputs), fill.wgsl; the instantiations of every template of the family.
 
 use crate::error::{Error, Result};
 use crate::ops::kernel::{code_of, kernel, slots, strides, with_prelude, word, MAX_RANK};
@@ -128,12 +128,18 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let mut all = vec![
         ("strided_gather.wgsl".to_string(), strided_gather_wgsl()),
         ("pad.wgsl".to_string(), super::pad::pad_wgsl()),
+        ("tile.wgsl".to_string(), super::tile::tile_wgsl()),
+        ("gather.wgsl with its error flag".to_string(), super::gather::gather_wgsl()),
     ];
     for n in [1, 2, 3, 4, 5, MAX_CONCAT_INPUTS] {
         all.push((format!("concat.wgsl with {n} inputs"), concat_wgsl(n)));
     }
     for dtype in [DType::F32, DType::I32] {
         all.push((format!("fill.wgsl {dtype}"), fill_wgsl(dtype)?));
+        all.push((
+            format!("segment_sum.wgsl {dtype} with its error flag"),
+            super::segment_sum::segment_sum_wgsl(dtype)?,
+        ));
     }
     Ok(all)
 }

@@ -1,14 +1,17 @@
-//! Data movement and fills: `Reshape`, `Transpose` and `ConcatV2` for every dtype, `Pad`
-//! (`pad.rs`), `StridedSlice` (`strided_slice.rs`) and `Fill` (`fill.rs`). `cpu.rs` holds the CPU copies, `gpu.rs` the WGSL lowerings, `grad.rs`
+//! Data movement and fills: `Reshape`, `Transpose`, `ConcatV2` here; `Pad`, `StridedSlice`, `Fill`, `Tile`, `GatherV2`,
+//! `UnsortedSegmentSum` in files of their names. `cpu.rs` holds the CPU copies, `gpu.rs` the WGSL lowerings, `grad.rs`
 //! the gradients, `build.rs` the `Graph` builders.
 
 mod build;
 mod cpu;
 mod fill;
+mod gather;
 mod gpu;
 mod grad;
 mod pad;
+mod segment_sum;
 mod strided_slice;
+mod tile;
 
 pub(crate) use gpu::instantiations;
 pub use strided_slice::SliceSpec;
@@ -22,7 +25,7 @@ use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
 /// The TF op types of this family (see `ops::registry`).
 pub(crate) fn types() -> Vec<&'static str> {
-    vec!["Reshape", "Transpose", "ConcatV2", "Fill", "Pad", "StridedSlice"]
+    vec!["Reshape", "Transpose", "ConcatV2", "Fill", "Pad", "StridedSlice", "Tile", "GatherV2", "UnsortedSegmentSum"]
 }
 
 /// Applies a generic expression to the array inside any tensor, keeping the variant.

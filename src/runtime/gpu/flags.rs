@@ -1,9 +1,10 @@
 //! Error flags: how a kernel reports bad input without an extra submit. A kernel that checks
-//! its input (an int32 division by zero, a sparse label out of range) declares the binding of
-//! `shaders/error_flag.wgsl` after its output and raises a code there. Each such dispatch of a
-//! run gets its own 16-byte flag (at an aligned offset of a pooled buffer, cleared in stream
-//! order), the flags are copied out with the run's fetches, and a raised code becomes the
-//! dispatching node's `InvalidArgument` error, as TF's kernels give.
+//! its input (an int32 division by zero, a sparse label, a gather index or a segment id out of
+//! range) declares the binding of `shaders/error_flag.wgsl` after its output and raises a code
+//! there. Each such dispatch of a run gets its own 16-byte flag (at an aligned offset of a
+//! pooled buffer, cleared in stream order), the flags are copied out with the run's fetches,
+//! and a raised code becomes the dispatching node's `InvalidArgument` error, as TF's kernels
+//! give.
 
 use std::sync::Arc;
 
@@ -37,6 +38,13 @@ fn error_of(words: &[u32]) -> Option<Error> {
             Some(Error::invalid_argument(format!(
                 "Received a label value of {label} which is outside the valid range of [0, {bound})."
             )))
+        }
+        // A gather index or a segment id (TF's GPU kernels do not check them): the smallest
+        // negative value, else the largest.
+        3 | 4 => {
+            let v = if negative != 0 { -i64::from(negative) } else { i64::from(high) };
+            let what = if code == 3 { "indices" } else { "segment_ids" };
+            Some(Error::invalid_argument(format!("{what} contains {v}, which is not in [0, {bound})")))
         }
         other => Some(Error::internal(format!("a GPU kernel raised the unknown error code {other}"))),
     }
@@ -150,6 +158,10 @@ mod tests {
             e.as_deref(),
             Some("Received a label value of -2147483648 which is outside the valid range of [0, 3).")
         );
+        let e = error_of(&[3, 9, 4, 0]).map(|e| e.message);
+        assert_eq!(e.as_deref(), Some("indices contains 9, which is not in [0, 4)"));
+        let e = error_of(&[4, 9, 4, 3]).map(|e| e.message);
+        assert_eq!(e.as_deref(), Some("segment_ids contains -3, which is not in [0, 4)"));
         assert_eq!(error_of(&[9, 0, 0, 0]).map(|e| e.code), Some(crate::error::Code::Internal));
     }
 
