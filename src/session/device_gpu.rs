@@ -13,7 +13,7 @@ use super::config::{NodeStats, RunMetadata, RunOptions, TraceLevel};
 use super::device_cpu::{check_assign, check_update, value, CpuDevice, Variables};
 use super::executor::{self, Device, Value};
 use super::plan::{Action, FetchFrom, Input, Plan, Step};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::graph::NodeId;
 use crate::ops::{AssignMode, BinaryKind, OpKind};
 use crate::placement::DeviceKind;
@@ -256,7 +256,18 @@ impl<'a> GpuRun<'a> {
         let submitted = Instant::now();
         let stream = self.stream.take().ok_or_else(|| Error::internal("the run's stream is gone"))?;
         let mut downloaded = match self.timeout {
-            Some(t) => stream.finish_within(t)?,
+            // The run's own deadline passed while the GPU worked: TF's `DeadlineExceeded`
+            // (a device that is lost stays `Unavailable`).
+            Some(t) => {
+                let ctx = stream.context().clone();
+                stream.finish_within(t).map_err(|e| match (e.code, ctx.ensure_alive()) {
+                    (Code::Unavailable, Ok(())) => Error::new(
+                        Code::DeadlineExceeded,
+                        format!("Timed out waiting for the run to finish: the GPU was still working after {t:?}"),
+                    ),
+                    _ => e,
+                })?
+            }
             None => stream.finish()?,
         };
         if let Some(md) = metadata {

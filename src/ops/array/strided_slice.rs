@@ -1,4 +1,4 @@
-//! `StridedSlice` (and `Slice`, a strided slice with unit strides): TF's `begin`, `end` and
+//! `StridedSlice` (`slice.rs`'s `Slice` is one with unit strides): TF's `begin`, `end` and
 //! `strides` with its five masks, held as the op's attributes (an imported graph's `Const`
 //! inputs are read at import). The run-time plan ([`StridedSlice::plan`]) follows TF's
 //! `ValidateStridedSliceOp`: the sparse spec (with an ellipsis and new axes) is made dense
@@ -229,29 +229,6 @@ impl Graph {
     /// `tf.strided_slice(x, begin, end, strides, masks...)` (`StridedSlice`).
     pub fn strided_slice(&self, x: impl Into<Operand>, spec: SliceSpec) -> Result<Output> {
         self.add_op1("StridedSlice", compute(StridedSlice(spec)), vec![("input", x.into())])
-    }
-
-    /// `tf.slice(x, begin, size)` (here a `StridedSlice` named `Slice`): `size[i] = -1` takes
-    /// the rest of dimension `i`.
-    pub fn slice(&self, x: impl Into<Operand>, begin: &[i64], size: &[i64]) -> Result<Output> {
-        if begin.len() != size.len() {
-            invalid!("Expected begin and size arguments to be 1-D tensors of the same size");
-        }
-        let mut end_mask = 0;
-        let end = begin
-            .iter()
-            .zip(size)
-            .enumerate()
-            .map(|(i, (&b, &s))| {
-                if s == -1 {
-                    end_mask |= 1 << i;
-                }
-                b + s.max(0)
-            })
-            .collect();
-        let spec =
-            SliceSpec { begin: begin.to_vec(), end, strides: vec![1; begin.len()], end_mask, ..SliceSpec::default() };
-        self.add_op1("Slice", compute(StridedSlice(spec)), vec![("input", x.into())])
     }
 }
 
