@@ -40,7 +40,7 @@ fn child_saves_until_killed() {
     let mut saver = Saver::new(&g).expect("saver").max_to_keep(3);
     let prefix = Path::new(&dir).join("model.ckpt");
     for k in start.. {
-        s.run_feed(&[set.clone()], &[(step.clone(), Tensor::from(k as f32))]).expect("set");
+        s.run_feed(std::slice::from_ref(&set), &[(step.clone(), Tensor::from(k as f32))]).expect("set");
         saver.save(&mut s, &prefix, Some(k)).expect("save");
     }
 }
@@ -57,7 +57,7 @@ fn check_restores(path: &Path) -> u64 {
     let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
     s.run(&[g.global_variables_initializer().expect("init")]).expect("init");
     Saver::new(&g).expect("saver").restore(&mut s, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let w = s.eval(&g.tensor_by_name("w:0").expect("w")).expect("read");
+    let w = s.eval(g.tensor_by_name("w:0").expect("w")).expect("read");
     let k = step_of(path);
     let values = w.as_f32().expect("f32");
     assert!(values.iter().all(|&v| v == k as f32), "{}: not every value is {k} (torn)", path.display());
