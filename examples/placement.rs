@@ -5,6 +5,8 @@
 use wgflow::{ConfigProto, DType, Graph, Padding, RunMetadata, RunOptions, Session, Shape, Tensor, TraceLevel};
 
 fn main() -> wgflow::Result<()> {
+    wgflow::gpu::ensure_runtime_dir();
+    env_logger::init();
     let g = Graph::new();
     let image = g.placeholder(DType::F32, Shape::known(&[1, 8, 8, 3]))?;
     let filter = g.variable(Tensor::filled(DType::F32, &[3, 3, 3, 4], 0.1), "filter")?;

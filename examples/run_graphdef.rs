@@ -126,6 +126,8 @@ fn run_on(g: &Graph, device: &str, config: ConfigProto, args: &Args) -> wgflow::
 }
 
 fn main() {
+    wgflow::gpu::ensure_runtime_dir();
+    env_logger::init();
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {

@@ -3,6 +3,8 @@
 use wgflow::{ConfigProto, Graph, Padding, Session, Tensor};
 
 fn main() -> wgflow::Result<()> {
+    wgflow::gpu::ensure_runtime_dir();
+    env_logger::init();
     let config = ConfigProto::default();
     let probe = Session::new(&Graph::new(), config.clone())?;
     match probe.device().strip_prefix("GPU: ") {

@@ -64,6 +64,8 @@ fn accuracy(s: &mut Session, x: &Output, logits: &Output, data: &Split) -> wgflo
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    wgflow::gpu::ensure_runtime_dir();
+    env_logger::init();
     let (train, test) = load()?;
     let g = Graph::new();
     let x = g.placeholder(DType::F32, Shape::partial(&[None, Some(8), Some(8), Some(1)]))?;

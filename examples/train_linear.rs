@@ -5,6 +5,8 @@ use wgflow::train::Optimizer;
 use wgflow::{ConfigProto, DType, Fetch, Graph, Session, Shape, Tensor};
 
 fn main() -> wgflow::Result<()> {
+    wgflow::gpu::ensure_runtime_dir();
+    env_logger::init();
     let xs: Vec<f32> = (0..6).map(|i| i as f32 * 0.2).collect();
     let ys: Vec<f32> = xs.iter().map(|x| 2.0 * x + 1.0).collect();
     let g = Graph::new();

@@ -24,6 +24,34 @@ use crate::runtime::gpu::context::{available_adapters, GpuContext};
 
 pub use crate::runtime::gpu::context::{ADAPTER_ENV, TIMEOUT_ENV};
 
+/// Gives Mesa's Vulkan drivers (lavapipe among them) the runtime directory they expect.
+///
+/// Without `XDG_RUNTIME_DIR` (a fresh server, a container, CI), Mesa prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` when a device opens,
+/// which reads like a failure. When the variable is unset or names no directory, this sets
+/// it to a private directory, `$TMPDIR/wgflow-xdg-UID` (mode 0700, created if needed), as
+/// `scripts/test.sh` does for the tests. It changes the process environment, so call it at
+/// the start of `main`, before other threads start; wgflow's binaries and examples do. A no-op
+/// where the variable is already good, and on systems without it (not Unix).
+pub fn ensure_runtime_dir() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let current = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| std::path::Path::new(d).is_dir());
+        if current.is_some() {
+            return;
+        }
+        let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+        let dir = std::env::temp_dir().join(format!("wgflow-xdg-{uid}"));
+        let made = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)));
+        match made {
+            Ok(()) => std::env::set_var("XDG_RUNTIME_DIR", &dir),
+            Err(e) => log::debug!("no private runtime dir at {}: {e}", dir.display()),
+        }
+    }
+}
+
 /// One line per GPU adapter with compute shaders, in index order:
 /// `#0 llvmpipe (LLVM 15.0.7, 256 bits) (Vulkan, Cpu)`. Empty on a machine without one.
 pub fn adapters() -> Vec<String> {
@@ -61,6 +89,14 @@ impl Adapter {
     /// `ResourceExhausted` past the device's buffer size limit.
     pub fn time_copies(&self, bytes: u64, reps: usize) -> Result<Vec<f64>> {
         self.ctx.time_copies(bytes, reps)
+    }
+
+    /// Bytes of device memory that the buffer pools of all live sessions on this adapter hold
+    /// now (variables, constants, intermediates kept for reuse). A dropped or closed session's
+    /// buffers are freed, so with no session alive this is 0; each session's own share is
+    /// [`SessionStats::gpu_bytes_held`](crate::SessionStats::gpu_bytes_held).
+    pub fn bytes_held(&self) -> u64 {
+        self.ctx.bytes_held()
     }
 }
 

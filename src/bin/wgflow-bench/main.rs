@@ -60,6 +60,8 @@ fn parse() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    wgflow::gpu::ensure_runtime_dir();
+    env_logger::init();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

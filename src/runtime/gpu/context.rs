@@ -253,6 +253,10 @@ impl GpuContext {
     pub fn poll_timeout(&self) -> Duration {
         self.timeout
     }
+    /// Bytes of device memory held by all buffer pools of this context.
+    pub fn bytes_held(&self) -> u64 {
+        self.bytes_held.load(Ordering::Relaxed)
+    }
     pub(crate) fn add_held(&self, bytes: u64) {
         self.bytes_held.fetch_add(bytes, Ordering::Relaxed);
     }
@@ -307,10 +311,6 @@ impl GpuContext {
     pub fn stats(&self) -> super::GpuStats {
         let (pipelines_compiled, bytes_held) = (self.pipelines_compiled(), self.bytes_held());
         super::GpuStats { pipelines_compiled, bytes_held, ..Default::default() }
-    }
-    /// Bytes of device memory held by all buffer pools of this context.
-    pub fn bytes_held(&self) -> u64 {
-        self.bytes_held.load(Ordering::Relaxed)
     }
     /// The last wgpu error that no error scope caught (it was logged), cleared by this call.
     pub fn take_uncaptured_error(&self) -> Option<String> {
