@@ -110,6 +110,8 @@ fn linalg_reduce_and_shape_gradients_match_finite_differences() {
     check("bias_add", &[&[2, 3], &[3]], -1.0, 1.0, |g, x| g.bias_add(&x[0], &x[1]));
     check("reshape", &[&[2, 3]], -1.0, 1.0, |g, x| g.reshape(&x[0], &[3, 2]));
     check("transpose", &[&[2, 3, 2]], -1.0, 1.0, |g, x| g.transpose(&x[0], Some(&[2, 0, 1])));
+    check("concat", &[&[2, 3], &[2, 1], &[2, 2]], -1.0, 1.0, |g, x| g.concat(x, -1));
+    check("slice_of_concat", &[&[3, 2], &[1, 2]], -1.0, 1.0, |g, x| g.slice(g.concat(x, 0)?, &[1, 0], &[3, 2]));
 }
 
 #[test]

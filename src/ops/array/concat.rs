@@ -3,6 +3,8 @@
 use super::cpu::concat_arrays;
 use super::gpu;
 use crate::error::{invalid, Error, Result};
+use crate::gradients::GradContext;
+use crate::graph::Output;
 use crate::ops::{shape_err, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::tensor::{dims_string, DType, Shape, Tensor, TensorSpec};
 
@@ -141,5 +143,30 @@ impl Op for Concat {
             Tensor::Str(_) => concat_arrays(inputs, axis, Tensor::as_str)?.into(),
         };
         Ok(vec![out])
+    }
+    /// TF's `_ConcatGradHelper`: each value gets the slice of `dy` at its offset along the
+    /// axis (static shapes needed: `Unimplemented` otherwise).
+    fn gradient(&self, ctx: &GradContext) -> Result<Vec<Option<Output>>> {
+        let dy = ctx.dy()?;
+        let mut offset = 0i64;
+        let mut grads = Vec::with_capacity(ctx.inputs.len());
+        for (k, x) in ctx.inputs.iter().enumerate() {
+            let dims: Vec<i64> = x
+                .shape()
+                .to_vec()
+                .ok_or_else(|| Error::unimplemented("the gradient of ConcatV2 needs the values' static shapes"))?
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
+            let axis = concat_axis(self.axis, dims.len())?;
+            let mut begin = vec![0; dims.len()];
+            begin[axis] = offset;
+            offset += dims[axis];
+            grads.push(match ctx.needed.get(k) {
+                Some(true) => Some(ctx.graph.slice(&dy, &begin, &dims)?),
+                _ => None,
+            });
+        }
+        Ok(grads)
     }
 }

@@ -4,7 +4,8 @@
 //! are `StridedSlice`'s. `begin` and `size` are attributes, written back as `Const` inputs.
 
 use super::strided_slice::StridedSlice;
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Error, Result};
+use crate::gradients::GradContext;
 use crate::graph::{Graph, Operand, Output};
 use crate::ops::{compute, Attr, GpuLowering, InferError, InferResult, Op};
 use crate::tensor::{DType, Shape, Tensor, TensorSpec};
@@ -91,6 +92,24 @@ impl Op for Slice {
     }
     fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
         self.strided.gpu_supports(inputs)
+    }
+    /// TF's `_SliceGrad`: `dy` padded with zeros back to the input's shape (static shapes
+    /// needed: `Unimplemented` otherwise).
+    fn gradient(&self, ctx: &GradContext) -> Result<Vec<Option<Output>>> {
+        let dims = ctx.inputs[0]
+            .shape()
+            .to_vec()
+            .ok_or_else(|| Error::unimplemented("the gradient of Slice needs the input's static shape"))?;
+        self.check(&dims)?;
+        let paddings: Vec<[usize; 2]> = dims
+            .iter()
+            .zip(self.begin.iter().zip(&self.size))
+            .map(|(&d, (&b, &s))| {
+                let (b, s) = (b as usize, if s == -1 { d - b as usize } else { s as usize });
+                [b, d - b - s]
+            })
+            .collect();
+        Ok(vec![Some(ctx.graph.pad(ctx.dy()?, &paddings)?)])
     }
 }
 

@@ -26,7 +26,7 @@ fn every_op() -> crate::error::Result<Graph> {
     let pooled = g.max_pool(&act, &[1, 2, 2, 1], &[1, 2, 2, 1], Padding::Valid)?;
     let avg = g.avg_pool(&pooled, &[1, 2, 2, 1], &[1, 1, 1, 1], Padding::Same)?;
     let flat = g.reshape(&avg, &[2, 16])?;
-    // ConcatV2 has no gradient: built beside the loss, not on its path.
+    // Built beside the loss, not on its path.
     g.concat(&[flat.clone(), flat.clone()], 1)?;
     let m = g.variable(g.ones(&[16, 5])?, "m")?;
     let logits = g.matmul(&flat, m.value(), false, false)?;
