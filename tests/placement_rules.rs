@@ -233,6 +233,28 @@ fn the_cost_model_keeps_tiny_work_off_a_software_gpu() {
 }
 
 #[test]
+fn a_weight_read_through_an_identity_stays_with_its_cpu_consumer() {
+    if !common::gpu_ready() {
+        return;
+    }
+    // As in frozen TF graphs: Const -> Identity -> MatMul. With the matmul on the CPU, the
+    // weight and its Identity must be there too (they went to the GPU and crossed every run).
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, Shape::known(&[1, 4])).unwrap();
+    let w = g.named("w").constant(Tensor::from_f32(&[4, 2], vec![1.0; 8]).unwrap()).unwrap();
+    let read = g.named("w_read").identity(&w).unwrap();
+    let y = g.named("y").matmul(&x, &read, false, false).unwrap();
+    let policy = PlacementPolicy::CostModel { calibrate: false };
+    let mut s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
+    let (got, _) = traced(&mut s, &y, &[(&x, Tensor::from_f32(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]).unwrap())]);
+    assert_eq!(got, Tensor::from_f32(&[1, 2], vec![10.0, 10.0]).unwrap());
+    for line in ["y: (MatMul)", "w_read: (Identity)", "w: (Const)"] {
+        assert!(logged(&s, &format!("{line}: {CPU}")), "{line}: {:?}", s.placement_log());
+    }
+    assert_eq!(s.stats().bytes_uploaded + s.stats().bytes_downloaded, 0, "nothing crossed");
+}
+
+#[test]
 fn the_cost_model_keeps_variables_where_their_work_is_cheaper() {
     if !common::gpu_ready() {
         return;

@@ -284,13 +284,18 @@ pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Resu
             }
         }
     }
+    // A view goes where its source is; a view of a generator not placed yet (an `Identity`
+    // of a weight `Const`, as frozen TF graphs have) goes, like the generator, where its
+    // consumers are: otherwise the weights of a CPU plan would sit on the GPU and cross over
+    // on every run.
     for &id in order {
         if !device.contains_key(&id) && is_view(&g.nodes[id].op) {
-            let from = g.nodes[id].inputs.first().and_then(|ep| device.get(&ep.node).copied());
-            device.insert(id, from.unwrap_or(DeviceKind::Gpu));
+            if let Some(from) = g.nodes[id].inputs.first().and_then(|ep| device.get(&ep.node).copied()) {
+                device.insert(id, from);
+            }
         }
     }
-    // Generators go where their consumers are (the GPU if any consumer is there).
+    // Generators (and those views) go where their consumers are (the GPU if any consumer is there).
     let mut consumers: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for &id in order {
         for ep in &g.nodes[id].inputs {
