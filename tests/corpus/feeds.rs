@@ -103,7 +103,7 @@ pub fn cases() -> Vec<Case> {
             run(c, &g, &[y.into()], &[(x.into(), f32s(&[2])), ("y:zero".into(), f32s(&[2]))])
         }),
         fetch_name("fetch nope:0", Code::NotFound, "nope:0"),
-        fetch_name("fetch x:7", Code::NotFound, "y:7"),
+        fetch_name("fetch y:7 of a one-output op", Code::NotFound, "y:7"),
         fetch_name("fetch of a malformed index", Code::InvalidArgument, "y:-1"),
         fetch_name("fetch of an empty name", Code::NotFound, ""),
         fetch_name("fetch of an unknown op", Code::NotFound, "nope"),
