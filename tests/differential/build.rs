@@ -27,9 +27,17 @@ pub fn op(g: &Graph, node: &Node, v: &[Output]) -> Result<Output> {
         }
         Node::Pad { x, pads } => g.pad(&v[*x], pads),
         Node::Slice { x, begin, size } => g.slice(&v[*x], begin, size),
-        Node::StridedSlice { x, begin, end, strides } => g.strided_slice(
+        Node::StridedSlice { x, begin, end, strides, masks } => g.strided_slice(
             &v[*x],
-            SliceSpec { begin: begin.clone(), end: end.clone(), strides: strides.clone(), ..Default::default() },
+            SliceSpec {
+                begin: begin.clone(),
+                end: end.clone(),
+                strides: strides.clone(),
+                begin_mask: masks[0],
+                end_mask: masks[1],
+                shrink_axis_mask: masks[2],
+                ..Default::default()
+            },
         ),
         Node::Tile { x, multiples } => g.tile(&v[*x], multiples),
         Node::Gather { x, indices, index_shape, axis } => {

@@ -63,21 +63,84 @@ pub enum Node {
     Input(Dist),
     Unary(Un, usize),
     Binary(Bin, usize, usize),
-    MatMul { a: usize, b: usize, ta: bool, tb: bool },
-    Reduce { op: Red, x: usize, axes: Vec<i64>, keep: bool },
-    Softmax { x: usize, axis: i64 },
-    BiasAdd { x: usize, bias: usize },
-    Reshape { x: usize, shape: Vec<i64> },
-    Transpose { x: usize, perm: Vec<usize> },
-    Concat { xs: Vec<usize>, axis: i64 },
-    Pad { x: usize, pads: Vec<[usize; 2]> },
-    Slice { x: usize, begin: Vec<i64>, size: Vec<i64> },
-    StridedSlice { x: usize, begin: Vec<i64>, end: Vec<i64>, strides: Vec<i64> },
-    Tile { x: usize, multiples: Vec<usize> },
-    Gather { x: usize, indices: Vec<i32>, index_shape: Vec<usize>, axis: i64 },
-    ArgMax { x: usize, axis: i64 },
-    Conv { x: usize, f: usize, depthwise: bool, stride: usize, same: bool, dilation: usize },
-    Pool { x: usize, max: bool, k: usize, stride: usize, same: bool },
+    MatMul {
+        a: usize,
+        b: usize,
+        ta: bool,
+        tb: bool,
+    },
+    Reduce {
+        op: Red,
+        x: usize,
+        axes: Vec<i64>,
+        keep: bool,
+    },
+    Softmax {
+        x: usize,
+        axis: i64,
+    },
+    BiasAdd {
+        x: usize,
+        bias: usize,
+    },
+    Reshape {
+        x: usize,
+        shape: Vec<i64>,
+    },
+    Transpose {
+        x: usize,
+        perm: Vec<usize>,
+    },
+    Concat {
+        xs: Vec<usize>,
+        axis: i64,
+    },
+    Pad {
+        x: usize,
+        pads: Vec<[usize; 2]>,
+    },
+    Slice {
+        x: usize,
+        begin: Vec<i64>,
+        size: Vec<i64>,
+    },
+    /// `masks`: begin_mask, end_mask, shrink_axis_mask.
+    StridedSlice {
+        x: usize,
+        begin: Vec<i64>,
+        end: Vec<i64>,
+        strides: Vec<i64>,
+        masks: [i64; 3],
+    },
+    Tile {
+        x: usize,
+        multiples: Vec<usize>,
+    },
+    Gather {
+        x: usize,
+        indices: Vec<i32>,
+        index_shape: Vec<usize>,
+        axis: i64,
+    },
+    ArgMax {
+        x: usize,
+        axis: i64,
+    },
+    Conv {
+        x: usize,
+        f: usize,
+        depthwise: bool,
+        stride: usize,
+        same: bool,
+        dilation: usize,
+    },
+    Pool {
+        x: usize,
+        max: bool,
+        k: usize,
+        stride: usize,
+        same: bool,
+    },
 }
 
 /// A generated graph: its nodes (the last is fetched) with their output shapes.
@@ -127,9 +190,11 @@ impl fmt::Debug for Node {
             }
             Node::Pad { x, pads } => write!(f, "pad(n{x}, {pads:?})"),
             Node::Slice { x, begin, size } => write!(f, "slice(n{x}, begin={begin:?}, size={size:?})"),
-            Node::StridedSlice { x, begin, end, strides } => {
-                write!(f, "strided_slice(n{x}, begin={begin:?}, end={end:?}, strides={strides:?})")
-            }
+            Node::StridedSlice { x, begin, end, strides, masks: [b, e, s] } => write!(
+                f,
+                "strided_slice(n{x}, begin={begin:?}, end={end:?}, strides={strides:?}, begin_mask={b:#b}, \
+                 end_mask={e:#b}, shrink_axis_mask={s:#b})"
+            ),
             Node::Tile { x, multiples } => write!(f, "tile(n{x}, {multiples:?})"),
             Node::Gather { x, indices, index_shape, axis } => {
                 write!(f, "gather(n{x}, indices{index_shape:?}={indices:?}, axis={axis})")

@@ -63,7 +63,8 @@ pub fn check(case: &Case, gpu: bool) -> Result<Counts, String> {
             bound = bound::bound(case, &inputs).map_err(|e| format!("tolerance twin: {e}"))?;
             continue;
         };
-        compare(&got, want, bound.as_ref(), &mut counts).map_err(|e| format!("{name} vs cpu-unfused: {e}"))?;
+        compare(&got, want, bound.as_ref(), &mut counts)
+            .map_err(|e| format!("{name} vs cpu-unfused: {e}{}", small_inputs(&inputs)))?;
         counts.comparisons += 1;
     }
     Ok(counts)
@@ -111,4 +112,14 @@ fn first_difference(got: &Tensor, want: &Tensor) -> String {
         Some(i) => format!("element {i} of {}: got {}, want {} (compared exactly)", w.len(), g[i], w[i]),
         None => "different values (compared exactly)".to_string(),
     }
+}
+
+/// The values of the inputs of at most 8 elements, for the failure message (the others are
+/// given by the seed).
+fn small_inputs(inputs: &[Option<Tensor>]) -> String {
+    let small = inputs.iter().enumerate().filter_map(|(i, t)| {
+        let v = t.as_ref()?.to_f32_vec().ok().filter(|v| v.len() <= 8)?;
+        Some(format!("\n  n{i} = {v:?}"))
+    });
+    small.collect()
 }

@@ -11,9 +11,10 @@ use super::values::Rng;
 const BUDGET: usize = 40_000;
 
 /// A chain of one to four data-movement ops on an input, ending in argmax (on exact values)
-/// or an elementwise step (the data movement feeds a fused chain).
+/// or an elementwise step (the data movement feeds a fused chain) or a matmul (it reads a
+/// moved operand).
 pub fn shape_ops() -> impl Strategy<Value = Case> {
-    (knobs(4, 4), 0..3u32).prop_map(|(k, end)| {
+    (knobs(4, 4), 0..4u32).prop_map(|(k, end)| {
         let mut case = Case::new("shape ops", k.seed);
         let dist = if end == 0 { Dist::Ties } else { k.dist() };
         let mut cur = case.input(k.shape(BUDGET), dist);
@@ -30,6 +31,12 @@ pub fn shape_ops() -> impl Strategy<Value = Case> {
             1 => {
                 chain_step(&mut case, cur, k.steps[0] >> 4, dist);
             }
+            3 if rank >= 2 => {
+                let s = case.shape(cur).to_vec();
+                let b = case.input(vec![s[s.len() - 1], 3], Dist::Mixed);
+                let out = [&s[..s.len() - 1], &[3]].concat();
+                case.push(Node::MatMul { a: cur, b, ta: false, tb: false }, out);
+            }
             _ => {}
         }
         case
@@ -39,6 +46,9 @@ pub fn shape_ops() -> impl Strategy<Value = Case> {
 fn movement(case: &mut Case, x: usize, code: u32, dist: Dist) -> usize {
     let shape = case.shape(x).to_vec();
     let rank = shape.len();
+    if rank == 0 {
+        return x; // a strided_slice shrank every dimension
+    }
     let n: usize = shape.iter().product();
     let mut r = Rng::new(u64::from(code));
     let mut below = |k: usize| r.below(k as u64) as usize;
@@ -109,7 +119,8 @@ fn movement(case: &mut Case, x: usize, code: u32, dist: Dist) -> usize {
         }
         5 => {
             let (mut begin, mut end, mut strides, mut out) = (vec![], vec![], vec![], vec![]);
-            for &d in &shape {
+            let mut masks = [0i64; 3];
+            for (i, &d) in shape.iter().enumerate() {
                 let s = [1i64, 2, 3, -1, -2][below(5)];
                 let b = below(d) as i64;
                 let (e, len) = if s > 0 {
@@ -123,9 +134,26 @@ fn movement(case: &mut Case, x: usize, code: u32, dist: Dist) -> usize {
                 begin.push(if neg { b - d as i64 } else { b });
                 end.push(e);
                 strides.push(s);
-                out.push(len as usize);
+                // A mask bit: begin from the first element in the step's direction, go to the
+                // last one, or take one index and drop the dimension.
+                match below(6) {
+                    0 => {
+                        masks[0] |= 1 << i;
+                        let first = if s > 0 { 0 } else { d as i64 - 1 };
+                        let e = if e < 0 { -1 } else { e };
+                        let n = if s > 0 { (e - first + s - 1) / s } else { (first - e + -s - 1) / -s };
+                        out.push(n as usize);
+                    }
+                    1 => {
+                        masks[1] |= 1 << i;
+                        let n = if s > 0 { (d as i64 - b + s - 1) / s } else { (b + 1 + -s - 1) / -s };
+                        out.push(n as usize);
+                    }
+                    2 if out.len() < 3 => masks[2] |= 1 << i,
+                    _ => out.push(len as usize),
+                }
             }
-            case.push(Node::StridedSlice { x, begin, end, strides }, out)
+            case.push(Node::StridedSlice { x, begin, end, strides, masks }, out)
         }
         6 => {
             let multiples: Vec<usize> = (0..rank).map(|_| 1 + below(3)).collect();
