@@ -105,7 +105,7 @@ fn error(t: &Twin, node: &Node, val: &Output, v: &[Output], e: &[Option<Output>]
             let rank = dims.len() as i64;
             let k: usize = axes.iter().map(|&a| dims[a.rem_euclid(rank) as usize]).product();
             let same = |x: &Output, op: Red| {
-                build::op(g, &Node::Reduce { op, x: 0, axes: axes.clone(), keep: *keep }, &[x.clone()])
+                build::op(g, &Node::Reduce { op, x: 0, axes: axes.clone(), keep: *keep }, std::slice::from_ref(x))
             };
             let ex = e[*x].as_ref().map(|ex| same(ex, *op)).transpose()?;
             match op {

@@ -102,6 +102,9 @@ pub fn binary(g: &Graph, b: Bin, x: &Output, y: &Output) -> Result<Output> {
     }
 }
 
+/// The placeholders with their values.
+pub type Feeds = Vec<(Output, Tensor)>;
+
 /// The input values of a case, one per node (`None` for the other nodes).
 pub fn inputs(case: &Case) -> Vec<Option<Tensor>> {
     let nodes = case.nodes.iter().enumerate();
@@ -112,12 +115,7 @@ pub fn inputs(case: &Case) -> Vec<Option<Tensor>> {
 
 /// Builds every node of `case` into `g`: the outputs, and the feeds of the placeholders
 /// (`feed`) or nothing (inputs as constants).
-pub fn build(
-    g: &Graph,
-    case: &Case,
-    inputs: &[Option<Tensor>],
-    feed: bool,
-) -> Result<(Vec<Output>, Vec<(Output, Tensor)>)> {
+pub fn build(g: &Graph, case: &Case, inputs: &[Option<Tensor>], feed: bool) -> Result<(Vec<Output>, Feeds)> {
     let mut outs = Vec::new();
     let mut feeds = Vec::new();
     for (i, (node, shape)) in case.nodes.iter().enumerate() {

@@ -60,7 +60,7 @@ fn movement(case: &mut Case, x: usize, code: u32, dist: Dist) -> usize {
             if rank > 1 && i + 1 < rank && below(2) == 0 {
                 let d = dims.remove(i + 1);
                 dims[i] *= d;
-            } else if let Some(f) = (2..=dims[i]).find(|f| dims[i] % f == 0 && *f < dims[i]) {
+            } else if let Some(f) = (2..=dims[i]).find(|f| dims[i].is_multiple_of(*f) && *f < dims[i]) {
                 dims[i] /= f;
                 dims.insert(i, f);
             }
