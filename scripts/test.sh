@@ -27,3 +27,12 @@ fi
 
 # --nocapture lets the golden suites print their conformance lines.
 cargo test "$@" -- --nocapture 2>&1
+
+# The other kernel variant: lavapipe has 8-wide subgroups, so the run above used the subgroup
+# matmul and conv2d kernels; the GPU golden suites and the fusion tests run again with the
+# workgroup-tiled ones forced (WGFLOW_KERNEL=tiled), as on adapters without such subgroups.
+if [ "$#" -eq 0 ]; then
+  echo "== again with WGFLOW_KERNEL=tiled"
+  WGFLOW_KERNEL=tiled cargo test --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
+    --test fusion --test gpu_nn --test gpu_linalg_reduce -- --nocapture 2>&1
+fi

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::runtime::gpu::context::{available_adapters, GpuContext};
 
-pub use crate::runtime::gpu::context::{ADAPTER_ENV, TIMEOUT_ENV};
+pub use crate::runtime::gpu::context::{ADAPTER_ENV, KERNEL_ENV, TIMEOUT_ENV};
 
 /// Gives Mesa's Vulkan drivers (lavapipe among them) the runtime directory they expect.
 ///
@@ -89,6 +89,12 @@ impl Adapter {
     /// `ResourceExhausted` past the device's buffer size limit.
     pub fn time_copies(&self, bytes: u64, reps: usize) -> Result<Vec<f64>> {
         self.ctx.time_copies(bytes, reps)
+    }
+
+    /// A multi-line description: name, driver, subgroup sizes, the features wgflow's kernels
+    /// use, the limits that size them, and the adapter's cooperative matrix configurations.
+    pub fn report(&self) -> String {
+        self.ctx.report()
     }
 
     /// Bytes of device memory that the buffer pools of all live sessions on this adapter hold

@@ -34,22 +34,36 @@ struct Args {
     cpu_only: bool,
     adapter: Option<String>,
     out: PathBuf,
+    /// Print the adapter's report and exit.
+    device_info: bool,
+    /// The GPU sweep (matmul up to 4096, conv2d shapes, 64M elementwise) under all-GPU.
+    sweep: bool,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut args =
-        Args { quick: false, filter: None, cpu_only: false, adapter: None, out: PathBuf::from("bench-results") };
+    let mut args = Args {
+        quick: false,
+        filter: None,
+        cpu_only: false,
+        adapter: None,
+        out: PathBuf::from("bench-results"),
+        device_info: false,
+        sweep: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
             "--cpu-only" => args.cpu_only = true,
+            "--device-info" => args.device_info = true,
+            "--sweep" => args.sweep = true,
             "--filter" => args.filter = Some(it.next().ok_or("--filter needs a text")?),
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs an index or a name")?),
             "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR]"
+                    "usage: wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR] \
+                     [--device-info] [--sweep]"
                 );
                 std::process::exit(0);
             }
@@ -73,11 +87,22 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn Error>> {
     let args = parse()?;
-    let stem = if args.quick { "quick" } else { "latest" };
+    if let Some(c) = &args.adapter {
+        std::env::set_var(ADAPTER_ENV, c);
+    }
+    if args.device_info {
+        print!("{}", Adapter::open(None)?.report());
+        return Ok(());
+    }
+    let stem = match (args.sweep, args.quick) {
+        (true, _) => "sweep",
+        (false, true) => "quick",
+        (false, false) => "latest",
+    };
     std::fs::create_dir_all(&args.out)?;
     let adapters = wgflow::gpu::adapters();
     let runs: Vec<Value> = match &args.adapter {
-        None if adapters.len() > 1 => {
+        None if adapters.len() > 1 && !args.sweep => {
             // One child process per adapter; each writes its own results under the output dir.
             let mut runs = Vec::new();
             for (i, name) in adapters.iter().enumerate() {
@@ -99,11 +124,8 @@ fn run() -> Result<(), Box<dyn Error>> {
             }
             runs
         }
-        choice => {
-            if let Some(c) = choice {
-                std::env::set_var(ADAPTER_ENV, c);
-            }
-            let (title, rows) = bench(args.quick, args.filter.as_deref(), args.cpu_only)?;
+        _ => {
+            let (title, rows) = bench(&args)?;
             let table = format!("{title}\n\n{}", report::table(&rows));
             println!("\n{table}");
             std::fs::write(args.out.join(format!("{stem}.md")), table)?;
@@ -135,17 +157,23 @@ fn machine() -> String {
     format!("{model}, {threads} threads, {}", std::env::consts::OS)
 }
 
-/// Runs the suite on the CPU and on this process's adapter (if any), under every policy.
-fn bench(quick: bool, filter: Option<&str>, cpu_only: bool) -> Result<(String, Vec<Row>), Box<dyn Error>> {
-    let gpu = if cpu_only { None } else { Adapter::open(None).ok() };
+/// Runs the suite on the CPU and on this process's adapter (if any), under every policy; the
+/// sweep under all-GPU alone.
+fn bench(args: &Args) -> Result<(String, Vec<Row>), Box<dyn Error>> {
+    let (quick, filter) = (args.quick, args.filter.as_deref());
+    let gpu = if args.cpu_only { None } else { Adapter::open(None).ok() };
     let title = match &gpu {
         Some(ctx) => format!("CPU: {}; GPU: {}", machine(), ctx.description()),
         None => format!("CPU: {}; no GPU adapter", machine()),
     };
     eprintln!("{title}");
-    let mut entries = suite::suite(quick);
+    let mut entries = if args.sweep { suite::sweep() } else { suite::suite(quick) };
     entries.retain(|e| filter.is_none_or(|f| e.name.contains(f)));
-    let policies: Vec<Policy> = if gpu.is_some() { Policy::ALL.to_vec() } else { vec![Policy::AllCpu] };
+    let policies: Vec<Policy> = match (&gpu, args.sweep) {
+        (Some(_), true) => vec![Policy::AllGpu],
+        (Some(_), false) => Policy::ALL.to_vec(),
+        (None, _) => vec![Policy::AllCpu],
+    };
     let bar = indicatif::ProgressBar::new((entries.len() * policies.len()) as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);
     let mut rows = Vec::new();

@@ -209,6 +209,22 @@ fn digits_step() -> Entry {
     }
 }
 
+/// The `--sweep` of `scripts/device-bench.sh`, for a real GPU: matmuls up to 4096, conv2d
+/// shapes of image models (3x3 at three depths, 1x1, the 7x7 stride-2 stem), 64M-element
+/// elementwise ops, and the run overhead.
+pub fn sweep() -> Vec<Entry> {
+    let mut out: Vec<Entry> = [1024, 2048, 4096].into_iter().map(matmul).collect();
+    out.push(conv([8, 56, 56, 64], [3, 3, 64, 64], 1));
+    out.push(conv([8, 28, 28, 128], [3, 3, 128, 128], 1));
+    out.push(conv([8, 14, 14, 256], [3, 3, 256, 256], 1));
+    out.push(conv([8, 56, 56, 64], [1, 1, 64, 256], 1));
+    out.push(conv([8, 224, 224, 3], [7, 7, 3, 64], 2));
+    out.push(add_resident(64 << 20));
+    out.push(chain(64 << 20, true));
+    out.push(overhead());
+    out
+}
+
 /// The suite: the full one, or the reduced `--quick` one (no 16M entries).
 pub fn suite(quick: bool) -> Vec<Entry> {
     let mut sizes = vec![1 << 20];

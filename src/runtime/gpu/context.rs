@@ -10,6 +10,10 @@ use crate::error::{Code, Error, Result};
 
 /// Names the adapter to use: an index into the adapter list, or a part of its name.
 pub const ADAPTER_ENV: &str = "WGFLOW_ADAPTER";
+/// Forces a kernel variant of matmul and conv2d, to test or compare them: `tiled` (the
+/// workgroup-tiled kernels, on every adapter) or `auto` (unset: the 8-wide subgroup kernels
+/// where the adapter has them, else the tiled ones). Read once per process.
+pub const KERNEL_ENV: &str = "WGFLOW_KERNEL";
 /// How long `Stream::finish` waits for the GPU before reporting it unavailable.
 pub const TIMEOUT_ENV: &str = "WGFLOW_GPU_TIMEOUT_MS";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,6 +27,10 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     health: Arc<Health>,
+    /// What the adapter offers (the device asks for a subset): for reports and kernel choice.
+    adapter_features: wgpu::Features,
+    /// The adapter's cooperative matrix configurations (empty where it has none).
+    coop: Vec<wgpu::CooperativeMatrixProperties>,
     bytes_held: AtomicU64,
     timeout: Duration,
     _instance: wgpu::Instance,
@@ -119,12 +127,30 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 
 /// Whether the process's shared context has the `SUBGROUP` feature with subgroups of exactly 8
 /// invocations (lavapipe on 256-bit SIMD), which the subgroup kernels of matmul and conv2d assume.
-/// False while no context is open.
+/// False while no context is open, and when `WGFLOW_KERNEL=tiled` forces the workgroup-tiled
+/// kernels (see [`KERNEL_ENV`]).
 pub(crate) fn subgroups_of_8() -> bool {
-    lock(&SLOT).ready.as_ref().is_some_and(|c| {
-        c.device.features().contains(wgpu::Features::SUBGROUP)
-            && c.info.subgroup_min_size == 8
-            && c.info.subgroup_max_size == 8
+    !tiled_forced()
+        && lock(&SLOT).ready.as_ref().is_some_and(|c| {
+            c.device.features().contains(wgpu::Features::SUBGROUP)
+                && c.info.subgroup_min_size == 8
+                && c.info.subgroup_max_size == 8
+        })
+}
+
+/// Whether [`KERNEL_ENV`] asks for the tiled kernels.
+fn tiled_forced() -> bool {
+    static TILED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TILED.get_or_init(|| {
+        let v = std::env::var(KERNEL_ENV).unwrap_or_default();
+        match v.trim() {
+            "" | "auto" => false,
+            "tiled" => true,
+            other => {
+                log::warn!("{KERNEL_ENV}={other:?} is not a kernel variant (tiled, auto); using auto");
+                false
+            }
+        }
     })
 }
 
@@ -189,6 +215,7 @@ impl GpuContext {
         };
         let adapter = &adapters[index];
         let info = infos[index].clone();
+        let (adapter_features, coop) = (adapter.features(), adapter.cooperative_matrix_properties());
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgflow"),
             // Subgroup operations where the adapter has them (the fast matmul / conv2d kernels
@@ -226,6 +253,8 @@ impl GpuContext {
             index,
             info,
             health,
+            adapter_features,
+            coop,
             bytes_held: AtomicU64::new(0),
             timeout,
             _instance: instance,
@@ -243,6 +272,14 @@ impl GpuContext {
     /// `#0 name (Backend, DeviceType)`.
     pub fn description(&self) -> String {
         describe(self.index, &self.info)
+    }
+    /// The features the adapter offers (the device enables the ones wgflow uses).
+    pub fn adapter_features(&self) -> wgpu::Features {
+        self.adapter_features
+    }
+    /// The adapter's cooperative matrix configurations (empty where it offers none).
+    pub fn cooperative_matrices(&self) -> &[wgpu::CooperativeMatrixProperties] {
+        &self.coop
     }
     /// The device's limits (the adapter's own, not wgpu's defaults).
     pub fn limits(&self) -> &wgpu::Limits {

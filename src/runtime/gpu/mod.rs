@@ -4,6 +4,7 @@
 
 mod compat;
 pub(crate) mod context;
+mod describe;
 pub(crate) mod flags;
 pub(crate) mod pipeline;
 pub(crate) mod pool;
