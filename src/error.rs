@@ -25,9 +25,29 @@ pub enum Code {
     DataLoss,
 }
 
+impl Code {
+    /// TF's name of the code (`tf.errors`' class names without `Error`): `InvalidArgument`,
+    /// `FailedPrecondition`, `NotFound`, `ResourceExhausted`, `Unimplemented`, `Internal`,
+    /// `Unavailable`, `DeadlineExceeded`, `DataLoss`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidArgument => "InvalidArgument",
+            Code::FailedPrecondition => "FailedPrecondition",
+            Code::NotFound => "NotFound",
+            Code::ResourceExhausted => "ResourceExhausted",
+            Code::Unimplemented => "Unimplemented",
+            Code::Internal => "Internal",
+            Code::Unavailable => "Unavailable",
+            Code::DeadlineExceeded => "DeadlineExceeded",
+            Code::DataLoss => "DataLoss",
+        }
+    }
+}
+
+/// TF's name of the code ([`Code::as_str`]).
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.write_str(self.as_str())
     }
 }
 

@@ -354,3 +354,27 @@ fn run_metadata_has_peak_memory_per_device() {
         }
     }
 }
+
+#[test]
+fn nodes_on_cpu_counts_what_the_placer_put_on_the_cpu() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, Shape::known(&[4])).unwrap();
+    let on_gpu = g.add(&x, 1.0f32).unwrap();
+    let on_cpu = {
+        let _d = g.device("/cpu:0");
+        g.square(&on_gpu).unwrap()
+    };
+    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let feed = [(&x, Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]))];
+    assert_eq!(s.eval_feed(&on_gpu, &feed).unwrap(), Tensor::from(vec![2.0f32, 3.0, 4.0, 5.0]));
+    assert_eq!((s.stats().nodes_on_cpu, s.stats().cpu_fallbacks), (0, 0), "the run stayed on the GPU");
+    assert_eq!(s.eval_feed(&on_cpu, &feed).unwrap(), Tensor::from(vec![4.0f32, 9.0, 16.0, 25.0]));
+    assert_eq!(s.stats().nodes_on_cpu, 1, "the square, by its device scope");
+    assert_eq!(s.stats().cpu_fallbacks, 0, "placed, not fallen back");
+    let mut cpu = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    cpu.eval_feed(&on_cpu, &feed).unwrap();
+    assert_eq!(cpu.stats().nodes_on_cpu, 0, "a CPU session counts none");
+}

@@ -30,6 +30,7 @@ pub use fetch::{FeedKey, Fetch};
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output};
+use crate::placement::DeviceKind;
 use crate::tensor::Tensor;
 use device_cpu::{CpuDevice, Variables};
 use plan::Plan;
@@ -56,6 +57,13 @@ pub struct SessionStats {
     pub cpu_fallbacks: u64,
     /// GPU buffers this session's pool has created; a repeated run reuses them and adds none.
     pub gpu_buffers_allocated: u64,
+    /// In a GPU session, the graph nodes the last run's plan placed on the CPU (fused nodes
+    /// counted one by one, transfers not), whatever the reason: a device request, a dtype or
+    /// op the GPU has no kernel for at placement, the cost model. Unlike `cpu_fallbacks`
+    /// (ops placed on the GPU that ran on the CPU at run time, for lack of a kernel for their
+    /// run-time shapes), this says whether a run stayed on the GPU: both 0. Always 0 in a CPU
+    /// session.
+    pub nodes_on_cpu: u64,
 }
 
 /// Where a session's values live.
@@ -250,6 +258,11 @@ impl Session {
             None => self.build_plan(sig)?,
         };
         let values = resolve::checked_feeds(&plan, feed_values)?;
+        if matches!(self.state, Some(Backend::Gpu(_))) {
+            let cpu =
+                plan.steps.iter().filter(|s| s.device == DeviceKind::Cpu && matches!(s.action, plan::Action::Node(_)));
+            self.stats.nodes_on_cpu = cpu.map(|s| 1 + s.fused.len() as u64).sum();
+        }
         self.execute(&plan, values, options, metadata)
     }
 

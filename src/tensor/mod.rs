@@ -42,6 +42,20 @@ pub enum Tensor {
 /// Implements the conversions between a Rust element type and a `Tensor` variant.
 macro_rules! element {
     ($t:ty, $variant:ident, $as:ident, $dtype:ident) => {
+        /// The tensor's elements as an owned array, or `InvalidArgument` on a dtype mismatch.
+        impl TryFrom<&Tensor> for ArrayD<$t> {
+            type Error = Error;
+            fn try_from(t: &Tensor) -> Result<Self> {
+                Ok(t.$as()?.to_owned())
+            }
+        }
+        /// The tensor's elements in row-major order, or `InvalidArgument` on a dtype mismatch.
+        impl TryFrom<&Tensor> for Vec<$t> {
+            type Error = Error;
+            fn try_from(t: &Tensor) -> Result<Self> {
+                Ok(t.$as()?.iter().cloned().collect())
+            }
+        }
         impl From<ArrayD<$t>> for Tensor {
             fn from(a: ArrayD<$t>) -> Self {
                 Tensor::$variant(a.into_shared())
@@ -100,6 +114,19 @@ impl Tensor {
     /// An int32 tensor of `shape` from row-major `data`.
     pub fn from_i32(shape: &[usize], data: Vec<i32>) -> Result<Self> {
         from_vec(shape, data).map(Tensor::I32)
+    }
+    /// A float64 tensor of `shape` from row-major `data`.
+    pub fn from_f64(shape: &[usize], data: Vec<f64>) -> Result<Self> {
+        from_vec(shape, data).map(Tensor::F64)
+    }
+    /// A bool tensor of `shape` from row-major `data`.
+    pub fn from_bool(shape: &[usize], data: Vec<bool>) -> Result<Self> {
+        from_vec(shape, data).map(Tensor::Bool)
+    }
+    /// A string tensor of `shape` from row-major `data` (named so as not to read as
+    /// `FromStr::from_str`, which parses one value).
+    pub fn from_strings(shape: &[usize], data: Vec<String>) -> Result<Self> {
+        from_vec(shape, data).map(Tensor::Str)
     }
     /// A tensor of `shape` filled with `value`, or `InvalidArgument` when the element count
     /// overflows and `ResourceExhausted` (TF's "OOM when allocating tensor …") when the host

@@ -1,0 +1,55 @@
+//! Conversions and parsing for Rust users: tensors of every dtype from vectors and back
+//! without matching on dtypes, `Padding` from TF's names, `Code`'s TF names, and a variable
+//! used wherever an operand is expected.
+
+use ndarray::ArrayD;
+use wgflow::{Code, ConfigProto, Graph, Padding, Session, Tensor};
+
+#[test]
+fn tensors_of_every_dtype_convert_both_ways() {
+    let f = Tensor::from_f64(&[2, 2], vec![1.5, -2.0, 0.25, 8.0]).unwrap();
+    assert_eq!(Vec::<f64>::try_from(&f).unwrap(), vec![1.5, -2.0, 0.25, 8.0]);
+    let b = Tensor::from_bool(&[3], vec![true, false, true]).unwrap();
+    assert_eq!(Vec::<bool>::try_from(&b).unwrap(), vec![true, false, true]);
+    let s = Tensor::from_strings(&[1, 2], vec!["a".into(), "bc".into()]).unwrap();
+    let a = ArrayD::<String>::try_from(&s).unwrap();
+    assert_eq!((a.shape(), a[[0, 1]].as_str()), (&[1usize, 2][..], "bc"));
+    let x = Tensor::from_f32(&[2, 3], (0..6).map(|i| i as f32).collect()).unwrap();
+    assert_eq!(ArrayD::<f32>::try_from(&x).unwrap().shape(), &[2, 3]);
+    assert_eq!(Vec::<f32>::try_from(&x).unwrap(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    // A dtype mismatch or a shape that does not hold the data is InvalidArgument.
+    let e = Vec::<i32>::try_from(&x).unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (Code::InvalidArgument, "expected a int32 tensor, got float32"));
+    assert_eq!(Tensor::from_bool(&[2, 2], vec![true]).unwrap_err().code, Code::InvalidArgument);
+}
+
+#[test]
+fn padding_parses_tf_names_and_names_a_bad_value() {
+    assert_eq!("SAME".parse::<Padding>().unwrap(), Padding::Same);
+    assert_eq!("valid".parse::<Padding>().unwrap(), Padding::Valid);
+    assert_eq!(Padding::Same.to_string(), "SAME");
+    let e = "FULL".parse::<Padding>().unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.message.contains("\"FULL\""), "{e}");
+}
+
+#[test]
+fn codes_print_tf_names() {
+    assert_eq!(Code::InvalidArgument.to_string(), "InvalidArgument");
+    assert_eq!(Code::DeadlineExceeded.as_str(), "DeadlineExceeded");
+    assert_eq!(format!("{}", Code::DataLoss), "DataLoss");
+}
+
+#[test]
+fn a_variable_is_an_operand() {
+    let g = Graph::new();
+    let v = g.variable(Tensor::from(vec![1.0f32, 2.0]), "v").unwrap();
+    let w = g.variable(Tensor::from(vec![10.0f32, 20.0]), "w").unwrap();
+    let sum = g.add(&v, &w).unwrap();
+    let copy = g.assign(&v, &w).unwrap();
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
+    assert_eq!(s.eval(&sum).unwrap(), Tensor::from(vec![11.0f32, 22.0]));
+    s.run(&[copy]).unwrap();
+    assert_eq!(s.eval(&v).unwrap(), Tensor::from(vec![10.0f32, 20.0]));
+}
