@@ -53,3 +53,18 @@ fn a_variable_is_an_operand() {
     s.run(&[copy]).unwrap();
     assert_eq!(s.eval(&v).unwrap(), Tensor::from(vec![10.0f32, 20.0]));
 }
+
+#[test]
+fn div_names_tf_divide_and_binary_div_the_realdiv_op() {
+    let g = Graph::new();
+    let (a, b) = (g.constant(Tensor::from(vec![7i32, -7])).unwrap(), g.constant(Tensor::from(vec![2i32, 2])).unwrap());
+    // `g.div` is `tf.divide`: int32 operands are cast to float64 first.
+    let q = g.div(&a, &b).unwrap();
+    assert_eq!(q.dtype(), wgflow::DType::F64);
+    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    assert_eq!(Vec::<f64>::try_from(&s.eval(&q).unwrap()).unwrap(), vec![3.5, -3.5]);
+    // `BinaryKind::Div` is the `RealDiv` op itself, which TF registers for float types only.
+    let e = g.binary(wgflow::BinaryKind::Div, &a, &b).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument, "{e}");
+    assert!(e.message.contains("DT_INT32 is not in the list of allowed values for RealDiv"), "{e}");
+}

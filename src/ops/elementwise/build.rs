@@ -10,7 +10,11 @@ use crate::ops::compute;
 use crate::tensor::DType;
 
 impl Graph {
-    /// A binary elementwise op by kind, with its default name.
+    /// A binary elementwise op by kind, with its default name: the TF op itself, as
+    /// `tf.raw_ops` gives it. The named builders are TF's Python functions and may differ:
+    /// `binary(BinaryKind::Div, ..)` is the `RealDiv` op, which TF registers for float types
+    /// only (int32 operands are `InvalidArgument`, as in TF), while [`Graph::div`] is
+    /// `tf.divide`, which casts int32 operands to float64 first.
     pub fn binary(&self, kind: BinaryKind, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Output> {
         self.add_op1(kind.default_name(), compute(Binary(kind)), vec![("x", x.into()), ("y", y.into())])
     }
