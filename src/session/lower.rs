@@ -61,7 +61,13 @@ pub(crate) fn lower(g: &GraphData, sig: &Signature, grouped: &Grouped) -> Plan {
             _ => None,
         })
         .collect();
-    let mut plan = Plan { steps: l.steps, slots: l.slot_device.len(), feeds, fetches, vars };
+    let nodes_on_cpu = l
+        .steps
+        .iter()
+        .filter(|s| s.device == DeviceKind::Cpu && matches!(s.action, Action::Node(_)))
+        .map(|s| 1 + s.fused.len() as u64)
+        .sum();
+    let mut plan = Plan { steps: l.steps, slots: l.slot_device.len(), feeds, fetches, vars, nodes_on_cpu };
     plan.assign_frees();
     plan
 }

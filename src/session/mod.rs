@@ -30,7 +30,6 @@ pub use fetch::{FeedKey, Fetch};
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output};
-use crate::placement::DeviceKind;
 use crate::tensor::Tensor;
 use device_cpu::{CpuDevice, Variables};
 use plan::Plan;
@@ -259,9 +258,7 @@ impl Session {
         };
         let values = resolve::checked_feeds(&plan, feed_values)?;
         if matches!(self.state, Some(Backend::Gpu(_))) {
-            let cpu =
-                plan.steps.iter().filter(|s| s.device == DeviceKind::Cpu && matches!(s.action, plan::Action::Node(_)));
-            self.stats.nodes_on_cpu = cpu.map(|s| 1 + s.fused.len() as u64).sum();
+            self.stats.nodes_on_cpu = plan.nodes_on_cpu;
         }
         self.execute(&plan, values, options, metadata)
     }

@@ -75,6 +75,9 @@ pub(crate) struct Plan {
     /// The graph's variables by node: names for error messages, declared specs for the
     /// run-time checks of assignments.
     pub(crate) vars: HashMap<NodeId, (String, TensorSpec)>,
+    /// The graph nodes its steps run on the CPU (fused nodes counted one by one, transfers
+    /// not), for `SessionStats::nodes_on_cpu`.
+    pub(crate) nodes_on_cpu: u64,
 }
 
 impl Plan {

@@ -8,7 +8,7 @@ use crate::error::{invalid, Error, Result};
 use crate::gradients::GradContext;
 use crate::graph::{Graph, Operand, Output};
 use crate::ops::{compute, Attr, GpuLowering, InferError, InferResult, Op};
-use crate::tensor::{DType, Shape, Tensor, TensorSpec};
+use crate::tensor::{DType, Tensor, TensorSpec};
 
 /// `Slice` by `begin` and `size` (`-1`: the rest of the dimension).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,9 +76,7 @@ impl Op for Slice {
                 super::shape_err!("Shape must be rank {} but is rank {rank}", self.begin.len());
             }
         }
-        let spec = self.strided.infer(inputs)?;
-        let shape = spec[0].shape.clone();
-        Ok(vec![TensorSpec::new(inputs[0].dtype, if shape.rank().is_some() { shape } else { Shape::unknown() })])
+        self.strided.infer(inputs)
     }
     fn compute(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         self.check(inputs[0].shape())?;

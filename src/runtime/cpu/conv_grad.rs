@@ -83,7 +83,7 @@ fn check_buffers(what: &str, g: &ConvGeom, x: usize, f: usize, dy: usize) -> Res
 
 /// The output positions whose windows read input position `i` through tap `k` along one
 /// axis: `o` with `o * stride + k * dilation - pad == i`, when it is in `0..out`.
-fn source(i: usize, k: usize, stride: usize, dilation: usize, pad: usize, out: usize) -> Option<usize> {
+pub(super) fn source(i: usize, k: usize, stride: usize, dilation: usize, pad: usize, out: usize) -> Option<usize> {
     let t = (i + pad).checked_sub(k * dilation)?;
     (t.is_multiple_of(stride) && t / stride < out).then_some(t / stride)
 }

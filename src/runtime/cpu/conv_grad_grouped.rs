@@ -9,13 +9,8 @@
 use rayon::prelude::*;
 
 use super::conv::ConvGeom;
+use super::conv_grad::source;
 use crate::error::{Error, Result};
-
-/// The output position whose window reads input position `i` through tap `k` along one axis.
-fn source(i: usize, k: usize, stride: usize, dilation: usize, pad: usize, out: usize) -> Option<usize> {
-    let t = (i + pad).checked_sub(k * dilation)?;
-    (t.is_multiple_of(stride) && t / stride < out).then_some(t / stride)
-}
 
 /// The input pixel that tap `(kh, kw)` of output pixel `(oh, ow)` reads (`None` in the padding).
 fn read_at(g: &ConvGeom, oh: usize, ow: usize, kh: usize, kw: usize) -> Option<(usize, usize)> {
