@@ -1,6 +1,8 @@
 //! Conversions and parsing for Rust users: tensors of every dtype from vectors and back
-//! without matching on dtypes, `Padding` from TF's names, `Code`'s TF names, and a variable
-//! used wherever an operand is expected.
+//! without matching on dtypes, `Padding` from TF's names, `Code`'s TF names, a variable used
+//! wherever an operand is expected, and the adapter's report.
+
+mod common;
 
 use ndarray::ArrayD;
 use wgflow::{Code, ConfigProto, Graph, Padding, Session, Tensor};
@@ -67,4 +69,17 @@ fn div_names_tf_divide_and_binary_div_the_realdiv_op() {
     let e = g.binary(wgflow::BinaryKind::Div, &a, &b).unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument, "{e}");
     assert!(e.message.contains("DT_INT32 is not in the list of allowed values for RealDiv"), "{e}");
+}
+
+#[test]
+fn the_adapter_report_names_what_the_kernels_depend_on() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let gpu = wgflow::gpu::Adapter::open(None).unwrap();
+    let report = gpu.report();
+    assert!(report.starts_with(&format!("adapter: {}\n", gpu.description())), "{report}");
+    for line in ["driver: ", "subgroup sizes: ", "features: SUBGROUP ", "limits: workgroup ", "cooperative matri"] {
+        assert!(report.lines().any(|l| l.starts_with(line)), "no {line:?} line in {report}");
+    }
 }
