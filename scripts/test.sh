@@ -28,11 +28,21 @@ fi
 # --nocapture lets the golden suites print their conformance lines.
 cargo test "$@" -- --nocapture 2>&1
 
-# The other kernel variant: lavapipe has 8-wide subgroups, so the run above used the subgroup
-# matmul and conv2d kernels; the GPU golden suites and the fusion tests run again with the
-# workgroup-tiled ones forced (WGFLOW_KERNEL=tiled), as on adapters without such subgroups.
+# The other kernel variants. The run above used the adapter's default matmul / conv2d kernels
+# (on lavapipe, with its 8-wide subgroups: sg8). The GPU golden suites, the fusion tests and
+# tests/kernel_variants.rs run again with each other variant forced (WGFLOW_KERNEL): tiled and
+# regblock run everywhere; coop only where the adapter offers cooperative matrices that wgflow
+# uses (tests/kernel_variants.rs checks that a forced variant is the one that ran).
 if [ "$#" -eq 0 ]; then
-  echo "== again with WGFLOW_KERNEL=tiled"
-  WGFLOW_KERNEL=tiled cargo test --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
-    --test fusion --test gpu_nn --test gpu_linalg_reduce -- --nocapture 2>&1
+  variants="tiled regblock"
+  if cargo test --test kernel_variants adapter_kernels -- --nocapture 2>/dev/null | grep -q "^coop offered: yes"; then
+    variants="$variants coop"
+  else
+    echo "== coop: this adapter offers no cooperative matrix configuration wgflow uses; not run"
+  fi
+  for v in $variants; do
+    echo "== again with WGFLOW_KERNEL=$v"
+    WGFLOW_KERNEL=$v cargo test --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
+      --test fusion --test gpu_nn --test gpu_linalg_reduce --test kernel_variants -- --nocapture 2>&1
+  done
 fi

@@ -25,6 +25,9 @@ const TEMPLATES: &[&str] = &[
     "matmul_sg.wgsl",
     "conv2d.wgsl",
     "conv2d_sg.wgsl",
+    "gemm_rb.wgsl",
+    "matmul_rb.wgsl",
+    "conv2d_rb.wgsl",
     "reduce.wgsl",
     "reduce_tree.wgsl",
     "softmax.wgsl",
@@ -120,6 +123,8 @@ fn every_wgsl_file_and_template_validates() {
     for name in [
         "matmul.wgsl",
         "matmul_sg.wgsl",
+        "gemm_rb.wgsl + matmul_rb.wgsl",
+        "gemm_rb.wgsl + conv2d_rb.wgsl",
         "reduce.wgsl",
         "reduce_tree.wgsl",
         "softmax.wgsl",

@@ -5,9 +5,10 @@
 
 mod cpu;
 mod gpu;
+mod gpu_rb;
 mod grad;
 
-pub(crate) use gpu::instantiations;
+pub(crate) use gpu::{instantiations, k_split};
 
 use super::elementwise::broadcast_static;
 use super::fused::Epilogue;

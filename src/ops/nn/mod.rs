@@ -4,6 +4,7 @@
 //! here); `gpu.rs` and `conv_gpu.rs` hold the WGSL lowerings, `grad.rs` the gradients.
 
 mod conv_gpu;
+mod conv_rb;
 mod cpu;
 mod depthwise;
 pub(crate) mod gpu;

@@ -1,0 +1,241 @@
+//! Which matmul / conv2d kernel variant runs on the process's adapter, and its tile sizes.
+//!
+//! - `sg8`: the subgroup kernels (shaders/matmul_sg.wgsl, conv2d_sg.wgsl), written for
+//!   subgroups of exactly 8 lanes (lavapipe on 256-bit SIMD); the default there.
+//! - `regblock`: the register-blocked GEMM core (shaders/gemm_rb.wgsl), any subgroup size;
+//!   the default on every other adapter. Its tile is picked from the adapter's limits.
+//! - `coop`: cooperative matrix tiles (shaders/matmul_coop.wgsl) where the adapter offers a
+//!   configuration wgflow can use (f32 inputs, or f16 inputs with `allow_f16_matmul`).
+//! - `tiled`: the first workgroup-tiled kernels, on every adapter.
+//!
+//! `WGFLOW_KERNEL` ([`KERNEL_ENV`](super::context::KERNEL_ENV)) forces one; a variant the
+//! adapter cannot run falls back to the default with a warning. Shapes a variant does not
+//! cover (say, `n` not a multiple of 4) fall back to `tiled`.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use super::context::{current, GpuContext, KERNEL_ENV};
+
+/// A matmul / conv2d kernel family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelVariant {
+    /// The workgroup-tiled kernels (32x32 tiles, 4x4 per thread, scalar loads).
+    Tiled,
+    /// The register-blocked GEMM with vec4 loads and double-buffered k slices.
+    RegBlock,
+    /// The kernels for subgroups of 8 lanes.
+    Sg8,
+    /// Cooperative matrix tiles.
+    Coop,
+}
+
+impl KernelVariant {
+    /// The name `WGFLOW_KERNEL` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelVariant::Tiled => "tiled",
+            KernelVariant::RegBlock => "regblock",
+            KernelVariant::Sg8 => "sg8",
+            KernelVariant::Coop => "coop",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Option<KernelVariant>> {
+        Some(match s.trim() {
+            "" | "auto" => None,
+            "tiled" => Some(KernelVariant::Tiled),
+            "regblock" => Some(KernelVariant::RegBlock),
+            "sg8" => Some(KernelVariant::Sg8),
+            "coop" => Some(KernelVariant::Coop),
+            _ => return None,
+        })
+    }
+}
+
+/// The register-blocked kernel's tile: a workgroup computes `bm x bn` outputs over k slices of
+/// `bk`, each thread a `tm x tn` block (multiples of 4: whole vec4s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RbTile {
+    /// Output rows per workgroup.
+    pub bm: usize,
+    /// Output columns per workgroup.
+    pub bn: usize,
+    /// k per staged slice.
+    pub bk: usize,
+    /// Output rows per thread.
+    pub tm: usize,
+    /// Output columns per thread.
+    pub tn: usize,
+}
+
+impl RbTile {
+    /// 64 x 64 outputs, 4 x 4 per thread (256 threads), k slices of 16: 16 KiB of staging.
+    pub const SMALL: RbTile = RbTile { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
+    /// 128 x 128 outputs, 8 x 8 per thread (256 threads), k slices of 8: 16 KiB of staging.
+    pub const LARGE: RbTile = RbTile { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
+    /// 32 x 32 outputs, 4 x 4 per thread (64 threads), k slices of 16: 8 KiB of staging, for
+    /// adapters with fewer than 256 invocations per workgroup.
+    pub const TINY: RbTile = RbTile { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 };
+
+    /// Threads per workgroup.
+    pub fn threads(&self) -> usize {
+        (self.bm / self.tm) * (self.bn / self.tn)
+    }
+
+    /// Bytes of workgroup memory: both operands' slices, twice (double-buffered).
+    pub fn staging_bytes(&self) -> usize {
+        2 * self.bk * (self.bm + self.bn) * 4
+    }
+
+    /// Whether the adapter's limits allow this tile.
+    fn fits(&self, limits: &wgpu::Limits) -> bool {
+        self.threads() <= limits.max_compute_invocations_per_workgroup as usize
+            && self.threads() <= limits.max_compute_workgroup_size_x as usize
+            && self.staging_bytes() <= limits.max_compute_workgroup_storage_size as usize
+    }
+}
+
+/// A cooperative matrix configuration wgflow's kernel can use: square tiles of `side` with
+/// f32 accumulators, and f16 inputs when `f16` (else f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopShape {
+    /// The side of the square tiles (8 or 16).
+    pub side: usize,
+    /// Whether the inputs are f16 (`GpuOptions::allow_f16_matmul`).
+    pub f16: bool,
+    /// The subgroup size the configuration is for (the kernel's workgroup size).
+    pub lanes: usize,
+}
+
+/// What the adapter runs: the variant and, for `regblock`, the tiles for large and small
+/// products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Kernels {
+    pub(crate) variant: KernelVariant,
+    pub(crate) large: RbTile,
+    pub(crate) small: RbTile,
+    pub(crate) coop: Option<CoopShape>,
+}
+
+impl Kernels {
+    /// The register-blocked tile for an `m x n` output (times `batches`): the large tile when
+    /// it still gives the adapter a few workgroups' worth of work, else the small one.
+    pub(crate) fn tile_for(&self, m: usize, n: usize, batches: usize) -> RbTile {
+        let large = self.large;
+        if m.div_ceil(large.bm) * n.div_ceil(large.bn) * batches >= 32 {
+            large
+        } else {
+            self.small
+        }
+    }
+}
+
+thread_local! {
+    /// Whether the session running on this thread allows f16 cooperative matrices
+    /// (`GpuOptions::allow_f16_matmul`), set around its kernels' lowering.
+    static ALLOW_F16: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with `GpuOptions::allow_f16_matmul` set to `allow` for the lowerings it makes.
+#[allow(dead_code)] // Used once the session passes its option (next commit).
+pub(crate) fn with_f16_matmul<T>(allow: bool, f: impl FnOnce() -> T) -> T {
+    let before = ALLOW_F16.with(|c| c.replace(allow));
+    let out = f();
+    ALLOW_F16.with(|c| c.set(before));
+    out
+}
+
+/// The variant `WGFLOW_KERNEL` forces, if any (read once per process).
+fn forced() -> Option<KernelVariant> {
+    static FORCED: OnceLock<Option<KernelVariant>> = OnceLock::new();
+    *FORCED.get_or_init(|| {
+        let v = std::env::var(KERNEL_ENV).unwrap_or_default();
+        KernelVariant::parse(&v).unwrap_or_else(|| {
+            log::warn!("{KERNEL_ENV}={v:?} is not a kernel variant (tiled, regblock, sg8, coop, auto); using auto");
+            None
+        })
+    })
+}
+
+/// The kernels of `ctx` for this thread's session.
+pub(crate) fn kernels_for(ctx: &GpuContext) -> Kernels {
+    choose(ctx, forced(), ALLOW_F16.with(Cell::get))
+}
+
+/// The kernels of the process's open context (`tiled` while none is open).
+pub(crate) fn kernels() -> Kernels {
+    match current() {
+        Some(ctx) => kernels_for(&ctx),
+        None => Kernels { variant: KernelVariant::Tiled, large: RbTile::TINY, small: RbTile::TINY, coop: None },
+    }
+}
+
+/// The cooperative matrix shape this adapter offers wgflow, if any.
+pub(crate) fn coop_shape(ctx: &GpuContext, allow_f16: bool) -> Option<CoopShape> {
+    if !ctx.device_features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        return None;
+    }
+    let usable = |p: &wgpu::CooperativeMatrixProperties, f16: bool| {
+        let input = if f16 { wgpu::CooperativeScalarType::F16 } else { wgpu::CooperativeScalarType::F32 };
+        p.m_size == p.n_size
+            && p.n_size == p.k_size
+            && matches!(p.m_size, 8 | 16)
+            && p.ab_type == input
+            && p.cr_type == wgpu::CooperativeScalarType::F32
+    };
+    let lanes = ctx.info().subgroup_max_size.max(1) as usize;
+    let pick = |f16: bool| {
+        ctx.cooperative_matrices().iter().find(|p| usable(p, f16)).map(|p| CoopShape {
+            side: p.m_size as usize,
+            f16,
+            lanes,
+        })
+    };
+    pick(false).or_else(|| {
+        if allow_f16 && ctx.device_features().contains(wgpu::Features::SHADER_F16) {
+            pick(true)
+        } else {
+            None
+        }
+    })
+}
+
+/// The kernels for `ctx`, with `forced` the variant asked for (if any).
+fn choose(ctx: &GpuContext, forced: Option<KernelVariant>, allow_f16: bool) -> Kernels {
+    let limits = ctx.limits();
+    let small = [RbTile::SMALL, RbTile::TINY].into_iter().find(|t| t.fits(limits)).unwrap_or(RbTile::TINY);
+    let large = if RbTile::LARGE.fits(limits) { RbTile::LARGE } else { small };
+    let sg8 = ctx.device_features().contains(wgpu::Features::SUBGROUP)
+        && ctx.info().subgroup_min_size == 8
+        && ctx.info().subgroup_max_size == 8;
+    let coop = coop_shape(ctx, allow_f16);
+    let auto = if coop.is_some() {
+        KernelVariant::Coop
+    } else if sg8 {
+        KernelVariant::Sg8
+    } else {
+        KernelVariant::RegBlock
+    };
+    let variant = match forced {
+        None => auto,
+        Some(KernelVariant::Sg8) if !sg8 => warn_once(KernelVariant::Sg8, auto),
+        Some(KernelVariant::Coop) if coop.is_none() => warn_once(KernelVariant::Coop, auto),
+        Some(v) => v,
+    };
+    Kernels { variant, large, small, coop }
+}
+
+fn warn_once(asked: KernelVariant, used: KernelVariant) -> KernelVariant {
+    static WARNED: OnceLock<()> = OnceLock::new();
+    WARNED.get_or_init(|| {
+        log::warn!("{KERNEL_ENV}={} cannot run on this adapter; using {}", asked.as_str(), used.as_str());
+    });
+    used
+}
+
+/// The variant matmul and conv2d use on the process's open GPU context (`Tiled` while none is
+/// open): for reports and tests.
+pub fn active_variant() -> KernelVariant {
+    kernels().variant
+}
