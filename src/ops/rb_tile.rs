@@ -22,44 +22,13 @@ pub(crate) enum Along {
 pub(crate) fn gemm_rb_wgsl(tile: RbTile, a: Along, b: Along, header: &str) -> String {
     let RbTile { bm, bn, bk, tm, tn } = tile;
     let threads = tile.threads();
-    let (mut decls, mut loads, mut stores, mut body, mut results) =
-        (String::new(), String::new(), String::new(), String::new(), String::new());
+    let (mut decls, mut body, mut results) = (String::new(), String::new(), String::new());
     for r in 0..tm {
         for j in 0..tn / 4 {
             let _ = writeln!(decls, "    var c{r}_{j} = vec4<f32>(0.0);");
         }
     }
-    // Each operand's slice is `len` vec4s, `len / threads` per thread.
-    for (name, len, along, rows, shared) in [("a", bm * bk / 4, a, bm, "sa"), ("b", bk * bn / 4, b, bn, "sb")] {
-        let quads = rows / 4;
-        for i in 0..len / threads {
-            let _ = writeln!(decls, "    var p{name}{i} = vec4<f32>(0.0);");
-            let e = format!("(lid + {}u)", i * threads);
-            let first = if name == "a" { "row0" } else { "col0" };
-            match along {
-                // Element e: row (or column) e / (BK / 4), k quad e % (BK / 4); its four k go to
-                // four rows of the k-major slice.
-                Along::K => {
-                    let (x, kq) = (format!("{e} / {}u", bk / 4), format!("{e} % {}u", bk / 4));
-                    let call = if name == "a" { "load_a" } else { "load_b" };
-                    let _ = writeln!(loads, "            p{name}{i} = {call}({first} + {x}, k0 + ({kq}) * 4u);");
-                    for j in 0..4 {
-                        let _ = writeln!(
-                            stores,
-                            "            {shared}[(nxt + ({kq}) * 4u + {j}u) * {quads}u + ({x}) / 4u][({x}) % 4u] = p{name}{i}[{j}];"
-                        );
-                    }
-                }
-                // Element e: k e / (rows / 4), quad e % (rows / 4): one vec4 of the slice.
-                Along::Other => {
-                    let (kk, q) = (format!("{e} / {quads}u"), format!("{e} % {quads}u"));
-                    let call = if name == "a" { "load_a" } else { "load_b" };
-                    let _ = writeln!(loads, "            p{name}{i} = {call}(k0 + {kk}, {first} + ({q}) * 4u);");
-                    let _ = writeln!(stores, "            {shared}[(nxt + {kk}) * {quads}u + {q}] = p{name}{i};");
-                }
-            }
-        }
-    }
+    let (loads, stores) = staging(&mut decls, (bm, bn, bk, threads), (a, b), None);
     for kk in 0..bk {
         let _ = writeln!(body, "        {{");
         for q in 0..tm / 4 {
@@ -102,6 +71,69 @@ pub(crate) fn gemm_rb_wgsl(tile: RbTile, a: Along, b: Along, header: &str) -> St
         .replace("BODY", body.trim_end())
         .replace("RESULTS", results.trim_end());
     with_prelude(&code)
+}
+
+/// Each thread's share of the global loads of a k slice (`LOADS`: into the registers `pa{i}`,
+/// `pb{i}`, declared in `decls`) and their stores into workgroup memory (`STORES_TO_SHARED`),
+/// for a `bm x bk` slice of op(A) and a `bk x bn` slice of op(B) loaded by `threads`, k-major in
+/// `sa` and `sb`. The copy is at `nxt`: in k rows of vec4s (`scalar` None), or in elements of
+/// the type `scalar` names (each vec4's four values converted and stored apart).
+pub(crate) fn staging(
+    decls: &mut String,
+    (bm, bn, bk, threads): (usize, usize, usize, usize),
+    (a, b): (Along, Along),
+    scalar: Option<&str>,
+) -> (String, String) {
+    let (mut loads, mut stores) = (String::new(), String::new());
+    // The store of value `v` at k `k` and row (or column) `x` of a slice `rows` wide.
+    let put = |stores: &mut String, shared: &str, rows: usize, k: &str, x: &str, v: &str, whole: bool| match scalar {
+        None if whole => {
+            let _ = writeln!(stores, "            {shared}[(nxt + {k}) * {}u + ({x}) / 4u] = {v};", rows / 4);
+        }
+        None => {
+            let _ =
+                writeln!(stores, "            {shared}[(nxt + {k}) * {}u + ({x}) / 4u][({x}) % 4u] = {v};", rows / 4);
+        }
+        Some(t) => {
+            let _ = writeln!(stores, "            {shared}[nxt + ({k}) * {rows}u + {x}] = {t}({v});");
+        }
+    };
+    // Each operand's slice is `len` vec4s, `len / threads` per thread.
+    for (name, len, along, rows, shared) in [("a", bm * bk / 4, a, bm, "sa"), ("b", bk * bn / 4, b, bn, "sb")] {
+        let quads = rows / 4;
+        let call = if name == "a" { "load_a" } else { "load_b" };
+        let first = if name == "a" { "row0" } else { "col0" };
+        for i in 0..len / threads {
+            let _ = writeln!(decls, "    var p{name}{i} = vec4<f32>(0.0);");
+            let e = format!("(lid + {}u)", i * threads);
+            let v = format!("p{name}{i}");
+            match along {
+                // Element e: row (or column) e / (BK / 4), k quad e % (BK / 4); its four k go to
+                // four rows of the k-major slice.
+                Along::K => {
+                    let (x, kq) = (format!("{e} / {}u", bk / 4), format!("{e} % {}u", bk / 4));
+                    let _ = writeln!(loads, "            {v} = {call}({first} + {x}, k0 + ({kq}) * 4u);");
+                    for j in 0..4 {
+                        put(&mut stores, shared, rows, &format!("({kq}) * 4u + {j}u"), &x, &format!("{v}[{j}]"), false);
+                    }
+                }
+                // Element e: k e / (rows / 4), quad e % (rows / 4): one vec4 of the slice.
+                Along::Other => {
+                    let (kk, q) = (format!("{e} / {quads}u"), format!("{e} % {quads}u"));
+                    let _ = writeln!(loads, "            {v} = {call}(k0 + {kk}, {first} + ({q}) * 4u);");
+                    if scalar.is_none() {
+                        put(&mut stores, shared, rows, &kk, &format!("({q}) * 4u"), &v, true);
+                    } else {
+                        for j in 0..4 {
+                            let x = format!("({q}) * 4u + {j}u");
+                            put(&mut stores, shared, rows, &kk, &x, &format!("{v}[{j}]"), false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (loads, stores)
 }
 
 /// The k slices one dispatch of the register-blocked kernel covers: its k loop makes one trip

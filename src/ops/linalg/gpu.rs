@@ -194,8 +194,16 @@ pub(crate) fn matmul(
             let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
             return k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_SG_K_SPLIT), out, leaves, WG);
         }
+        let rb_fits = super::gpu_rb::fits((m, k, n), (ta, tb));
+        if let (KernelVariant::Coop, Some(shape), true) = (kernels.variant, kernels.coop, rb_fits) {
+            let limits = (kernels.max_threads, kernels.max_staging);
+            let parts = (uniforms.clone(), out.clone(), batches);
+            if let Some(l) = super::gpu_coop::lowering(shape, limits, (m, k, n), (ta, tb), parts, epilogue) {
+                return l;
+            }
+        }
         let rb = matches!(kernels.variant, KernelVariant::RegBlock | KernelVariant::Coop);
-        if rb && super::gpu_rb::fits((m, k, n), (ta, tb)) {
+        if rb && rb_fits {
             return super::gpu_rb::lowering(&kernels, (m, k, n), (ta, tb), (uniforms, out, batches), epilogue);
         }
         let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
@@ -259,7 +267,9 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let (scalar, vec4) = crate::ops::fused::wgsl::sample_epilogues();
     use super::gpu_rb::matmul_rb_wgsl as rb;
     use crate::runtime::gpu::variant::RbTile;
-    Ok(vec![
+    let mut coop = super::gpu_coop::samples(&plain(true));
+    coop.extend(super::gpu_coop::samples(&vec4).into_iter().take(1).map(|(n, w)| (format!("{n}, epilogue"), w)));
+    let mut list = vec![
         ("matmul.wgsl".to_string(), matmul_wgsl(&plain(false))),
         ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2, false, false, &plain(true))),
         ("matmul_sg.wgsl 2x1 ta tb".to_string(), matmul_sg_wgsl(2, 1, true, true, &plain(true))),
@@ -271,5 +281,7 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         ("gemm_rb.wgsl + matmul_rb.wgsl tiny ta".into(), rb(RbTile::TINY, true, false, &plain(true))),
         ("gemm_rb.wgsl + matmul_rb.wgsl small tb, epilogue".into(), rb(RbTile::SMALL, false, true, &vec4)),
         ("matmul_sg.wgsl 4x2 with an epilogue".into(), matmul_sg_wgsl(4, 2, false, false, &vec4)),
-    ])
+    ];
+    list.extend(coop);
+    Ok(list)
 }

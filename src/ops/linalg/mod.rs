@@ -5,6 +5,7 @@
 
 mod cpu;
 mod gpu;
+mod gpu_coop;
 mod gpu_rb;
 mod grad;
 

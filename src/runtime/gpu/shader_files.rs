@@ -33,6 +33,7 @@ shader_files! {
     GATHER => "gather.wgsl",
     GEMM_RB => "gemm_rb.wgsl",
     MATMUL => "matmul.wgsl",
+    MATMUL_COOP => "matmul_coop.wgsl",
     MATMUL_RB => "matmul_rb.wgsl",
     MATMUL_SG => "matmul_sg.wgsl",
     MAX_POOL_ARGMAX => "max_pool_argmax.wgsl",

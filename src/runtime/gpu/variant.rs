@@ -116,6 +116,9 @@ pub(crate) struct Kernels {
     pub(crate) large: RbTile,
     pub(crate) small: RbTile,
     pub(crate) coop: Option<CoopShape>,
+    /// The adapter's invocations per workgroup and bytes of workgroup memory.
+    pub(crate) max_threads: usize,
+    pub(crate) max_staging: usize,
 }
 
 impl Kernels {
@@ -167,7 +170,14 @@ pub(crate) fn kernels_for(ctx: &GpuContext) -> Kernels {
 pub(crate) fn kernels() -> Kernels {
     match current() {
         Some(ctx) => kernels_for(&ctx),
-        None => Kernels { variant: KernelVariant::Tiled, large: RbTile::TINY, small: RbTile::TINY, coop: None },
+        None => Kernels {
+            variant: KernelVariant::Tiled,
+            large: RbTile::TINY,
+            small: RbTile::TINY,
+            coop: None,
+            max_threads: 64,
+            max_staging: 16384,
+        },
     }
 }
 
@@ -223,7 +233,9 @@ fn choose(ctx: &GpuContext, forced: Option<KernelVariant>, allow_f16: bool) -> K
         Some(KernelVariant::Coop) if coop.is_none() => warn_once(KernelVariant::Coop, auto),
         Some(v) => v,
     };
-    Kernels { variant, large, small, coop }
+    let max_threads = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x) as usize;
+    let max_staging = limits.max_compute_workgroup_storage_size as usize;
+    Kernels { variant, large, small, coop, max_threads, max_staging }
 }
 
 fn warn_once(asked: KernelVariant, used: KernelVariant) -> KernelVariant {
