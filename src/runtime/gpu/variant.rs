@@ -246,6 +246,18 @@ fn warn_once(asked: KernelVariant, used: KernelVariant) -> KernelVariant {
     used
 }
 
+/// Whether reductions combine each workgroup's values with subgroup shuffles: the device has
+/// `SUBGROUP` with subgroups of 4 to 64 lanes, and `WGFLOW_KERNEL` does not force `tiled` (which
+/// keeps every kernel off subgroup operations).
+pub(crate) fn subgroup_reductions() -> bool {
+    forced() != Some(KernelVariant::Tiled)
+        && current().is_some_and(|c| {
+            c.device_features().contains(wgpu::Features::SUBGROUP)
+                && c.info().subgroup_min_size >= 4
+                && c.info().subgroup_max_size <= 64
+        })
+}
+
 /// The variant matmul and conv2d use on the process's open GPU context (`Tiled` while none is
 /// open): for reports and tests.
 pub fn active_variant() -> KernelVariant {
