@@ -49,7 +49,7 @@ fn a_variable_is_an_operand() {
     let w = g.variable(Tensor::from(vec![10.0f32, 20.0]), "w").unwrap();
     let sum = g.add(&v, &w).unwrap();
     let copy = g.assign(&v, &w).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
     assert_eq!(s.eval(&sum).unwrap(), Tensor::from(vec![11.0f32, 22.0]));
     s.run(&[copy]).unwrap();
@@ -63,7 +63,7 @@ fn div_names_tf_divide_and_binary_div_the_realdiv_op() {
     // `g.div` is `tf.divide`: int32 operands are cast to float64 first.
     let q = g.div(&a, &b).unwrap();
     assert_eq!(q.dtype(), wgflow::DType::F64);
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     assert_eq!(Vec::<f64>::try_from(&s.eval(&q).unwrap()).unwrap(), vec![3.5, -3.5]);
     // `BinaryKind::Div` is the `RealDiv` op itself, which TF registers for float types only.
     let e = g.binary(wgflow::BinaryKind::Div, &a, &b).unwrap_err();
