@@ -47,9 +47,7 @@ fn mse_matmul_bias(case: &Value, d: Device) -> Case {
     let b = g.variable(input(case, "b_init"), "b").map_err(err)?;
     let pred = g.add(g.matmul(&x, &w, false, false).map_err(err)?, &b).map_err(err)?;
     let loss = g.reduce_mean(g.square(g.sub(&pred, &y).map_err(err)?).map_err(err)?, None, false).map_err(err)?;
-    let grads = g
-        .gradients(std::slice::from_ref(&loss), &[w.tensor().clone(), b.tensor().clone(), x.clone()], None)
-        .map_err(err)?;
+    let grads = g.gradients(&[&loss], &[w.as_ref(), b.as_ref(), &x], None).map_err(err)?;
     let s = Session::new(&g, d.config()).map_err(err)?;
     s.run(&[g.global_variables_initializer().map_err(err)?]).map_err(err)?;
     let fetches = [
@@ -74,7 +72,7 @@ fn conv2d_relu_mean(case: &Value, d: Device) -> Case {
     let f = g.variable(input(case, "filter_init"), "filter").map_err(err)?;
     let conv = g.conv2d(&x, &f, &[1, stride, stride, 1], padding, &[1, 1, 1, 1]).map_err(err)?;
     let loss = g.reduce_mean(g.relu(&conv).map_err(err)?, None, false).map_err(err)?;
-    let grads = g.gradients(std::slice::from_ref(&loss), &[f.tensor().clone(), x.clone()], None).map_err(err)?;
+    let grads = g.gradients(&[&loss], &[f.as_ref(), &x], None).map_err(err)?;
     let s = Session::new(&g, d.config()).map_err(err)?;
     s.run(&[g.global_variables_initializer().map_err(err)?]).map_err(err)?;
     let fetches =
