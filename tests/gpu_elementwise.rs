@@ -31,7 +31,7 @@ fn close(got: &Tensor, want: &Tensor, exact: bool) -> Result<(), String> {
 fn eval(config: ConfigProto, build: &dyn Fn(&Graph) -> wgflow::Result<wgflow::Output>) -> (Tensor, Session) {
     let g = Graph::new();
     let y = build(&g).expect("build");
-    let mut s = Session::new(&g, config).expect("session");
+    let s = Session::new(&g, config).expect("session");
     (s.eval(&y).expect("run"), s)
 }
 
