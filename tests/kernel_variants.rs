@@ -29,8 +29,8 @@ fn rand(g: &Graph, shape: &[usize], seed: u32) -> Output {
 /// Evaluates `ys` on both devices; each element within `1e-4 * (1 + |cpu| + sum)` where the
 /// tolerance grows with `k` (float32 sums in another order).
 fn same_on_both(g: &Graph, ys: &[(Output, usize)]) {
-    let mut cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
-    let mut gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
+    let cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
+    let gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
     for (y, k) in ys {
         let want = cpu.eval(y).expect("cpu run").to_f32_vec().expect("f32");
         let got = gpu.eval(y).expect("gpu run").to_f32_vec().expect("f32");
@@ -162,4 +162,25 @@ fn convolutions_cross_groups_scalar_channels_and_k_splits() {
     let y = g.conv2d(rand(&g, &[1, 3, 3, 7200], 60), rand(&g, &[3, 3, 7200, 4], 61), &one, Padding::Same, &one);
     ys.push((y.expect("long conv2d"), 64_800));
     same_on_both(&g, &ys);
+}
+
+/// `GpuOptions::allow_f16_matmul` changes nothing where the adapter offers no f16 cooperative
+/// matrices (lavapipe): the same kernels, the same float32 results as a session without it.
+#[test]
+fn allow_f16_matmul_is_inert_without_f16_cooperative_matrices() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let report = wgflow::testing::GpuContext::get(None).expect("context").report();
+    if report.contains("A/B F16, C/result F32") {
+        return; // This adapter offers them: the option then changes the kernel on purpose.
+    }
+    let g = Graph::new();
+    let y = g.matmul(rand(&g, &[72, 40], 21), rand(&g, &[40, 36], 22), false, false).expect("matmul");
+    let mut config = Device::Gpu.config();
+    let plain = Session::new(&g, config.clone()).expect("session").eval(&y).expect("run");
+    config.gpu_options.allow_f16_matmul = true;
+    let allowed = Session::new(&g, config).expect("session").eval(&y).expect("run");
+    assert_eq!(plain, allowed, "bit-equal results");
+    assert_ne!(wgflow::gpu::kernel_variant(), KernelVariant::Coop);
 }

@@ -165,7 +165,7 @@ impl Session {
                     }
                     let target = placement_target(&config, &ctx)?;
                     device = format!("GPU: {}", ctx.info().name);
-                    let state = device_gpu::GpuState::new(ctx, target.budget);
+                    let state = device_gpu::GpuState::new(ctx, target.budget, config.gpu_options.allow_f16_matmul);
                     gpu_target = Some(target);
                     Backend::Gpu(Box::new(state))
                 }

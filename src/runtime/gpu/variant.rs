@@ -141,7 +141,6 @@ thread_local! {
 }
 
 /// Runs `f` with `GpuOptions::allow_f16_matmul` set to `allow` for the lowerings it makes.
-#[allow(dead_code)] // Used once the session passes its option (next commit).
 pub(crate) fn with_f16_matmul<T>(allow: bool, f: impl FnOnce() -> T) -> T {
     let before = ALLOW_F16.with(|c| c.replace(allow));
     let out = f();
@@ -183,9 +182,22 @@ pub(crate) fn kernels() -> Kernels {
 
 /// The cooperative matrix shape this adapter offers wgflow, if any.
 pub(crate) fn coop_shape(ctx: &GpuContext, allow_f16: bool) -> Option<CoopShape> {
-    if !ctx.device_features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+    let f = ctx.device_features();
+    if !f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
         return None;
     }
+    let info = ctx.info();
+    if info.subgroup_min_size != info.subgroup_max_size {
+        // The kernel's subgroups are `lanes` threads of its workgroup: one fixed size.
+        return None;
+    }
+    let f16 = allow_f16 && f.contains(wgpu::Features::SHADER_F16);
+    pick_coop(ctx.cooperative_matrices(), info.subgroup_max_size as usize, f16)
+}
+
+/// The configuration the kernel uses among `offered`: square 8x8 or 16x16 tiles accumulating in
+/// f32, with f32 inputs, else (when `f16` is allowed) f16 inputs.
+fn pick_coop(offered: &[wgpu::CooperativeMatrixProperties], lanes: usize, f16: bool) -> Option<CoopShape> {
     let usable = |p: &wgpu::CooperativeMatrixProperties, f16: bool| {
         let input = if f16 { wgpu::CooperativeScalarType::F16 } else { wgpu::CooperativeScalarType::F32 };
         p.m_size == p.n_size
@@ -194,21 +206,12 @@ pub(crate) fn coop_shape(ctx: &GpuContext, allow_f16: bool) -> Option<CoopShape>
             && p.ab_type == input
             && p.cr_type == wgpu::CooperativeScalarType::F32
     };
-    let lanes = ctx.info().subgroup_max_size.max(1) as usize;
-    let pick = |f16: bool| {
-        ctx.cooperative_matrices().iter().find(|p| usable(p, f16)).map(|p| CoopShape {
-            side: p.m_size as usize,
-            f16,
-            lanes,
-        })
-    };
-    pick(false).or_else(|| {
-        if allow_f16 && ctx.device_features().contains(wgpu::Features::SHADER_F16) {
-            pick(true)
-        } else {
-            None
-        }
-    })
+    let pick =
+        |f16: bool| offered.iter().find(|p| usable(p, f16)).map(|p| CoopShape { side: p.m_size as usize, f16, lanes });
+    if lanes == 0 {
+        return None;
+    }
+    pick(false).or_else(|| if f16 { pick(true) } else { None })
 }
 
 /// The kernels for `ctx`, with `forced` the variant asked for (if any).
@@ -262,4 +265,52 @@ pub(crate) fn subgroup_reductions() -> bool {
 /// open): for reports and tests.
 pub fn active_variant() -> KernelVariant {
     kernels().variant
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::CooperativeScalarType::{F16, F32};
+
+    fn config(
+        side: u32,
+        ab: wgpu::CooperativeScalarType,
+        cr: wgpu::CooperativeScalarType,
+    ) -> wgpu::CooperativeMatrixProperties {
+        wgpu::CooperativeMatrixProperties {
+            m_size: side,
+            n_size: side,
+            k_size: side,
+            ab_type: ab,
+            cr_type: cr,
+            saturating_accumulation: false,
+        }
+    }
+
+    #[test]
+    fn f16_inputs_only_with_allow_f16_matmul() {
+        // As NVIDIA's Vulkan driver: f16 inputs with f16 or f32 accumulators.
+        let nvidia = [config(16, F16, F16), config(16, F16, F32)];
+        assert_eq!(pick_coop(&nvidia, 32, false), None);
+        assert_eq!(pick_coop(&nvidia, 32, true), Some(CoopShape { side: 16, f16: true, lanes: 32 }));
+        // As Apple's simdgroup matrices: f32 8x8, used whatever the option says.
+        let apple = [config(8, F16, F16), config(8, F32, F32)];
+        assert_eq!(pick_coop(&apple, 32, false), Some(CoopShape { side: 8, f16: false, lanes: 32 }));
+        assert_eq!(pick_coop(&apple, 32, true), Some(CoopShape { side: 8, f16: false, lanes: 32 }));
+        // Shapes the kernel does not tile, and f16 accumulators, are not used.
+        assert_eq!(pick_coop(&[config(32, F32, F32), config(16, F16, F16)], 32, true), None);
+        assert_eq!(pick_coop(&[], 32, true), None);
+    }
+
+    #[test]
+    fn tiles_fit_limits_and_threads_divide_their_loads() {
+        for t in [RbTile::SMALL, RbTile::LARGE, RbTile::TINY] {
+            assert!(t.bm % t.tm == 0 && t.bn % t.tn == 0 && t.tm % 4 == 0 && t.tn % 4 == 0 && t.bk % 4 == 0, "{t:?}");
+            assert_eq!((t.bm * t.bk / 4) % t.threads(), 0, "{t:?}");
+            assert_eq!((t.bn * t.bk / 4) % t.threads(), 0, "{t:?}");
+            assert!(t.staging_bytes() <= 16384, "{t:?}: WebGPU's default workgroup memory");
+        }
+        let low = wgpu::Limits { max_compute_invocations_per_workgroup: 128, ..wgpu::Limits::default() };
+        assert!(!RbTile::SMALL.fits(&low) && RbTile::TINY.fits(&low));
+    }
 }
