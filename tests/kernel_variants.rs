@@ -96,14 +96,22 @@ fn the_variant_asked_for_is_the_one_that_runs() {
     let coop = report.contains("cooperative 8x8 tiles") || report.contains("cooperative 16x16 tiles");
     let want = expected_variant(sg8, coop);
     assert_eq!(wgflow::gpu::kernel_variant(), want, "report:\n{report}");
-    let built = wgflow::testing::kernels_built();
     let (matmul, conv) = match want {
         KernelVariant::Tiled => ("matmul f32", "nn conv2d f32"),
         KernelVariant::RegBlock => ("matmul rb f32", "nn conv2d rb f32"),
         KernelVariant::Sg8 => ("matmul sg f32", "nn conv2d sg f32"),
         KernelVariant::Coop => ("matmul coop", "nn conv2d rb f32"),
     };
-    for prefix in [matmul, conv] {
+    let d = g.depthwise_conv2d(
+        rand(&g, &[1, 6, 6, 8], 5),
+        rand(&g, &[3, 3, 8, 1], 6),
+        &[1, 1, 1, 1],
+        Padding::Same,
+        &[1, 1, 1, 1],
+    );
+    same_on_both(&g, &[(d.expect("depthwise"), 9)]);
+    let built = wgflow::testing::kernels_built();
+    for prefix in [matmul, conv, "nn depthwise f32"] {
         assert!(built.iter().any(|k| k.starts_with(prefix)), "no {prefix} kernel in {built:#?}");
     }
     println!("kernel variant {}: built {built:?}", want.as_str());
@@ -157,6 +165,17 @@ fn convolutions_cross_groups_scalar_channels_and_k_splits() {
     for (i, (x, f, s, p, d)) in cases.iter().enumerate() {
         let y = g.conv2d(rand(&g, x, i as u32), rand(&g, f, 50 + i as u32), s, *p, d).expect("conv2d");
         ys.push((y, f[0] * f[1] * f[2]));
+    }
+    // Depthwise (its own kernel): multiplier 1 with vec4 channels, 2 with scalar ones, strides,
+    // dilations, both paddings.
+    let depthwise: [Case; 3] = [
+        ([2, 11, 9, 8], [3, 3, 8, 1], [1, 2, 2, 1], Padding::Same, one),
+        ([1, 10, 10, 6], [3, 3, 6, 2], one, Padding::Valid, [1, 2, 2, 1]),
+        ([1, 7, 8, 4], [5, 5, 4, 1], one, Padding::Same, one),
+    ];
+    for (i, (x, f, s, p, d)) in depthwise.iter().enumerate() {
+        let y = g.depthwise_conv2d(rand(&g, x, 70 + i as u32), rand(&g, f, 80 + i as u32), s, *p, d);
+        ys.push((y.expect("depthwise"), f[0] * f[1]));
     }
     // A receptive field past one dispatch: 3 x 3 x 7,200 = 64,800 entries.
     let y = g.conv2d(rand(&g, &[1, 3, 3, 7200], 60), rand(&g, &[3, 3, 7200, 4], 61), &one, Padding::Same, &one);

@@ -159,6 +159,9 @@ fn conv2d_lowering(
     // The subgroup kernel walks the whole receptive field in one dispatch: kh * (2 + kw * (2 +
     // its channel loop: 6 trips per vec4 of Cin, or 1 per channel read as scalars)).
     let sg_trips = g.k_h.saturating_mul(2 + g.k_w.saturating_mul(2 + 2 * g.in_c));
+    if super::depthwise_gpu::fits(&g) {
+        return super::depthwise_gpu::lowering(&g, epilogue);
+    }
     let kernels = kernels();
     if kernels.variant == KernelVariant::Sg8 && sg_trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
         if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {

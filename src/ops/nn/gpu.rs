@@ -130,5 +130,7 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         ("gemm_rb.wgsl + conv2d_rb.wgsl small vec4".into(), rb(RbTile::SMALL, true, &plain(true))),
         ("gemm_rb.wgsl + conv2d_rb.wgsl large scalar".into(), rb(RbTile::LARGE, false, &plain(true))),
         ("gemm_rb.wgsl + conv2d_rb.wgsl tiny, epilogue".into(), rb(RbTile::TINY, true, &vec4)),
+        ("depthwise.wgsl vec4".into(), super::depthwise_gpu::depthwise_wgsl(true, &plain(true))),
+        ("depthwise.wgsl scalar, epilogue".into(), super::depthwise_gpu::depthwise_wgsl(false, &vec4)),
     ])
 }

@@ -7,6 +7,7 @@ mod conv_gpu;
 mod conv_rb;
 mod cpu;
 mod depthwise;
+mod depthwise_gpu;
 pub(crate) mod gpu;
 mod grad;
 mod softmax;

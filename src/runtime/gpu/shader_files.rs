@@ -26,6 +26,7 @@ shader_files! {
     CONV2D_BACKPROP_INPUT => "conv2d_backprop_input.wgsl",
     CONV2D_RB => "conv2d_rb.wgsl",
     CONV2D_SG => "conv2d_sg.wgsl",
+    DEPTHWISE => "depthwise.wgsl",
     ELEMENTWISE => "elementwise.wgsl",
     ELEMENTWISE_VEC4 => "elementwise_vec4.wgsl",
     ERROR_FLAG => "error_flag.wgsl",
