@@ -40,9 +40,13 @@ if [ "$#" -eq 0 ]; then
   else
     echo "== coop: this adapter offers no cooperative matrix configuration wgflow uses; not run"
   fi
+  # The regblock pass also runs the elementwise vec4 kernels' grid-stride loop, on a small grid
+  # (lavapipe's default is one vec4 per thread; real GPUs loop over 2^18 threads).
   for v in $variants; do
-    echo "== again with WGFLOW_KERNEL=$v"
-    WGFLOW_KERNEL=$v cargo test --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
+    grid=""
+    if [ "$v" = regblock ]; then grid=4096; fi
+    echo "== again with WGFLOW_KERNEL=$v${grid:+ WGFLOW_GRID_THREADS=$grid}"
+    WGFLOW_GRID_THREADS=$grid WGFLOW_KERNEL=$v cargo test --test gpu_elementwise --test golden_elementwise --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
       --test fusion --test gpu_nn --test gpu_linalg_reduce --test kernel_variants -- --nocapture 2>&1
   done
 fi
