@@ -3,8 +3,10 @@
 # builds wgflow-bench in release, prints the adapter's report (name, driver, subgroup sizes,
 # features, limits, cooperative matrix configurations), runs the benchmark harness on the
 # best adapter (all four placement policies) and the GPU sweep (matmul 1024-4096, conv2d
-# shapes, 64M-element elementwise ops, run overhead; GFLOP/s and GB/s), and writes all of it to
-# bench-results/<adapter>.md. About 3-6 minutes on a real GPU; well under 8.
+# shapes, 64M-element elementwise ops, run overhead; GFLOP/s and GB/s) with the adapter's default
+# kernels, then again with each other kernel variant (regblock, tiled, and f16 cooperative
+# matrices where offered), and writes all of it to bench-results/<adapter>.md. About 4-7 minutes
+# on a real GPU; under 8.
 #
 # Usage: bash scripts/device-bench.sh [ADAPTER]   (an index or part of a name; default: the best)
 set -euo pipefail
@@ -29,6 +31,17 @@ trap 'rm -rf "$work"' EXIT
 
 "$bench" "${adapter[@]}" --out "$work/suite"
 "$bench" "${adapter[@]}" --sweep --out "$work/sweep"
+# The sweep again with each other matmul / conv2d kernel variant the adapter runs, and with
+# f16 cooperative matrices where it offers only those (GpuOptions::allow_f16_matmul).
+variants="regblock tiled"
+if echo "$info" | grep -q "A/B F16, C/result F32"; then variants="$variants f16"; fi
+for v in $variants; do
+  if [ "$v" = f16 ]; then
+    "$bench" "${adapter[@]}" --sweep --f16-matmul --out "$work/sweep-$v"
+  else
+    WGFLOW_KERNEL=$v "$bench" "${adapter[@]}" --sweep --out "$work/sweep-$v"
+  fi
+done
 
 mkdir -p bench-results
 out="bench-results/$slug.md"
@@ -45,8 +58,14 @@ out="bench-results/$slug.md"
   echo
   cat "$work/suite/latest.md"
   echo
-  echo "## GPU sweep (all-GPU)"
+  echo "## GPU sweep (all-GPU), the adapter's default kernels"
   echo
   cat "$work/sweep/sweep.md"
+  for v in $variants; do
+    echo
+    if [ "$v" = f16 ]; then echo "## GPU sweep, f16 cooperative matrices (allow_f16_matmul)"; else echo "## GPU sweep, WGFLOW_KERNEL=$v"; fi
+    echo
+    cat "$work/sweep-$v/sweep.md"
+  done
 } > "$out"
 echo "wrote $out"

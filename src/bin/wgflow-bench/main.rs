@@ -57,13 +57,14 @@ fn parse() -> Result<Args, String> {
             "--cpu-only" => args.cpu_only = true,
             "--device-info" => args.device_info = true,
             "--sweep" => args.sweep = true,
+            "--f16-matmul" => measure::F16_MATMUL.store(true, std::sync::atomic::Ordering::Relaxed),
             "--filter" => args.filter = Some(it.next().ok_or("--filter needs a text")?),
             "--adapter" => args.adapter = Some(it.next().ok_or("--adapter needs an index or a name")?),
             "--out" => args.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
             "-h" | "--help" => {
                 println!(
                     "usage: wgflow-bench [--quick] [--filter TEXT] [--cpu-only] [--adapter INDEX|NAME] [--out DIR] \
-                     [--device-info] [--sweep]"
+                     [--device-info] [--sweep] [--f16-matmul]"
                 );
                 std::process::exit(0);
             }

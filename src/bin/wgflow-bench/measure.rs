@@ -33,6 +33,12 @@ impl Policy {
     }
 
     fn config(self) -> ConfigProto {
+        let mut config = self.placement();
+        config.gpu_options.allow_f16_matmul = F16_MATMUL.load(std::sync::atomic::Ordering::Relaxed);
+        config
+    }
+
+    fn placement(self) -> ConfigProto {
         match self {
             Policy::AllCpu => ConfigProto::cpu_only(),
             Policy::AllGpu => ConfigProto { allow_soft_placement: false, ..ConfigProto::default() },
@@ -44,6 +50,9 @@ impl Policy {
         }
     }
 }
+
+/// `--f16-matmul`: the GPU sessions set `GpuOptions::allow_f16_matmul`.
+pub static F16_MATMUL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How long to measure.
 #[derive(Clone, Copy)]
