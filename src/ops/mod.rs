@@ -21,6 +21,7 @@ pub(crate) mod reduce;
 pub(crate) mod registry;
 pub(crate) mod sg_tile;
 pub(crate) mod state;
+mod wgsl_cache;
 /// The WGSL files (embedded once, in the GPU runtime).
 pub(crate) use crate::runtime::gpu::shader_files as wgsl;
 
@@ -333,34 +334,6 @@ impl OpKind {
     }
 }
 
-/// WGSL sources built once per process and kept for its lifetime (one per op kind and
-/// dtype, so the set is small and bounded).
-pub(crate) fn cached_wgsl(key: String, make: impl FnOnce() -> Result<String>) -> Result<&'static str> {
-    let mut map = wgsl_cache().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = map.get(&key) {
-        return Ok(s);
-    }
-    let text: &'static str = Box::leak(make()?.into_boxed_str());
-    map.insert(key, text);
-    Ok(text)
-}
-
-/// The kernels [`cached_wgsl`] built, by key.
-fn wgsl_cache() -> &'static std::sync::Mutex<std::collections::HashMap<String, &'static str>> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static str>>> =
-        std::sync::OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
-/// The keys of the kernels this process instantiated (`matmul rb f32 64x64x16 4x4 ...`), sorted:
-/// which kernel variant ran.
-#[cfg(feature = "test-hooks")]
-pub fn kernels_built() -> Vec<String> {
-    let mut keys: Vec<String> = wgsl_cache().lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-    keys.sort();
-    keys
-}
-
 /// The rank of `x` for an exported constant input that depends on it.
 pub(crate) fn export_rank(op: &str, x: Option<&TensorSpec>) -> Result<usize> {
     x.and_then(|x| x.shape.rank())
@@ -390,6 +363,9 @@ pub(crate) fn compute(op: impl Op + 'static) -> OpKind {
 }
 
 pub(crate) use state::infer_assign;
+pub(crate) use wgsl_cache::cached_wgsl;
+#[cfg(feature = "test-hooks")]
+pub use wgsl_cache::kernels_built;
 
 /// The pure op of a binary elementwise kind.
 pub(crate) fn binary_op(kind: BinaryKind) -> impl Op {

@@ -9,6 +9,7 @@
 //! `--adapter`) it runs itself once per adapter, each child writing its table and chart under
 //! `adapter-N/`, and `latest.json` gathers all of them.
 
+mod compile;
 mod measure;
 mod models;
 mod report;
@@ -93,6 +94,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     if args.device_info {
         print!("{}", Adapter::open(None)?.report());
+        print!("{}", compile::first_runs()?);
         return Ok(());
     }
     let stem = match (args.sweep, args.quick) {
