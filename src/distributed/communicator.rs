@@ -32,6 +32,8 @@ pub struct Communicator {
     universe: mpi::environment::Universe,
     rank: usize,
     size: usize,
+    local_rank: usize,
+    local_size: usize,
     timeout: Duration,
     staging: RefCell<Staging>,
     broken: Cell<bool>,
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Communicator {
         f.debug_struct("Communicator")
             .field("rank", &self.rank)
             .field("size", &self.size)
+            .field("local_rank", &self.local_rank)
             .field("timeout", &self.timeout)
             .field("broken", &self.broken.get())
             .finish()
@@ -58,15 +61,20 @@ impl Communicator {
         })?;
         let comm = universe.world().duplicate();
         errors_return(comm.as_raw())?;
-        let (rank, size) = (usize::try_from(comm.rank()), usize::try_from(comm.size()));
-        let (Ok(rank), Ok(size)) = (rank, size) else {
+        // The ranks that share this host's memory, for the rank's place on its host.
+        let host = comm.split_shared(comm.rank());
+        let ids = [comm.rank(), comm.size(), host.rank(), host.size()].map(usize::try_from);
+        let [Ok(rank), Ok(size), Ok(local_rank), Ok(local_size)] = ids else {
             return Err(Error::internal("MPI gave a negative rank or size"));
         };
+        drop(host);
         Ok(Communicator {
             comm,
             universe,
             rank,
             size,
+            local_rank,
+            local_size,
             timeout: DEFAULT_TIMEOUT,
             staging: RefCell::default(),
             broken: Cell::new(false),
@@ -81,6 +89,18 @@ impl Communicator {
     /// The number of ranks.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// This rank's place among the ranks on its host, `0..local_size` (from
+    /// `MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)`): the index of the GPU it should use when
+    /// a host runs one rank per GPU.
+    pub fn local_rank(&self) -> usize {
+        self.local_rank
+    }
+
+    /// The number of ranks on this host.
+    pub fn local_size(&self) -> usize {
+        self.local_size
     }
 
     /// Whether this is rank 0, TF's chief: the rank that broadcasts the variables and writes
