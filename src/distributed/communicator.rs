@@ -123,12 +123,14 @@ impl Communicator {
 
     /// The name of this rank's host (`MPI_Get_processor_name`).
     pub fn host_name(&self) -> String {
-        mpi::environment::processor_name().unwrap_or_else(|_| "unknown host".to_string())
+        let name = mpi::environment::processor_name().unwrap_or_else(|_| "unknown host".to_string());
+        name.trim_end_matches('\0').to_string()
     }
 
     /// MPI's version and vendor (`MPI_Get_library_version`).
     pub fn library_version(&self) -> String {
-        mpi::environment::library_version().unwrap_or_else(|_| "unknown MPI library".to_string())
+        let version = mpi::environment::library_version().unwrap_or_else(|_| "unknown MPI library".to_string());
+        version.trim_end_matches(['\0', '\n', ' ']).to_string()
     }
 
     /// Whether an earlier collective failed or timed out.
