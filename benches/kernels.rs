@@ -24,7 +24,7 @@ fn devices() -> Vec<(&'static str, ConfigProto)> {
 
 /// A session on `g` with its variables initialised, and the op to run.
 fn session(g: &Graph, config: &ConfigProto) -> Session {
-    let mut s = Session::new(g, config.clone()).expect("a session opens");
+    let s = Session::new(g, config.clone()).expect("a session opens");
     s.run(&[g.global_variables_initializer().expect("init builds")]).expect("init runs");
     s
 }
@@ -38,7 +38,7 @@ fn elementwise(c: &mut Criterion) {
             let a = g.variable(values(&[n], 1), "a").expect("variable");
             let b = g.variable(values(&[n], 2), "b").expect("variable");
             let y = Fetch::from(g.add(a.value(), b.value()).expect("add").op());
-            let mut s = session(&g, &config);
+            let s = session(&g, &config);
             group.bench_function(BenchmarkId::new(name, n), |bench| bench.iter(|| s.run(&[&y]).expect("runs")));
         }
     }
@@ -60,7 +60,7 @@ fn chain(c: &mut Criterion) {
                 let y = Fetch::from(g.relu(g.add(&prod, cc.value()).expect("add")).expect("relu").op());
                 let mut config = config.clone();
                 config.graph_options.remapping = fused;
-                let mut s = session(&g, &config);
+                let s = session(&g, &config);
                 let label = format!("{}M {}", n >> 20, if fused { "fused" } else { "unfused" });
                 let id = BenchmarkId::new(name, label);
                 group.bench_function(id, |bench| bench.iter(|| s.run(&[&y]).expect("runs")));
@@ -80,7 +80,7 @@ fn matmul(c: &mut Criterion) {
             let a = g.variable(values(&[n, n], 1), "a").expect("variable");
             let b = g.variable(values(&[n, n], 2), "b").expect("variable");
             let y = Fetch::from(g.matmul(a.value(), b.value(), false, false).expect("matmul").op());
-            let mut s = session(&g, &config);
+            let s = session(&g, &config);
             group.bench_function(BenchmarkId::new(name, n), |bench| bench.iter(|| s.run(&[&y]).expect("runs")));
         }
     }
@@ -102,7 +102,7 @@ fn conv2d(c: &mut Criterion) {
             let s4 = [1, stride, stride, 1];
             let y = g.conv2d(input.value(), filter.value(), &s4, Padding::Same, &[1, 1, 1, 1]).expect("conv2d");
             let y = Fetch::from(y.op());
-            let mut s = session(&g, &config);
+            let s = session(&g, &config);
             let id = BenchmarkId::new(name, format!("{}x{}x{}x{} k{}", x[0], x[1], x[2], x[3], f[0]));
             group.bench_function(id, |bench| bench.iter(|| s.run(&[&y]).expect("runs")));
         }
@@ -115,7 +115,7 @@ fn run_overhead(c: &mut Criterion) {
     for (name, config) in devices() {
         let g = Graph::new();
         let y = g.add(g.constant(1.0f32).expect("const"), g.constant(2.0f32).expect("const")).expect("add");
-        let mut s = session(&g, &config);
+        let s = session(&g, &config);
         group.bench_function(name, |bench| bench.iter(|| s.run(&[&y]).expect("runs")));
     }
     group.finish();

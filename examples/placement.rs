@@ -28,7 +28,7 @@ fn main() -> wgflow::Result<()> {
         ("default placement", ConfigProto { log_device_placement: true, ..Default::default() }),
         ("device_count {\"GPU\": 0}", ConfigProto { log_device_placement: true, ..ConfigProto::cpu_only() }),
     ] {
-        let mut s = Session::new(&g, config)?;
+        let s = Session::new(&g, config)?;
         println!("== {title} ({})", s.device());
         s.run(&[&init])?;
         let mut md = RunMetadata::default();

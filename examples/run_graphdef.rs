@@ -74,7 +74,7 @@ fn feed_value(g: &Graph, name: &str, how: &str, batch: usize) -> wgflow::Result<
 }
 
 fn run_on(g: &Graph, device: &str, config: ConfigProto, args: &Args) -> wgflow::Result<()> {
-    let mut s = Session::new(g, config)?;
+    let s = Session::new(g, config)?;
     let names: Vec<String> = match args.fetches.is_empty() {
         true => {
             let ops = g.operations();

@@ -17,11 +17,11 @@ fn main() -> wgflow::Result<()> {
     let v = g.variable(42.0f32, "v")?;
     let assign = g.assign(&v, 13.0f32)?;
     let init = g.global_variables_initializer()?;
-    let mut s1 = Session::new(&g, config.clone())?;
+    let s1 = Session::new(&g, config.clone())?;
     s1.run(&[&init])?;
     println!("variable after init:            {}", show(&s1.eval(&v)?));
     println!("assign 13 returns:              {}", show(&s1.eval(&assign)?));
-    let mut s2 = Session::new(&g, config.clone())?;
+    let s2 = Session::new(&g, config.clone())?;
     s2.run(&[&init])?;
     println!("read in a second session:       {}", show(&s2.eval(&v)?));
     println!("and again in the first:         {}", show(&s1.eval(&v)?));
@@ -37,7 +37,7 @@ fn main() -> wgflow::Result<()> {
     let a = g.constant([3.0f32, 3.0])?;
     let y = g.sub(&x, &a)?;
     let init = g.global_variables_initializer()?;
-    let mut s = Session::new(&g, config.clone())?;
+    let s = Session::new(&g, config.clone())?;
     s.run(&[&init])?;
     println!("x - a =                         {}", show(&s.eval(&y)?));
 

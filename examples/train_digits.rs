@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train_op = Optimizer::adam(0.01).minimize(&loss, Some(&step), None)?;
     let mut saver = Saver::new(&g)?;
 
-    let mut s = Session::new(&g, ConfigProto::default())?;
+    let s = Session::new(&g, ConfigProto::default())?;
     println!("training on {} ({} train / {} test images)", s.device(), train.len(), test.len());
     s.run(&[g.global_variables_initializer()?])?;
     let steps_per_epoch = train.len().div_ceil(BATCH);
@@ -40,17 +40,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     bar.finish();
-    let acc = accuracy(&mut s, &x, &logits, &test)?;
+    let acc = accuracy(&s, &x, &logits, &test)?;
     println!("test accuracy: {:.2}%", acc * 100.0);
 
     let dir = std::env::temp_dir().join("wgflow-train-digits");
     std::fs::create_dir_all(&dir)?;
     let global_step = s.eval(step.tensor())?.as_i32()?.sum();
-    let path = saver.save(&mut s, dir.join("model.ckpt"), Some(global_step as u64))?;
+    let path = saver.save(&s, dir.join("model.ckpt"), Some(global_step as u64))?;
     println!("saved {}", path.display());
-    let mut fresh = Session::new(&g, ConfigProto::default())?;
-    saver.restore(&mut fresh, &path)?;
-    let restored = accuracy(&mut fresh, &x, &logits, &test)?;
+    let fresh = Session::new(&g, ConfigProto::default())?;
+    saver.restore(&fresh, &path)?;
+    let restored = accuracy(&fresh, &x, &logits, &test)?;
     println!("restored into a fresh session: test accuracy {:.2}%", restored * 100.0);
     if restored != acc {
         return Err("the restored model does not match".into());
@@ -59,11 +59,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A frozen GraphDef (weights as constants) that TF loads with tf.import_graph_def; read
     // back here into a new graph, on the CPU, it gives the same accuracy.
     let frozen = dir.join("frozen_digits.pb");
-    std::fs::write(&frozen, g.freeze(&mut s, &[&logits.op().name()])?)?;
+    std::fs::write(&frozen, g.freeze(&s, &[&logits.op().name()])?)?;
     let g2 = Graph::from_pb_file(&frozen)?;
     let (x2, logits2) = (g2.tensor_by_name(&x.name())?, g2.tensor_by_name(&logits.name())?);
-    let mut cpu = Session::new(&g2, ConfigProto::cpu_only())?;
-    let thawed = accuracy(&mut cpu, &x2, &logits2, &test)?;
+    let cpu = Session::new(&g2, ConfigProto::cpu_only())?;
+    let thawed = accuracy(&cpu, &x2, &logits2, &test)?;
     println!("froze {} ({} nodes): test accuracy {:.2}% on the CPU", frozen.display(), g2.len(), thawed * 100.0);
     if (thawed - acc).abs() > 0.01 {
         return Err("the frozen model does not match".into());

@@ -58,7 +58,7 @@ fn run(comm: &Communicator) -> Result<(), Box<dyn std::error::Error>> {
     } else if std::env::var_os("WGFLOW_ADAPTER").is_none() {
         config.gpu_options.adapter = Some(choices[comm.local_rank() % choices.len()].to_string());
     }
-    let mut s = Session::new(&m.graph, config)?;
+    let s = Session::new(&m.graph, config)?;
     println!(
         "rank {rank} of {size} (local rank {} on {}): training on {}",
         comm.local_rank(),
@@ -66,7 +66,7 @@ fn run(comm: &Communicator) -> Result<(), Box<dyn std::error::Error>> {
         s.device()
     );
     s.run(&[m.graph.global_variables_initializer()?])?;
-    let sent = broadcast.run(&mut s, comm)?;
+    let sent = broadcast.run(&s, comm)?;
     if comm.is_root() {
         println!("{}", comm.library_version().lines().next().unwrap_or(""));
         println!(
@@ -89,7 +89,7 @@ fn run(comm: &Communicator) -> Result<(), Box<dyn std::error::Error>> {
         for chunk in order.chunks(BATCH).filter(|c| c.len() >= size) {
             let mine: Vec<usize> = chunk.iter().copied().skip(rank).step_by(size).collect();
             let (images, labels) = train.batch(&mine)?;
-            let done = step.run(&mut s, comm, &[(&m.x, images), (&m.y, labels)], &[(&m.loss).into()])?;
+            let done = step.run(&s, comm, &[(&m.x, images), (&m.y, labels)], &[(&m.loss).into()])?;
             loss_sum += done.fetched.first().cloned().flatten().ok_or("no loss")?.scalar_f32()?;
             steps += 1;
             epoch_reduce += done.all_reduce;
@@ -116,20 +116,20 @@ fn run(comm: &Communicator) -> Result<(), Box<dyn std::error::Error>> {
         (apply / n).as_secs_f64() * 1e6,
     );
 
-    let acc = accuracy(&mut s, &m.x, &m.logits, &test)?;
+    let acc = accuracy(&s, &m.x, &m.logits, &test)?;
     println!("rank {rank}: test accuracy {:.2}%", acc * 100.0);
 
     // Rank 0 alone writes the checkpoint; after the barrier every rank can read it.
     let dir = std::env::temp_dir().join("wgflow-train-digits-mpi");
     std::fs::create_dir_all(&dir)?;
     let global_step = s.eval(m.step.tensor())?.as_i32()?.sum();
-    if let Some(path) = saver.save(&mut s, dir.join("model.ckpt"), Some(global_step as u64))? {
+    if let Some(path) = saver.save(&s, dir.join("model.ckpt"), Some(global_step as u64))? {
         println!("rank {rank}: saved {}", path.display());
     }
     comm.barrier()?;
-    let mut fresh = Session::new(&m.graph, ConfigProto::cpu_only())?;
-    saver.restore(&mut fresh, dir.join(format!("model.ckpt-{global_step}")))?;
-    let restored = accuracy(&mut fresh, &m.x, &m.logits, &test)?;
+    let fresh = Session::new(&m.graph, ConfigProto::cpu_only())?;
+    saver.restore(&fresh, dir.join(format!("model.ckpt-{global_step}")))?;
+    let restored = accuracy(&fresh, &m.x, &m.logits, &test)?;
     println!("rank {rank}: restored the checkpoint: test accuracy {:.2}%", restored * 100.0);
 
     time_all_reduce(comm, step.bytes_per_step() / 4)?;

@@ -19,7 +19,7 @@ fn main() -> wgflow::Result<()> {
     let train = Optimizer::gradient_descent(0.1).minimize(&loss, None, None)?;
     let init = g.global_variables_initializer()?;
 
-    let mut s = Session::new(&g, ConfigProto::default())?;
+    let s = Session::new(&g, ConfigProto::default())?;
     println!("device: {}", s.device());
     s.run(&[&init])?;
     let feeds = [(x.clone(), Tensor::from_f32(&[6, 1], xs)?), (y.clone(), Tensor::from_f32(&[6, 1], ys)?)];

@@ -52,11 +52,25 @@ if [ "$#" -eq 0 ]; then
   cargo test --features mpi --test mpi -- --nocapture 2>&1
 fi
 
-# The other kernel variant: lavapipe has 8-wide subgroups, so the run above used the subgroup
-# matmul and conv2d kernels; the GPU golden suites and the fusion tests run again with the
-# workgroup-tiled ones forced (WGFLOW_KERNEL=tiled), as on adapters without such subgroups.
+# The other kernel variants. The run above used the adapter's default matmul / conv2d kernels
+# (on lavapipe, with its 8-wide subgroups: sg8). The GPU golden suites, the fusion tests and
+# tests/kernel_variants.rs run again with each other variant forced (WGFLOW_KERNEL): tiled and
+# regblock run everywhere; coop only where the adapter offers cooperative matrices that wgflow
+# uses (tests/kernel_variants.rs checks that a forced variant is the one that ran).
 if [ "$#" -eq 0 ]; then
-  echo "== again with WGFLOW_KERNEL=tiled"
-  WGFLOW_KERNEL=tiled cargo test --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
-    --test fusion --test gpu_nn --test gpu_linalg_reduce -- --nocapture 2>&1
+  variants="tiled regblock"
+  if cargo test --test kernel_variants adapter_kernels -- --nocapture 2>/dev/null | grep -q "^coop offered: yes"; then
+    variants="$variants coop"
+  else
+    echo "== coop: this adapter offers no cooperative matrix configuration wgflow uses; not run"
+  fi
+  # The regblock pass also runs the elementwise vec4 kernels' grid-stride loop, on a small grid
+  # (lavapipe's default is one vec4 per thread; real GPUs loop over 2^18 threads).
+  for v in $variants; do
+    grid=""
+    if [ "$v" = regblock ]; then grid=4096; fi
+    echo "== again with WGFLOW_KERNEL=$v${grid:+ WGFLOW_GRID_THREADS=$grid}"
+    WGFLOW_GRID_THREADS=$grid WGFLOW_KERNEL=$v cargo test --test gpu_elementwise --test golden_elementwise --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
+      --test fusion --test gpu_nn --test gpu_linalg_reduce --test kernel_variants -- --nocapture 2>&1
+  done
 fi

@@ -2,7 +2,12 @@
 // thread through vec4 loads and stores. Instantiated by `binary_vec4_wgsl`
 // (src/runtime/gpu/shaders.rs), which prepends prelude.wgsl and replaces IN_TYPE, OUT_TYPE,
 // WORKGROUP_SIZE and OP_EXPR (an expression of scalars `a` and `b`, applied per lane so the
-// results equal the scalar kernel's). `count` is the number of vec4s.
+// results equal the scalar kernel's).
+//
+// Grid-stride: `count` threads run, thread t handling vec4s t, t + count, ... below `n4` (the
+// tensor's vec4s), so a large tensor takes a bounded grid and each thread several vec4s (the
+// lowering keeps the trips within the loop budget). The loop, or (on CPU drivers,
+// where the loop ran slower: `variant::grid_threads`) one vec4 per thread, `count` = `n4`.
 
 alias InT = IN_TYPE;
 alias OutT = OUT_TYPE;
@@ -10,6 +15,7 @@ const WG_SIZE: u32 = WORKGROUP_SIZE;
 
 struct Params {
     count: u32,
+    n4: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -27,7 +33,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= params.count) {
         return;
     }
-    let a = in_a[i];
-    let b = in_b[i];
-    out[i] = vec4<OutT>(op(a.x, b.x), op(a.y, b.y), op(a.z, b.z), op(a.w, b.w));
+    GRID_LOOP {
+        let a = in_a[j];
+        let b = in_b[j];
+        out[j] = vec4<OutT>(op(a.x, b.x), op(a.y, b.y), op(a.z, b.z), op(a.w, b.w));
+    }
 }

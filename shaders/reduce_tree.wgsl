@@ -4,7 +4,11 @@
 // REDUCE_INIT (the identity), REDUCE_COMBINE (an expression of `acc` and `v`), REDUCE_FINISH
 // (an expression of `acc` and `n`, the number of reduced elements), AUX_BINDING and LOAD (the
 // value of element `off` of output `o`: `x[off]`, or `exp_tf(x[off] - aux[o])` with the row
-// maxima bound as `aux`), and OUT_BINDING.
+// maxima bound as `aux`), OUT_BINDING, and WORKGROUP_COMBINE with its BUILTINS: the tree below,
+// or (where the adapter has subgroups, see `variant::subgroup_reductions`) a butterfly of
+// `subgroupShuffleXor` within each subgroup, then thread 0 combining the subgroups' values. The
+// butterfly applies the fold's own REDUCE_COMBINE, so Max keeps TF's NaN rule (`max_tf`), which
+// `subgroupMax` does not promise.
 //
 // Each output's reduced elements are split into `chunks` blocks of WG_SIZE * per_thread; workgroup
 // g reduces block g % chunks of output g / chunks: each thread combines per_thread elements (WG_SIZE
@@ -13,7 +17,8 @@
 // another pass over the [outputs, chunks] partials; only the last pass applies REDUCE_FINISH
 // (`finish`). Every workgroup either works or returns as a whole (the test uses the workgroup id),
 // so the barriers stay in uniform control flow. Loop trips per invocation: per_thread times
-// (red_rank + 2), plus the kept-axis walk and the 6 tree steps, within MAX_LOOP_TRIPS.
+// (red_rank + 2), plus the kept-axis walk and the 6 tree steps (or at most 6 shuffles and 16
+// partials), within MAX_LOOP_TRIPS.
 
 alias T = ELEM_TYPE;
 const WG_SIZE: u32 = 64u;
@@ -49,6 +54,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
+BUILTINS
 ) {
     let group = wid.x + wid.y * nwg.x;
     if (group >= params.count / WG_SIZE) {
@@ -84,16 +90,7 @@ fn main(
             acc = REDUCE_COMBINE;
         }
     }
-    part[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG_SIZE / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            let v = part[lid + s];
-            acc = REDUCE_COMBINE;
-            part[lid] = acc;
-        }
-        workgroupBarrier();
-    }
+WORKGROUP_COMBINE
     if (lid == 0u) {
         let n = params.total;
         if (params.finish != 0u) {

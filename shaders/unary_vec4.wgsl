@@ -1,7 +1,12 @@
 // TEMPLATE: a unary elementwise op, four elements per thread through vec4 loads and stores.
 // Instantiated by `unary_vec4_wgsl` (src/runtime/gpu/shaders.rs), which prepends prelude.wgsl
 // and replaces IN_TYPE, OUT_TYPE, WORKGROUP_SIZE and OP_EXPR (an expression of the scalar `a`,
-// applied per lane). `count` is the number of vec4s.
+// applied per lane).
+//
+// Grid-stride: `count` threads run, thread t handling vec4s t, t + count, ... below `n4` (the
+// tensor's vec4s), so a large tensor takes a bounded grid and each thread several vec4s (the
+// lowering keeps the trips within the loop budget). The loop, or (on CPU drivers,
+// where the loop ran slower: `variant::grid_threads`) one vec4 per thread, `count` = `n4`.
 
 alias InT = IN_TYPE;
 alias OutT = OUT_TYPE;
@@ -9,6 +14,7 @@ const WG_SIZE: u32 = WORKGROUP_SIZE;
 
 struct Params {
     count: u32,
+    n4: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -25,6 +31,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= params.count) {
         return;
     }
-    let a = in_a[i];
-    out[i] = vec4<OutT>(op(a.x), op(a.y), op(a.z), op(a.w));
+    GRID_LOOP {
+        let a = in_a[j];
+        out[j] = vec4<OutT>(op(a.x), op(a.y), op(a.z), op(a.w));
+    }
 }

@@ -23,6 +23,9 @@ use crate::error::Result;
 use crate::runtime::gpu::context::{available_adapters, GpuContext};
 
 pub use crate::runtime::gpu::context::{ADAPTER_ENV, KERNEL_ENV, TIMEOUT_ENV};
+pub use crate::runtime::gpu::variant::{
+    active_variant as kernel_variant, CoopShape, KernelVariant, RbTile, GRID_THREADS_ENV,
+};
 
 /// Gives Mesa's Vulkan drivers (lavapipe among them) the runtime directory they expect.
 ///

@@ -13,7 +13,7 @@
 //! let y = (v.value() * 2.0f32)?;
 //! let init = g.global_variables_initializer()?;
 //!
-//! let mut sess = Session::new(&g, ConfigProto::cpu_only())?;
+//! let sess = Session::new(&g, ConfigProto::cpu_only())?;
 //! sess.run(&[&init])?;
 //! assert_eq!(sess.eval(&y)?, Tensor::from(84.0f32));
 //! # Ok(())

@@ -5,6 +5,7 @@
 //! The module exists only with the cargo feature `test-hooks`, which `cargo test` turns on
 //! through the package's dev-dependency on itself; a normal build has no such items.
 
+pub use crate::ops::kernels_built;
 pub use crate::ops::registry::instantiations;
 pub use crate::runtime::gpu::context::{adapter_name, available_adapters, GpuContext, ADAPTER_ENV, TIMEOUT_ENV};
 pub use crate::runtime::gpu::flags::error_flag_wgsl;
@@ -16,3 +17,4 @@ pub use crate::runtime::gpu::shaders::{
 };
 pub use crate::runtime::gpu::stream::{workgroup_grid, GpuTensor, Stream};
 pub use crate::runtime::gpu::GpuStats;
+pub use wgpu::Features;

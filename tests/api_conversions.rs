@@ -1,6 +1,6 @@
 //! Conversions and parsing for Rust users: tensors of every dtype from vectors and back
 //! without matching on dtypes, `Padding` from TF's names, `Code`'s TF names, a variable used
-//! wherever an operand is expected, and the adapter's report.
+//! wherever an operand is expected and as its tensor in `gradients`, and the adapter's report.
 
 mod common;
 
@@ -49,11 +49,41 @@ fn a_variable_is_an_operand() {
     let w = g.variable(Tensor::from(vec![10.0f32, 20.0]), "w").unwrap();
     let sum = g.add(&v, &w).unwrap();
     let copy = g.assign(&v, &w).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
     assert_eq!(s.eval(&sum).unwrap(), Tensor::from(vec![11.0f32, 22.0]));
     s.run(&[copy]).unwrap();
     assert_eq!(s.eval(&v).unwrap(), Tensor::from(vec![10.0f32, 20.0]));
+}
+
+#[test]
+fn gradients_take_variables_as_their_tensors() {
+    let g = Graph::new();
+    let w = g.variable(Tensor::from(vec![1.0f32, -2.0]), "w").unwrap();
+    let b = g.variable(0.5f32, "b").unwrap();
+    let x = g.constant(Tensor::from(vec![3.0f32, 4.0])).unwrap();
+    let loss = g.reduce_sum(g.add(g.mul(&w, &x).unwrap(), &b).unwrap(), None, false).unwrap();
+    // Variables, references to them, outputs and references to outputs all make a list.
+    let by_var = g.gradients(&[&loss], &[&w, &b], None).unwrap();
+    let owned = g.gradients(std::slice::from_ref(&loss), &[w.clone(), b.clone()], None).unwrap();
+    let by_tensor = g.gradients(std::slice::from_ref(&loss), &[w.tensor().clone(), b.tensor().clone()], None).unwrap();
+    let mixed = g.gradients(&[&loss], &[w.as_ref(), &x], None).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
+    let eval = |grads: &[Option<wgflow::Output>]| -> Vec<Tensor> {
+        grads.iter().map(|d| s.eval(d.as_ref().expect("a gradient")).unwrap()).collect()
+    };
+    let expected = vec![Tensor::from(vec![3.0f32, 4.0]), Tensor::from(2.0f32)];
+    assert_eq!(eval(&by_var), expected);
+    assert_eq!(eval(&owned), expected);
+    assert_eq!(eval(&by_tensor), expected);
+    assert_eq!(eval(&mixed), vec![Tensor::from(vec![3.0f32, 4.0]), Tensor::from(vec![1.0f32, -2.0])]);
+    // The assign family takes variables as values too.
+    let add = g.assign_add(&b, &b).unwrap();
+    let sub = g.assign_sub(&w, &w).unwrap();
+    s.run(&[&add, &sub]).unwrap();
+    assert_eq!(s.eval(&b).unwrap(), Tensor::from(1.0f32));
+    assert_eq!(s.eval(&w).unwrap(), Tensor::from(vec![0.0f32, 0.0]));
 }
 
 #[test]
@@ -63,7 +93,7 @@ fn div_names_tf_divide_and_binary_div_the_realdiv_op() {
     // `g.div` is `tf.divide`: int32 operands are cast to float64 first.
     let q = g.div(&a, &b).unwrap();
     assert_eq!(q.dtype(), wgflow::DType::F64);
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     assert_eq!(Vec::<f64>::try_from(&s.eval(&q).unwrap()).unwrap(), vec![3.5, -3.5]);
     // `BinaryKind::Div` is the `RealDiv` op itself, which TF registers for float types only.
     let e = g.binary(wgflow::BinaryKind::Div, &a, &b).unwrap_err();

@@ -55,7 +55,7 @@ fn large_ones_and_zeros_are_fills_built_without_allocating() {
     assert_eq!(sevens.op().op_type(), "Fill");
     let scaled = g.mul(&ones, 2.0f32).unwrap();
     for (dev, config) in configs() {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         assert_eq!(s.eval(&ones).unwrap(), Tensor::from_f32(&[40, 25], vec![1.0; 1000]).unwrap(), "{dev}");
         assert_eq!(s.eval(&scaled).unwrap(), Tensor::from_f32(&[40, 25], vec![2.0; 1000]).unwrap(), "{dev}");
         assert_eq!(s.eval(&sevens).unwrap(), Tensor::from_i32(&[3, 2], vec![7; 6]).unwrap(), "{dev}");
@@ -79,7 +79,7 @@ fn zeros_whose_element_count_overflows_fail_at_build() {
     assert_eq!(e.code, Code::InvalidArgument, "{e}");
     // The graph is still usable.
     let c = g.zeros(&[2]).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     assert_eq!(s.eval(&c).unwrap(), Tensor::from(vec![0.0f32; 2]));
 }
 
@@ -90,7 +90,7 @@ fn zeros_too_large_to_hold_fail_at_run_with_resource_exhausted() {
     let big = g.ones(&[1 << 31]).unwrap();
     let plus = g.add(&big, 1.0f32).unwrap();
     for (dev, config) in configs() {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         let e = s.eval(&huge).unwrap_err();
         assert_oom(&e, "shape[1099511627776] and type float", dev);
         assert_eq!(e.node.as_deref(), Some("zeros"), "{dev}: {e}");
@@ -129,7 +129,7 @@ fn a_broadcast_to_2_31_elements_fails_with_resource_exhausted() {
     let fa = Tensor::from_f32(&[65536, 1], vec![1.0; 65536]).unwrap();
     let fb = Tensor::from_f32(&[1, 32768], vec![2.0; 32768]).unwrap();
     for (dev, config) in configs() {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         let e = s.eval_feed(&sum, &[(&a, fa.clone()), (&b, fb.clone())]).unwrap_err();
         assert_eq!(e.code, Code::ResourceExhausted, "{dev}: {e}");
         assert_eq!(e.node.as_deref(), Some("Add"), "{dev}: {e}");
@@ -169,7 +169,7 @@ fn a_device_function_may_call_back_into_the_graph() {
             (y, v)
         };
         let devices: Vec<String> = g.operations().iter().map(|op| op.device()).collect();
-        let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+        let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
         let got = s.eval(&seen.0).unwrap();
         let _ = tx.send((got, devices, seen.1.name()));
     });
@@ -212,7 +212,7 @@ fn invalid_node_names_fail_at_build_with_invalid_argument() {
     let loss = g.reduce_sum(g.square(&w).unwrap(), None, false).unwrap();
     let grads = g.gradients(&[loss], &[w.value().clone()], None).unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     s.run(&[&init]).unwrap();
     assert_eq!(s.eval(grads[0].as_ref().unwrap()).unwrap(), Tensor::from(vec![2.0f32, 4.0]));
     assert_eq!(s.eval(&inner).unwrap(), Tensor::from(3.0f32));
@@ -242,7 +242,7 @@ fn devices_the_session_lacks_need_soft_placement() {
                 assert!(e.message.contains(&want), "{dev} {request}: {e}");
             }
             // Soft placement runs it on index 0 of that kind (the CPU when there is no GPU).
-            let mut s = Session::new(&g, config.clone()).unwrap();
+            let s = Session::new(&g, config.clone()).unwrap();
             assert_eq!(s.eval(&y).unwrap(), Tensor::from(vec![3.0f32, 6.0]), "{dev} {request}");
             let gpu = dev == "gpu" && request.to_ascii_lowercase().contains("gpu");
             let want = if gpu { "GPU:0" } else { "CPU:0" };
@@ -288,7 +288,7 @@ fn assigning_another_dtype_fails_at_build() {
     let set = g.assign(&v, Tensor::from(vec![5i32, 6])).unwrap();
     let twice = g.mul(v.value(), 2.0f32).unwrap();
     for (dev, config) in configs() {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         s.run(&[v.initializer()]).unwrap();
         s.run(&[&set]).unwrap();
         assert_eq!(s.eval(&twice).unwrap(), Tensor::from(vec![10.0f32, 12.0]), "{dev}");

@@ -68,7 +68,7 @@ fn floordiv_and_truncatediv_of_int_min_by_minus_one_wrap() {
         let y = g.placeholder(DType::I32, Shape::known(&[4])).unwrap();
         let fd = g.floordiv(&x, &y).unwrap();
         let td = g.truncatediv(&x, &y).unwrap();
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         let feeds = [(&x, Tensor::from(vec![i32::MIN, 7, -7, i32::MIN])), (&y, Tensor::from(vec![-1, -2, 2, 1]))];
         let got = s.run_feed(&[&fd, &td], &feeds).unwrap();
         let (fd, td) = (got[0].as_ref().unwrap(), got[1].as_ref().unwrap());
@@ -87,7 +87,7 @@ fn int32_division_by_zero_on_cpu_kernels_is_invalid_argument() {
         let y = g.placeholder(DType::I32, Shape::known(&[2])).unwrap();
         let fd = g.floordiv(&x, &y).unwrap();
         let td = g.truncatediv(&x, &y).unwrap();
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         for (out, name) in [(&fd, "floordiv"), (&td, "truncatediv")] {
             let feeds = [(&x, Tensor::from(vec![7, -7])), (&y, Tensor::from(vec![0, 1]))];
             let err = expect_invalid(dev, s.eval_feed(out, &feeds), "Integer division by zero");
@@ -107,7 +107,7 @@ fn int32_division_by_zero_on_gpu_kernels_is_invalid_argument() {
     let y = g.placeholder(DType::I32, Shape::known(&[2])).unwrap();
     let fd = g.floordiv(&x, &y).unwrap();
     let td = g.truncatediv(&x, &y).unwrap();
-    let mut s = Dev::Gpu.session(&g);
+    let s = Dev::Gpu.session(&g);
     for out in [&fd, &td] {
         let feeds = [(&x, Tensor::from(vec![7, -7])), (&y, Tensor::from(vec![0, 1]))];
         expect_invalid(Dev::Gpu, s.eval_feed(out, &feeds), "Integer division by zero");
@@ -131,7 +131,7 @@ fn reshape_whose_element_count_overflows_is_invalid_argument() {
         let r = g.reshape(&p, &[big, big]).unwrap();
         let r1 = g.reshape(&p, &[-1, big, big]).unwrap();
         let r0 = g.reshape(&p, &[big, big, 0]).unwrap();
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         let four = Tensor::filled(DType::F32, &[4], 1.0);
         expect_invalid(dev, s.eval_feed(&r, &[(&p, four.clone())]), &message);
         expect_invalid(
@@ -173,7 +173,7 @@ fn duplicate_reduction_axes_are_invalid_argument() {
         let max = g.reduce_max(&p, Some(&[1, -1]), false).unwrap();
         let mean = g.reduce_mean(&p, Some(&[-2, 1, 0]), true).unwrap();
         let ok = g.reduce_sum(&p, Some(&[0, -1]), false).unwrap();
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         let feed = || [(&p, Tensor::filled(DType::F32, &[2, 3], 1.0))];
         let msg = "Invalid reduction arguments: Axes contains duplicate dimension: ";
         expect_invalid(dev, s.eval_feed(&sum, &feed()), &format!("{msg}0"));
@@ -192,7 +192,7 @@ fn assign_of_a_value_of_another_shape_fails_and_keeps_the_variable() {
         let set = g.assign(&v, &p).unwrap();
         let twice = (v.value() * 2.0f32).unwrap();
         let init = g.global_variables_initializer().unwrap();
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         // Before initialization too: the declared shape is [2].
         let three = Tensor::from(vec![5.0f32, 6.0, 7.0]);
         let msg = "Assign requires shapes of both tensors to match. lhs shape= [2] rhs shape= [3]";
@@ -231,7 +231,7 @@ fn assign_of_an_int32_value_to_a_float32_variable_fails() {
         };
         let twice = (v.value() * 2.0f32).unwrap();
         let init = g.global_variables_initializer().unwrap();
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         s.run(&[&init]).unwrap();
         let err = s.eval_feed(&set, &[(&p, Tensor::from(vec![3, 4]))]).unwrap_err();
         assert_eq!(err.code, Code::InvalidArgument, "{dev:?}: {err}");
@@ -263,7 +263,7 @@ fn int32_and_float64_matmul() {
         let x = g.constant(Tensor::from(ndarray::arr2(&[[1.5f64, 2.0]]).into_dyn())).unwrap();
         let y = g.constant(Tensor::from(ndarray::arr2(&[[2.0f64], [0.25]]).into_dyn())).unwrap();
         let f = g.matmul(&x, &y, false, false).unwrap();
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         let got = s.eval(&m).unwrap();
         assert_eq!(got.shape(), &[1, 1]);
         assert_eq!(i32s(&got), vec![11], "{dev:?}");
@@ -294,7 +294,7 @@ fn gradients_of_integer_division_are_none() {
         let y = g.add(g.add(&q, &t).unwrap(), (&x * 3.0f32).unwrap()).unwrap();
         let grads = g.gradients(&[y], xs, None).unwrap();
         let gx = grads[0].as_ref().expect("a gradient through 3x");
-        let mut s = dev.session(&g);
+        let s = dev.session(&g);
         let got = s.eval_feed(gx, &[(&x, Tensor::from(vec![5.0f32, -3.0]))]).unwrap();
         assert_eq!(got.to_f32_vec().unwrap(), vec![3.0, 3.0], "{dev:?}");
     }
@@ -304,7 +304,7 @@ fn sparse_label_case(dev: Dev, g: &Graph) {
     let labels = g.placeholder(DType::I32, Shape::known(&[2])).unwrap();
     let logits = g.constant(Tensor::filled(DType::F32, &[2, 3], 1.0)).unwrap();
     let loss = g.sparse_softmax_cross_entropy_with_logits(&labels, &logits).unwrap();
-    let mut s = dev.session(g);
+    let s = dev.session(g);
     let cases = [
         (vec![0, 5], "Received a label value of 5 which is outside the valid range of [0, 3).  Label values: 0 5"),
         (vec![-1, 1], "Received a label value of -1 which is outside the valid range of [0, 3).  Label values: -1 1"),
@@ -363,7 +363,7 @@ fn conv2d_with_a_nan_weight_and_same_padding_is_nan_everywhere() {
             w[0] = f32::NAN;
             let f = g.constant(Tensor::from_f32(&[3, 3, 1, cout], w).unwrap()).unwrap();
             let y = g.conv2d(&x, &f, &[1, 1, 1, 1], wgflow::Padding::Same, &[1, 1, 1, 1]).unwrap();
-            let mut s = dev.session(&g);
+            let s = dev.session(&g);
             let got = s.eval(&y).unwrap().to_f32_vec().unwrap();
             assert_eq!(got.len(), 9 * cout);
             for (i, v) in got.iter().enumerate() {

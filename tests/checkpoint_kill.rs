@@ -35,13 +35,13 @@ fn child_saves_until_killed() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
     let start: u64 = std::env::var(START_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let (g, step, set) = model();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
     s.run(&[g.global_variables_initializer().expect("init")]).expect("init");
     let mut saver = Saver::new(&g).expect("saver").max_to_keep(3);
     let prefix = Path::new(&dir).join("model.ckpt");
     for k in start.. {
         s.run_feed(std::slice::from_ref(&set), &[(step.clone(), Tensor::from(k as f32))]).expect("set");
-        saver.save(&mut s, &prefix, Some(k)).expect("save");
+        saver.save(&s, &prefix, Some(k)).expect("save");
     }
 }
 
@@ -54,9 +54,9 @@ fn step_of(path: &Path) -> u64 {
 /// Restores `path` and checks that every element of `w` is its step.
 fn check_restores(path: &Path) -> u64 {
     let (g, _, _) = model();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
     s.run(&[g.global_variables_initializer().expect("init")]).expect("init");
-    Saver::new(&g).expect("saver").restore(&mut s, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Saver::new(&g).expect("saver").restore(&s, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let w = s.eval(g.tensor_by_name("w:0").expect("w")).expect("read");
     let k = step_of(path);
     let values = w.as_f32().expect("f32");

@@ -64,7 +64,7 @@ fn a_destroyed_device_fails_every_session_then_a_new_session_opens_a_fresh_one()
     });
     drop(sessions);
     // A new session opens a fresh device and computes.
-    let mut fresh = Session::new(&g, ConfigProto::default()).expect("a session on a fresh device");
+    let fresh = Session::new(&g, ConfigProto::default()).expect("a session on a fresh device");
     assert!(fresh.device().starts_with("GPU"), "{}", fresh.device());
     fresh.run(&[g.global_variables_initializer().expect("init")]).expect("init");
     for _ in 0..3 {
@@ -92,7 +92,7 @@ fn a_run_past_its_timeout_is_deadline_exceeded_and_the_session_runs_on() {
         y = g.matmul(&y, &a, false, false).expect("matmul");
     }
     let total = g.reduce_sum(&y, None, false).expect("sum");
-    let mut s = Session::new(&g, ConfigProto::default()).expect("session");
+    let s = Session::new(&g, ConfigProto::default()).expect("session");
     let want = s.eval(&total).expect("a run without a deadline");
     // A tenth of a whole run (its plan cached) as the deadline.
     let t0 = std::time::Instant::now();
@@ -109,7 +109,7 @@ fn a_run_past_its_timeout_is_deadline_exceeded_and_the_session_runs_on() {
         println!("a run past its deadline: {e}");
         (s, total)
     });
-    let mut s = s;
+    let s = s;
     // The same session runs again, with the right value, while or after the GPU finishes.
     for _ in 0..3 {
         assert_eq!(s.eval(&total2).expect("runs again"), want);

@@ -32,7 +32,7 @@ fn ramp(shape: &[usize], seed: usize) -> Tensor {
 
 /// Runs `fetches` traced: the values and the step stats.
 fn run(g: &Graph, config: ConfigProto, fetches: &[&Output], feeds: &[(&Output, Tensor)]) -> (Vec<Tensor>, RunMetadata) {
-    let mut s = Session::new(g, config).unwrap();
+    let s = Session::new(g, config).unwrap();
     let mut md = RunMetadata::default();
     let opts = RunOptions { trace_level: TraceLevel::FullTrace, ..Default::default() };
     let fetches: Vec<wgflow::Fetch> = fetches.iter().map(|&f| f.into()).collect();
@@ -112,7 +112,7 @@ fn outputs_large_enough_to_stream_hold_the_values() {
     let want_sum: f32 = x.iter().zip(&w).map(|(x, w)| x + w).sum();
     let feed = Tensor::from_f32(&[n], x).unwrap();
     for remapping in [true, false] {
-        let mut s = Session::new(&g, config(false, remapping)).unwrap();
+        let s = Session::new(&g, config(false, remapping)).unwrap();
         for step in 0..3 {
             let got = s.run_with(
                 &[(&chain).into(), (&sum).into()],
@@ -219,7 +219,7 @@ fn a_broadcast_error_in_a_fused_chain_is_the_unfused_error() {
     for gpu in devices() {
         let mut errors = Vec::new();
         for remapping in [true, false] {
-            let mut s = Session::new(&g, config(gpu, remapping)).unwrap();
+            let s = Session::new(&g, config(gpu, remapping)).unwrap();
             let feeds = [((&a).into(), ramp(&[2, 3], 1)), ((&b).into(), ramp(&[4], 2))];
             let e = s.run_with(&[(&y).into()], &feeds, &RunOptions::default(), None).unwrap_err();
             errors.push((e.code, e.message));

@@ -30,7 +30,7 @@ fn run_case(case: &Value, device: Device) -> Result<(), String> {
     let input = g.constant(common::tensor(&case["input"])).map_err(|e| e.to_string())?;
     let filter = g.constant(common::tensor(&case["filter"])).map_err(|e| e.to_string())?;
     let out = conv(&g, case, &input, &filter).map_err(|e| format!("build: {e}"))?;
-    let mut sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
+    let sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let got = sess.eval(&out).map_err(|e| format!("run: {e}"))?;
     device.check_ran_here(&sess)?;
     let want = common::tensor(&case["output"]);
@@ -88,7 +88,7 @@ fn run_error_case(case: &Value, variant: &str, device: Device) -> Result<(), Str
         };
     }
     let out = built.map_err(|e| format!("build failed: {e}"))?;
-    let mut sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
+    let sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let result = sess.eval_feed(&out, &feeds);
     match (class, result) {
         (Some(class), Err(e)) => common::check_error(&e, class, message),

@@ -65,7 +65,7 @@ fn run_case(case: &serde_json::Value, device: Device) -> Result<(), String> {
     if y.op().op_type() != want_type {
         return Err(format!("op type {} != {want_type}", y.op().op_type()));
     }
-    let mut sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
+    let sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let got = sess.eval(&y).map_err(|e| e.to_string())?;
     device.check_ran_here(&sess)?;
     common::compare(&got, &common::tensor(&case["output"]), tolerance(op))
@@ -92,7 +92,7 @@ fn run_errors(meta: &serde_json::Value, device: Device, tally: &mut common::Tall
             let q = g.placeholder(DType::F32, Shape::unknown()).expect("q");
             let _ = g.add(&p, &q);
             let s = g.named("add").add(&p, &q).expect("add");
-            let mut sess = Session::new(&g, device.config()).expect("session");
+            let sess = Session::new(&g, device.config()).expect("session");
             let feeds =
                 [(&p, wgflow::Tensor::from(vec![1.0f32, 2.0])), (&q, wgflow::Tensor::from(vec![1.0f32, 2.0, 3.0]))];
             match sess.eval_feed(&s, &feeds) {

@@ -22,7 +22,7 @@ fn err(e: wgflow::Error) -> String {
 
 /// Evaluates `fetches` and compares each with the case's output of the same key; a key whose
 /// expected value is null must have no gradient (`None`).
-fn check(s: &mut Session, case: &Value, fetches: &[(&str, Option<Output>)]) -> Case {
+fn check(s: &Session, case: &Value, fetches: &[(&str, Option<Output>)]) -> Case {
     for (key, t) in fetches {
         match (t, case["outputs"][*key].is_null()) {
             (None, true) => {}
@@ -47,10 +47,8 @@ fn mse_matmul_bias(case: &Value, d: Device) -> Case {
     let b = g.variable(input(case, "b_init"), "b").map_err(err)?;
     let pred = g.add(g.matmul(&x, &w, false, false).map_err(err)?, &b).map_err(err)?;
     let loss = g.reduce_mean(g.square(g.sub(&pred, &y).map_err(err)?).map_err(err)?, None, false).map_err(err)?;
-    let grads = g
-        .gradients(std::slice::from_ref(&loss), &[w.tensor().clone(), b.tensor().clone(), x.clone()], None)
-        .map_err(err)?;
-    let mut s = Session::new(&g, d.config()).map_err(err)?;
+    let grads = g.gradients(&[&loss], &[w.as_ref(), b.as_ref(), &x], None).map_err(err)?;
+    let s = Session::new(&g, d.config()).map_err(err)?;
     s.run(&[g.global_variables_initializer().map_err(err)?]).map_err(err)?;
     let fetches = [
         ("pred", Some(pred)),
@@ -59,7 +57,7 @@ fn mse_matmul_bias(case: &Value, d: Device) -> Case {
         ("grad_b", grads[1].clone()),
         ("grad_x", grads[2].clone()),
     ];
-    check(&mut s, case, &fetches)?;
+    check(&s, case, &fetches)?;
     d.check_ran_here(&s)
 }
 
@@ -74,12 +72,12 @@ fn conv2d_relu_mean(case: &Value, d: Device) -> Case {
     let f = g.variable(input(case, "filter_init"), "filter").map_err(err)?;
     let conv = g.conv2d(&x, &f, &[1, stride, stride, 1], padding, &[1, 1, 1, 1]).map_err(err)?;
     let loss = g.reduce_mean(g.relu(&conv).map_err(err)?, None, false).map_err(err)?;
-    let grads = g.gradients(std::slice::from_ref(&loss), &[f.tensor().clone(), x.clone()], None).map_err(err)?;
-    let mut s = Session::new(&g, d.config()).map_err(err)?;
+    let grads = g.gradients(&[&loss], &[f.as_ref(), &x], None).map_err(err)?;
+    let s = Session::new(&g, d.config()).map_err(err)?;
     s.run(&[g.global_variables_initializer().map_err(err)?]).map_err(err)?;
     let fetches =
         [("conv", Some(conv)), ("loss", Some(loss)), ("grad_filter", grads[0].clone()), ("grad_x", grads[1].clone())];
-    check(&mut s, case, &fetches)?;
+    check(&s, case, &fetches)?;
     d.check_ran_here(&s)
 }
 
@@ -111,8 +109,8 @@ fn elementwise(case: &Value, d: Device) -> Case {
     let b = g.constant(input(case, "b")).map_err(err)?;
     let loss = two_input_loss(&g, name, &a, &b).map_err(err)?;
     let grads = g.gradients(std::slice::from_ref(&loss), &[a, b], None).map_err(err)?;
-    let mut s = Session::new(&g, d.config()).map_err(err)?;
-    check(&mut s, case, &[("loss", Some(loss)), ("grad_a", grads[0].clone()), ("grad_b", grads[1].clone())])?;
+    let s = Session::new(&g, d.config()).map_err(err)?;
+    check(&s, case, &[("loss", Some(loss)), ("grad_a", grads[0].clone()), ("grad_b", grads[1].clone())])?;
     d.check_ran_here(&s)
 }
 
@@ -126,7 +124,7 @@ fn unconnected(case: &Value, d: Device) -> Case {
     if Value::from(names.clone()) != case["outputs"]["grads_python"] {
         return Err(format!("{names:?}"));
     }
-    let mut s = Session::new(&g, d.config()).map_err(err)?;
+    let s = Session::new(&g, d.config()).map_err(err)?;
     let grad = grads[0].as_ref().ok_or("no gradient for a")?;
     let got = s.eval_feed(grad, &[(&a, Tensor::from(vec![1.0f32, 2.0]))]).map_err(err)?;
     common::compare(&got, &Tensor::from(vec![3.0f32, 3.0]), Tol::Exact)
@@ -155,7 +153,7 @@ fn sgd(case: &Value, d: Device) -> Case {
             return Err(format!("{node} is a {}, TF has {op}", found.op_type()));
         }
     }
-    let mut s = Session::new(&g, d.config()).map_err(err)?;
+    let s = Session::new(&g, d.config()).map_err(err)?;
     s.run(&[g.global_variables_initializer().map_err(err)?]).map_err(err)?;
     let feeds = [(x.clone(), input(case, "x")), (y.clone(), input(case, "y"))];
     let scalar = |v: &Value| Tensor::from(v.as_f64().unwrap_or(f64::NAN) as f32);

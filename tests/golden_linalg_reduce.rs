@@ -90,7 +90,7 @@ fn run_case(case: &Value, device: Device) -> Result<(), String> {
     if !static_shape.is_compatible_with(want.shape()) {
         return Err(format!("static shape {static_shape} does not fit {:?}", want.shape()));
     }
-    let mut sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
+    let sess = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let got = sess.eval(&y).map_err(|e| e.to_string())?;
     device.check_ran_here(&sess)?;
     common::compare(&got, &want, Tol::Close { rtol: 1e-5, atol: 1e-5 })

@@ -25,11 +25,11 @@ fn new_session(g: &Graph, d: Device) -> Session {
     Session::new(g, d.config()).expect("session")
 }
 
-fn run<F: Into<Fetch> + Clone>(s: &mut Session, fetches: &[F]) -> Outcome {
+fn run<F: Into<Fetch> + Clone>(s: &Session, fetches: &[F]) -> Outcome {
     Outcome::Run(s.run(fetches))
 }
 
-fn run_feed<F: Into<Fetch> + Clone>(s: &mut Session, fetches: &[F], feeds: &[(&str, Tensor)]) -> Outcome {
+fn run_feed<F: Into<Fetch> + Clone>(s: &Session, fetches: &[F], feeds: &[(&str, Tensor)]) -> Outcome {
     Outcome::Run(s.run_feed(fetches, feeds))
 }
 
@@ -42,13 +42,13 @@ fn variable_assign_read(d: Device, out: &mut Steps) -> wgflow::Result<Graph> {
     let v = g.variable(42.0f32, "Variable")?;
     let assign = g.assign(&v, 13.0f32)?;
     let init = g.global_variables_initializer()?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&init]));
-    out.push(run(&mut s, &[&v]));
-    out.push(run(&mut s, &[&assign]));
-    out.push(run(&mut s, &[&v]));
-    out.push(run(&mut s, &[&init]));
-    out.push(run(&mut s, &[&v]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&init]));
+    out.push(run(&s, &[&v]));
+    out.push(run(&s, &[&assign]));
+    out.push(run(&s, &[&v]));
+    out.push(run(&s, &[&init]));
+    out.push(run(&s, &[&v]));
     Ok(g)
 }
 
@@ -56,17 +56,17 @@ fn second_session_uninitialized(d: Device, out: &mut Steps) -> wgflow::Result<Gr
     let g = Graph::new();
     let v = g.variable(42.0f32, "Variable")?;
     let init = g.global_variables_initializer()?;
-    let mut s1 = new_session(&g, d);
-    out.push(run(&mut s1, &[&init]));
-    out.push(run(&mut s1, &[&v]));
-    let mut s2 = new_session(&g, d);
-    out.push(run(&mut s2, &[&v]));
+    let s1 = new_session(&g, d);
+    out.push(run(&s1, &[&init]));
+    out.push(run(&s1, &[&v]));
+    let s2 = new_session(&g, d);
+    out.push(run(&s2, &[&v]));
     let plus = (v.value() + 1.0f32)?;
-    out.push(run(&mut s2, &[&plus]));
+    out.push(run(&s2, &[&plus]));
     let is_init = g.is_variable_initialized(&v)?;
-    out.push(run(&mut s2, &[&is_init]));
+    out.push(run(&s2, &[&is_init]));
     let report = g.report_uninitialized_variables()?;
-    out.push(run(&mut s2, &[&report]));
+    out.push(run(&s2, &[&report]));
     Ok(g)
 }
 
@@ -75,14 +75,14 @@ fn sessions_are_independent(d: Device, out: &mut Steps) -> wgflow::Result<Graph>
     let v = g.variable(42.0f32, "Variable")?;
     let assign = g.assign(&v, 13.0f32)?;
     let init = g.global_variables_initializer()?;
-    let (mut s1, mut s2) = (new_session(&g, d), new_session(&g, d));
-    out.push(run(&mut s1, &[&init]));
-    out.push(run(&mut s1, &[&assign]));
-    out.push(run(&mut s2, &[&init]));
-    out.push(run(&mut s2, &[&v]));
-    out.push(run(&mut s1, &[&v]));
+    let (s1, s2) = (new_session(&g, d), new_session(&g, d));
+    out.push(run(&s1, &[&init]));
+    out.push(run(&s1, &[&assign]));
+    out.push(run(&s2, &[&init]));
+    out.push(run(&s2, &[&v]));
+    out.push(run(&s1, &[&v]));
     s1.close();
-    out.push(run(&mut s1, &[&v]));
+    out.push(run(&s1, &[&v]));
     s2.close();
     Ok(g)
 }
@@ -92,15 +92,15 @@ fn placeholder_feeding(d: Device, out: &mut Steps) -> wgflow::Result<Graph> {
     let p = g.placeholder(DType::F32, Shape::known(&[2]))?;
     let y = (&p * 2.0f32)?;
     let u = g.placeholder(DType::F32, Shape::unknown())?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&y]));
-    out.push(run(&mut s, &[&p]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&y]));
+    out.push(run(&s, &[&p]));
     out.push(Outcome::Run(s.run_feed(&[&y], &[(&p, f32s(&[2], &[1.0, 2.0]))])));
     out.push(Outcome::Run(s.run_feed(&[&p], &[(&p, f32s(&[2], &[3.0, 4.0]))])));
     out.push(Outcome::Run(s.run_feed(&[&y], &[(&p, f32s(&[3], &[1.0, 2.0, 3.0]))])));
     let u2 = (&u * 2.0f32)?;
     out.push(Outcome::Run(s.run_feed(&[&u2], &[(&u, f32s(&[2, 2], &[1.0; 4]))])));
-    out.push(run_feed(&mut s, &[&y], &[("Placeholder:0", f32s(&[2], &[5.0, 6.0]))]));
+    out.push(run_feed(&s, &[&y], &[("Placeholder:0", f32s(&[2], &[5.0, 6.0]))]));
     Ok(g)
 }
 
@@ -113,8 +113,8 @@ fn feed_overrides_constant_and_intermediate(d: Device, out: &mut Steps) -> wgflo
     let p = g.placeholder(DType::F32, Shape::known(&[2]))?;
     let e = (&p + 1.0f32)?;
     let f = (&e * 3.0f32)?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&dd]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&dd]));
     out.push(Outcome::Run(s.run_feed(&[&dd], &[(&a, f32s(&[2], &[0.0, 0.0]))])));
     out.push(Outcome::Run(s.run_feed(&[&dd], &[(&c, f32s(&[2], &[100.0, 100.0]))])));
     out.push(Outcome::Run(s.run_feed(&[&c], &[(&c, f32s(&[2], &[7.0, 8.0]))])));
@@ -128,14 +128,14 @@ fn fetch_structures(d: Device, out: &mut Steps) -> wgflow::Result<Graph> {
     let a = g.constant(1.0f32)?;
     let b = g.constant(vec![2.0f32, 3.0])?;
     let c = (&a + &b)?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&a, &b, &c]));
-    out.push(run(&mut s, &[&a, &c]));
-    out.push(run(&mut s, &[&a, &c])); // a dict {x: a, y: c}, flattened in key order
-    out.push(run(&mut s, &[&a, &b, &c])); // [a, {k: [b, c]}], flattened
-    out.push(run(&mut s, &[&c, &c]));
-    out.push(run(&mut s, &["Const:0"]));
-    out.push(run::<Fetch>(&mut s, &[]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&a, &b, &c]));
+    out.push(run(&s, &[&a, &c]));
+    out.push(run(&s, &[&a, &c])); // a dict {x: a, y: c}, flattened in key order
+    out.push(run(&s, &[&a, &b, &c])); // [a, {k: [b, c]}], flattened
+    out.push(run(&s, &[&c, &c]));
+    out.push(run(&s, &["Const:0"]));
+    out.push(run::<Fetch>(&s, &[]));
     Ok(g)
 }
 
@@ -144,13 +144,13 @@ fn fetch_operation_returns_none(d: Device, out: &mut Steps) -> wgflow::Result<Gr
     let v = g.variable(1.0f32, "Variable")?;
     let init = g.global_variables_initializer()?;
     let c = g.constant(5.0f32)?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&init]));
-    out.push(run(&mut s, &[Fetch::from(&init), Fetch::from(&c)]));
-    out.push(run(&mut s, &["init"]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&init]));
+    out.push(run(&s, &[Fetch::from(&init), Fetch::from(&c)]));
+    out.push(run(&s, &["init"]));
     let noop = g.no_op()?;
-    out.push(run(&mut s, &[&noop]));
-    out.push(run(&mut s, &[v.initializer()]));
+    out.push(run(&s, &[&noop]));
+    out.push(run(&s, &[v.initializer()]));
     Ok(g)
 }
 
@@ -160,12 +160,12 @@ fn assign_add_sub(d: Device, out: &mut Steps) -> wgflow::Result<Graph> {
     let inc = g.assign_add(&v, vec![10.0f32, 10.0])?;
     let dec = g.assign_sub(&v, vec![1.0f32, 1.0])?;
     let init = g.global_variables_initializer()?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&init]));
-    out.push(run(&mut s, &[&inc]));
-    out.push(run(&mut s, &[&inc]));
-    out.push(run(&mut s, &[&dec]));
-    out.push(run(&mut s, &[&v]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&init]));
+    out.push(run(&s, &[&inc]));
+    out.push(run(&s, &[&inc]));
+    out.push(run(&s, &[&dec]));
+    out.push(run(&s, &[&v]));
     Ok(g)
 }
 
@@ -175,9 +175,9 @@ fn subtract_variable_const(d: Device, out: &mut Steps) -> wgflow::Result<Graph> 
     let a = g.constant(vec![3.0f32, 3.0])?;
     let y = g.sub(&x, &a)?;
     let init = g.global_variables_initializer()?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&init]));
-    out.push(run(&mut s, &[&y]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&init]));
+    out.push(run(&s, &[&y]));
     Ok(g)
 }
 
@@ -186,8 +186,8 @@ fn add_two_constants(d: Device, out: &mut Steps) -> wgflow::Result<Graph> {
     let a = g.constant(vec![1.0f32, 2.0])?;
     let b = g.constant(vec![2.0f32, 3.0])?;
     let c = (&a + &b)?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&c]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&c]));
     Ok(g)
 }
 

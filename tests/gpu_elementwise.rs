@@ -31,7 +31,7 @@ fn close(got: &Tensor, want: &Tensor, exact: bool) -> Result<(), String> {
 fn eval(config: ConfigProto, build: &dyn Fn(&Graph) -> wgflow::Result<wgflow::Output>) -> (Tensor, Session) {
     let g = Graph::new();
     let y = build(&g).expect("build");
-    let mut s = Session::new(&g, config).expect("session");
+    let s = Session::new(&g, config).expect("session");
     (s.eval(&y).expect("run"), s)
 }
 
@@ -66,4 +66,28 @@ fn every_elementwise_op_matches_the_cpu_on_vec4_and_scalar_paths() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The vec4 kernels stride over a bounded grid (2^18 threads): a tensor of three grid strides
+/// and five vec4s more gives some threads four vec4s and the others three, and every element
+/// must come out.
+#[test]
+fn grid_stride_vec4_kernels_cover_every_element() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let n = 4 * (3 * (1 << 18) + 5);
+    let (a, b) = (Tensor::from(values(n, 3.0)), Tensor::from(values(n, 5.0)));
+    type Build<'a> = Box<dyn Fn(&Graph) -> wgflow::Result<wgflow::Output> + 'a>;
+    let builds: [Build; 2] = [
+        Box::new(|g: &Graph| g.binary(BinaryKind::Add, g.constant(a.clone())?, g.constant(b.clone())?)),
+        Box::new(|g: &Graph| g.unary(UnaryKind::Neg, g.constant(a.clone())?)),
+    ];
+    for build in &builds {
+        let build = build.as_ref();
+        let (gpu, sess) = eval(ConfigProto::default(), build);
+        let (cpu, _) = eval(ConfigProto::cpu_only(), build);
+        common::Device::Gpu.check_ran_here(&sess).expect("on the GPU");
+        close(&gpu, &cpu, true).expect("every element");
+    }
 }

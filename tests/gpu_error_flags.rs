@@ -34,7 +34,7 @@ fn int32_division_by_zero_fails_on_every_device() {
             _ => vec![3, -3, -1, 2],
         };
         for (device, config) in configs() {
-            let mut s = Session::new(&g, config).unwrap();
+            let s = Session::new(&g, config).unwrap();
             let e = s.eval(&q).expect_err("division by zero must fail");
             assert_eq!(e.code, Code::InvalidArgument, "{kind} on {device}: {e}");
             assert!(e.message.contains("Integer division by zero"), "{kind} on {device}: {e}");
@@ -65,7 +65,7 @@ fn int32_division_edge_values_match_tf() {
     let fd = g.floordiv(&x, &y).unwrap();
     let td = g.truncatediv(&x, &y).unwrap();
     for (device, config) in configs() {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         let got = s.run(&[&fd, &td]).unwrap();
         assert_eq!(got[0], Some(Tensor::from(vec![i32::MIN, i32::MIN, 1, 0])), "floordiv on {device}");
         assert_eq!(got[1], Some(Tensor::from(vec![i32::MIN, i32::MIN, 1, 0])), "truncatediv on {device}");

@@ -27,8 +27,8 @@ fn rand(g: &Graph, shape: &[usize], seed: u32) -> Output {
 
 /// Evaluates `ys` on both devices and compares (relative 1e-4, absolute 1e-4).
 fn same_on_both(g: &Graph, ys: &[Output]) {
-    let mut cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
-    let mut gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
+    let cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
+    let gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
     for y in ys {
         let want = cpu.eval(y).expect("cpu run");
         let got = gpu.eval(y).expect("gpu run");
@@ -137,8 +137,8 @@ fn runtime_shape_errors_match_the_cpu() {
     ];
     let feeds =
         [(vec![2, 3], vec![2, 3]), (vec![2, 3, 4], vec![2, 5, 4]), (vec![2, 3, 4], vec![3, 4]), (vec![6], vec![6])];
-    let mut cpu = Session::new(&g, Device::Cpu.config()).expect("cpu session");
-    let mut gpu = Session::new(&g, Device::Gpu.config()).expect("gpu session");
+    let cpu = Session::new(&g, Device::Cpu.config()).expect("cpu session");
+    let gpu = Session::new(&g, Device::Gpu.config()).expect("gpu session");
     let mut errors = 0;
     for y in &ys {
         for (sp, sq) in &feeds {

@@ -43,14 +43,14 @@ fn ones(g: &Graph, shape: &[usize]) -> Output {
 /// shapes on the CPU, which `check_ran_here` does not see).
 fn all_on_gpu(sess: &Session) {
     Device::Gpu.check_ran_here(sess).expect("everything on the GPU");
-    let on_cpu: Vec<&String> = sess.placement_log().iter().filter(|l| !l.ends_with("device:GPU:0")).collect();
+    let on_cpu: Vec<String> = sess.placement_log().into_iter().filter(|l| !l.ends_with("device:GPU:0")).collect();
     assert!(on_cpu.is_empty(), "placed on the CPU: {on_cpu:?}");
 }
 
 /// Evaluates `ys` on the GPU (checking nothing ran on the CPU) and on the CPU.
 fn both(g: &Graph, ys: &[Output]) -> Vec<(Vec<f32>, Vec<f32>)> {
-    let mut cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
-    let mut gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
+    let cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
+    let gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");
     let got = gpu.run(ys).expect("gpu run");
     all_on_gpu(&gpu);
     let want = cpu.run(ys).expect("cpu run");
@@ -361,7 +361,7 @@ fn sparse_label_out_of_range_over_30000_classes() {
     let loss = g.sparse_softmax_cross_entropy_with_logits(&labels, &logits).expect("sparse xent");
     let backprop = g.sparse_softmax_cross_entropy_with_logits_grad(&labels, &logits).expect("backprop");
     for y in [loss, backprop] {
-        let mut gpu = Session::new(&g, Device::Gpu.config()).expect("gpu session");
+        let gpu = Session::new(&g, Device::Gpu.config()).expect("gpu session");
         let err = gpu.run(std::slice::from_ref(&y)).expect_err("a label out of range");
         assert_eq!(err.code, Code::InvalidArgument, "{err}");
         assert_eq!(err.message, "Received a label value of 30000 which is outside the valid range of [0, 30000).");

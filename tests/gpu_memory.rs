@@ -15,7 +15,7 @@ fn gpu_session(g: &Graph) -> Session {
 
 /// Runs `step` `n` times after `warmup` runs and checks that GPU bytes held and buffers
 /// allocated did not grow after the warm-up.
-fn assert_flat(s: &mut Session, warmup: usize, n: usize, mut step: impl FnMut(&mut Session)) {
+fn assert_flat(s: &Session, warmup: usize, n: usize, mut step: impl FnMut(&Session)) {
     for _ in 0..warmup {
         step(s);
     }
@@ -43,9 +43,9 @@ fn assign_add_and_assign_sub_loops_hold_constant_gpu_memory() {
     let add = g.assign_add(&v, Tensor::filled(DType::F32, &[N], 3.0)).unwrap();
     let sub = g.assign_sub(&v, Tensor::filled(DType::F32, &[N], 1.0)).unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     s.run(&[&init]).unwrap();
-    assert_flat(&mut s, 3, 1000, |s| {
+    assert_flat(&s, 3, 1000, |s| {
         s.run(&[add.op()]).unwrap();
         s.run(&[sub.op()]).unwrap();
     });
@@ -66,10 +66,10 @@ fn assign_add_of_a_fed_value_holds_constant_gpu_memory() {
     let inc = g.placeholder(DType::F32, Shape::known(&[N])).unwrap();
     let add = g.assign_add(&v, &inc).unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     s.run(&[&init]).unwrap();
     let one = Tensor::filled(DType::F32, &[N], 1.0);
-    assert_flat(&mut s, 3, 200, |s| {
+    assert_flat(&s, 3, 200, |s| {
         s.run_feed(&[add.op()], &[(&inc, one.clone())]).unwrap();
     });
     assert_eq!(s.eval(&v).unwrap().to_f32_vec().unwrap()[N - 1], 203.0);
@@ -89,10 +89,10 @@ fn adam_training_steps_hold_constant_gpu_memory() {
     let loss = g.reduce_mean(g.square(&y).unwrap(), None, false).unwrap();
     let train = Optimizer::adam(0.01).minimize(&loss, None, None).unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     s.run(&[&init]).unwrap();
     let first = s.eval(&loss).unwrap().to_f32_vec().unwrap()[0];
-    assert_flat(&mut s, 5, 300, |s| {
+    assert_flat(&s, 5, 300, |s| {
         s.run(&[&train]).unwrap();
     });
     let last = s.eval(&loss).unwrap().to_f32_vec().unwrap()[0];
@@ -118,10 +118,10 @@ fn sessions_on_several_threads_hold_constant_gpu_memory() {
         for t in 0..4 {
             let (g, x, step, reset, total, init) = (&g, &x, &step, &reset, &total, &init);
             scope.spawn(move || {
-                let mut s = gpu_session(g);
+                let s = gpu_session(g);
                 s.run(&[init]).unwrap();
                 let feed = Tensor::filled(DType::F32, &[64, 64], 0.0);
-                assert_flat(&mut s, 3, 150, |s| {
+                assert_flat(&s, 3, 150, |s| {
                     s.run(&[reset.op()]).unwrap();
                     s.run_feed(&[step.op()], &[(x, feed.clone())]).unwrap();
                     let sum = s.eval(total).unwrap().to_f32_vec().unwrap()[0];

@@ -22,7 +22,7 @@ fn same_on_both(what: &str, inputs: &[Tensor], build: impl Fn(&Graph, &[Output])
         let g = Graph::new();
         let xs: Vec<Output> = inputs.iter().map(|t| g.constant(t.clone()).expect("constant")).collect();
         let y = build(&g, &xs).unwrap_or_else(|e| panic!("{what}: build: {e}"));
-        let mut sess = Session::new(&g, device.config()).expect("session");
+        let sess = Session::new(&g, device.config()).expect("session");
         let out = sess.eval(&y).unwrap_or_else(|e| panic!("{what} on {}: {e}", device.name()));
         device.check_ran_here(&sess).unwrap_or_else(|e| panic!("{what}: {e}"));
         out

@@ -21,7 +21,7 @@ fn assign_add_loop_on_a_resident_variable_moves_no_bytes_until_fetched() {
     let v = g.variable(Tensor::filled(DType::F32, &[N], 0.0), "v").unwrap();
     let step = g.assign_add(&v, Tensor::filled(DType::F32, &[N], 1.0)).unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     s.run(&[&init]).unwrap();
     s.run(&[step.op()]).unwrap(); // uploads the increment constant once
     let before = s.stats();
@@ -46,7 +46,7 @@ fn second_run_of_a_signature_compiles_nothing_and_submits_once() {
     let g = Graph::new();
     let p = g.placeholder(DType::F32, Shape::known(&[4])).unwrap();
     let y = g.relu(((&p * 2.0f32).unwrap() - 1.0f32).unwrap()).unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     let feed = Tensor::from(vec![0.0f32, 1.0, 2.0, -3.0]);
     s.eval_feed(&y, &[(&p, feed.clone())]).unwrap();
     let before = s.stats();
@@ -70,8 +70,8 @@ fn two_sessions_hold_their_own_values_and_dropping_one_frees_its_memory() {
     let v = g.variable(Tensor::filled(DType::F32, &[N], 1.0), "w").unwrap();
     let set = g.assign(&v, Tensor::filled(DType::F32, &[N], 7.0)).unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut a = gpu_session(&g);
-    let mut b = gpu_session(&g);
+    let a = gpu_session(&g);
+    let b = gpu_session(&g);
     a.run(&[&init]).unwrap();
     b.run(&[&init]).unwrap();
     b.run(&[&set]).unwrap();
@@ -97,7 +97,7 @@ fn uninitialized_variable_and_shape_errors_on_the_gpu() {
     let v = g.variable(vec![1.0f32, 2.0], "v").unwrap();
     let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let y = (v.value() + &p).unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     let e = s.eval_feed(&y, &[(&p, Tensor::from(vec![1.0f32, 2.0]))]).unwrap_err();
     assert_eq!(e.message, "Attempting to use uninitialized value v");
     s.run(&[v.initializer()]).unwrap();
@@ -117,7 +117,7 @@ fn a_tensor_over_the_storage_binding_limit_is_resource_exhausted_naming_the_node
     let g = Graph::new();
     let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let y = g.named("too_big").square(&p).unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     let n = limit / 4 + 1024;
     let e = s.eval_feed(&y, &[(&p, Tensor::filled(DType::F32, &[n], 1.0))]).unwrap_err();
     assert_eq!(e.code, wgflow::Code::ResourceExhausted, "{e}");
@@ -138,7 +138,7 @@ fn two_gpu_sessions_run_at_once_on_two_threads() {
     let handles: Vec<_> = sessions
         .into_iter()
         .enumerate()
-        .map(|(t, mut s)| {
+        .map(|(t, s)| {
             let (init, step, v) = (init.clone(), step.clone(), v.clone());
             std::thread::spawn(move || {
                 s.run(&[&init]).unwrap();
@@ -163,7 +163,7 @@ fn failed_runs_do_not_keep_buffers() {
     let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let q = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let y = g.relu((&p + &q).unwrap()).unwrap();
-    let mut s = gpu_session(&g);
+    let s = gpu_session(&g);
     let bad = [(&p, Tensor::from(vec![1.0f32; 64])), (&q, Tensor::from(vec![1.0f32; 3]))];
     assert!(s.run_feed(&[&y], &bad).is_err());
     let after_first = s.stats().gpu_buffers_allocated;

@@ -37,7 +37,7 @@ fn feeds(g: &Graph, v: &Value) -> Vec<(wgflow::FeedKey, Tensor)> {
 
 /// Runs `fetches` (and the `targets`) once and compares each with `expected`.
 fn step(
-    s: &mut Session,
+    s: &Session,
     g: &Graph,
     targets: &[Value],
     fetches: &[Value],
@@ -77,19 +77,19 @@ fn run_case(c: &Value, device: Device, exported: bool) -> Result<(), String> {
         rtol: c["tolerance"]["rtol"].as_f64().unwrap_or(1e-4),
         atol: c["tolerance"]["atol"].as_f64().unwrap_or(1e-5),
     };
-    let mut s = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
+    let s = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     match c["steps"].as_array() {
         Some(steps) => {
             for (i, st) in steps.iter().enumerate() {
                 let targets = st["run"].as_array().cloned().unwrap_or_default();
                 let fetches = st["fetches"].as_array().cloned().unwrap_or_default();
-                step(&mut s, &g, &targets, &fetches, &st["feeds"], &st["expected"], tol)
+                step(&s, &g, &targets, &fetches, &st["feeds"], &st["expected"], tol)
                     .map_err(|e| format!("step {i}: {e}"))?;
             }
         }
         None => {
             let fetches = c["fetches"].as_array().cloned().unwrap_or_default();
-            step(&mut s, &g, &[], &fetches, &c["feeds"], &c["expected"], tol)?;
+            step(&s, &g, &[], &fetches, &c["feeds"], &c["expected"], tol)?;
         }
     }
     device.check_ran_here(&s)
@@ -183,7 +183,7 @@ fn a_prefix_and_an_input_map_rename_and_rewire() {
     assert!(g.operation_by_name("probs").is_err(), "names are prefixed");
     let c = &cases()["cases"][0];
     assert_eq!(c["name"], "mlp_frozen");
-    let mut s = Session::new(&g, wgflow::ConfigProto::cpu_only()).expect("session");
+    let s = Session::new(&g, wgflow::ConfigProto::cpu_only()).expect("session");
     let feed = tensor(&c["feeds"]["x:0"]);
     let out = s.run_with(&[(&probs).into()], &[((&x).into(), feed)], &RunOptions::default(), None).expect("runs");
     let got = out[0].as_ref().expect("value");
@@ -210,7 +210,7 @@ fn mobilenet_activations_vary_and_agree_across_devices() {
             .iter()
             .map(|l| g.tensor_by_name(&format!("mobilenetv2_0.35_96_1/{l}/Relu6:0")).expect("layer").into())
             .collect();
-        let mut s = Session::new(&g, device.config()).expect("session");
+        let s = Session::new(&g, device.config()).expect("session");
         let out = s.run_with(&fetches, &feeds(&g, &c["feeds"]), &RunOptions::default(), None).expect("runs");
         let values: Vec<Vec<f32>> = out.iter().map(|t| t.as_ref().expect("value").to_f32_vec().expect("f32")).collect();
         for (l, v) in LAYERS.iter().zip(&values) {
@@ -249,11 +249,11 @@ fn more_op_types_match_tf_on_every_device() {
             let _scope = device.scope(&g);
             g.import_graph_def(&bytes, &ImportOptions::default()).expect("imports");
         }
-        let mut s = Session::new(&g, device.config()).expect("session");
+        let s = Session::new(&g, device.config()).expect("session");
         let fetches: Vec<Value> =
             want["expected"].as_object().expect("expected").keys().map(|k| Value::from(k.as_str())).collect();
         let tol = Tol::Close { rtol: 1e-5, atol: 1e-5 };
-        step(&mut s, &g, &[], &fetches, &want["feeds"], &want["expected"], tol)
+        step(&s, &g, &[], &fetches, &want["feeds"], &want["expected"], tol)
             .unwrap_or_else(|e| panic!("{device:?}: {e}"));
         // The other outputs of nodes imported as several ops answer to TF's tensor names.
         let x = (g.tensor_by_name("x:0").expect("x"), common::tensor(&want["feeds"]["x:0"]));
@@ -286,17 +286,17 @@ fn a_frozen_graph_holds_the_session_values_as_constants() {
     let w = g.variable(Tensor::from_f32(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).expect("w"), "w").expect("variable");
     let y = g.named("y").matmul(&x, w.value(), false, false).expect("matmul");
     let bump = g.assign_add(&w, Tensor::from_f32(&[2, 2], vec![0.5; 4]).expect("delta")).expect("assign_add");
-    let mut s = Session::new(&g, wgflow::ConfigProto::cpu_only()).expect("session");
+    let s = Session::new(&g, wgflow::ConfigProto::cpu_only()).expect("session");
     s.run(&[g.global_variables_initializer().expect("init")]).expect("init runs");
     s.run(&[&bump]).expect("update runs");
-    let bytes = g.freeze(&mut s, &["y"]).expect("freezes");
+    let bytes = g.freeze(&s, &["y"]).expect("freezes");
     let frozen = Graph::new();
     frozen.import_graph_def(&bytes, &ImportOptions::default()).expect("imports");
     let types: Vec<String> = frozen.operations().iter().map(|o| o.op_type()).collect();
     assert!(!types.iter().any(|t| t == "VariableV2" || t == "AssignAdd" || t == "Assign"), "{types:?}");
     let feed = Tensor::from_f32(&[1, 2], vec![1.0, 1.0]).expect("feed");
     let (fx, fy) = (frozen.tensor_by_name("Placeholder:0").expect("x"), frozen.tensor_by_name("y:0").expect("y"));
-    let mut fs = Session::new(&frozen, wgflow::ConfigProto::cpu_only()).expect("session");
+    let fs = Session::new(&frozen, wgflow::ConfigProto::cpu_only()).expect("session");
     let out = fs.run_feed(&[fy], &[(fx, feed.clone())]).expect("runs");
     let want = s.run_feed(&[y], &[(x, feed)]).expect("runs");
     assert_eq!(out[0], want[0]);

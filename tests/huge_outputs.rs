@@ -61,7 +61,7 @@ fn an_outer_product_past_the_limit_is_resource_exhausted_on_every_device() {
         configs.push(("gpu", ConfigProto::default()));
     }
     for (dev, config) in configs {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         let e = s.eval_feed(&mm, &[(&a, fa.clone()), (&b, fb.clone())]).unwrap_err();
         if dev == "cpu" {
             assert_oom(&e, "[65536,32768]", "float", "MatMul");
@@ -81,7 +81,7 @@ fn integer_and_double_matmuls_past_the_limit_are_resource_exhausted() {
     let mm = g.matmul(&a, &b, false, false).unwrap();
     let (c, d) = (ph(&g, DType::F64), ph(&g, DType::F64));
     let md = g.matmul(&c, &d, false, false).unwrap();
-    let mut s = cpu(&g);
+    let s = cpu(&g);
     // 4096 x 4096 int32 is 64 MiB.
     let ia = Tensor::from_i32(&[4096, 1], vec![1; 4096]).unwrap();
     let e = s.eval_feed(&mm, &[(&a, ia.clone()), (&b, Tensor::from_i32(&[1, 4096], vec![2; 4096]).unwrap())]);
@@ -102,7 +102,7 @@ fn a_batched_matmul_past_the_limit_is_resource_exhausted() {
     let g = Graph::new();
     let (a, b) = (ph(&g, DType::F32), ph(&g, DType::F32));
     let mm = g.matmul(&a, &b, false, false).unwrap();
-    let mut s = cpu(&g);
+    let s = cpu(&g);
     // Batches broadcast to [64,64] of 256 x 256: 2^28 float32 (1 GiB).
     let (fa, fb) = (f32s(&[64, 1, 256, 1], |_| 1.0), f32s(&[1, 64, 1, 256], |_| 1.0));
     let e = s.eval_feed(&mm, &[(&a, fa), (&b, fb)]).unwrap_err();
@@ -119,7 +119,7 @@ fn a_conv2d_whose_output_or_patch_matrix_is_past_the_limit_is_resource_exhausted
     let g = Graph::new();
     let (x, f) = (ph(&g, DType::F32), ph(&g, DType::F32));
     let conv = g.conv2d(&x, &f, &[1, 1, 1, 1], Padding::Valid, &[1, 1, 1, 1]).unwrap();
-    let mut s = cpu(&g);
+    let s = cpu(&g);
     // A 1x1 filter of 64 channels over 1024 x 1024: an output of 2^26 float32 (256 MiB).
     let e = s.eval_feed(&conv, &[(&x, f32s(&[1, 1024, 1024, 1], |_| 1.0)), (&f, f32s(&[1, 1, 1, 64], |_| 1.0))]);
     assert_oom(&e.unwrap_err(), "[1,1024,1024,64]", "float", "Conv2D");
@@ -138,7 +138,7 @@ fn a_conv_gradient_of_sizes_past_the_limit_is_resource_exhausted() {
     let (f, dy) = (ph(&g, DType::F32), ph(&g, DType::F32));
     // input_sizes [1,4096,4096,1] with a stride of 4096: 64 MiB of gradient from a 1x1x1x1 out_backprop.
     let dx = g.conv2d_backprop_input(&[1, 4096, 4096, 1], &f, &dy, &[4096, 4096], Padding::Valid, &[1, 1]).unwrap();
-    let mut s = cpu(&g);
+    let s = cpu(&g);
     let e = s.eval_feed(&dx, &[(&f, f32s(&[1, 1, 1, 1], |_| 2.0)), (&dy, f32s(&[1, 1, 1, 1], |_| 3.0))]);
     assert_oom(&e.unwrap_err(), "[1,4096,4096,1]", "float", "Conv2DBackpropInput");
     let small = g.conv2d_backprop_input(&[1, 2, 2, 1], &f, &dy, &[2, 2], Padding::Valid, &[1, 1]).unwrap();
@@ -155,7 +155,7 @@ fn reductions_transposes_and_concats_past_the_limit_are_resource_exhausted() {
     let max = g.reduce_max(&x, Some(&[0]), true).unwrap();
     let t = g.transpose(&x, None).unwrap();
     let cat = g.concat(&[x.clone(), y.clone()], 0).unwrap();
-    let mut s = cpu(&g);
+    let s = cpu(&g);
     // Fed inputs of 2 x OVER float32: each output row is past the limit.
     let big = f32s(&[2, OVER], |i| (i % 7) as f32);
     let feed = |t: &Tensor| vec![(&x, t.clone()), (&y, t.clone())];
@@ -183,7 +183,7 @@ fn pools_unary_ops_casts_and_softmax_past_the_limit_are_resource_exhausted() {
     let double = g.cast(&x, DType::F64).unwrap();
     let bias = ph(&g, DType::F32);
     let biased = g.bias_add(&x, &bias).unwrap();
-    let mut s = cpu(&g);
+    let s = cpu(&g);
     let img = f32s(&[1, OVER, 1, 1], |i| (i % 5) as f32);
     assert_oom(&s.eval_feed(&pool, &[(&x, img)]).unwrap_err(), &format!("[1,{OVER},1,1]"), "float", "MaxPool");
     let flat = f32s(&[OVER], |i| (i % 3) as f32);

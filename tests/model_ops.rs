@@ -14,7 +14,7 @@ fn devices() -> Vec<ConfigProto> {
 }
 
 fn run(g: &Graph, config: &ConfigProto, fetches: &[&Output]) -> Vec<Vec<f32>> {
-    let mut s = Session::new(g, config.clone()).unwrap();
+    let s = Session::new(g, config.clone()).unwrap();
     let fetches: Vec<wgflow::Fetch> = fetches.iter().map(|&f| f.into()).collect();
     let out = s.run(&fetches).unwrap();
     out.into_iter().map(|t| t.unwrap().to_f32_vec().unwrap()).collect()

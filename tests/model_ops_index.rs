@@ -18,7 +18,7 @@ fn devices() -> Vec<(Device, ConfigProto)> {
 
 /// The fetches' values on `config`, the session checked to have run on `device` only.
 fn run(g: &Graph, device: Device, config: &ConfigProto, fetches: &[&Output]) -> Vec<Tensor> {
-    let mut s = Session::new(g, config.clone()).unwrap();
+    let s = Session::new(g, config.clone()).unwrap();
     let fetches: Vec<wgflow::Fetch> = fetches.iter().map(|&f| f.into()).collect();
     let out: Vec<Tensor> = s.run(&fetches).unwrap().into_iter().map(Option::unwrap).collect();
     device.check_ran_here(&s).unwrap_or_else(|e| panic!("{device:?}: {e}"));
@@ -75,7 +75,7 @@ fn an_index_out_of_range_is_invalid_argument_on_every_device() {
     let ids = g.placeholder(DType::I32, Shape::known(&[4])).unwrap();
     let sums = g.named("sums").unsorted_segment_sum(&data, &ids, 3).unwrap();
     for (device, config) in devices() {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         for (bad, cpu, gpu) in [
             (vec![0, 3, 1025, 2], "indices[1,0] = 1025 is not in [0, 1025)", "indices contains 1025"),
             (vec![0, -2, 7, 2000], "indices[0,1] = -2 is not in [0, 1025)", "indices contains -2"),
@@ -176,7 +176,7 @@ fn exports_hold_the_index_ops_with_their_constant_inputs() {
             assert!(types.iter().any(|s| s == t), "{t} in {types:?}");
         }
         let (x, sums) = (graph.tensor_by_name("Placeholder:0").unwrap(), graph.tensor_by_name("sums:0").unwrap());
-        let mut s = Session::new(graph, ConfigProto::cpu_only()).unwrap();
+        let s = Session::new(graph, ConfigProto::cpu_only()).unwrap();
         let got = s.eval_feed(&sums, &[(&x, feed.clone())]).unwrap();
         // picked[r] = x[r, [[3, 0], [1, 3]]], tiled to [3, 4, 2]; rows 0, 1 sum into segment 1.
         let row = |r: usize| {

@@ -104,7 +104,7 @@ fn read(dir: &Path, file: &str) -> Vec<u8> {
 fn single_process() -> Vec<f32> {
     let m = model::build(1).expect("the model");
     let train = model::optimizer().minimize(&m.loss, Some(&m.step), None).expect("the train op");
-    let mut sess = Session::new(&m.graph, ConfigProto::cpu_only()).expect("a session");
+    let sess = Session::new(&m.graph, ConfigProto::cpu_only()).expect("a session");
     sess.run(&[m.graph.global_variables_initializer().expect("the initializer")]).expect("init");
     for i in 0..STEPS {
         let (x, y) = model::batch(i, 0..model::GLOBAL_BATCH).expect("a batch");

@@ -72,8 +72,8 @@ fn numeric_grad(
     let g = Graph::new();
     let p = g.placeholder(x.dtype(), Shape::known(x.shape())).expect("placeholder");
     let y = forward(&g, &p).expect("forward");
-    let mut sess = Session::new(&g, ConfigProto::cpu_only()).expect("session");
-    let mut f = |v: &[f64]| -> f64 {
+    let sess = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let f = |v: &[f64]| -> f64 {
         let out = sess.eval_feed(&y, &[(&p, make(x.dtype(), x.shape(), v))]).expect("forward run");
         let out = vals(&out);
         assert_eq!(out.len(), dy.len(), "dy has the forward output's size");

@@ -20,7 +20,7 @@ fn graph() -> (Graph, wgflow::Output, wgflow::Output) {
     (g, x, y)
 }
 
-fn traced_run(s: &mut Session, x: &wgflow::Output, y: &wgflow::Output) -> (Tensor, RunMetadata) {
+fn traced_run(s: &Session, x: &wgflow::Output, y: &wgflow::Output) -> (Tensor, RunMetadata) {
     let mut md = RunMetadata::default();
     let opts = RunOptions { trace_level: TraceLevel::FullTrace, ..Default::default() };
     let out = s
@@ -39,8 +39,8 @@ fn an_explicit_cpu_scope_is_honoured_in_a_gpu_session() {
         return;
     }
     let (g, x, y) = graph();
-    let mut s = Session::new(&g, ConfigProto { log_device_placement: true, ..Default::default() }).unwrap();
-    let (got, md) = traced_run(&mut s, &x, &y);
+    let s = Session::new(&g, ConfigProto { log_device_placement: true, ..Default::default() }).unwrap();
+    let (got, md) = traced_run(&s, &x, &y);
     assert_eq!(got, Tensor::from(vec![1.0f32, 4.0, 9.0, 4.0]));
     assert_eq!(device_of(&md, "add"), GPU);
     assert_eq!(device_of(&md, "Square"), CPU);
@@ -54,8 +54,8 @@ fn an_explicit_cpu_scope_is_honoured_in_a_gpu_session() {
 #[test]
 fn device_count_gpu_zero_puts_every_node_on_the_cpu() {
     let (g, x, y) = graph();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
-    let (got, md) = traced_run(&mut s, &x, &y);
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let (got, md) = traced_run(&s, &x, &y);
     assert_eq!(got, Tensor::from(vec![1.0f32, 4.0, 9.0, 4.0]));
     assert!(md.step_stats.iter().all(|st| st.device == CPU), "{:?}", md.step_stats);
     assert!(s.placement_log().iter().all(|l| l.ends_with(CPU)), "{:?}", s.placement_log());
@@ -74,7 +74,7 @@ fn a_gpu_request_without_a_gpu_needs_soft_placement() {
         let _d = g.device("/device:GPU:0");
         g.neg(&c).unwrap()
     };
-    let mut soft = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let soft = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     assert_eq!(soft.eval(&y).unwrap(), Tensor::from(vec![-1.0f32, -2.0]));
     assert!(soft.placement_log().contains(&format!("Neg: (Neg): {CPU}")));
     let strict = ConfigProto { allow_soft_placement: false, ..ConfigProto::cpu_only() };
@@ -100,9 +100,9 @@ fn run_metadata_covers_every_node_and_its_bytes_match_the_counters() {
     let gpu = common::gpu_ready();
     let (g, x, y) = graph();
     let config = if gpu { ConfigProto::default() } else { ConfigProto::cpu_only() };
-    let mut s = Session::new(&g, config).unwrap();
+    let s = Session::new(&g, config).unwrap();
     let before = s.stats();
-    let (_, md) = traced_run(&mut s, &x, &y);
+    let (_, md) = traced_run(&s, &x, &y);
     let after = s.stats();
     // Every node of the plan has a record, and every record is a node of the plan.
     let mut logged: Vec<String> = s.placement_log().iter().map(|l| l.split(':').next().unwrap().to_string()).collect();
@@ -145,7 +145,7 @@ fn a_run_past_its_timeout_is_deadline_exceeded_on_every_device() {
     }
     for config in configs {
         let (g, x, y) = graph();
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         let opts = RunOptions { timeout: Some(std::time::Duration::ZERO), ..Default::default() };
         let feed = Tensor::from(vec![0.0f32; 4]);
         let e = s.run_with(&[(&y).into()], &[((&x).into(), feed.clone())], &opts, None).unwrap_err();

@@ -12,7 +12,7 @@ use wgflow::{
 const CPU: &str = "/job:localhost/replica:0/task:0/device:CPU:0";
 const GPU: &str = "/job:localhost/replica:0/task:0/device:GPU:0";
 
-fn traced(s: &mut Session, fetch: &Output, feeds: &[(&Output, Tensor)]) -> (Tensor, RunMetadata) {
+fn traced(s: &Session, fetch: &Output, feeds: &[(&Output, Tensor)]) -> (Tensor, RunMetadata) {
     let mut md = RunMetadata::default();
     let opts = RunOptions { trace_level: TraceLevel::FullTrace, ..Default::default() };
     let feeds: Vec<_> = feeds.iter().map(|(k, v)| ((*k).into(), v.clone())).collect();
@@ -40,10 +40,10 @@ fn a_variable_is_colocated_with_its_assign_and_read_nodes() {
     };
     let y = g.mul(&v, 2.0f32).unwrap();
     let bump = g.assign_add(&v, Tensor::from(vec![1.0f32; 3])).unwrap();
-    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let s = Session::new(&g, ConfigProto::default()).unwrap();
     s.run(&[v.initializer()]).unwrap();
     s.run(&[&bump]).unwrap();
-    let (got, md) = traced(&mut s, &y, &[]);
+    let (got, md) = traced(&s, &y, &[]);
     assert_eq!(got, Tensor::from(vec![4.0f32, 6.0, 8.0]));
     for line in
         [format!("v/Assign: (Assign): {CPU}"), format!("AssignAdd: (AssignAdd): {CPU}"), format!("Mul: (Mul): {GPU}")]
@@ -77,7 +77,7 @@ fn conflicting_devices_in_a_colocation_group_need_soft_placement() {
     let e = Session::new(&g, strict).unwrap().run(&[&set]).unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
     assert!(e.message.starts_with("Cannot colocate nodes"), "{}", e.message);
-    let mut soft = Session::new(&g, ConfigProto::default()).unwrap();
+    let soft = Session::new(&g, ConfigProto::default()).unwrap();
     soft.run(&[&set]).unwrap();
     assert!(logged(&soft, &format!("Assign: (Assign): {CPU}")), "{:?}", soft.placement_log());
     assert_eq!(soft.eval(v.tensor()).unwrap(), Tensor::from(vec![5.0f32]));
@@ -95,7 +95,7 @@ fn a_node_without_a_gpu_kernel_goes_to_the_cpu_and_refuses_a_hard_gpu_request() 
         let _d = g.device("/device:GPU:0");
         g.abs(&c).unwrap()
     };
-    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let s = Session::new(&g, ConfigProto::default()).unwrap();
     assert_eq!(s.eval(&free).unwrap(), Tensor::from(vec![-1.0f64, -2.0]));
     assert!(logged(&s, &format!("Neg: (Neg): {CPU}")), "{:?}", s.placement_log());
     assert_eq!(s.eval(&asked).unwrap(), Tensor::from(vec![1.0f64, 2.0]), "soft placement");
@@ -128,7 +128,7 @@ fn a_variable_over_the_memory_budget_goes_to_the_cpu_or_fails_without_soft_place
     let small = g.variable(Tensor::from(vec![2.0f32; 4]), "small").unwrap();
     let total = g.add(g.reduce_sum(&big, None, false).unwrap(), g.reduce_sum(&small, None, false).unwrap()).unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut soft = Session::new(&g, budget(8192, true)).unwrap();
+    let soft = Session::new(&g, budget(8192, true)).unwrap();
     assert_eq!(soft.gpu_memory_budget(), Some(8192));
     soft.run(&[&init]).unwrap();
     assert_eq!(soft.eval(&total).unwrap(), Tensor::from(4096.0f32 + 8.0));
@@ -153,7 +153,7 @@ fn an_allocation_past_the_budget_at_run_time_is_resource_exhausted() {
     let g = Graph::new();
     let x = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let y = g.exp(&x).unwrap();
-    let mut s = Session::new(&g, budget(4096, true)).unwrap();
+    let s = Session::new(&g, budget(4096, true)).unwrap();
     let small = Tensor::from(vec![0.0f32; 8]);
     assert_eq!(s.eval_feed(&y, &[(&x, small)]).unwrap(), Tensor::from(vec![1.0f32; 8]));
     let e = s.eval_feed(&y, &[(&x, Tensor::filled(DType::F32, &[4096], 0.0))]).unwrap_err();
@@ -176,10 +176,10 @@ fn a_tensor_crosses_to_a_device_once_and_never_comes_back() {
     };
     // `a` is used on the GPU again after the CPU nodes: it is not uploaded back.
     let y = g.add(g.add(&a, &b).unwrap(), &c).unwrap();
-    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let s = Session::new(&g, ConfigProto::default()).unwrap();
     let feed = Tensor::from(vec![0.0f32; 4]);
     let before = s.stats();
-    let (got, md) = traced(&mut s, &y, &[(&x, feed)]);
+    let (got, md) = traced(&s, &y, &[(&x, feed)]);
     let after = s.stats();
     assert_eq!(got, Tensor::from(vec![1.0f32; 4]), "1 - 1 + 1");
     let moved = transfers(&md);
@@ -204,7 +204,7 @@ fn constants_go_where_their_consumers_are() {
         let _d = g.device("/cpu:0");
         g.square(&k).unwrap()
     };
-    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let s = Session::new(&g, ConfigProto::default()).unwrap();
     assert_eq!(s.eval(&y).unwrap(), Tensor::from(vec![9.0f32; 4]));
     assert!(logged(&s, &format!("Const: (Const): {CPU}")), "{:?}", s.placement_log());
     assert_eq!(s.stats().bytes_uploaded, 0, "nothing went to the GPU");
@@ -219,15 +219,15 @@ fn the_cost_model_keeps_tiny_work_off_a_software_gpu() {
     let x = g.placeholder(DType::F32, Shape::known(&[4])).unwrap();
     let y = g.relu(g.mul(&x, 2.0f32).unwrap()).unwrap();
     let policy = PlacementPolicy::CostModel { calibrate: false };
-    let mut s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
+    let s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
     let feed = Tensor::from(vec![-1.0f32, 0.0, 1.0, 2.0]);
-    let (got, _) = traced(&mut s, &y, &[(&x, feed)]);
+    let (got, _) = traced(&s, &y, &[(&x, feed)]);
     assert_eq!(got, Tensor::from(vec![0.0f32, 0.0, 2.0, 4.0]));
     // Four elements: the transfer alone costs more than the CPU kernels on any adapter.
     assert!(logged(&s, &format!("Relu: (Relu): {CPU}")), "{:?}", s.placement_log());
     assert!(logged(&s, &format!("Mul: (Mul): {CPU}")), "{:?}", s.placement_log());
     // TF's rule puts the same nodes on the GPU.
-    let mut tf = Session::new(&g, ConfigProto::default()).unwrap();
+    let tf = Session::new(&g, ConfigProto::default()).unwrap();
     tf.eval_feed(&y, &[(&x, Tensor::from(vec![0.0f32; 4]))]).unwrap();
     assert!(logged(&tf, &format!("Relu: (Relu): {GPU}")), "{:?}", tf.placement_log());
 }
@@ -245,8 +245,8 @@ fn a_weight_read_through_an_identity_stays_with_its_cpu_consumer() {
     let read = g.named("w_read").identity(&w).unwrap();
     let y = g.named("y").matmul(&x, &read, false, false).unwrap();
     let policy = PlacementPolicy::CostModel { calibrate: false };
-    let mut s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
-    let (got, _) = traced(&mut s, &y, &[(&x, Tensor::from_f32(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]).unwrap())]);
+    let s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
+    let (got, _) = traced(&s, &y, &[(&x, Tensor::from_f32(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]).unwrap())]);
     assert_eq!(got, Tensor::from_f32(&[1, 2], vec![10.0, 10.0]).unwrap());
     for line in ["y: (MatMul)", "w_read: (Identity)", "w: (Const)"] {
         assert!(logged(&s, &format!("{line}: {CPU}")), "{line}: {:?}", s.placement_log());
@@ -263,7 +263,7 @@ fn the_cost_model_keeps_variables_where_their_work_is_cheaper() {
     let a = g.variable(Tensor::filled(DType::F32, &[64, 64], 0.5), "a").unwrap();
     let y = g.matmul(a.value(), a.value(), false, false).unwrap();
     let policy = PlacementPolicy::CostModel { calibrate: false };
-    let mut s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
+    let s = Session::new(&g, ConfigProto { placement_policy: policy, ..Default::default() }).unwrap();
     s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
     // The model's verdict on the graph's one kernel decides where the weights live.
     let m = s.cost_model().unwrap();
@@ -310,9 +310,9 @@ fn gpu_step_stats_come_from_timestamp_queries() {
     let g = Graph::new();
     let a = g.constant(Tensor::filled(DType::F32, &[128, 128], 0.5)).unwrap();
     let y = g.reduce_sum(g.matmul(&a, &a, false, false).unwrap(), None, false).unwrap();
-    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let s = Session::new(&g, ConfigProto::default()).unwrap();
     s.eval(&y).unwrap();
-    let (got, md) = traced(&mut s, &y, &[]);
+    let (got, md) = traced(&s, &y, &[]);
     assert_eq!(got, Tensor::from(128.0f32 * 128.0 * 128.0 * 0.25));
     let adapter = s.device();
     if adapter.contains("llvmpipe") {
@@ -340,8 +340,8 @@ fn run_metadata_has_peak_memory_per_device() {
         let g = Graph::new();
         let x = g.placeholder(DType::F32, Shape::known(&[256])).unwrap();
         let y = g.reduce_sum(g.exp(&x).unwrap(), None, false).unwrap();
-        let mut s = Session::new(&g, config).unwrap();
-        let (got, md) = traced(&mut s, &y, &[(&x, Tensor::filled(DType::F32, &[256], 0.0))]);
+        let s = Session::new(&g, config).unwrap();
+        let (got, md) = traced(&s, &y, &[(&x, Tensor::filled(DType::F32, &[256], 0.0))]);
         assert_eq!(got, Tensor::from(256.0f32));
         let cpu = md.peak_bytes[CPU];
         assert!(cpu >= 1024, "the fed tensor is held on the host: {:?}", md.peak_bytes);
@@ -367,14 +367,14 @@ fn nodes_on_cpu_counts_what_the_placer_put_on_the_cpu() {
         let _d = g.device("/cpu:0");
         g.square(&on_gpu).unwrap()
     };
-    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let s = Session::new(&g, ConfigProto::default()).unwrap();
     let feed = [(&x, Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]))];
     assert_eq!(s.eval_feed(&on_gpu, &feed).unwrap(), Tensor::from(vec![2.0f32, 3.0, 4.0, 5.0]));
     assert_eq!((s.stats().nodes_on_cpu, s.stats().cpu_fallbacks), (0, 0), "the run stayed on the GPU");
     assert_eq!(s.eval_feed(&on_cpu, &feed).unwrap(), Tensor::from(vec![4.0f32, 9.0, 16.0, 25.0]));
     assert_eq!(s.stats().nodes_on_cpu, 1, "the square, by its device scope");
     assert_eq!(s.stats().cpu_fallbacks, 0, "placed, not fallen back");
-    let mut cpu = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let cpu = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     cpu.eval_feed(&on_cpu, &feed).unwrap();
     assert_eq!(cpu.stats().nodes_on_cpu, 0, "a CPU session counts none");
 }

@@ -110,14 +110,14 @@ impl Model {
     }
 
     /// The current values of every variable.
-    fn values(&self, s: &mut Session) -> Vec<Tensor> {
+    fn values(&self, s: &Session) -> Vec<Tensor> {
         let fetches: Vec<&Output> = self.vars.iter().map(|v| v.tensor()).collect();
         s.run(&fetches).expect("fetch").into_iter().map(|t| t.expect("a value")).collect()
     }
 
     /// Sets every variable to values that hold float corner cases (NaN, -0.0, infinities,
     /// a subnormal), so a round trip is checked bit for bit.
-    fn set_tricky(&self, g: &Graph, s: &mut Session) -> Vec<Tensor> {
+    fn set_tricky(&self, g: &Graph, s: &Session) -> Vec<Tensor> {
         let mut values = vec![
             Tensor::from_f32(&[2, 3], vec![1.5, -0.0, f32::NAN, f32::INFINITY, f32::MIN_POSITIVE / 8.0, -3.25e7])
                 .expect("W value"),
@@ -131,7 +131,7 @@ impl Model {
         values
     }
 
-    fn set(&self, g: &Graph, s: &mut Session, values: &[Tensor]) {
+    fn set(&self, g: &Graph, s: &Session, values: &[Tensor]) {
         assert_eq!(values.len(), self.vars.len());
         let assigns: Vec<Output> =
             self.vars.iter().zip(values).map(|(v, t)| g.assign(v, t.clone()).expect("assign")).collect();
@@ -163,7 +163,7 @@ fn setup(device: &str, config: &ConfigProto, seed: f32) -> (Graph, Model, Saver,
     let g = Graph::new();
     let m = Model::build(&g, seed, wide(device));
     let saver = Saver::new(&g).expect("saver");
-    let mut s = session(&g, device, config);
+    let s = session(&g, device, config);
     s.run(&[g.global_variables_initializer().expect("init")]).expect("init run");
     (g, m, saver, s)
 }
@@ -172,10 +172,10 @@ fn setup(device: &str, config: &ConfigProto, seed: f32) -> (Graph, Model, Saver,
 fn round_trip_is_bitwise_after_assigns() {
     for (device, config) in devices() {
         let dir = TempDir::new("roundtrip");
-        let (g, m, mut saver, mut s) = setup(device, &config, 1.0);
-        let saved = m.set_tricky(&g, &mut s);
-        assert_bitwise(&m.values(&mut s), &saved, "values before the save");
-        let path = saver.save(&mut s, dir.join("model.ckpt"), Some(7)).expect("save");
+        let (g, m, mut saver, s) = setup(device, &config, 1.0);
+        let saved = m.set_tricky(&g, &s);
+        assert_bitwise(&m.values(&s), &saved, "values before the save");
+        let path = saver.save(&s, dir.join("model.ckpt"), Some(7)).expect("save");
         assert_eq!(path, dir.join("model.ckpt-7"));
 
         // Change everything again, then restore.
@@ -187,10 +187,10 @@ fn round_trip_is_bitwise_after_assigns() {
             Tensor::from([false; 3]),
         ];
         other.truncate(m.vars.len());
-        m.set(&g, &mut s, &other);
-        assert_bitwise(&m.values(&mut s), &other, "values after the second assigns");
-        saver.restore(&mut s, &path).expect("restore");
-        assert_bitwise(&m.values(&mut s), &saved, &format!("{device}: restored values"));
+        m.set(&g, &s, &other);
+        assert_bitwise(&m.values(&s), &other, "values after the second assigns");
+        saver.restore(&s, &path).expect("restore");
+        assert_bitwise(&m.values(&s), &saved, &format!("{device}: restored values"));
     }
 }
 
@@ -200,9 +200,9 @@ fn restore_into_a_fresh_graph_initializes_its_variables() {
     for (from, from_config) in &devices {
         for (to, to_config) in &devices {
             let dir = TempDir::new("fresh");
-            let (g, m, mut saver, mut s) = setup(from, from_config, 1.0);
-            let saved = m.set_tricky(&g, &mut s);
-            let path = saver.save(&mut s, dir.join("model.ckpt"), None).expect("save");
+            let (g, m, mut saver, s) = setup(from, from_config, 1.0);
+            let saved = m.set_tricky(&g, &s);
+            let path = saver.save(&s, dir.join("model.ckpt"), None).expect("save");
             assert_eq!(path, dir.join("model.ckpt"));
             drop(s);
 
@@ -212,9 +212,9 @@ fn restore_into_a_fresh_graph_initializes_its_variables() {
             let g2 = Graph::new();
             let m2 = Model::build_reversed(&g2, wide(from) && wide(to));
             let saver2 = Saver::new(&g2).expect("saver 2");
-            let mut s2 = session(&g2, to, to_config);
-            saver2.restore(&mut s2, &path).expect("restore into the fresh session");
-            assert_bitwise(&m2.values(&mut s2), &saved[..m2.vars.len()], &format!("{from} -> {to}"));
+            let s2 = session(&g2, to, to_config);
+            saver2.restore(&s2, &path).expect("restore into the fresh session");
+            assert_bitwise(&m2.values(&s2), &saved[..m2.vars.len()], &format!("{from} -> {to}"));
         }
     }
 }
@@ -223,11 +223,11 @@ fn restore_into_a_fresh_graph_initializes_its_variables() {
 fn a_subset_saver_saves_and_restores_only_its_variables() {
     for (device, config) in devices() {
         let dir = TempDir::new("subset");
-        let (g, m, _, mut s) = setup(device, &config, 1.0);
+        let (g, m, _, s) = setup(device, &config, 1.0);
         let mut saver = Saver::for_variables(&g, &[m.vars[0].clone(), m.vars[2].clone()]).expect("subset saver");
         assert_eq!(saver.variable_names(), ["W", "global_step"]);
-        let before = m.values(&mut s);
-        let path = saver.save(&mut s, dir.join("part"), Some(1)).expect("save");
+        let before = m.values(&s);
+        let path = saver.save(&s, dir.join("part"), Some(1)).expect("save");
 
         let bytes = std::fs::read(&path).expect("read");
         let file = SafeTensors::deserialize(&bytes).expect("safetensors");
@@ -235,9 +235,9 @@ fn a_subset_saver_saves_and_restores_only_its_variables() {
         names.sort();
         assert_eq!(names, ["W", "global_step"]);
 
-        let changed = m.set_tricky(&g, &mut s);
-        saver.restore(&mut s, &path).expect("restore");
-        let after = m.values(&mut s);
+        let changed = m.set_tricky(&g, &s);
+        saver.restore(&s, &path).expect("restore");
+        let after = m.values(&s);
         assert_bitwise(&after[..1], &before[..1], "W restored");
         assert_bitwise(&after[1..2], &changed[1..2], "layer1/b untouched");
         assert_bitwise(&after[2..3], &before[2..3], "global_step restored");
@@ -248,9 +248,9 @@ fn a_subset_saver_saves_and_restores_only_its_variables() {
 #[test]
 fn the_file_is_safetensors_with_the_variables_by_name() {
     let dir = TempDir::new("format");
-    let (g, m, mut saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 2.0);
-    m.set_tricky(&g, &mut s);
-    let path = saver.save(&mut s, dir.join("model.ckpt"), Some(1000)).expect("save");
+    let (g, m, mut saver, s) = setup("cpu", &ConfigProto::cpu_only(), 2.0);
+    m.set_tricky(&g, &s);
+    let path = saver.save(&s, dir.join("model.ckpt"), Some(1000)).expect("save");
     let bytes = std::fs::read(&path).expect("read");
 
     let (_, meta) = SafeTensors::read_metadata(&bytes).expect("header");
@@ -303,8 +303,8 @@ fn restore_reads_foreign_safetensors_and_ignores_extra_keys() {
     let g = Graph::new();
     let v = g.variable(Tensor::filled(DType::F32, &[2, 3], 0.0), "W").expect("W");
     let saver = Saver::new(&g).expect("saver");
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
-    saver.restore(&mut s, &path).expect("restore");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    saver.restore(&s, &path).expect("restore");
     assert_eq!(
         s.eval(v.tensor()).expect("W"),
         Tensor::from_f32(&[2, 3], vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]).expect("t")

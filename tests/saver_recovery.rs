@@ -59,12 +59,12 @@ impl Run {
         let g = Graph::new();
         g.variable(Tensor::from([1.0f32, 2.0, 3.0]), "W").expect("W");
         let saver = Saver::new(&g).expect("saver").max_to_keep(max_to_keep);
-        let mut session = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+        let session = Session::new(&g, ConfigProto::cpu_only()).expect("session");
         session.run(&[g.global_variables_initializer().expect("init")]).expect("init run");
         Run { saver, session }
     }
     fn save(&mut self, dir: &TempDir, step: u64) -> PathBuf {
-        self.saver.save(&mut self.session, dir.join("model.ckpt"), Some(step)).expect("save")
+        self.saver.save(&self.session, dir.join("model.ckpt"), Some(step)).expect("save")
     }
 }
 
@@ -279,7 +279,7 @@ fn a_garbage_or_unreadable_index_is_a_typed_error_and_nothing_is_written() {
         let dir = TempDir::new("garbage");
         std::fs::write(dir.join("checkpoint"), garbage).expect("write index");
         let mut run = Run::start(Some(2));
-        let err = run.saver.save(&mut run.session, dir.join("model.ckpt"), Some(1)).expect_err(garbage);
+        let err = run.saver.save(&run.session, dir.join("model.ckpt"), Some(1)).expect_err(garbage);
         assert_eq!(err.code, Code::DataLoss, "{garbage:?}: {err}");
         assert!(err.message.contains("Invalid checkpoint state"), "{err}");
         assert!(err.message.contains("recover_last_checkpoints"), "{err}");
@@ -299,7 +299,7 @@ fn a_garbage_or_unreadable_index_is_a_typed_error_and_nothing_is_written() {
     let dir = TempDir::new("unreadable");
     std::fs::create_dir(dir.join("checkpoint")).expect("mkdir");
     let mut run = Run::start(Some(2));
-    let err = run.saver.save(&mut run.session, dir.join("model.ckpt"), Some(1)).expect_err("directory index");
+    let err = run.saver.save(&run.session, dir.join("model.ckpt"), Some(1)).expect_err("directory index");
     assert_eq!(err.code, Code::FailedPrecondition, "{err}");
     assert!(err.message.contains("checkpoint"), "{err}");
     assert_eq!(dir.entries(), ["checkpoint"]);
@@ -319,12 +319,12 @@ fn concurrent_saves_in_one_process_keep_each_others_temporaries() {
                 let g = Graph::new();
                 g.variable(Tensor::from_f32(&[64, 64], vec![t as f32; 64 * 64]).expect("W"), "W").expect("W");
                 let mut saver = Saver::new(&g).expect("saver").max_to_keep(2);
-                let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+                let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
                 s.run(&[g.global_variables_initializer().expect("init")]).expect("init run");
                 // Each thread recovers its own list so the shared index is not taken over.
                 saver.recover_last_checkpoints(Vec::<PathBuf>::new()).expect("recover");
                 for step in 0..20 {
-                    saver.save(&mut s, dir.join(&format!("t{t}.ckpt")), Some(step)).expect("concurrent save");
+                    saver.save(&s, dir.join(&format!("t{t}.ckpt")), Some(step)).expect("concurrent save");
                 }
             });
         }

@@ -12,7 +12,7 @@ fn second_run_of_a_signature_builds_no_plan() {
     let g = Graph::new();
     let p = g.placeholder(DType::F32, Shape::known(&[2])).unwrap();
     let y = (&p * 3.0f32).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     for i in 0..3 {
         let out = s.eval_feed(&y, &[(&p, f32s(&[1.0, i as f32]))]).unwrap();
         assert_eq!(out, f32s(&[3.0, 3.0 * i as f32]));
@@ -28,7 +28,7 @@ fn second_run_of_a_signature_builds_no_plan() {
 fn session_sees_nodes_added_after_it_was_created() {
     let g = Graph::new();
     let a = g.constant(2.0f32).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     assert_eq!(s.eval(&a).unwrap(), Tensor::from(2.0f32));
     let b = (&a * 5.0f32).unwrap();
     assert_eq!(s.eval(&b).unwrap(), Tensor::from(10.0f32));
@@ -44,7 +44,7 @@ fn two_sessions_run_at_once_on_two_threads() {
         .map(|t| {
             let (g, inc, init, v) = (g.clone(), inc.clone(), init.clone(), v.clone());
             std::thread::spawn(move || {
-                let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+                let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
                 s.run(&[&init]).unwrap();
                 for _ in 0..(10 + t * 5) {
                     s.run(&[&inc]).unwrap();
@@ -64,7 +64,7 @@ fn a_cycle_through_control_inputs_is_an_error_not_a_hang() {
     let b = (&a + 1.0f32).unwrap();
     let c = (&b * 2.0f32).unwrap();
     g.add_control_input(&b.op(), &c.op()).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     let err = s.eval(&c).unwrap_err();
     assert_eq!(err.code, Code::InvalidArgument);
     assert!(err.message.starts_with("Graph is invalid, contains a cycle"), "{}", err.message);
@@ -76,7 +76,7 @@ fn feeding_rules() {
     let v = g.variable(1.0f32, "v").unwrap();
     let p = g.placeholder(DType::F32, Shape::partial(&[None, Some(2)])).unwrap();
     let y = (&p * 2.0f32).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     // A partial shape accepts any size in its unknown dimension.
     let ok = s.eval_feed(&y, &[(&p, Tensor::from_f32(&[3, 2], vec![1.0; 6]).unwrap())]).unwrap();
     assert_eq!(ok.shape(), &[3, 2]);
@@ -100,7 +100,7 @@ fn assign_add_on_an_uninitialized_variable_fails_cleanly() {
     let g = Graph::new();
     let v = g.variable(vec![1.0f32, 2.0], "w").unwrap();
     let inc = g.assign_add(&v, vec![1.0f32, 1.0]).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     let e = s.eval(&inc).unwrap_err();
     assert_eq!((e.code, e.message.as_str()), (Code::FailedPrecondition, "Attempting to use uninitialized value w"));
     assert_eq!(e.node.as_deref(), Some("AssignAdd"));
@@ -138,9 +138,9 @@ fn closed_session_refuses_and_eval_conveniences_work() {
     let g = Graph::new();
     let v = g.variable(3.0f32, "v").unwrap();
     let init = g.global_variables_initializer().unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
-    init.run(&mut s).unwrap();
-    assert_eq!(v.tensor().eval(&mut s).unwrap(), Tensor::from(3.0f32));
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    init.run(&s).unwrap();
+    assert_eq!(v.tensor().eval(&s).unwrap(), Tensor::from(3.0f32));
     s.close();
     let e = s.run(&[&init]).unwrap_err();
     assert_eq!((e.code, e.message.as_str()), (Code::FailedPrecondition, "Attempted to use a closed Session."));
@@ -165,7 +165,7 @@ fn int32_division_is_float64_as_in_tf() {
     let b = g.constant(vec![2i32, 2]).unwrap();
     let q = g.div(&a, &b).unwrap();
     assert_eq!(q.op().op_type(), "RealDiv");
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     let got = s.eval(&q).unwrap();
     assert_eq!(got.dtype(), DType::F64);
     assert_eq!(got.as_f64().unwrap().iter().copied().collect::<Vec<_>>(), vec![3.5, -3.5]);
@@ -180,7 +180,7 @@ fn sessions_and_graphs_are_send() {
     let g = Graph::new();
     let c = g.constant(vec![1.0f32, 2.0]).unwrap();
     let y = (&c * 3.0f32).unwrap();
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let s = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     let got = std::thread::spawn(move || s.eval(&y).unwrap()).join().unwrap();
     assert_eq!(got, f32s(&[3.0, 6.0]));
 }

@@ -25,6 +25,11 @@ const TEMPLATES: &[&str] = &[
     "matmul_sg.wgsl",
     "conv2d.wgsl",
     "conv2d_sg.wgsl",
+    "gemm_rb.wgsl",
+    "matmul_rb.wgsl",
+    "matmul_coop.wgsl",
+    "conv2d_rb.wgsl",
+    "depthwise.wgsl",
     "reduce.wgsl",
     "reduce_tree.wgsl",
     "softmax.wgsl",
@@ -62,6 +67,19 @@ fn validate(what: &str, source: &str) {
         panic!("{what} does not validate:\n{}", e.emit_to_string(source));
     }
     println!("validated {what}");
+}
+
+/// Writes `source` as SPIR-V 1.6 with naga's backend (after validating it).
+fn spirv(what: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let options = naga::back::spv::Options { lang_version: (1, 6), ..Default::default() };
+    let words = naga::back::spv::write_vec(&module, &info, &options, None)
+        .unwrap_or_else(|e| panic!("{what} does not write as SPIR-V: {e}"));
+    assert!(words.len() > 100, "{what}: {} SPIR-V words", words.len());
+    println!("wrote {what} as SPIR-V ({} words)", words.len());
 }
 
 #[test]
@@ -120,6 +138,10 @@ fn every_wgsl_file_and_template_validates() {
     for name in [
         "matmul.wgsl",
         "matmul_sg.wgsl",
+        "gemm_rb.wgsl + matmul_rb.wgsl",
+        "gemm_rb.wgsl + conv2d_rb.wgsl",
+        "matmul_coop.wgsl",
+        "depthwise.wgsl",
         "reduce.wgsl",
         "reduce_tree.wgsl",
         "softmax.wgsl",
@@ -143,5 +165,10 @@ fn every_wgsl_file_and_template_validates() {
     }
     for (name, source) in &ops {
         validate(name, source);
+    }
+    // The cooperative matrix kernels run on no adapter here: also write them as SPIR-V, as wgpu's
+    // Vulkan backend would.
+    for (name, source) in ops.iter().filter(|(n, _)| n.starts_with("matmul_coop.wgsl")) {
+        spirv(name, source);
     }
 }

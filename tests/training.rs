@@ -46,7 +46,7 @@ fn check(name: &str, shapes: &[&[usize]], lo: f32, hi: f32, f: impl Fn(&Graph, &
     let loss = g.reduce_sum(g.mul(&y, weights).unwrap(), None, false).unwrap();
     let grads = g.gradients(std::slice::from_ref(&loss), &xs, None).unwrap();
     for config in configs() {
-        let mut s = Session::new(&g, config).unwrap();
+        let s = Session::new(&g, config).unwrap();
         let feeds =
             |vals: &[Tensor]| -> Vec<(Output, Tensor)> { xs.iter().cloned().zip(vals.iter().cloned()).collect() };
         for (k, grad) in grads.iter().enumerate() {
@@ -55,7 +55,7 @@ fn check(name: &str, shapes: &[&[usize]], lo: f32, hi: f32, f: impl Fn(&Graph, &
             let base = values(&values_in[k]);
             for (i, a) in analytic.iter().enumerate() {
                 let eps = 1e-2f32 * base[i].abs().max(1.0);
-                let mut at = |delta: f32| {
+                let at = |delta: f32| {
                     let mut v = base.clone();
                     v[i] += delta;
                     let mut vals = values_in.clone();
@@ -144,7 +144,7 @@ fn run_optimizer(opt: Optimizer, config: ConfigProto) -> Vec<Vec<f32>> {
     let loss =
         g.reduce_sum(g.square(g.sub(&w, Tensor::from(vec![1.0f32, -2.0])).unwrap()).unwrap(), None, false).unwrap();
     let train = opt.minimize(&loss, None, None).unwrap();
-    let mut s = Session::new(&g, config).unwrap();
+    let s = Session::new(&g, config).unwrap();
     s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
     (0..3)
         .map(|_| {
@@ -214,7 +214,7 @@ fn a_training_step_moves_only_the_batch_and_the_loss() {
     let loss = g.reduce_mean(g.square(g.sub(&pred, &y).unwrap()).unwrap(), None, false).unwrap();
     let step = g.variable(Tensor::from(0i32), "global_step").unwrap();
     let train = Optimizer::adam(0.01).minimize(&loss, Some(&step), None).unwrap();
-    let mut s = Session::new(&g, ConfigProto::default()).unwrap();
+    let s = Session::new(&g, ConfigProto::default()).unwrap();
     s.run(&[g.global_variables_initializer().unwrap()]).unwrap();
     let mut rng = Rng(7);
     let batch = [(x.clone(), rng.tensor(&[8, 3], -1.0, 1.0)), (y.clone(), rng.tensor(&[8, 1], -1.0, 1.0))];

@@ -49,7 +49,7 @@ pub fn load() -> Result<(Split, Split), Box<dyn std::error::Error>> {
 }
 
 /// The fraction of `data` that the model classifies right.
-pub fn accuracy(s: &mut Session, x: &Output, logits: &Output, data: &Split) -> wgflow::Result<f64> {
+pub fn accuracy(s: &Session, x: &Output, logits: &Output, data: &Split) -> wgflow::Result<f64> {
     let order: Vec<usize> = (0..data.len()).collect();
     let (images, _) = data.batch(&order)?;
     let out = s.eval_feed(logits, &[(x, images)])?;

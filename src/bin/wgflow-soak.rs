@@ -107,7 +107,7 @@ struct Worker {
 
 impl Worker {
     fn new(m: &Model, config: ConfigProto, delta: f32) -> Result<Worker> {
-        let mut s = Session::new(&m.g, config)?;
+        let s = Session::new(&m.g, config)?;
         s.run(std::slice::from_ref(&m.init))?;
         Ok(Worker { s, delta, bumps: 0, steps: 0, first_loss: f32::NAN, last_loss: f32::NAN })
     }
@@ -284,7 +284,7 @@ fn run(a: &Args) -> Result<bool> {
         let t0 = Instant::now();
         let mut held_each = 0;
         for k in 0..a.churn {
-            let mut s = Session::new(&m.g, ConfigProto::default())?;
+            let s = Session::new(&m.g, ConfigProto::default())?;
             s.run(std::slice::from_ref(&m.init))?;
             let delta = (k % 7) as f32;
             s.run_feed(std::slice::from_ref(&m.bump), &[(m.delta.clone(), Tensor::from(delta))])?;

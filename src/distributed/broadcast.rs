@@ -59,7 +59,7 @@ impl BroadcastVariables {
     /// that they agree on the total size (`InvalidArgument` on every rank if not: the ranks
     /// built different graphs), then one `MPI_Bcast` carries rank 0's values, which the
     /// other ranks assign in one run.
-    pub fn run(&self, session: &mut Session, comm: &Communicator) -> Result<usize> {
+    pub fn run(&self, session: &Session, comm: &Communicator) -> Result<usize> {
         let fetches: Vec<&Output> = self.vars.iter().map(Variable::tensor).collect();
         let values: Vec<Tensor> = session.run(&fetches)?.into_iter().flatten().collect();
         if values.len() != self.vars.len() {

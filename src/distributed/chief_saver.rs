@@ -35,7 +35,7 @@ impl ChiefSaver {
     /// save, on every rank).
     pub fn save(
         &mut self,
-        session: &mut Session,
+        session: &Session,
         prefix: impl AsRef<Path>,
         global_step: Option<u64>,
     ) -> Result<Option<PathBuf>> {
@@ -47,7 +47,7 @@ impl ChiefSaver {
     }
 
     /// [`Saver::restore`], on any rank.
-    pub fn restore(&self, session: &mut Session, path: impl AsRef<Path>) -> Result<()> {
+    pub fn restore(&self, session: &Session, path: impl AsRef<Path>) -> Result<()> {
         self.saver.restore(session, path)
     }
 

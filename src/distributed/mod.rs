@@ -28,12 +28,12 @@
 //! let mut step = SyncReplicasOptimizer::new(Optimizer::gradient_descent(0.1)).minimize(&loss, None, None)?;
 //! let broadcast = BroadcastVariables::new(&g)?;
 //!
-//! let mut sess = Session::new(&g, ConfigProto::cpu_only())?;
+//! let sess = Session::new(&g, ConfigProto::cpu_only())?;
 //! sess.run(&[g.global_variables_initializer()?])?;
-//! broadcast.run(&mut sess, &comm)?;
+//! broadcast.run(&sess, &comm)?;
 //! // This rank's shard of the batch.
 //! let shard = Tensor::from_f32(&[1, 2], vec![comm.rank() as f32, 1.0])?;
-//! let done = step.run(&mut sess, &comm, &[(&x, shard)], &[(&loss).into()])?;
+//! let done = step.run(&sess, &comm, &[(&x, shard)], &[(&loss).into()])?;
 //! println!("rank {}: loss {:?}, all-reduce {:?}", comm.rank(), done.fetched[0], done.all_reduce);
 //! # Ok(())
 //! # }

@@ -141,7 +141,7 @@ impl SyncTrainStep {
     /// rounding). Errors: the session's, and the [`Communicator`]'s for the all-reduce.
     pub fn run<K: Into<FeedKey> + Clone>(
         &mut self,
-        session: &mut Session,
+        session: &Session,
         comm: &Communicator,
         feeds: &[(K, Tensor)],
         fetches: &[Fetch],

@@ -39,7 +39,34 @@ impl Graph {
     /// `tf.gradients(ys, xs, grad_ys)`: the symbolic partial derivatives of `sum(ys)` with
     /// respect to each x, added to this graph. `grad_ys` defaults to ones. An x that no y
     /// depends on gets `None`, as TF's `None`.
-    pub fn gradients(&self, ys: &[Output], xs: &[Output], grad_ys: Option<&[Output]>) -> Result<Vec<Option<Output>>> {
+    ///
+    /// `ys` and `xs` are lists of anything that is [`AsRef<Output>`]: outputs, references to
+    /// them, or [`Variable`](crate::Variable)s (a variable stands for its tensor `v:0`, as in
+    /// TF's optimizers); all items of one list have one type.
+    ///
+    /// ```
+    /// use wgflow::{ConfigProto, Graph, Session, Tensor};
+    ///
+    /// let g = Graph::new();
+    /// let w = g.variable(3.0f32, "w")?;
+    /// let b = g.variable(1.0f32, "b")?;
+    /// let loss = g.add(g.mul(&w, &w)?, &b)?; // w² + b
+    /// let grads = g.gradients(&[&loss], &[&w, &b], None)?; // no `.tensor().clone()`
+    /// let sess = Session::new(&g, ConfigProto::cpu_only())?;
+    /// sess.run(&[g.global_variables_initializer()?])?;
+    /// let dw = grads[0].as_ref().ok_or(wgflow::Error::internal("no gradient"))?;
+    /// assert_eq!(sess.eval(dw)?, Tensor::from(6.0f32));
+    /// # Ok::<(), wgflow::Error>(())
+    /// ```
+    pub fn gradients<Y: AsRef<Output>, X: AsRef<Output>>(
+        &self,
+        ys: &[Y],
+        xs: &[X],
+        grad_ys: Option<&[Output]>,
+    ) -> Result<Vec<Option<Output>>> {
+        let ys: Vec<Output> = ys.iter().map(|y| y.as_ref().clone()).collect();
+        let xs: Vec<Output> = xs.iter().map(|x| x.as_ref().clone()).collect();
+        let (ys, xs) = (ys.as_slice(), xs.as_slice());
         for t in ys.iter().chain(xs) {
             self.own(&t.graph)
                 .map_err(|_| Error::invalid_argument(format!("{} is not an element of this graph.", t.name())))?;

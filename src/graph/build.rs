@@ -64,6 +64,26 @@ impl From<&Variable> for Operand {
     }
 }
 
+/// A variable stands for its tensor (`foo:0`, [`Variable::tensor`]) where a list of tensors
+/// names graph points rather than consumes values, as the `xs` of [`Graph::gradients`] do
+/// (TF's optimizers differentiate with respect to the variable itself). A variable consumed
+/// by an op goes through [`Operand`] instead, as its `read` identity.
+///
+/// ```
+/// use wgflow::{Graph, Output};
+///
+/// let g = Graph::new();
+/// let v = g.variable(1.0f32, "v")?;
+/// let t: &Output = v.as_ref();
+/// assert_eq!(t.name(), "v:0");
+/// # Ok::<(), wgflow::Error>(())
+/// ```
+impl AsRef<Output> for Variable {
+    fn as_ref(&self) -> &Output {
+        &self.var
+    }
+}
+
 impl Graph {
     /// Adds a node. `default_name` is used unless [`Graph::named`] set one; value operands
     /// become constants named `<op>/<arg>`; shape inference runs before the node is added.

@@ -115,6 +115,14 @@ impl Output {
     }
 }
 
+/// An output is itself, so that a list of tensors may hold outputs, variables
+/// (`AsRef<Output>` for [`Variable`](super::Variable)) or references to either.
+impl AsRef<Output> for Output {
+    fn as_ref(&self) -> &Output {
+        self
+    }
+}
+
 impl PartialEq for Output {
     fn eq(&self, other: &Self) -> bool {
         self.graph.same(&other.graph) && self.ep == other.ep

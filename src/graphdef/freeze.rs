@@ -15,8 +15,10 @@ use crate::session::{Fetch, Session};
 impl Graph {
     /// The nodes `outputs` (node names) need, variables frozen to their values in `session`,
     /// as a serialized `GraphDef`. Variable reads (`v/read`) stay as `Identity` of the
-    /// constant `v`; initializers and other nodes the outputs do not need are left out.
-    pub fn freeze(&self, session: &mut Session, outputs: &[&str]) -> Result<Vec<u8>> {
+    /// constant `v`; initializers and other nodes the outputs do not need are left out. The
+    /// variables are read in one run, so the values are those of one moment even while other
+    /// threads update them.
+    pub fn freeze(&self, session: &Session, outputs: &[&str]) -> Result<Vec<u8>> {
         let mut def = graph_def(&self.read())?;
         let index: HashMap<String, usize> = def.node.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
         let mut needed = HashSet::new();
@@ -41,17 +43,21 @@ impl Graph {
                 }
             }
         }
+        // The variables are read in one run: a snapshot, even while other threads train.
+        let mut vars: Vec<usize> = needed.iter().copied().filter(|&i| def.node[i].op == "VariableV2").collect();
+        vars.sort_unstable();
+        let fetches = vars.iter().map(|&i| Ok(Fetch::from(self.tensor_by_name(&format!("{}:0", def.node[i].name))?)));
+        let fetches = fetches.collect::<Result<Vec<Fetch>>>()?;
+        let read = if fetches.is_empty() { Vec::new() } else { session.run(&fetches)? };
+        let mut values: HashMap<usize, _> = vars.into_iter().zip(read).collect();
         let mut frozen: Vec<NodeDef> = Vec::with_capacity(needed.len());
         for (i, node) in def.node.drain(..).enumerate() {
             if !needed.contains(&i) {
                 continue;
             }
             if node.op == "VariableV2" {
-                let var = self.tensor_by_name(&format!("{}:0", node.name))?;
-                let value = session
-                    .run(&[Fetch::from(&var)])?
-                    .into_iter()
-                    .next()
+                let value = values
+                    .remove(&i)
                     .flatten()
                     .ok_or_else(|| Error::internal(format!("freeze: no value for variable '{}'", node.name)))?;
                 frozen.push(const_node(&node.name, &value, &node.device));

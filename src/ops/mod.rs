@@ -16,6 +16,7 @@ pub(crate) mod linalg;
 pub(crate) mod losses;
 pub(crate) mod nn;
 pub(crate) mod nn_grad;
+pub(crate) mod rb_tile;
 pub(crate) mod reduce;
 pub(crate) mod registry;
 pub(crate) mod sg_tile;
@@ -335,16 +336,29 @@ impl OpKind {
 /// WGSL sources built once per process and kept for its lifetime (one per op kind and
 /// dtype, so the set is small and bounded).
 pub(crate) fn cached_wgsl(key: String, make: impl FnOnce() -> Result<String>) -> Result<&'static str> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
-    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = wgsl_cache().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = map.get(&key) {
         return Ok(s);
     }
     let text: &'static str = Box::leak(make()?.into_boxed_str());
     map.insert(key, text);
     Ok(text)
+}
+
+/// The kernels [`cached_wgsl`] built, by key.
+fn wgsl_cache() -> &'static std::sync::Mutex<std::collections::HashMap<String, &'static str>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static str>>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The keys of the kernels this process instantiated (`matmul rb f32 64x64x16 4x4 ...`), sorted:
+/// which kernel variant ran.
+#[cfg(feature = "test-hooks")]
+pub fn kernels_built() -> Vec<String> {
+    let mut keys: Vec<String> = wgsl_cache().lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+    keys.sort();
+    keys
 }
 
 /// The rank of `x` for an exported constant input that depends on it.

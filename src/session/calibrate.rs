@@ -64,7 +64,7 @@ fn measure(config: &ConfigProto) -> Result<Measured> {
     let tiny = g.add(1.0f32, 2.0f32)?;
     let fed = g.placeholder(DType::F32, Shape::known(&[ELEMS]))?;
     let sum = g.reduce_sum(&fed, None, false)?;
-    let mut s = Session::new(&g, config.clone())?;
+    let s = Session::new(&g, config.clone())?;
     s.run(&[g.global_variables_initializer()?])?;
     // Results are reduced to scalars so that readbacks stay out of the timings.
     let mm_sum = g.reduce_sum(&mm, None, false)?;

@@ -81,6 +81,14 @@ pub struct GpuOptions {
     pub allow_growth: bool,
     /// The adapter to use, by index or by a substring of its name (`WGFLOW_ADAPTER` also works).
     pub adapter: Option<String>,
+    /// Lets float32 matmuls run on cooperative matrices with f16 inputs (tensor cores) where the
+    /// adapter offers only those (NVIDIA's Vulkan drivers): off by default. The inputs are
+    /// rounded to f16 (11 significant bits, largest finite value 65,504; a relative error of up to
+    /// 2^-11 ≈ 4.9e-4 per input) and the products accumulate in f32, so a result is off by about
+    /// 1e-3 of the sum of `|a_ik * b_kj|`, not float32's 1e-7: outside the goldens' tolerances,
+    /// hence opt-in. Values past 65,504 become infinite. Where the adapter offers f32 inputs,
+    /// those are used whatever this says; where it offers none, it changes nothing.
+    pub allow_f16_matmul: bool,
 }
 
 impl Default for GpuOptions {
@@ -91,6 +99,7 @@ impl Default for GpuOptions {
             adapter_memory_bytes: None,
             allow_growth: true,
             adapter: None,
+            allow_f16_matmul: false,
         }
     }
 }

@@ -17,14 +17,37 @@ pub(crate) struct Variables {
     pub(crate) values: HashMap<NodeId, Tensor>,
 }
 
+/// How a run holds the host's variables: alone (it may assign them) or shared with other
+/// runs (it only reads them; see the session's locking design).
+enum VarAccess<'a> {
+    Exclusive(&'a mut Variables),
+    Shared(&'a Variables),
+}
+
+impl VarAccess<'_> {
+    fn get(&self) -> &Variables {
+        match self {
+            VarAccess::Exclusive(v) => v,
+            VarAccess::Shared(v) => v,
+        }
+    }
+}
+
 /// The host in one run, with the host's variables.
 pub(crate) struct CpuDevice<'a> {
-    vars: &'a mut Variables,
+    vars: VarAccess<'a>,
 }
 
 impl<'a> CpuDevice<'a> {
+    /// The host in a run that holds the variables alone.
     pub(crate) fn new(vars: &'a mut Variables) -> Self {
-        CpuDevice { vars }
+        CpuDevice { vars: VarAccess::Exclusive(vars) }
+    }
+
+    /// The host in a run that shares the variables with other runs: a plan with no
+    /// assignment (an assignment fails with `Internal`).
+    pub(crate) fn shared(vars: &'a Variables) -> Self {
+        CpuDevice { vars: VarAccess::Shared(vars) }
     }
 }
 
@@ -39,7 +62,7 @@ impl CpuDevice<'_> {
         ins: Vec<Option<Value>>,
     ) -> Result<Vec<Value>> {
         let ins = ins.into_iter().map(|v| v.map(into_host).transpose()).collect::<Result<Vec<_>>>()?;
-        let outs = host_step(plan, step, op, ins, self.vars)?;
+        let outs = host_step(plan, step, op, ins, &mut self.vars)?;
         Ok(outs.into_iter().map(Value::Host).collect())
     }
 }
@@ -75,7 +98,7 @@ impl Device for CpuDevice<'_> {
     }
 
     fn read_var(&self, id: NodeId) -> Option<Value> {
-        self.vars.values.get(&id).cloned().map(Value::Host)
+        self.vars.get().values.get(&id).cloned().map(Value::Host)
     }
 
     fn release(&mut self, value: Value) {
@@ -108,7 +131,7 @@ fn host_step(
     step: &Step,
     op: &OpKind,
     ins: Vec<Option<Tensor>>,
-    vars: &mut Variables,
+    vars: &mut VarAccess<'_>,
 ) -> Result<Vec<Tensor>> {
     match op {
         OpKind::Const(t) => Ok(vec![t.clone()]),
@@ -142,11 +165,18 @@ fn host_step(
                     crate::ops::binary_compute(kind, &old, &update)?
                 }
             };
-            vars.values.insert(var, new.clone());
+            match vars {
+                VarAccess::Exclusive(vars) => vars.values.insert(var, new.clone()),
+                VarAccess::Shared(_) => {
+                    return Err(Error::internal("an assignment in a run that shares the variables"))
+                }
+            };
             Ok(vec![new])
         }
         OpKind::IsVariableInitialized => Ok(vec![Tensor::from(matches!(ins.first(), Some(Some(_))))]),
-        OpKind::ReportUninitialized => Ok(vec![uninitialized_names(plan, step, |id| vars.values.contains_key(&id))]),
+        OpKind::ReportUninitialized => {
+            Ok(vec![uninitialized_names(plan, step, |id| vars.get().values.contains_key(&id))])
+        }
         OpKind::Compute(op) => {
             let ins = ins
                 .into_iter()

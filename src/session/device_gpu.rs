@@ -21,6 +21,7 @@ use crate::runtime::gpu::context::GpuContext;
 use crate::runtime::gpu::pool::BufferPool;
 use crate::runtime::gpu::stream::{GpuTensor, Stream};
 use crate::runtime::gpu::timer::TimeSink;
+use crate::runtime::gpu::variant::with_f16_matmul;
 use crate::runtime::gpu::GpuStats;
 use crate::tensor::{DType, Tensor};
 
@@ -32,6 +33,8 @@ pub(crate) struct GpuState {
     host_vars: Variables,
     consts: HashMap<NodeId, GpuTensor>,
     cpu_fallbacks: u64,
+    /// `GpuOptions::allow_f16_matmul`, in force while this session's kernels are lowered.
+    allow_f16_matmul: bool,
 }
 
 /// Whether the GPU has kernels for this dtype.
@@ -40,8 +43,9 @@ pub(super) fn on_gpu(dtype: DType) -> bool {
 }
 
 impl GpuState {
-    /// An empty state on `ctx`, allocating within `budget` bytes if given.
-    pub(crate) fn new(ctx: Arc<GpuContext>, budget: Option<u64>) -> Self {
+    /// An empty state on `ctx`, allocating within `budget` bytes if given, lowering matmuls to
+    /// f16 cooperative matrices where the adapter offers them if `allow_f16_matmul`.
+    pub(crate) fn new(ctx: Arc<GpuContext>, budget: Option<u64>, allow_f16_matmul: bool) -> Self {
         let mut pool = BufferPool::new(ctx);
         pool.set_budget(budget);
         GpuState {
@@ -50,6 +54,7 @@ impl GpuState {
             host_vars: Variables::default(),
             consts: HashMap::new(),
             cpu_fallbacks: 0,
+            allow_f16_matmul,
         }
     }
 
@@ -83,15 +88,16 @@ impl GpuState {
         mut metadata: Option<&mut RunMetadata>,
     ) -> Result<Vec<Option<Tensor>>> {
         let host_only = self.host_only(plan);
-        let GpuState { pool, vars, host_vars, consts, cpu_fallbacks } = self;
+        let GpuState { pool, vars, host_vars, consts, cpu_fallbacks, allow_f16_matmul } = self;
         if host_only {
             return executor::execute(plan, feeds, CpuDevice::new(host_vars), None, options, metadata);
         }
         pool.reset_peak();
         let traced = metadata.is_some() && options.trace_level == TraceLevel::FullTrace;
         let gpu = GpuRun::new(&mut *pool, vars, consts, cpu_fallbacks, options.timeout, traced)?;
-        let out =
-            executor::execute(plan, feeds, CpuDevice::new(host_vars), Some(gpu), options, metadata.as_deref_mut())?;
+        let out = with_f16_matmul(*allow_f16_matmul, || {
+            executor::execute(plan, feeds, CpuDevice::new(host_vars), Some(gpu), options, metadata.as_deref_mut())
+        })?;
         if let Some(md) = metadata {
             md.peak_bytes.insert(DeviceKind::Gpu.full_name().to_string(), pool.peak());
         }

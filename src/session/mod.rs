@@ -7,6 +7,37 @@
 //! grouped into fused units) → `lower` (the plan: slots, transfers, frees) →
 //! `executor` (the one step loop, over the `device_cpu` and `device_gpu` devices). The stages
 //! up to `lower` run once per signature; the plan is cached.
+//!
+//! # Threads
+//!
+//! Every method of [`Session`] takes `&self` and a session is `Send + Sync`: one session can
+//! serve several threads, as TF's does. What a run changes sits behind three locks, never
+//! held two at a time by one thread, so runs cannot deadlock on one another:
+//!
+//! - the planner (a mutex): the plan cache, the devices variables are pinned to and the
+//!   placement log. A run holds it to look its plan up, or to build it (the graph's own lock
+//!   taken for reading inside), then lets it go before it executes.
+//! - the values (a read-write lock): the variables, and in a GPU session the buffer pool and
+//!   the resident constants; `None` once the session is closed. A run holds it while its
+//!   plan executes, from the first step to the last readback. In a CPU session a plan that
+//!   assigns no variable takes it shared, so such runs (inference, reading variables) go on
+//!   at the same time; a run that assigns takes it alone, so its reads and writes are atomic
+//!   with respect to every other run (`assign_add` from several threads loses no update,
+//!   and a run that reads variables sees all of another run's assignments or none). In a GPU
+//!   session every run takes it alone: a run records into one stream on the session's buffer
+//!   pool, so GPU runs of one session take turns (two sessions still run side by side).
+//! - the counters: atomics, read without waiting; [`Session::stats`] reads the GPU's figures
+//!   under the values' lock, so in a GPU session it waits for the run in progress.
+//!
+//! [`Session::close`] marks the session closed (later runs fail with TF's
+//! `FailedPrecondition`), waits for the runs in progress by taking the values' lock, and frees
+//! the values; dropping the session frees them too.
+//!
+//! A run's kernels use rayon (the session's own pool with `intra_op_parallelism_threads`,
+//! else the global one) while it holds the values' lock, and a rayon thread that waits for
+//! work may pick up another task: a run started from a rayon task can then block, on that
+//! lock, the very thread the run holding it waits on. Share a session between threads of your
+//! own (`std::thread`, scoped threads), not between rayon tasks.
 
 mod calibrate;
 mod config;
@@ -21,9 +52,10 @@ mod place;
 mod plan;
 mod prune;
 mod resolve;
+mod state;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 
 pub use config::{ConfigProto, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions, TraceLevel};
 pub use fetch::{FeedKey, Fetch};
@@ -31,9 +63,8 @@ pub use fetch::{FeedKey, Fetch};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Output};
 use crate::tensor::Tensor;
-use device_cpu::{CpuDevice, Variables};
-use plan::Plan;
-use prune::Signature;
+use device_cpu::Variables;
+use state::Backend;
 
 /// Counters a session keeps, so its promises can be tested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,30 +96,46 @@ pub struct SessionStats {
     pub nodes_on_cpu: u64,
 }
 
-/// Where a session's values live.
-enum Backend {
-    Cpu(Variables),
-    Gpu(Box<device_gpu::GpuState>),
-}
-
 /// A session on a graph, after TF1's `tf.Session`.
 ///
 /// Two sessions on one graph are independent: each has its own variables. A session is
-/// `Send`, so sessions can run on different threads at the same time.
+/// `Send + Sync`: every method takes `&self`, so one session can serve several threads at
+/// once (through `&Session` in scoped threads, or an `Arc<Session>`), as TF's can; see the
+/// module doc for what runs at the same time and what waits.
+///
+/// ```
+/// use wgflow::{ConfigProto, Graph, Session, Tensor};
+///
+/// let g = Graph::new();
+/// let v = g.variable(0.0f32, "v")?;
+/// let bump = g.assign_add(&v, 1.0f32)?;
+/// let sess = Session::new(&g, ConfigProto::cpu_only())?; // no `mut`: runs take `&self`
+/// sess.run(&[g.global_variables_initializer()?])?;
+/// std::thread::scope(|s| {
+///     for _ in 0..4 {
+///         s.spawn(|| (0..25).try_for_each(|_| sess.run(&[&bump]).map(drop)));
+///     }
+/// });
+/// // Each assignment ran alone: none was lost.
+/// assert_eq!(sess.eval(&v)?, Tensor::from(100.0f32));
+/// # Ok::<(), wgflow::Error>(())
+/// ```
 pub struct Session {
     graph: Graph,
     config: ConfigProto,
-    state: Option<Backend>,
-    plans: HashMap<Signature, Arc<Plan>>,
-    stats: SessionStats,
     pool: Option<rayon::ThreadPool>,
-    placement_log: Vec<String>,
     /// What placement knows of the GPU; `None` in a CPU session.
     gpu_target: Option<crate::placement::GpuTarget>,
-    /// Devices of the variable groups placed so far: a variable never moves.
-    pinned: HashMap<crate::graph::NodeId, crate::placement::DeviceKind>,
+    /// `"GPU: <adapter>"` or `"CPU"`.
+    device: String,
     /// This session's id: the owner of the host buffers its runs give back for reuse.
     id: crate::runtime::cpu::recycle::Owner,
+    /// The plan cache, the variables' devices and the placement log.
+    planner: Mutex<state::Planner>,
+    /// The values (variables, resident constants, the GPU's buffer pool); `None` once closed.
+    values: RwLock<Option<Backend>>,
+    closed: AtomicBool,
+    counters: state::Counters,
 }
 
 /// The id of the next session (0 is no session's).
@@ -107,6 +154,7 @@ impl Session {
             ),
         };
         let mut gpu_target = None;
+        let mut device = "CPU".to_string();
         let backend = if config.devices("GPU") == Some(0) {
             Backend::Cpu(Variables::default())
         } else {
@@ -116,7 +164,8 @@ impl Session {
                         log::warn!("allow_growth = false: wgflow allocates GPU buffers as needed, within the budget");
                     }
                     let target = placement_target(&config, &ctx)?;
-                    let state = device_gpu::GpuState::new(ctx, target.budget);
+                    device = format!("GPU: {}", ctx.info().name);
+                    let state = device_gpu::GpuState::new(ctx, target.budget, config.gpu_options.allow_f16_matmul);
                     gpu_target = Some(target);
                     Backend::Gpu(Box::new(state))
                 }
@@ -130,14 +179,14 @@ impl Session {
         Ok(Session {
             graph: graph.clone(),
             config,
-            state: Some(backend),
-            plans: HashMap::new(),
-            stats: SessionStats::default(),
             pool,
-            placement_log: Vec::new(),
             gpu_target,
-            pinned: HashMap::new(),
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            device,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            planner: Mutex::default(),
+            values: RwLock::new(Some(backend)),
+            closed: AtomicBool::new(false),
+            counters: state::Counters::default(),
         })
     }
 
@@ -151,10 +200,17 @@ impl Session {
         &self.config
     }
 
-    /// The session's counters.
+    /// The session's counters. The GPU's are read under the values' lock: in a GPU session
+    /// this waits for the run in progress, if any.
     pub fn stats(&self) -> SessionStats {
-        let mut s = self.stats;
-        if let Some(Backend::Gpu(g)) = &self.state {
+        let c = &self.counters;
+        let mut s = SessionStats {
+            runs: state::Counters::get(&c.runs),
+            plans_built: state::Counters::get(&c.plans_built),
+            nodes_on_cpu: state::Counters::get(&c.nodes_on_cpu),
+            ..SessionStats::default()
+        };
+        if let Some(Backend::Gpu(g)) = state::read(&self.values).as_ref() {
             let gs = g.stats();
             s.bytes_uploaded = gs.bytes_uploaded;
             s.bytes_downloaded = gs.bytes_downloaded;
@@ -172,17 +228,17 @@ impl Session {
     /// with the `test-hooks` feature.
     #[cfg(feature = "test-hooks")]
     pub fn gpu_memory_counter(&self) -> Option<crate::runtime::gpu::pool::HeldBytes> {
-        match &self.state {
+        match state::read(&self.values).as_ref() {
             Some(Backend::Gpu(g)) => Some(g.pool.held_counter()),
             _ => None,
         }
     }
 
-    /// The placement of every node of every plan built so far, one line per node in TF's
-    /// format (`conv: (Conv2D): /job:localhost/replica:0/task:0/device:GPU:0`). With
+    /// The placement of every node of every plan built so far (a copy), one line per node in
+    /// TF's format (`conv: (Conv2D): /job:localhost/replica:0/task:0/device:GPU:0`). With
     /// `log_device_placement` the lines are also logged (`log` at info level) as plans are built.
-    pub fn placement_log(&self) -> &[String] {
-        &self.placement_log
+    pub fn placement_log(&self) -> Vec<String> {
+        state::lock(&self.planner).log.clone()
     }
 
     /// The cost model placement uses in this session (`None` without a GPU): from the adapter
@@ -196,23 +252,23 @@ impl Session {
         self.gpu_target.as_ref().and_then(|t| t.budget)
     }
 
-    /// Where this session runs: `"GPU: <adapter>"` or `"CPU"`.
+    /// Where this session runs: `"GPU: <adapter>"` or `"CPU"` (`"CPU"` once closed).
     pub fn device(&self) -> String {
-        match &self.state {
-            Some(Backend::Gpu(g)) => format!("GPU: {}", g.pool.context().info().name),
-            _ => "CPU".to_string(),
+        match self.is_closed() {
+            true => "CPU".to_string(),
+            false => self.device.clone(),
         }
     }
 
     /// Runs the fetches (tensors yield values, operations yield `None`).
-    pub fn run<F: Into<Fetch> + Clone>(&mut self, fetches: &[F]) -> Result<Vec<Option<Tensor>>> {
+    pub fn run<F: Into<Fetch> + Clone>(&self, fetches: &[F]) -> Result<Vec<Option<Tensor>>> {
         let fetches: Vec<Fetch> = fetches.iter().cloned().map(Into::into).collect();
         self.run_with(&fetches, &[], &RunOptions::default(), None)
     }
 
     /// Runs the fetches with `feeds` replacing the values of the fed tensors.
     pub fn run_feed<F: Into<Fetch> + Clone, K: Into<FeedKey> + Clone>(
-        &mut self,
+        &self,
         fetches: &[F],
         feeds: &[(K, Tensor)],
     ) -> Result<Vec<Option<Tensor>>> {
@@ -222,13 +278,13 @@ impl Session {
     }
 
     /// Evaluates one tensor (TF's `Tensor.eval`).
-    pub fn eval(&mut self, fetch: impl Into<Fetch>) -> Result<Tensor> {
+    pub fn eval(&self, fetch: impl Into<Fetch>) -> Result<Tensor> {
         self.eval_feed::<FeedKey>(fetch, &[])
     }
 
     /// Evaluates one tensor with feeds.
     pub fn eval_feed<K: Into<FeedKey> + Clone>(
-        &mut self,
+        &self,
         fetch: impl Into<Fetch>,
         feeds: &[(K, Tensor)],
     ) -> Result<Tensor> {
@@ -241,109 +297,37 @@ impl Session {
 
     /// The full form of `run`: fetches, feeds, options, and metadata to fill.
     pub fn run_with(
-        &mut self,
+        &self,
         fetches: &[Fetch],
         feeds: &[(FeedKey, Tensor)],
         options: &RunOptions,
         metadata: Option<&mut RunMetadata>,
     ) -> Result<Vec<Option<Tensor>>> {
-        if self.state.is_none() {
-            return Err(Error::failed_precondition("Attempted to use a closed Session."));
+        if self.is_closed() {
+            return Err(state::closed());
         }
-        self.stats.runs += 1;
+        state::Counters::add(&self.counters.runs, 1);
         let (sig, feed_values) = self.signature(fetches, feeds)?;
-        let plan = match self.plans.get(&sig) {
-            Some(p) => p.clone(),
-            None => self.build_plan(sig)?,
-        };
+        let plan = self.plan(sig)?;
         let values = resolve::checked_feeds(&plan, feed_values)?;
-        if matches!(self.state, Some(Backend::Gpu(_))) {
-            self.stats.nodes_on_cpu = plan.nodes_on_cpu;
+        if self.gpu_target.is_some() {
+            self.counters.nodes_on_cpu.store(plan.nodes_on_cpu, Ordering::Relaxed);
         }
         self.execute(&plan, values, options, metadata)
     }
 
-    /// Runs `plan` on the session's devices (in its thread pool, if it has one) and adds the
-    /// run's partition and transfer figures to `metadata`.
-    fn execute(
-        &mut self,
-        plan: &Plan,
-        values: Vec<Tensor>,
-        options: &RunOptions,
-        metadata: Option<&mut RunMetadata>,
-    ) -> Result<Vec<Option<Tensor>>> {
-        let before = self.gpu_transfers();
-        let state =
-            self.state.as_mut().ok_or_else(|| Error::failed_precondition("Attempted to use a closed Session."))?;
-        let mut metadata = metadata;
-        if let Some(md) = metadata.as_deref_mut() {
-            for step in &plan.steps {
-                md.partition.entry(step.device.full_name().to_string()).or_default().push(step.name.clone());
-            }
-        }
-        let md = metadata.as_deref_mut();
-        let owner = self.id;
-        let run = move || {
-            // The host buffers this run gives back for reuse are this session's.
-            let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
-            match state {
-                Backend::Cpu(vars) => executor::execute(plan, values, CpuDevice::new(vars), None, options, md),
-                Backend::Gpu(gpu) => gpu.execute(plan, values, options, md),
-            }
-        };
-        let out = match &self.pool {
-            Some(pool) => pool.install(run),
-            None => run(),
-        };
-        if let Some(md) = metadata {
-            let after = self.gpu_transfers();
-            md.bytes_uploaded += after.0 - before.0;
-            md.bytes_downloaded += after.1 - before.1;
-        }
-        out
-    }
-
-    /// The pipeline of a new signature: prune → place (logged before fusion, as TF logs
-    /// placement before its rewrites) → fuse → lower. The plan is cached.
-    fn build_plan(&mut self, sig: Signature) -> Result<Arc<Plan>> {
-        let graph = self.graph.read();
-        let mut placer = crate::placement::Placer {
-            gpu: self.gpu_target.as_ref(),
-            soft: self.config.allow_soft_placement,
-            policy: self.config.placement_policy,
-            pinned: &mut self.pinned,
-        };
-        let placed = place::place(&graph, prune::prune(&graph, &sig)?, &mut placer)?;
-        for line in placed.log_lines(&graph) {
-            if self.config.log_device_placement {
-                log::info!("{line}");
-            }
-            self.placement_log.push(line);
-        }
-        let grouped = fuse::fuse(&graph, placed, &sig.fetches, self.config.graph_options.remapping);
-        let plan = Arc::new(lower::lower(&graph, &sig, &grouped));
-        drop(graph);
-        self.stats.plans_built += 1;
-        self.plans.insert(sig, plan.clone());
-        Ok(plan)
-    }
-
-    /// Bytes uploaded and downloaded by this session so far.
-    fn gpu_transfers(&self) -> (u64, u64) {
-        let s = self.stats();
-        (s.bytes_uploaded, s.bytes_downloaded)
-    }
-
-    /// Closes the session: its values are freed and later runs fail.
-    pub fn close(&mut self) {
-        self.state = None;
-        self.plans.clear();
+    /// Closes the session: it waits for the runs in progress, frees its values, and later
+    /// runs fail with `FailedPrecondition`. Dropping a session frees them too.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        *state::write(&self.values) = None;
+        state::lock(&self.planner).plans.clear();
         crate::runtime::cpu::recycle::release(self.id);
     }
 
     /// Whether the session was closed.
     pub fn is_closed(&self) -> bool {
-        self.state.is_none()
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -373,14 +357,14 @@ fn placement_target(
 
 impl Output {
     /// Evaluates this tensor in `session` (TF's `Tensor.eval`).
-    pub fn eval(&self, session: &mut Session) -> Result<Tensor> {
+    pub fn eval(&self, session: &Session) -> Result<Tensor> {
         session.eval(self)
     }
 }
 
 impl Operation {
     /// Runs this operation in `session` (TF's `Operation.run`).
-    pub fn run(&self, session: &mut Session) -> Result<()> {
+    pub fn run(&self, session: &Session) -> Result<()> {
         session.run(&[self]).map(|_| ())
     }
 }

@@ -86,6 +86,12 @@ impl Plan {
         self.vars.get(&id).map_or("?", |(name, _)| name.as_str())
     }
 
+    /// Whether a step assigns a variable (`Assign`, `AssignAdd`, `ApplyGradientDescent`...):
+    /// such a run must hold the session's values alone.
+    pub(crate) fn writes_variables(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.action, Action::Node(OpKind::Assign(_))))
+    }
+
     /// The slots that fetches read.
     pub(crate) fn fetched_slots(&self) -> BTreeSet<usize> {
         self.fetches.iter().filter_map(|f| if let FetchFrom::Slot(s) = f { Some(*s) } else { None }).collect()

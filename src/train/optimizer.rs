@@ -86,8 +86,7 @@ impl Optimizer {
                 .filter(|v| v.tensor().dtype() == DType::F32 && Some(v.name()) != step_name)
                 .collect(),
         };
-        let xs: Vec<Output> = vars.iter().map(|v| v.tensor().clone()).collect();
-        let grads = g.gradients(std::slice::from_ref(loss), &xs, None)?;
+        let grads = g.gradients(std::slice::from_ref(loss), &vars, None)?;
         let pairs: Vec<(Variable, Output)> =
             vars.iter().zip(grads).filter_map(|(v, gr)| gr.map(|gr| (v.clone(), gr))).collect();
         if pairs.is_empty() {

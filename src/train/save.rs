@@ -46,12 +46,7 @@ impl Saver {
     /// `NotFound` if the directory does not exist, I/O errors with the closest code; an index
     /// to take over that cannot be read has its I/O error's code, and one that is not a valid
     /// index is `DataLoss`; nothing is written then.
-    pub fn save(
-        &mut self,
-        session: &mut Session,
-        prefix: impl AsRef<Path>,
-        global_step: Option<u64>,
-    ) -> Result<PathBuf> {
+    pub fn save(&mut self, session: &Session, prefix: impl AsRef<Path>, global_step: Option<u64>) -> Result<PathBuf> {
         self.check_session(session)?;
         let prefix = prefix.as_ref();
         let path = checkpoint_path(prefix, global_step)?;

@@ -53,13 +53,13 @@ pub(super) struct Entry {
 /// let double = g.assign(&w, (w.value() * 2.0f32)?)?;
 /// let mut saver = Saver::new(&g)?;
 ///
-/// let mut sess = Session::new(&g, ConfigProto::cpu_only())?;
+/// let sess = Session::new(&g, ConfigProto::cpu_only())?;
 /// sess.run(&[g.global_variables_initializer()?])?;
-/// let path = saver.save(&mut sess, dir.join("model.ckpt"), Some(1))?;
+/// let path = saver.save(&sess, dir.join("model.ckpt"), Some(1))?;
 /// assert!(path.ends_with("model.ckpt-1"));
 ///
 /// sess.run(&[&double])?;
-/// saver.restore(&mut sess, &path)?;
+/// saver.restore(&sess, &path)?;
 /// assert_eq!(sess.eval(&w)?, Tensor::from([1.0f32, 2.0]));
 /// assert_eq!(wgflow::train::latest_checkpoint(&dir)?, Some(path));
 /// # std::fs::remove_dir_all(&dir).ok();
@@ -201,7 +201,7 @@ impl Saver {
     /// a variable missing from it ("Key foo not found in checkpoint"), `InvalidArgument` for
     /// a dtype or shape that does not fit a variable, `DataLoss` for a corrupt or truncated
     /// file. Keys of the file that name no variable of this saver are ignored.
-    pub fn restore(&self, session: &mut Session, path: impl AsRef<Path>) -> Result<()> {
+    pub fn restore(&self, session: &Session, path: impl AsRef<Path>) -> Result<()> {
         self.check_session(session)?;
         let path = path.as_ref();
         let bytes = fs::read(path).map_err(|e| match e.kind() {

@@ -24,7 +24,7 @@ fn scratch() -> Result<PathBuf> {
 fn saved(c: &ConfigProto, init: Tensor) -> Result<(Graph, Session, Saver)> {
     let g = Graph::new();
     g.variable(init, "w")?;
-    let mut s = Session::new(&g, c.clone())?;
+    let s = Session::new(&g, c.clone())?;
     s.run(&[g.global_variables_initializer()?])?;
     let saver = Saver::new(&g)?;
     Ok((g, s, saver))
@@ -34,11 +34,11 @@ fn saved(c: &ConfigProto, init: Tensor) -> Result<(Graph, Session, Saver)> {
 fn damaged(name: &str, code: Code, damage: fn(Vec<u8>) -> Vec<u8>) -> Case {
     err(name, code, move |c| {
         let dir = scratch()?;
-        let (_, mut s, mut saver) = saved(c, Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]))?;
-        let path = saver.save(&mut s, dir.join("model"), None)?;
+        let (_, s, mut saver) = saved(c, Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]))?;
+        let path = saver.save(&s, dir.join("model"), None)?;
         let bytes = std::fs::read(&path).map_err(|e| wgflow::Error::internal(e.to_string()))?;
         std::fs::write(&path, damage(bytes)).map_err(|e| wgflow::Error::internal(e.to_string()))?;
-        let result = saver.restore(&mut s, &path);
+        let result = saver.restore(&s, &path);
         let _ = std::fs::remove_dir_all(&dir);
         result
     })
@@ -48,10 +48,10 @@ fn damaged(name: &str, code: Code, damage: fn(Vec<u8>) -> Vec<u8>) -> Case {
 fn mismatched(name: &str, code: Code, from: fn() -> Tensor, into: fn() -> Tensor) -> Case {
     err(name, code, move |c| {
         let dir = scratch()?;
-        let (_, mut s, mut saver) = saved(c, from())?;
-        let path = saver.save(&mut s, dir.join("model"), None)?;
-        let (_, mut s2, saver2) = saved(c, into())?;
-        let result = saver2.restore(&mut s2, &path);
+        let (_, s, mut saver) = saved(c, from())?;
+        let path = saver.save(&s, dir.join("model"), None)?;
+        let (_, s2, saver2) = saved(c, into())?;
+        let result = saver2.restore(&s2, &path);
         let _ = std::fs::remove_dir_all(&dir);
         result
     })
@@ -106,8 +106,8 @@ pub fn cases() -> Vec<Case> {
     let v4 = || Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]);
     vec![
         err("restore of a missing checkpoint", NotFound, |c| {
-            let (_, mut s, saver) = saved(c, Tensor::from(vec![1.0f32]))?;
-            saver.restore(&mut s, scratch()?.join("nothing-here"))
+            let (_, s, saver) = saved(c, Tensor::from(vec![1.0f32]))?;
+            saver.restore(&s, scratch()?.join("nothing-here"))
         }),
         damaged("restore of an empty checkpoint", DataLoss, |_| Vec::new()),
         damaged("restore of a garbage checkpoint", DataLoss, |b| b.iter().map(|x| x ^ 0x5a).collect()),
@@ -132,18 +132,18 @@ pub fn cases() -> Vec<Case> {
             let dir = scratch()?;
             let g = Graph::new();
             g.variable(Tensor::from(vec![1.0f32]), "other")?;
-            let mut s = Session::new(&g, c.clone())?;
+            let s = Session::new(&g, c.clone())?;
             s.run(&[g.global_variables_initializer()?])?;
-            let path = Saver::new(&g)?.save(&mut s, dir.join("model"), None)?;
-            let (_, mut s2, saver) = saved(c, Tensor::from(vec![1.0f32]))?;
-            saver.restore(&mut s2, &path)
+            let path = Saver::new(&g)?.save(&s, dir.join("model"), None)?;
+            let (_, s2, saver) = saved(c, Tensor::from(vec![1.0f32]))?;
+            saver.restore(&s2, &path)
         }),
         ok("a failed restore leaves the variables as they were", |c| {
             let dir = scratch()?;
-            let (g, mut s, mut saver) = saved(c, Tensor::from(vec![1.0f32, 2.0]))?;
-            let path = saver.save(&mut s, dir.join("model"), None)?;
+            let (g, s, mut saver) = saved(c, Tensor::from(vec![1.0f32, 2.0]))?;
+            let path = saver.save(&s, dir.join("model"), None)?;
             std::fs::write(&path, b"not a checkpoint").map_err(|e| wgflow::Error::internal(e.to_string()))?;
-            if saver.restore(&mut s, &path).is_ok() {
+            if saver.restore(&s, &path).is_ok() {
                 return Err(mismatch("garbage restored"));
             }
             let w = g.tensor_by_name("w:0")?;

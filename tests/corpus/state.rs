@@ -27,7 +27,7 @@ pub fn cases() -> Vec<Case> {
             let v = g.variable(v2(), "foo")?;
             let p = g.placeholder(wgflow::DType::F32, wgflow::Shape::unknown())?;
             let set = g.assign(&v, &p)?;
-            let mut s = Session::new(&g, c.clone())?;
+            let s = Session::new(&g, c.clone())?;
             s.run(&[g.global_variables_initializer()?])?;
             s.run_feed(&[set], &[(p, Tensor::from(vec![1.0f32, 2.0, 3.0]))]).map(|_| ())
         }),
@@ -40,14 +40,14 @@ pub fn cases() -> Vec<Case> {
         err("run of a closed session", Pre, |c| {
             let g = Graph::new();
             let x = g.constant(v2())?;
-            let mut s = Session::new(&g, c.clone())?;
+            let s = Session::new(&g, c.clone())?;
             s.close();
             s.eval(&x).map(|_| ())
         }),
         err("run of a closed session after a run", Pre, |c| {
             let g = Graph::new();
             let v = g.variable(v2(), "foo")?;
-            let mut s = Session::new(&g, c.clone())?;
+            let s = Session::new(&g, c.clone())?;
             s.run(&[g.global_variables_initializer()?])?;
             s.close();
             s.eval(v.value()).map(|_| ())
@@ -55,7 +55,7 @@ pub fn cases() -> Vec<Case> {
         ok("a session beside a closed one runs", |c| {
             let g = Graph::new();
             let x = g.add(g.constant(v2())?, 1.0f32)?;
-            let mut closed = Session::new(&g, c.clone())?;
+            let closed = Session::new(&g, c.clone())?;
             closed.eval(&x)?;
             closed.close();
             super::expect_eq(&eval(c, &g, &x)?, &Tensor::from(vec![2.0f32, 3.0]))

@@ -70,7 +70,7 @@ pub fn bound(case: &Case, inputs: &[Option<Tensor>]) -> Result<Option<Tensor>> {
         Some(err) => err.clone(),
         None => t.zeros(case.shape(last))?,
     };
-    let mut s = wgflow::Session::new(&g, wgflow::ConfigProto::cpu_only())?;
+    let s = wgflow::Session::new(&g, wgflow::ConfigProto::cpu_only())?;
     Ok(Some(s.eval(&err)?))
 }
 

@@ -49,7 +49,7 @@ pub fn check(case: &Case, gpu: bool) -> Result<Counts, String> {
         if on_gpu && !gpu {
             continue;
         }
-        let mut s = Session::new(&g, config(on_gpu, fusion)).map_err(|e| format!("{name}: session: {e}"))?;
+        let s = Session::new(&g, config(on_gpu, fusion)).map_err(|e| format!("{name}: session: {e}"))?;
         let got = s.run_feed(&[&out], &feeds).map_err(|e| format!("{name}: run failed: {e}"))?;
         let got = got.into_iter().next().flatten().ok_or_else(|| format!("{name}: no value"))?;
         if on_gpu && Device::Gpu.check_ran_here(&s).is_err() {

@@ -56,10 +56,10 @@ pub(super) fn variable_node_names_resource(d: Device, out: &mut Steps) -> wgflow
         out.push(Outcome::Record(Value::Null));
     }
     let init = g.global_variables_initializer()?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&v]));
-    out.push(run(&mut s, &[&init]));
-    out.push(run(&mut s, &[&v]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&v]));
+    out.push(run(&s, &[&init]));
+    out.push(run(&s, &[&v]));
     Ok(g)
 }
 
@@ -72,9 +72,9 @@ pub(super) fn control_dependencies(d: Device, out: &mut Steps) -> wgflow::Result
         g.identity(&v)?
     };
     let init = g.global_variables_initializer()?;
-    let mut s = new_session(&g, d);
-    out.push(run(&mut s, &[&init]));
-    out.push(run(&mut s, &[&r]));
+    let s = new_session(&g, d);
+    out.push(run(&s, &[&init]));
+    out.push(run(&s, &[&r]));
     Ok(g)
 }
 
@@ -90,15 +90,15 @@ pub(super) fn shape_and_graph_errors(d: Device, out: &mut Steps) -> wgflow::Resu
     let q = g.placeholder(DType::F32, Shape::unknown())?;
     let s_ = (&p + &q)?;
     let m = g.matmul(&p, &q, false, false)?;
-    let mut s = new_session(&g, d);
+    let s = new_session(&g, d);
     let feed2 = |pv: Tensor, qv: Tensor| vec![(p.clone(), pv), (q.clone(), qv)];
     out.push(Outcome::Run(s.run_feed(&[&s_], &feed2(f32s(&[2], &[1.0, 2.0]), f32s(&[3], &[1.0, 2.0, 3.0])))));
     out.push(Outcome::Run(s.run_feed(&[&s_], &feed2(f32s(&[3, 1], &[1.0; 3]), f32s(&[1, 4], &[1.0; 4])))));
     out.push(Outcome::Run(s.run_feed(&[&m], &feed2(f32s(&[2, 3], &[1.0; 6]), f32s(&[2, 3], &[1.0; 6])))));
-    out.push(run_feed(&mut s, &[&s_], &[("nope:0", f32s(&[1], &[1.0]))]));
+    out.push(run_feed(&s, &[&s_], &[("nope:0", f32s(&[1], &[1.0]))]));
     let g2 = Graph::new();
     let other = g2.constant(1.0f32)?;
-    let mut s2 = new_session(&g, d);
-    out.push(run(&mut s2, &[&other]));
+    let s2 = new_session(&g, d);
+    out.push(run(&s2, &[&other]));
     Ok(g)
 }

@@ -39,9 +39,9 @@ fn train(comm: &Communicator, mode: &str, out: &Path) -> Result<(), Box<dyn Erro
     let mut step = SyncReplicasOptimizer::new(model::optimizer()).minimize(&m.loss, Some(&m.step), None)?;
     let broadcast = BroadcastVariables::new(&m.graph)?;
     let mut saver = ChiefSaver::new(Saver::new(&m.graph)?, comm);
-    let mut sess = Session::new(&m.graph, ConfigProto::cpu_only())?;
+    let sess = Session::new(&m.graph, ConfigProto::cpu_only())?;
     sess.run(&[m.graph.global_variables_initializer()?])?;
-    let bytes = broadcast.run(&mut sess, comm)?;
+    let bytes = broadcast.run(&sess, comm)?;
     println!("rank {rank}: broadcast {bytes} bytes; all-reduce {} bytes per step", step.bytes_per_step());
     for i in 0..STEPS {
         if i == 5 && rank == 1 {
@@ -58,7 +58,7 @@ fn train(comm: &Communicator, mode: &str, out: &Path) -> Result<(), Box<dyn Erro
             }
         }
         let (x, y) = model::batch(i, model::shard(rank, size))?;
-        let done = step.run(&mut sess, comm, &[(&m.x, x), (&m.y, y)], &[(&m.loss).into()])?;
+        let done = step.run(&sess, comm, &[(&m.x, x), (&m.y, y)], &[(&m.loss).into()])?;
         let loss = done.fetched.first().cloned().flatten().ok_or("no loss")?.scalar_f32()?;
         println!("rank {rank}: step {i} loss {loss:.6} all-reduce {:?}", done.all_reduce);
     }
@@ -66,18 +66,18 @@ fn train(comm: &Communicator, mode: &str, out: &Path) -> Result<(), Box<dyn Erro
     let weights: Vec<&wgflow::Output> = m.weights.iter().map(|v| v.tensor()).collect();
     let values: Vec<Tensor> = sess.run(&weights)?.into_iter().flatten().collect();
     std::fs::write(out.join(format!("rank-{rank}.weights")), model::weight_bytes(&values)?)?;
-    let all = all_variables(&mut sess)?;
+    let all = all_variables(&sess)?;
     std::fs::write(out.join(format!("rank-{rank}.all")), &all)?;
 
     // Rank 0 alone writes the checkpoint; after a barrier, every rank restores it into a new
     // session and finds its own values.
-    let saved = saver.save(&mut sess, out.join("model.ckpt"), Some(STEPS as u64))?;
+    let saved = saver.save(&sess, out.join("model.ckpt"), Some(STEPS as u64))?;
     println!("rank {rank}: saved {saved:?}");
     comm.barrier()?;
     let path = out.join(format!("model.ckpt-{STEPS}"));
-    let mut fresh = Session::new(&m.graph, ConfigProto::cpu_only())?;
-    saver.restore(&mut fresh, &path)?;
-    if all_variables(&mut fresh)? != all {
+    let fresh = Session::new(&m.graph, ConfigProto::cpu_only())?;
+    saver.restore(&fresh, &path)?;
+    if all_variables(&fresh)? != all {
         return Err("the restored checkpoint differs from this rank's variables".into());
     }
     println!("rank {rank}: restored {} with the same values", path.display());
@@ -86,7 +86,7 @@ fn train(comm: &Communicator, mode: &str, out: &Path) -> Result<(), Box<dyn Erro
 }
 
 /// Every global variable's value (slots and global_step included) as little-endian bytes.
-fn all_variables(sess: &mut Session) -> Result<Vec<u8>, Box<dyn Error>> {
+fn all_variables(sess: &Session) -> Result<Vec<u8>, Box<dyn Error>> {
     let vars = sess.graph().global_variables();
     let fetches: Vec<&wgflow::Output> = vars.iter().map(|v| v.tensor()).collect();
     let mut out = Vec::new();

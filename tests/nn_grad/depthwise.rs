@@ -29,7 +29,7 @@ fn run_case(case: &Value, device: Device) -> Result<(), String> {
     let (Some(gx), Some(gf)) = (&grads[0], &grads[1]) else {
         return Err("no gradient".into());
     };
-    let mut s = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
+    let s = Session::new(&g, device.config()).map_err(|e| e.to_string())?;
     let feeds = [(xp, x), (fp, f)];
     let out = s.run_feed(&[y, gx.clone(), gf.clone()], &feeds).map_err(|e| e.to_string())?;
     device.check_ran_here(&s)?;

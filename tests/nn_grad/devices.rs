@@ -14,7 +14,7 @@ fn run(
     let g = Graph::new();
     let xs: Vec<Output> = inputs.iter().map(|t| g.constant(t.clone()).expect("constant")).collect();
     let y = build(&g, &xs).unwrap_or_else(|e| panic!("{what}: build: {e}"));
-    let mut sess = Session::new(&g, device.config()).expect("session");
+    let sess = Session::new(&g, device.config()).expect("session");
     let out = sess.eval(&y).unwrap_or_else(|e| panic!("{what} on {}: {e}", device.name()));
     device.check_ran_here(&sess).unwrap_or_else(|e| panic!("{what}: {e}"));
     out
@@ -143,7 +143,7 @@ fn xent_gpu_matches_cpu() {
             true => g.sparse_softmax_cross_entropy_with_logits_grad(&labels, &x),
         }
         .expect("build");
-        let mut sess = Session::new(&g, Device::Gpu.config()).expect("session");
+        let sess = Session::new(&g, Device::Gpu.config()).expect("session");
         let e = sess.eval(&y).expect_err("bad labels must fail on the GPU");
         assert_eq!(e.code, wgflow::Code::InvalidArgument, "{e}");
         assert_eq!(e.message, "Received a label value of -1 which is outside the valid range of [0, 10).", "{e}");

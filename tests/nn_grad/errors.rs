@@ -29,7 +29,7 @@ fn run_err(
         inputs.iter().map(|t| g.placeholder(t.dtype(), Shape::unknown()).expect("placeholder")).collect();
     let y = build(&g, &ps).expect("unknown shapes build");
     let feeds: Vec<(&Output, Tensor)> = ps.iter().zip(inputs.iter().cloned()).collect();
-    let mut sess = Session::new(&g, device.config()).expect("session");
+    let sess = Session::new(&g, device.config()).expect("session");
     match sess.eval_feed(&y, &feeds) {
         Ok(t) => panic!("the run accepted bad shapes: {t:?}"),
         Err(e) => e,

@@ -14,27 +14,27 @@ fn assert_error(err: &wgflow::Error, code: Code, parts: &[&str]) {
 /// Saves the model (seed 1) and returns the directory and the checkpoint.
 fn saved_checkpoint(tag: &str) -> (TempDir, PathBuf) {
     let dir = TempDir::new(tag);
-    let (_, _, mut saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
-    let path = saver.save(&mut s, dir.join("model.ckpt"), Some(1)).expect("save");
+    let (_, _, mut saver, s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
+    let path = saver.save(&s, dir.join("model.ckpt"), Some(1)).expect("save");
     (dir, path)
 }
 
 /// Runs `restore` on a model (seed 5) and checks that it failed and changed nothing.
 fn failed_restore_changes_nothing(path: &Path) -> wgflow::Error {
-    let (_, m, saver, mut s) = setup("cpu", &ConfigProto::cpu_only(), 5.0);
-    let before = m.values(&mut s);
-    let err = saver.restore(&mut s, path).expect_err("the restore must fail");
-    assert_bitwise(&m.values(&mut s), &before, "variables after a failed restore");
+    let (_, m, saver, s) = setup("cpu", &ConfigProto::cpu_only(), 5.0);
+    let before = m.values(&s);
+    let err = saver.restore(&s, path).expect_err("the restore must fail");
+    assert_bitwise(&m.values(&s), &before, "variables after a failed restore");
     err
 }
 
 #[test]
 fn a_key_missing_from_the_file_is_not_found_and_changes_nothing() {
     let dir = TempDir::new("missing-key");
-    let (g, m, _, mut s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
+    let (g, m, _, s) = setup("cpu", &ConfigProto::cpu_only(), 1.0);
     // A file with W (which sorts first) but without layer1/b and the others.
     let mut only_w = Saver::for_variables(&g, &[m.vars[0].clone()]).expect("saver");
-    let path = only_w.save(&mut s, dir.join("w-only"), None).expect("save");
+    let path = only_w.save(&s, dir.join("w-only"), None).expect("save");
     let err = failed_restore_changes_nothing(&path);
     assert_eq!(err.code, Code::NotFound);
     assert_eq!(err.message, "Key d not found in checkpoint");
@@ -47,18 +47,18 @@ fn shape_and_dtype_mismatches_are_invalid_argument() {
     let g = Graph::new();
     let w = g.variable(Tensor::filled(DType::F32, &[3, 2], 4.0), "W").expect("W");
     let saver = Saver::new(&g).expect("saver");
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
     s.run(&[w.initializer()]).expect("init");
-    let err = saver.restore(&mut s, &path).expect_err("shape mismatch");
+    let err = saver.restore(&s, &path).expect_err("shape mismatch");
     assert_error(&err, Code::InvalidArgument, &["W", "[2,3]", "[3,2]"]);
     assert_eq!(s.eval(w.tensor()).expect("W"), Tensor::filled(DType::F32, &[3, 2], 4.0));
 
     let g = Graph::new();
     let step = g.variable(Tensor::from(1.5f32), "global_step").expect("step");
     let saver = Saver::new(&g).expect("saver");
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
     s.run(&[step.initializer()]).expect("init");
-    let err = saver.restore(&mut s, &path).expect_err("dtype mismatch");
+    let err = saver.restore(&s, &path).expect_err("dtype mismatch");
     assert_error(&err, Code::InvalidArgument, &["global_step", "float", "int32"]);
     assert_eq!(s.eval(step.tensor()).expect("step"), Tensor::from(1.5f32));
 
@@ -71,8 +71,8 @@ fn shape_and_dtype_mismatches_are_invalid_argument() {
     let g = Graph::new();
     g.variable(Tensor::filled(DType::F32, &[2, 3], 0.0), "W").expect("W");
     let saver = Saver::new(&g).expect("saver");
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
-    let err = saver.restore(&mut s, &half).expect_err("f16");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let err = saver.restore(&s, &half).expect_err("f16");
     assert_error(&err, Code::InvalidArgument, &["W", "float", "F16"]);
 }
 
@@ -116,8 +116,8 @@ fn truncated_and_garbage_files_are_data_loss() {
     let g = Graph::new();
     g.variable(Tensor::from([true, true, true]), "flags").expect("flags");
     let saver = Saver::new(&g).expect("saver");
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
-    let err = saver.restore(&mut s, &broken).expect_err("bad bool");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let err = saver.restore(&s, &broken).expect_err("bad bool");
     assert_error(&err, Code::DataLoss, &["flags"]);
 }
 
@@ -127,17 +127,17 @@ fn saving_errors_leave_no_files() {
     let g = Graph::new();
     Model::build(&g, 1.0, true);
     let mut saver = Saver::new(&g).expect("saver");
-    let mut s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
+    let s = Session::new(&g, ConfigProto::cpu_only()).expect("session");
 
     // Uninitialized variables: the fetch fails, nothing is written.
-    let err = saver.save(&mut s, dir.join("model.ckpt"), Some(1)).expect_err("uninitialized");
+    let err = saver.save(&s, dir.join("model.ckpt"), Some(1)).expect_err("uninitialized");
     assert_eq!(err.code, Code::FailedPrecondition, "{err}");
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 
     s.run(&[g.global_variables_initializer().expect("init")]).expect("init run");
-    let err = saver.save(&mut s, dir.join("no/such/dir/model.ckpt"), None).expect_err("no dir");
+    let err = saver.save(&s, dir.join("no/such/dir/model.ckpt"), None).expect_err("no dir");
     assert_error(&err, Code::NotFound, &["doesn't exist"]);
-    let err = saver.save(&mut s, dir.join("checkpoint"), None).expect_err("index name");
+    let err = saver.save(&s, dir.join("checkpoint"), None).expect_err("index name");
     assert_eq!(err.code, Code::InvalidArgument, "{err}");
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
     assert!(saver.last_checkpoints().is_empty());
@@ -145,11 +145,11 @@ fn saving_errors_leave_no_files() {
     // A session on another graph.
     let other = Graph::new();
     Model::build(&other, 1.0, true);
-    let mut s2 = Session::new(&other, ConfigProto::cpu_only()).expect("session");
-    let err = saver.save(&mut s2, dir.join("x"), None).expect_err("other graph");
+    let s2 = Session::new(&other, ConfigProto::cpu_only()).expect("session");
+    let err = saver.save(&s2, dir.join("x"), None).expect_err("other graph");
     assert_eq!(err.code, Code::InvalidArgument, "{err}");
-    let path = saver.save(&mut s, dir.join("x"), None).expect("save");
-    let err = saver.restore(&mut s2, &path).expect_err("other graph");
+    let path = saver.save(&s, dir.join("x"), None).expect("save");
+    let err = saver.restore(&s2, &path).expect_err("other graph");
     assert_eq!(err.code, Code::InvalidArgument, "{err}");
 }
 

@@ -95,7 +95,7 @@ fn prepare(entry: &Entry, policy: Policy, warmup: usize) -> Result<Prepared> {
     let init = g.global_variables_initializer()?;
     let mut config = policy.config();
     config.graph_options.remapping = entry.fused;
-    let mut session = Session::new(&g, config)?;
+    let session = Session::new(&g, config)?;
     session.run(&[&init])?;
     let feeds: Vec<(FeedKey, wgflow::Tensor)> = case.feeds.iter().map(|(k, v)| (k.into(), v.clone())).collect();
     let mut metadata = RunMetadata::default();

@@ -16,7 +16,7 @@ fn reshape_infers_minus_one_and_rejects_bad_sizes() {
 
     let p = g.placeholder(DType::F32, Shape::unknown()).unwrap();
     let r = g.reshape(&p, &[-1, 5]).unwrap();
-    let mut sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+    let sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
     let err = sess.eval_feed(&r, &[(&p, Tensor::filled(DType::F32, &[6], 1.0))]).unwrap_err();
     assert_eq!(
         err.message,

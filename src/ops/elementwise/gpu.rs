@@ -17,16 +17,25 @@ fn elementwise_kernel(wgsl: &'static str, uniforms: Vec<u32>, dtype: DType, shap
     GpuLowering::Kernel { wgsl: wgsl.into(), uniforms, invocations, workgroup_size: WG, out: (dtype, shape) }
 }
 
-/// The vec4 variant: four elements per thread, for operands of the output's shape.
-fn vec4_kernel(wgsl: &'static str, dtype: DType, shape: Vec<usize>) -> GpuLowering {
-    let invocations = (shape.iter().product::<usize>() / 4) as u64;
-    GpuLowering::Kernel {
+/// Whether the vec4 kernels loop over a bounded grid (`variant::grid_threads`).
+fn grid_loop() -> bool {
+    crate::runtime::gpu::variant::grid_threads() != usize::MAX
+}
+
+/// The vec4 variant, for operands of the output's shape: a grid-stride loop over the vec4s, on
+/// at most `variant::grid_threads()` threads (more where the loop budget needs them).
+fn vec4_kernel(wgsl: &'static str, dtype: DType, shape: Vec<usize>) -> Result<GpuLowering> {
+    use crate::ops::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+    let n4 = shape.iter().product::<usize>() / 4;
+    let cap = crate::runtime::gpu::variant::grid_threads();
+    let threads = n4.min(cap.max(n4.div_ceil(MAX_LOOP_TRIPS - OVERHEAD_TRIPS)));
+    Ok(GpuLowering::Kernel {
         wgsl: wgsl.into(),
-        uniforms: Vec::new(),
-        invocations,
+        uniforms: vec![crate::ops::kernel::word(n4)?],
+        invocations: threads as u64,
         workgroup_size: WG,
         out: (dtype, shape),
-    }
+    })
 }
 
 /// Whether a tensor of `shape` can be read as vec4s.
@@ -47,8 +56,12 @@ impl Binary {
                 _ => k.wgsl_i32().ok_or_else(|| no_kernel(k.tf_name(), a.0))?,
             };
             let dt = a.0;
-            let wgsl = cached_wgsl(format!("binary vec4 {k:?} {dt}"), || gpu_shaders::binary_vec4_wgsl(expr, dt))?;
-            return Ok(vec4_kernel(wgsl, a.0, out));
+            let grid = grid_loop();
+            let wgsl = cached_wgsl(format!("binary vec4 {k:?} {dt} grid {grid}"), || {
+                gpu_shaders::binary_vec4_wgsl(expr, dt)
+                    .map(|w| if grid { w } else { gpu_shaders::one_vec4_per_thread(&w) })
+            })?;
+            return vec4_kernel(wgsl, a.0, out);
         }
         let wgsl = match a.0 {
             DType::F32 => cached_wgsl(format!("binary {k:?} f32"), || Ok(gpu_shaders::binary_wgsl(k.wgsl())))?,
@@ -76,8 +89,17 @@ impl Unary {
                 DType::I32 => k.wgsl_i32()?,
                 _ => return None,
             };
-            let wgsl = cached_wgsl(format!("unary vec4 {k:?} {dtype}"), || gpu_shaders::unary_vec4_wgsl(expr, dtype));
-            return Some(wgsl.map(|w| vec4_kernel(w, dtype, shape.to_vec())));
+            let grid = grid_loop();
+            let wgsl = cached_wgsl(format!("unary vec4 {k:?} {dtype} grid {grid}"), || {
+                gpu_shaders::unary_vec4_wgsl(expr, dtype).map(|w| {
+                    if grid {
+                        w
+                    } else {
+                        gpu_shaders::one_vec4_per_thread(&w)
+                    }
+                })
+            });
+            return Some(wgsl.and_then(|w| vec4_kernel(w, dtype, shape.to_vec())));
         }
         let wgsl = match dtype {
             DType::F32 => cached_wgsl(format!("unary {k:?} f32"), || Ok(gpu_shaders::unary_wgsl(k.wgsl()))),
@@ -106,5 +128,9 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         all.push((format!("unary.wgsl {}", k.tf_name()), gpu_shaders::unary_wgsl(k.wgsl())));
         all.push((format!("unary_vec4.wgsl {}", k.tf_name()), gpu_shaders::unary_vec4_wgsl(k.wgsl(), DType::F32)?));
     }
+    let add = gpu_shaders::binary_vec4_wgsl("a + b", DType::F32)?;
+    all.push(("elementwise_vec4.wgsl one vec4 per thread".into(), gpu_shaders::one_vec4_per_thread(&add)));
+    let neg = gpu_shaders::unary_vec4_wgsl("-a", DType::F32)?;
+    all.push(("unary_vec4.wgsl one vec4 per thread".into(), gpu_shaders::one_vec4_per_thread(&neg)));
     Ok(all)
 }

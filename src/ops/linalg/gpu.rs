@@ -8,11 +8,11 @@ use crate::error::{Error, Result};
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::kernel::{code_of, kernel, with_prelude, word, MAX_RANK, WG};
+use crate::ops::kernel::{code_of, with_prelude, word, MAX_RANK, WG};
 use crate::ops::sg_tile::{SgTile, TileStore};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
-use crate::runtime::gpu::context::subgroups_of_8;
 use crate::runtime::gpu::shaders as gpu_shaders;
+use crate::runtime::gpu::variant::{kernels, KernelVariant};
 use crate::tensor::{dims_string, DType};
 
 /// Output tile side of the matmul kernel.
@@ -176,8 +176,10 @@ pub(crate) fn matmul(
         out.extend([m, n]);
         word(out.iter().product())?;
         let batches = batch.iter().product::<usize>();
+        let kernels = kernels();
         // The subgroup kernel: k and n multiples of 4 (whole vec4s), on 8-wide subgroups.
-        if m > 0 && n > 0 && k > 0 && n.is_multiple_of(4) && k.is_multiple_of(4) && subgroups_of_8() {
+        let sg_fits = m > 0 && n > 0 && k > 0 && n.is_multiple_of(4) && k.is_multiple_of(4);
+        if kernels.variant == KernelVariant::Sg8 && sg_fits {
             // Rows per lane: the most whose block (64 * rows) the matrix fills, at most 8.
             // (16 rows run ~10% faster at 1024, but the driver then takes seconds to compile.)
             let rows = match m {
@@ -190,12 +192,24 @@ pub(crate) fn matmul(
             let key = format!("matmul sg f32 {rows}x{vcols} ta {ta} tb {tb} {}", output.key());
             let wgsl = cached_wgsl(key, || Ok(matmul_sg_wgsl(rows, vcols, ta, tb, &output.code())))?;
             let groups = batches * m.div_ceil(64 * rows) * n.div_ceil(32 * vcols);
-            return k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_SG_K_SPLIT), out, leaves).map(Some);
+            return k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_SG_K_SPLIT), out, leaves, WG);
+        }
+        let rb_fits = super::gpu_rb::fits((m, k, n), (ta, tb));
+        if let (KernelVariant::Coop, Some(shape), true) = (kernels.variant, kernels.coop, rb_fits) {
+            let limits = (kernels.max_threads, kernels.max_staging);
+            let parts = (uniforms.clone(), out.clone(), batches);
+            if let Some(l) = super::gpu_coop::lowering(shape, limits, (m, k, n), (ta, tb), parts, epilogue) {
+                return l;
+            }
+        }
+        let rb = matches!(kernels.variant, KernelVariant::RegBlock | KernelVariant::Coop);
+        if rb && rb_fits {
+            return super::gpu_rb::lowering(&kernels, (m, k, n), (ta, tb), (uniforms, out, batches), epilogue);
         }
         let Some(output) = output_code(epilogue, &out, 3, false) else { return Ok(None) };
         let wgsl = cached_wgsl(format!("matmul f32 {}", output.key()), || Ok(matmul_wgsl(&output.code())))?;
         let groups = batches * m.div_ceil(TILE) * n.div_ceil(TILE);
-        k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_K_SPLIT), out, leaves).map(Some)
+        k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_K_SPLIT), out, leaves, WG)
     })()
     .transpose()
 }
@@ -203,21 +217,28 @@ pub(crate) fn matmul(
 /// A matmul kernel's dispatches over k in slices of `split`: the first writes, the later ones
 /// add to the output, and only the last stores through the epilogue (see shaders/matmul.wgsl).
 /// `uniforms` are the kernel's words; those at 5 and 6 (k_lo, k_hi) and `trans` (3) are set
-/// here. The inputs bind as the op's (epilogue leaves included).
-fn k_split(
+/// here. The inputs bind as the op's (epilogue leaves included); workgroups of `wg` threads.
+pub(crate) fn k_split(
     wgsl: &'static str,
     uniforms: Vec<u32>,
     invocations: usize,
     (k, split): (usize, usize),
     out: Vec<usize>,
     leaves: usize,
-) -> Result<GpuLowering> {
+    wg: u32,
+) -> Result<Option<GpuLowering>> {
     let slices = k.div_ceil(split).max(1);
     let mut uniforms = uniforms;
     if slices == 1 {
         uniforms[5] = 0;
         uniforms[6] = word(k)?;
-        return Ok(kernel(wgsl, uniforms, invocations, DType::F32, out));
+        return Ok(Some(GpuLowering::Kernel {
+            wgsl: wgsl.into(),
+            uniforms,
+            invocations: invocations as u64,
+            workgroup_size: wg,
+            out: (DType::F32, out),
+        }));
     }
     // Every pass binds what the single kernel binds: the op's inputs in order.
     let bound = 2 + leaves;
@@ -231,12 +252,12 @@ fn k_split(
             wgsl: wgsl.into(),
             uniforms: u,
             invocations: invocations as u64,
-            workgroup_size: WG,
+            workgroup_size: wg,
             inputs: (0..bound).map(PassBuf::Input).collect(),
             output: PassBuf::Out,
         });
     }
-    Ok(p.lowering())
+    Ok(Some(p.lowering()))
 }
 
 /// Every instantiation of the matmul templates, named, for the naga validation test: plain
@@ -244,13 +265,23 @@ fn k_split(
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let plain = |vec4: bool| crate::ops::fused::wgsl::plain_output(3, if vec4 { "vec4<f32>" } else { "f32" });
     let (scalar, vec4) = crate::ops::fused::wgsl::sample_epilogues();
-    Ok(vec![
+    use super::gpu_rb::matmul_rb_wgsl as rb;
+    use crate::runtime::gpu::variant::RbTile;
+    let mut coop = super::gpu_coop::samples(&plain(true));
+    coop.extend(super::gpu_coop::samples(&vec4).into_iter().take(1).map(|(n, w)| (format!("{n}, epilogue"), w)));
+    let mut list = vec![
         ("matmul.wgsl".to_string(), matmul_wgsl(&plain(false))),
         ("matmul_sg.wgsl 8x2".to_string(), matmul_sg_wgsl(8, 2, false, false, &plain(true))),
         ("matmul_sg.wgsl 2x1 ta tb".to_string(), matmul_sg_wgsl(2, 1, true, true, &plain(true))),
         ("matmul_sg.wgsl 4x2 ta".to_string(), matmul_sg_wgsl(4, 2, true, false, &plain(true))),
         ("matmul_sg.wgsl 4x1 tb".to_string(), matmul_sg_wgsl(4, 1, false, true, &plain(true))),
         ("matmul.wgsl with an epilogue".into(), matmul_wgsl(&scalar)),
+        ("gemm_rb.wgsl + matmul_rb.wgsl small".into(), rb(RbTile::SMALL, false, false, &plain(true))),
+        ("gemm_rb.wgsl + matmul_rb.wgsl large ta tb".into(), rb(RbTile::LARGE, true, true, &plain(true))),
+        ("gemm_rb.wgsl + matmul_rb.wgsl tiny ta".into(), rb(RbTile::TINY, true, false, &plain(true))),
+        ("gemm_rb.wgsl + matmul_rb.wgsl small tb, epilogue".into(), rb(RbTile::SMALL, false, true, &vec4)),
         ("matmul_sg.wgsl 4x2 with an epilogue".into(), matmul_sg_wgsl(4, 2, false, false, &vec4)),
-    ])
+    ];
+    list.extend(coop);
+    Ok(list)
 }

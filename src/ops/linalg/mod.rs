@@ -5,9 +5,11 @@
 
 mod cpu;
 mod gpu;
+mod gpu_coop;
+mod gpu_rb;
 mod grad;
 
-pub(crate) use gpu::instantiations;
+pub(crate) use gpu::{instantiations, k_split};
 
 use super::elementwise::broadcast_static;
 use super::fused::Epilogue;
@@ -255,7 +257,7 @@ mod tests {
         let q = g.placeholder(DType::F32, Shape::unknown()).unwrap();
         let m = g.matmul(&p, &q, false, false).unwrap();
         assert_eq!(m.op().op_type(), "BatchMatMulV2");
-        let mut sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+        let sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
         let ones = Tensor::filled(DType::F32, &[2, 3], 1.0);
         let err = sess.eval_feed(&m, &[(&p, ones.clone()), (&q, ones.clone())]).unwrap_err();
         assert_eq!(err.message, "Matrix size-incompatible: In[0]: [2,3], In[1]: [2,3]");

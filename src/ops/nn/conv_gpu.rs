@@ -1,5 +1,6 @@
-//! GPU lowering of `Conv2D` (float32 NHWC): the direct kernel (shaders/conv2d.wgsl) and the
-//! subgroup kernel (shaders/conv2d_sg.wgsl), with a fused epilogue if given.
+//! GPU lowering of `Conv2D` (float32 NHWC): the direct kernel (shaders/conv2d.wgsl), the
+//! subgroup kernel (shaders/conv2d_sg.wgsl) and the register-blocked one (`conv_rb`), picked by
+//! the adapter's kernel variant (`runtime::gpu::variant`), with a fused epilogue if given.
 
 use super::Padding;
 use crate::error::Result;
@@ -10,7 +11,7 @@ use crate::ops::kernel::{code_of, f32_kernel, with_prelude, word, words, WG};
 use crate::ops::sg_tile::{SgTile, TileStore};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::conv::{conv_geometry, ConvGeom};
-use crate::runtime::gpu::context::subgroups_of_8;
+use crate::runtime::gpu::variant::{kernels, KernelVariant};
 use crate::tensor::DType;
 
 /// `Conv2D` on float32 NHWC input, with a fused `epilogue` if given (`None` when it does not
@@ -99,13 +100,13 @@ pub fn conv2d_sg_wgsl(rows: usize, vcols: usize, vec4_in: bool, output: &str) ->
     tile.instantiate(wgsl::CONV2D_SG, &parts, [&decls, &body, &stores], output)
 }
 
-/// The subgroup kernel when it applies: one group, Cout a multiple of 4, 8-wide subgroups,
+/// The subgroup kernel when it applies (on 8-wide subgroups): one group, Cout a multiple of 4,
 /// and the epilogue (if any) fits.
 fn conv2d_sg_lowering(
     g: &crate::runtime::cpu::conv::ConvGeom,
     epilogue: Option<&Epilogue>,
 ) -> Option<Result<GpuLowering>> {
-    if g.patch_c != g.in_c || !g.out_c.is_multiple_of(4) || g.out_c == 0 || g.in_c == 0 || !subgroups_of_8() {
+    if g.patch_c != g.in_c || !g.out_c.is_multiple_of(4) || g.out_c == 0 || g.in_c == 0 {
         return None;
     }
     let pixels = g.batch * g.out_h * g.out_w;
@@ -158,10 +159,18 @@ fn conv2d_lowering(
     // The subgroup kernel walks the whole receptive field in one dispatch: kh * (2 + kw * (2 +
     // its channel loop: 6 trips per vec4 of Cin, or 1 per channel read as scalars)).
     let sg_trips = g.k_h.saturating_mul(2 + g.k_w.saturating_mul(2 + 2 * g.in_c));
-    if sg_trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
+    if super::depthwise_gpu::fits(&g) {
+        return super::depthwise_gpu::lowering(&g, epilogue);
+    }
+    let kernels = kernels();
+    if kernels.variant == KernelVariant::Sg8 && sg_trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
         if let Some(lowering) = conv2d_sg_lowering(&g, epilogue) {
             return lowering.map(Some);
         }
+    }
+    let rb = matches!(kernels.variant, KernelVariant::RegBlock | KernelVariant::Coop);
+    if rb && super::conv_rb::fits(&g) {
+        return super::conv_rb::lowering(&kernels, &g, epilogue);
     }
     let groups = g.in_c / g.patch_c;
     let cout_g = g.out_c / groups;

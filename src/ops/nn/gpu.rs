@@ -115,6 +115,8 @@ pub(crate) fn softmax(dims: &[usize], axis: usize) -> Result<GpuLowering> {
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let plain = |vec4: bool| crate::ops::fused::wgsl::plain_output(3, if vec4 { "vec4<f32>" } else { "f32" });
     let (scalar, vec4) = crate::ops::fused::wgsl::sample_epilogues();
+    use super::conv_rb::conv2d_rb_wgsl as rb;
+    use crate::runtime::gpu::variant::RbTile;
     Ok(vec![
         ("conv2d.wgsl".to_string(), conv2d_wgsl(&plain(false))),
         ("conv2d_sg.wgsl 8x2 vec4".to_string(), conv2d_sg_wgsl(8, 2, true, &plain(true))),
@@ -125,5 +127,10 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         ("pool_sliced.wgsl".to_string(), pool_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.to_string()),
         ("conv2d.wgsl with an epilogue".into(), conv2d_wgsl(&scalar)),
         ("conv2d_sg.wgsl 8x2 with an epilogue".into(), conv2d_sg_wgsl(8, 2, true, &vec4)),
+        ("gemm_rb.wgsl + conv2d_rb.wgsl small vec4".into(), rb(RbTile::SMALL, true, &plain(true))),
+        ("gemm_rb.wgsl + conv2d_rb.wgsl large scalar".into(), rb(RbTile::LARGE, false, &plain(true))),
+        ("gemm_rb.wgsl + conv2d_rb.wgsl tiny, epilogue".into(), rb(RbTile::TINY, true, &vec4)),
+        ("depthwise.wgsl vec4".into(), super::depthwise_gpu::depthwise_wgsl(true, &plain(true))),
+        ("depthwise.wgsl scalar, epilogue".into(), super::depthwise_gpu::depthwise_wgsl(false, &vec4)),
     ])
 }

@@ -4,8 +4,10 @@
 //! here); `gpu.rs` and `conv_gpu.rs` hold the WGSL lowerings, `grad.rs` the gradients.
 
 mod conv_gpu;
+mod conv_rb;
 mod cpu;
 mod depthwise;
+mod depthwise_gpu;
 pub(crate) mod gpu;
 mod grad;
 mod softmax;

@@ -225,7 +225,7 @@ mod tests {
         let s = g.reduce_sum(&x, Some(&[0, -1]), true).unwrap();
         let m =
             g.reduce_max(Tensor::from_f32(&[2, 2], vec![1.0, f32::NAN, 3.0, 2.0]).unwrap(), Some(&[1]), false).unwrap();
-        let mut sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
+        let sess = Session::new(&g, ConfigProto::cpu_only()).unwrap();
         let got = sess.eval(&s).unwrap();
         assert_eq!(got.shape(), &[1, 3, 1]);
         assert_eq!(got.to_f32_vec().unwrap(), vec![60.0, 92.0, 124.0]);

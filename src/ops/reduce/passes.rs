@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::ops::kernel::{code_of, slots, with_prelude, word};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::shaders as gpu_shaders;
+use crate::runtime::gpu::variant::subgroup_reductions;
 use crate::tensor::DType;
 
 /// The most loop trips one invocation of any kernel makes, counting nested loops' trips (see
@@ -62,18 +63,55 @@ impl Fold {
     /// A float32 sum.
     pub(crate) const SUM_F32: Fold = Fold { dtype: DType::F32, init: "0.0", combine: "acc + v", finish: "acc" };
 
-    fn key(&self, exp_aux: bool) -> String {
-        format!("reduce tree {} {} {} {} exp {exp_aux}", self.dtype, self.init, self.combine, self.finish)
+    fn key(&self, exp_aux: bool, subgroups: bool) -> String {
+        let (d, i, c, f) = (self.dtype, self.init, self.combine, self.finish);
+        format!("reduce tree {d} {i} {c} {f} exp {exp_aux} subgroups {subgroups}")
     }
 }
 
-/// A tree pass kernel: `exp_aux` loads `exp(x - aux[output])` (aux bound second) instead of `x`.
-pub(crate) fn tree_wgsl(fold: &Fold, exp_aux: bool) -> Result<String> {
+/// How a tree pass combines its workgroup's values: a tree in workgroup memory.
+const TREE_COMBINE: &str = "    part[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG_SIZE / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            let v = part[lid + s];
+            acc = REDUCE_COMBINE;
+            part[lid] = acc;
+        }
+        workgroupBarrier();
+    }";
+/// ... or a butterfly within each subgroup, then the subgroups' values in thread 0 (at most 16
+/// of them, subgroups of 4 lanes or more: see `variant::subgroup_reductions`).
+const SUBGROUP_COMBINE: &str = "    for (var o = sg_size / 2u; o > 0u; o = o / 2u) {
+        let v = subgroupShuffleXor(acc, o);
+        acc = REDUCE_COMBINE;
+    }
+    if (lane == 0u) {
+        part[sg_id] = acc;
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        acc = part[0];
+        for (var s = 1u; s < WG_SIZE / sg_size; s = s + 1u) {
+            let v = part[s];
+            acc = REDUCE_COMBINE;
+        }
+    }";
+const SUBGROUP_BUILTINS: &str = "    @builtin(subgroup_size) sg_size: u32,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(subgroup_invocation_id) lane: u32,";
+
+/// A tree pass kernel: `exp_aux` loads `exp(x - aux[output])` (aux bound second) instead of `x`;
+/// `subgroups` combines the workgroup's values with subgroup shuffles instead of the tree.
+pub(crate) fn tree_wgsl(fold: &Fold, exp_aux: bool, subgroups: bool) -> Result<String> {
+    let (combine, builtins) = if subgroups { (SUBGROUP_COMBINE, SUBGROUP_BUILTINS) } else { (TREE_COMBINE, "") };
     let (aux, load, out) = match exp_aux {
         true => ("@group(0) @binding(2) var<storage, read> aux: array<T>;", "exp_tf(x[off] - aux[o])", "3"),
         false => ("", "x[off]", "2"),
     };
     let body = code_of(wgsl::REDUCE_TREE)
+        .replace("WORKGROUP_COMBINE", combine)
+        .replace("BUILTINS", builtins)
         .replace("ELEM_TYPE", gpu_shaders::wgsl_scalar(fold.dtype)?)
         .replace("REDUCE_INIT", fold.init)
         .replace("REDUCE_COMBINE", fold.combine)
@@ -177,7 +215,8 @@ pub(crate) fn tree_passes(
             })?;
         let target = if last { dst } else { p.temp(fold.dtype, vec![outputs, chunks]) };
         let exp_aux = aux.is_some();
-        let wgsl = cached_wgsl(fold.key(exp_aux), || tree_wgsl(fold, exp_aux))?;
+        let sg = subgroup_reductions();
+        let wgsl = cached_wgsl(fold.key(exp_aux, sg), || tree_wgsl(fold, exp_aux, sg))?;
         let mut uniforms = vec![
             word(axes.kept.0.len())?,
             word(axes.red.0.len())?,
@@ -317,12 +356,15 @@ pub fn instantiations() -> Result<Vec<(String, String)>> {
     for kind in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max] {
         for dtype in [DType::F32, DType::I32] {
             if let Some(f) = Fold::of(kind, dtype) {
-                all.push((format!("reduce_tree.wgsl {kind:?} {dtype}"), tree_wgsl(&f, false)?));
+                all.push((format!("reduce_tree.wgsl {kind:?} {dtype}"), tree_wgsl(&f, false, false)?));
+                all.push((format!("reduce_tree.wgsl {kind:?} {dtype} subgroups"), tree_wgsl(&f, false, true)?));
             }
         }
     }
-    all.push(("reduce_tree.wgsl softmax max".into(), tree_wgsl(&Fold::SOFTMAX_MAX, false)?));
-    all.push(("reduce_tree.wgsl softmax sum of exp".into(), tree_wgsl(&Fold::SUM_F32, true)?));
+    for sg in [false, true] {
+        all.push((format!("reduce_tree.wgsl softmax max subgroups {sg}"), tree_wgsl(&Fold::SOFTMAX_MAX, false, sg)?));
+        all.push((format!("reduce_tree.wgsl softmax sum of exp subgroups {sg}"), tree_wgsl(&Fold::SUM_F32, true, sg)?));
+    }
     all.push(("softmax_norm.wgsl".into(), softmax_norm_wgsl()));
     Ok(all)
 }

@@ -142,6 +142,26 @@ impl Graph {
     }
 
     /// `v.assign(value)`: sets the variable and returns the new value.
+    ///
+    /// In the assign family (`assign`, `assign_add`, `assign_sub`,
+    /// `apply_gradient_descent`) the target is a `&Variable`, and every value is an
+    /// [`Operand`]: a tensor, a literal, or another `&Variable` (its current value).
+    ///
+    /// ```
+    /// use wgflow::{ConfigProto, Graph, Session, Tensor};
+    ///
+    /// let g = Graph::new();
+    /// let a = g.variable(1.0f32, "a")?;
+    /// let b = g.variable(5.0f32, "b")?;
+    /// let copy = g.assign(&a, &b)?; // a = b
+    /// let add = g.assign_add(&b, &a)?; // b += a
+    /// let sess = Session::new(&g, ConfigProto::cpu_only())?;
+    /// sess.run(&[g.global_variables_initializer()?])?;
+    /// sess.run(&[&copy])?;
+    /// sess.run(&[&add])?;
+    /// assert_eq!(sess.eval(&b)?, Tensor::from(10.0f32));
+    /// # Ok::<(), wgflow::Error>(())
+    /// ```
     pub fn assign(&self, v: &Variable, value: impl Into<Operand>) -> Result<Output> {
         self.assign_mode(v, value, AssignMode::Set)
     }
@@ -158,6 +178,22 @@ impl Graph {
 
     /// `ApplyGradientDescent(var, alpha, delta)`: `var -= alpha * delta`, on the variable's
     /// device; returns the new value.
+    ///
+    /// ```
+    /// use wgflow::{ConfigProto, Graph, Session, Tensor};
+    ///
+    /// let g = Graph::new();
+    /// let w = g.variable(3.0f32, "w")?;
+    /// let loss = g.mul(&w, &w)?;
+    /// let dw = g.gradients(&[&loss], &[&w], None)?.remove(0);
+    /// let dw = dw.ok_or(wgflow::Error::internal("no gradient"))?;
+    /// let step = g.apply_gradient_descent(&w, 0.5f32, &dw)?; // w -= 0.5 * 2w
+    /// let sess = Session::new(&g, ConfigProto::cpu_only())?;
+    /// sess.run(&[g.global_variables_initializer()?])?;
+    /// sess.run(&[&step])?;
+    /// assert_eq!(sess.eval(&w)?, Tensor::from(0.0f32));
+    /// # Ok::<(), wgflow::Error>(())
+    /// ```
     pub fn apply_gradient_descent(
         &self,
         v: &Variable,

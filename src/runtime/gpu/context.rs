@@ -10,9 +10,10 @@ use crate::error::{Code, Error, Result};
 
 /// Names the adapter to use: an index into the adapter list, or a part of its name.
 pub const ADAPTER_ENV: &str = "WGFLOW_ADAPTER";
-/// Forces a kernel variant of matmul and conv2d, to test or compare them: `tiled` (the
-/// workgroup-tiled kernels, on every adapter) or `auto` (unset: the 8-wide subgroup kernels
-/// where the adapter has them, else the tiled ones). Read once per process.
+/// Forces a kernel variant of matmul and conv2d, to test or compare them: `tiled`, `regblock`,
+/// `sg8`, `coop`, or `auto` (unset: cooperative matrices where the adapter offers a usable
+/// configuration, the 8-wide subgroup kernels on 8-wide subgroups, else `regblock`). See
+/// [`KernelVariant`](super::variant::KernelVariant). Read once per process.
 pub const KERNEL_ENV: &str = "WGFLOW_KERNEL";
 /// How long `Stream::finish` waits for the GPU before reporting it unavailable.
 pub const TIMEOUT_ENV: &str = "WGFLOW_GPU_TIMEOUT_MS";
@@ -125,33 +126,31 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-/// Whether the process's shared context has the `SUBGROUP` feature with subgroups of exactly 8
-/// invocations (lavapipe on 256-bit SIMD), which the subgroup kernels of matmul and conv2d assume.
-/// False while no context is open, and when `WGFLOW_KERNEL=tiled` forces the workgroup-tiled
-/// kernels (see [`KERNEL_ENV`]).
-pub(crate) fn subgroups_of_8() -> bool {
-    !tiled_forced()
-        && lock(&SLOT).ready.as_ref().is_some_and(|c| {
-            c.device.features().contains(wgpu::Features::SUBGROUP)
-                && c.info.subgroup_min_size == 8
-                && c.info.subgroup_max_size == 8
-        })
+/// The process's open context, if one is open (no adapter is opened here).
+pub(crate) fn current() -> Option<Arc<GpuContext>> {
+    lock(&SLOT).ready.clone()
 }
 
-/// Whether [`KERNEL_ENV`] asks for the tiled kernels.
-fn tiled_forced() -> bool {
-    static TILED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *TILED.get_or_init(|| {
-        let v = std::env::var(KERNEL_ENV).unwrap_or_default();
-        match v.trim() {
-            "" | "auto" => false,
-            "tiled" => true,
-            other => {
-                log::warn!("{KERNEL_ENV}={other:?} is not a kernel variant (tiled, auto); using auto");
-                false
-            }
-        }
-    })
+/// The features wgflow asks of an adapter that has them.
+fn wanted_features() -> wgpu::Features {
+    wgpu::Features::SUBGROUP
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+}
+
+/// Consent to wgpu's experimental features when the adapter offers cooperative matrices (the
+/// only one wgflow asks for), else none.
+#[allow(unsafe_code)]
+fn experimental(offered: wgpu::Features) -> wgpu::ExperimentalFeatures {
+    if offered.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        // SAFETY: wgpu marks its experimental features as possibly buggy. wgflow uses one,
+        // cooperative matrices, only in the coop matmul kernel, whose shader naga validates;
+        // `WGFLOW_KERNEL=regblock` avoids it.
+        unsafe { wgpu::ExperimentalFeatures::enabled() }
+    } else {
+        wgpu::ExperimentalFeatures::disabled()
+    }
 }
 
 impl GpuContext {
@@ -218,11 +217,12 @@ impl GpuContext {
         let (adapter_features, coop) = (adapter.features(), adapter.cooperative_matrix_properties());
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgflow"),
-            // Subgroup operations where the adapter has them (the fast matmul / conv2d kernels
-            // share loaded values across lanes with them; see `subgroups_of_8`).
-            required_features: adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY),
+            // Subgroup operations where the adapter has them (the sg8 matmul / conv2d kernels
+            // share loaded values across lanes with them), timestamps, and cooperative matrices
+            // with f16 (see `variant`).
+            required_features: adapter.features() & wanted_features(),
             required_limits: adapter.limits(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental(adapter.features()),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
@@ -276,6 +276,10 @@ impl GpuContext {
     /// The features the adapter offers (the device enables the ones wgflow uses).
     pub fn adapter_features(&self) -> wgpu::Features {
         self.adapter_features
+    }
+    /// The features the device has enabled.
+    pub fn device_features(&self) -> wgpu::Features {
+        self.device.features()
     }
     /// The adapter's cooperative matrix configurations (empty where it offers none).
     pub fn cooperative_matrices(&self) -> &[wgpu::CooperativeMatrixProperties] {

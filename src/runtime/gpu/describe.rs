@@ -55,6 +55,21 @@ impl GpuContext {
                 if c.saturating_accumulation { ", saturating" } else { "" }
             );
         }
+        let k = super::variant::kernels_for(self);
+        let t = |t: super::variant::RbTile| format!("{}x{}x{} ({}x{} per thread)", t.bm, t.bn, t.bk, t.tm, t.tn);
+        let _ = writeln!(
+            s,
+            "matmul/conv2d kernels: {} (register-blocked tiles {} and {}{})",
+            k.variant.as_str(),
+            t(k.large),
+            t(k.small),
+            k.coop.map_or(String::new(), |c| format!(
+                "; cooperative {}x{} tiles, {} inputs",
+                c.side,
+                c.side,
+                if c.f16 { "f16" } else { "f32" }
+            ))
+        );
         s
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod shader_files;
 pub(crate) mod shaders;
 pub(crate) mod stream;
 pub(crate) mod timer;
+pub mod variant;
 mod yardstick;
 
 use std::sync::{Mutex, MutexGuard};
