@@ -13,6 +13,22 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
+# MPI for the data-parallel tests (feature `mpi`, tests/mpi.rs): OpenMPI's mpirun and headers,
+# and libclang, which the mpi crate's build uses to generate its bindings.
+mpi_missing=false
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s openmpi-bin libopenmpi-dev libclang-dev >/dev/null 2>&1 || mpi_missing=true
+else
+  command -v mpirun >/dev/null 2>&1 || mpi_missing=true
+fi
+if [ "$mpi_missing" = true ]; then
+  echo "MPI or libclang missing: installing openmpi-bin, libopenmpi-dev, libclang-dev"
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq openmpi-bin libopenmpi-dev libclang-dev >/dev/null
+fi
+
 # A private runtime dir silences Mesa's warning when none is set.
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/wgflow-xdg-$(id -u)"
@@ -27,6 +43,14 @@ fi
 
 # --nocapture lets the golden suites print their conformance lines.
 cargo test "$@" -- --nocapture 2>&1
+
+# Data-parallel training over MPI: tests/mpi.rs starts mpirun on localhost (loopback only) for
+# 2 and 3 ranks; it needs the `mpi` feature, which the run above leaves off. As root, mpirun
+# needs OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; the tests set them.
+if [ "$#" -eq 0 ]; then
+  echo "== the MPI tests (--features mpi)"
+  cargo test --features mpi --test mpi -- --nocapture 2>&1
+fi
 
 # The other kernel variants. The run above used the adapter's default matmul / conv2d kernels
 # (on lavapipe, with its 8-wide subgroups: sg8). The GPU golden suites, the fusion tests and

@@ -22,6 +22,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod error;
 pub mod gpu;
 pub mod gradients;

@@ -54,13 +54,28 @@ impl Optimizer {
     /// `optimizer.minimize(loss, global_step, var_list)`: the train op. `var_list` defaults
     /// to the graph's float32 variables (less `global_step`); a variable the loss does not
     /// depend on gets no update, and none at all is an error, as in TF. With `global_step`,
-    /// the train op also adds one to it, after the updates.
+    /// the train op also adds one to it, after the updates. The same as
+    /// [`Optimizer::compute_gradients`] then [`Optimizer::apply_gradients`].
     pub fn minimize(
         &self,
         loss: &Output,
         global_step: Option<&Variable>,
         var_list: Option<&[Variable]>,
     ) -> Result<Operation> {
+        let pairs = self.compute_gradients(loss, global_step, var_list)?;
+        self.apply_gradients(&pairs, global_step)
+    }
+
+    /// `optimizer.compute_gradients(loss, var_list)`: the gradient of `loss` for each variable
+    /// of `var_list` that it depends on, as `(variable, gradient)` pairs in `var_list`'s order.
+    /// `var_list` defaults to the graph's float32 variables less `global_step`; no gradient
+    /// for any variable is `InvalidArgument`, as in TF's `minimize`.
+    pub fn compute_gradients(
+        &self,
+        loss: &Output,
+        global_step: Option<&Variable>,
+        var_list: Option<&[Variable]>,
+    ) -> Result<Vec<(Variable, Output)>> {
         let g = loss.graph().clone();
         let step_name = global_step.map(Variable::name);
         let vars: Vec<Variable> = match var_list {
@@ -72,8 +87,8 @@ impl Optimizer {
                 .collect(),
         };
         let grads = g.gradients(std::slice::from_ref(loss), &vars, None)?;
-        let pairs: Vec<(&Variable, Output)> =
-            vars.iter().zip(grads).filter_map(|(v, gr)| gr.map(|gr| (v, gr))).collect();
+        let pairs: Vec<(Variable, Output)> =
+            vars.iter().zip(grads).filter_map(|(v, gr)| gr.map(|gr| (v.clone(), gr))).collect();
         if pairs.is_empty() {
             let names: Vec<String> = vars.iter().map(Variable::name).collect();
             return Err(Error::invalid_argument(format!(
@@ -82,6 +97,24 @@ impl Optimizer {
                 loss.name()
             )));
         }
+        Ok(pairs)
+    }
+
+    /// `optimizer.apply_gradients(grads_and_vars, global_step)`: the train op that updates
+    /// each variable with its gradient (any float32 tensor of the variable's shape: a
+    /// gradient op, or a placeholder fed with gradients computed elsewhere), under the
+    /// optimizer's name scope, then adds one to `global_step` if given. An empty list is
+    /// `InvalidArgument`.
+    pub fn apply_gradients(
+        &self,
+        grads_and_vars: &[(Variable, Output)],
+        global_step: Option<&Variable>,
+    ) -> Result<Operation> {
+        let Some((first, _)) = grads_and_vars.first() else {
+            return Err(Error::invalid_argument("No gradients provided for any variable."));
+        };
+        let g = first.tensor().graph().clone();
+        let pairs: Vec<(&Variable, Output)> = grads_and_vars.iter().map(|(v, gr)| (v, gr.clone())).collect();
         let slots = self.slots(&g, &pairs)?;
         let (scope, updates) = {
             let _scope = g.name_scope(self.name());
