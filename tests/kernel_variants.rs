@@ -100,7 +100,7 @@ fn the_variant_asked_for_is_the_one_that_runs() {
         KernelVariant::Tiled => ("matmul f32", "nn conv2d f32"),
         KernelVariant::RegBlock => ("matmul rb f32", "nn conv2d rb f32"),
         KernelVariant::Sg8 => ("matmul sg f32", "nn conv2d sg f32"),
-        KernelVariant::Coop => ("matmul coop", "nn conv2d rb f32"),
+        KernelVariant::Coop => ("matmul coop", "nn conv2d coop"),
     };
     let d = g.depthwise_conv2d(
         rand(&g, &[1, 6, 6, 8], 5),

@@ -27,7 +27,7 @@ const TEMPLATES: &[&str] = &[
     "conv2d_sg.wgsl",
     "gemm_rb.wgsl",
     "matmul_rb.wgsl",
-    "matmul_coop.wgsl",
+    "gemm_coop.wgsl",
     "conv2d_rb.wgsl",
     "depthwise.wgsl",
     "reduce.wgsl",
@@ -140,7 +140,8 @@ fn every_wgsl_file_and_template_validates() {
         "matmul_sg.wgsl",
         "gemm_rb.wgsl + matmul_rb.wgsl",
         "gemm_rb.wgsl + conv2d_rb.wgsl",
-        "matmul_coop.wgsl",
+        "gemm_coop.wgsl + matmul_rb.wgsl",
+        "gemm_coop.wgsl + conv2d_rb.wgsl",
         "depthwise.wgsl",
         "reduce.wgsl",
         "reduce_tree.wgsl",
@@ -168,7 +169,7 @@ fn every_wgsl_file_and_template_validates() {
     }
     // The cooperative matrix kernels run on no adapter here: also write them as SPIR-V, as wgpu's
     // Vulkan backend would.
-    for (name, source) in ops.iter().filter(|(n, _)| n.starts_with("matmul_coop.wgsl")) {
+    for (name, source) in ops.iter().filter(|(n, _)| n.starts_with("gemm_coop.wgsl")) {
         spirv(name, source);
     }
 }

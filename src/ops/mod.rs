@@ -9,6 +9,7 @@
 //! attributes, shape-inference errors and the [`GpuLowering`] types.
 
 pub(crate) mod array;
+pub(crate) mod coop_tile;
 pub(crate) mod elementwise;
 pub(crate) mod fused;
 pub(crate) mod kernel;

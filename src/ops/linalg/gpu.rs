@@ -195,10 +195,9 @@ pub(crate) fn matmul(
             return k_split(wgsl, uniforms, groups * WG as usize, (k, MATMUL_SG_K_SPLIT), out, leaves, WG);
         }
         let rb_fits = super::gpu_rb::fits((m, k, n), (ta, tb));
-        if let (KernelVariant::Coop, Some(shape), true) = (kernels.variant, kernels.coop, rb_fits) {
-            let limits = (kernels.max_threads, kernels.max_staging);
+        if kernels.variant == KernelVariant::Coop && rb_fits {
             let parts = (uniforms.clone(), out.clone(), batches);
-            if let Some(l) = super::gpu_coop::lowering(shape, limits, (m, k, n), (ta, tb), parts, epilogue) {
+            if let Some(l) = super::gpu_coop::lowering(&kernels, (m, k, n), (ta, tb), parts, epilogue) {
                 return l;
             }
         }

@@ -117,7 +117,8 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let (scalar, vec4) = crate::ops::fused::wgsl::sample_epilogues();
     use super::conv_rb::conv2d_rb_wgsl as rb;
     use crate::runtime::gpu::variant::RbTile;
-    Ok(vec![
+    let coop = super::conv_rb::coop_samples(&vec4);
+    let mut list = vec![
         ("conv2d.wgsl".to_string(), conv2d_wgsl(&plain(false))),
         ("conv2d_sg.wgsl 8x2 vec4".to_string(), conv2d_sg_wgsl(8, 2, true, &plain(true))),
         ("conv2d_sg.wgsl 2x1 scalar".to_string(), conv2d_sg_wgsl(2, 1, false, &plain(true))),
@@ -132,5 +133,7 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         ("gemm_rb.wgsl + conv2d_rb.wgsl tiny, epilogue".into(), rb(RbTile::TINY, true, &vec4)),
         ("depthwise.wgsl vec4".into(), super::depthwise_gpu::depthwise_wgsl(true, &plain(true))),
         ("depthwise.wgsl scalar, epilogue".into(), super::depthwise_gpu::depthwise_wgsl(false, &vec4)),
-    ])
+    ];
+    list.extend(coop);
+    Ok(list)
 }

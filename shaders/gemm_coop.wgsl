@@ -1,9 +1,10 @@
-// TEMPLATE: matmul on cooperative matrices (tensor cores on NVIDIA, simdgroup matrices on
+// TEMPLATE: the GEMM core on cooperative matrices (tensor cores on NVIDIA, simdgroup matrices on
 // Apple), for adapters with wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX and a square S x S
-// configuration accumulating in f32. Instantiated by `matmul_coop_wgsl`
-// (src/ops/linalg/gpu_coop.rs), which puts `enable wgpu_cooperative_matrix;` (and `enable f16;`
-// for f16 inputs) first, then the prelude, matmul_rb.wgsl as HEADER (Params, bindings, setup,
-// load_a, load_b, emit, with OUTPUT), and fills S (the tile side), ELEM (f32, or f16 with
+// configuration accumulating in f32; matmul and conv2d supply the same HEADER as for gemm_rb.wgsl
+// (matmul_rb.wgsl or conv2d_rb.wgsl: Params, bindings, setup, load_a, load_b, emit, with
+// OUTPUT). Instantiated by `gemm_coop_wgsl` (src/ops/coop_tile.rs), which puts `enable
+// wgpu_cooperative_matrix;` (and `enable f16;` for f16 inputs) first, then the prelude and the
+// HEADER, and fills S (the tile side), ELEM (f32, or f16 with
 // GpuOptions::allow_f16_matmul), LANES (the subgroup size), BK_N (k per slice: a multiple of S
 // for which the threads' loads divide the slices), and the generated LOADS and STORES_TO_SHARED
 // (each thread's share of the global vec4 loads and their scalar stores) and BODY (the slice's
