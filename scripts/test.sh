@@ -41,16 +41,12 @@ if [ "${CI:-}" = "true" ] && [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ]; th
   export VK_ICD_FILENAMES="$lvp"
 fi
 
-# --nocapture lets the golden suites print their conformance lines.
-cargo test "$@" -- --nocapture 2>&1
-
-# Data-parallel training over MPI: tests/mpi.rs starts mpirun on localhost (loopback only) for
-# 2 and 3 ranks; it needs the `mpi` feature, which the run above leaves off. As root, mpirun
-# needs OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; the tests set them.
-if [ "$#" -eq 0 ]; then
-  echo "== the MPI tests (--features mpi)"
-  cargo test --features mpi --test mpi -- --nocapture 2>&1
-fi
+# --nocapture lets the golden suites print their conformance lines. The tests build once, with
+# the `mpi` feature (one build serves every test, tests/mpi.rs included: it starts mpirun on
+# localhost, loopback only, for 2 and 3 ranks; as root mpirun needs OMPI_ALLOW_RUN_AS_ROOT=1 and
+# OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1, which the tests set). The default build, without MPI, is
+# checked by CI's clippy run.
+cargo test --features mpi "$@" -- --nocapture 2>&1
 
 # The other kernel variants. The run above used the adapter's default matmul / conv2d kernels
 # (on lavapipe, with its 8-wide subgroups: sg8). The GPU golden suites, the fusion tests and
@@ -59,7 +55,7 @@ fi
 # uses (tests/kernel_variants.rs checks that a forced variant is the one that ran).
 if [ "$#" -eq 0 ]; then
   variants="tiled regblock"
-  if cargo test --test kernel_variants adapter_kernels -- --nocapture 2>/dev/null | grep -q "^coop offered: yes"; then
+  if cargo test --features mpi --test kernel_variants adapter_kernels -- --nocapture 2>/dev/null | grep -q "^coop offered: yes"; then
     variants="$variants coop"
   else
     echo "== coop: this adapter offers no cooperative matrix configuration wgflow uses; not run"
@@ -70,7 +66,7 @@ if [ "$#" -eq 0 ]; then
     grid=""
     if [ "$v" = regblock ]; then grid=4096; fi
     echo "== again with WGFLOW_KERNEL=$v${grid:+ WGFLOW_GRID_THREADS=$grid}"
-    WGFLOW_GRID_THREADS=$grid WGFLOW_KERNEL=$v cargo test --test gpu_elementwise --test golden_elementwise --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
+    WGFLOW_GRID_THREADS=$grid WGFLOW_KERNEL=$v cargo test --features mpi --test gpu_elementwise --test golden_elementwise --test golden_conv2d --test golden_linalg_reduce --test golden_gradients \
       --test fusion --test gpu_nn --test gpu_linalg_reduce --test kernel_variants -- --nocapture 2>&1
   done
 fi
