@@ -42,9 +42,9 @@ pub use error::{Code, Error, Result};
 pub use graph::{Graph, Operand, Operation, Output, ScopeGuard, Variable};
 pub use graphdef::ImportOptions;
 pub use ops::{BinaryKind, Padding, SliceSpec, UnaryKind};
-pub use placement::{CostModel, DeviceKind, DeviceModel, PlacementPolicy};
+pub use placement::{CostModel, DeviceId, DeviceKind, DeviceModel, PlacementPolicy};
 pub use session::{
-    ConfigProto, FeedKey, Fetch, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions, Session, SessionStats,
-    TraceLevel,
+    ConfigProto, DeviceAttributes, FeedKey, Fetch, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions,
+    Session, SessionStats, TraceLevel, TransferBytes, VirtualDevices,
 };
 pub use tensor::{DType, Shape, Tensor, TensorSpec};

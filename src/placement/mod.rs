@@ -4,21 +4,26 @@
 //! - a variable is colocated with its `Assign`, `read` and update nodes: one group, whose
 //!   devices are the intersection of what its members may use. The session keeps a group's
 //!   device once chosen, so a variable never moves between runs;
-//! - an explicit device request (`/cpu:0`, `/device:GPU:0`, a full
-//!   `/job:localhost/replica:0/task:0/device:CPU:0`, …) is honoured. A session has one CPU and
-//!   at most one GPU, both index 0: a request for another index (`/gpu:7`, `/cpu:3`) fails
-//!   with TF's "Could not satisfy explicit device specification" without soft placement, and
-//!   is read as index 0 of its kind with it;
+//! - an explicit device request (`/cpu:0`, `/device:GPU:1`, a full
+//!   `/job:localhost/replica:0/task:0/device:CPU:0`, …) is honoured. A session has one CPU
+//!   (`CPU:0`) and its GPUs `GPU:0` to `GPU:<n-1>` (see `GpuOptions::visible_device_list`): a
+//!   request for a device it does not have (`/gpu:7`, `/cpu:3`) fails with TF's "Could not
+//!   satisfy explicit device specification" without soft placement, and is read as index 0
+//!   of its kind with it. Members of a variable group that ask for different GPUs fail with
+//!   TF's "Cannot merge devices with incompatible ids" (with soft placement: `GPU:0`);
 //! - a node the GPU can take (a kernel for its dtypes, outputs within the storage binding limit
-//!   and the memory budget) goes to the GPU when the session has one; otherwise the CPU. A GPU
-//!   request that cannot be met falls back to the CPU under soft placement and fails without it;
+//!   and the memory budget) goes to its GPU (the one it asks for, else `GPU:0`) when the
+//!   session has one; otherwise the CPU. A GPU request that cannot be met falls back to the
+//!   CPU under soft placement and fails without it;
 //! - identity-like nodes without a request follow their input, and constants and other
-//!   input-less generators go where their consumers are, so neither causes a round trip.
+//!   input-less generators go where their consumers are (the first GPU among them, if any),
+//!   so neither causes a round trip.
 //!
 //! [`PlacementPolicy::CostModel`] replaces the third rule's "GPU when possible" by a choice
 //! from estimated kernel and transfer times (see [`cost`]).
 
 pub mod cost;
+mod device;
 mod request;
 
 use std::collections::HashMap;
@@ -28,47 +33,32 @@ use crate::graph::{GraphData, NodeId};
 use crate::ops::OpKind;
 use crate::tensor::{DType, TensorSpec};
 pub use cost::{CostModel, DeviceModel, PlacementPolicy};
+pub use device::{DeviceId, DeviceKind, MAX_GPUS};
 pub use request::requested;
 use request::{canonical_request, requested_index};
 
-/// A device a node can run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DeviceKind {
-    /// The host CPU.
-    Cpu,
-    /// The session's GPU adapter.
-    Gpu,
-}
-
-impl DeviceKind {
-    /// TF's full device name, e.g. `/job:localhost/replica:0/task:0/device:GPU:0`.
-    pub fn full_name(self) -> &'static str {
-        match self {
-            DeviceKind::Cpu => "/job:localhost/replica:0/task:0/device:CPU:0",
-            DeviceKind::Gpu => "/job:localhost/replica:0/task:0/device:GPU:0",
-        }
-    }
-}
-
-/// What the placer knows of the session's GPU.
+/// What the placer knows of one of the session's GPUs.
 #[derive(Clone, Debug)]
 pub(crate) struct GpuTarget {
     /// The largest storage binding, in bytes.
     pub(crate) max_binding: u64,
-    /// The session's GPU memory budget, if it has one.
+    /// The GPU's memory budget, if it has one.
     pub(crate) budget: Option<u64>,
     /// Speeds of both devices and of transfers, for the cost-model policy.
     pub(crate) model: CostModel,
+    /// The device the kernels are lowered for, when asking an op whether the GPU takes it
+    /// (`None`: the process's default device).
+    pub(crate) lowering: Option<crate::runtime::gpu::variant::Target>,
 }
 
 /// The placer's inputs besides the graph.
 pub(crate) struct Placer<'a> {
-    /// The session's GPU; `None` places everything on the CPU.
-    pub(crate) gpu: Option<&'a GpuTarget>,
+    /// The session's GPUs, by ordinal; none places everything on the CPU.
+    pub(crate) gpus: &'a [GpuTarget],
     pub(crate) soft: bool,
     pub(crate) policy: PlacementPolicy,
     /// Devices of variable groups placed by earlier plans; new groups are added.
-    pub(crate) pinned: &'a mut HashMap<NodeId, DeviceKind>,
+    pub(crate) pinned: &'a mut HashMap<NodeId, DeviceId>,
 }
 
 /// Why the GPU cannot take a node, or `None` when it can.
@@ -82,7 +72,7 @@ enum Refusal {
 impl Refusal {
     fn describe(&self) -> String {
         match self {
-            Refusal::NoGpu => format!("available devices are [ {} ]", DeviceKind::Cpu.full_name()),
+            Refusal::NoGpu => format!("available devices are [ {} ]", DeviceId::CPU.full_name()),
             Refusal::NoKernel(what) => format!("no GPU kernel for {what}"),
             Refusal::TooLarge(bytes, limit) => {
                 format!("a tensor of {bytes} bytes is over the GPU's storage binding limit of {limit} bytes")
@@ -133,23 +123,26 @@ fn is_view(op: &OpKind) -> bool {
 }
 
 impl Placer<'_> {
-    /// The device kind `node` requests, checked against the devices the session has: one
-    /// CPU and at most one GPU, each index 0. A request for another index (`/gpu:7`,
-    /// `/cpu:3`) fails without soft placement, as in TF; with it the node is treated as
-    /// asking for index 0 of that kind (and falls back to the CPU if the GPU cannot take it).
-    fn request_of(&self, name: &str, device: &str) -> Result<Option<DeviceKind>> {
+    /// The device `node` requests, checked against the devices the session has: one CPU and
+    /// its GPUs, `GPU:0` to `GPU:<n-1>`. A request for a device it does not have (`/gpu:7`,
+    /// `/cpu:3`) fails without soft placement, as in TF; with it the node is treated as asking
+    /// for index 0 of that kind (and falls back to the CPU if that GPU cannot take it).
+    fn request_of(&self, name: &str, device: &str) -> Result<Option<DeviceId>> {
         let Some(kind) = requested(device).map_err(|e| e.at(name))? else {
             return Ok(None);
         };
         let index = requested_index(device).unwrap_or(0);
+        let exists = match kind {
+            DeviceKind::Cpu => index == 0,
+            DeviceKind::Gpu => index < self.gpus.len(),
+        };
         // Without a GPU, a GPU request takes the "available devices" path of `decide`.
-        if index == 0 || self.soft || (kind == DeviceKind::Gpu && self.gpu.is_none()) {
-            return Ok(Some(kind));
+        if exists || self.soft || (kind == DeviceKind::Gpu && self.gpus.is_empty()) {
+            let index = if exists { index as u8 } else { 0 };
+            return Ok(Some(DeviceId { kind, index }));
         }
-        let mut available = vec![DeviceKind::Cpu.full_name()];
-        if self.gpu.is_some() {
-            available.push(DeviceKind::Gpu.full_name());
-        }
+        let mut available = vec![DeviceId::CPU.full_name()];
+        available.extend((0..self.gpus.len()).map(|i| DeviceId::gpu(i as u8).full_name()));
         Err(Error::invalid_argument(format!(
             "Cannot assign a device for operation {name}: Could not satisfy explicit device specification '{}' \
              because no devices matching that specification are registered in this process; available devices: {}",
@@ -159,9 +152,9 @@ impl Placer<'_> {
         .at(name))
     }
 
-    /// Whether the GPU can take node `id`.
-    fn refusal(&self, g: &GraphData, id: NodeId) -> Option<Refusal> {
-        let Some(gpu) = self.gpu else { return Some(Refusal::NoGpu) };
+    /// Whether GPU `gpu` can take node `id`.
+    fn refusal(&self, g: &GraphData, id: NodeId, gpu: usize) -> Option<Refusal> {
+        let Some(gpu) = self.gpus.get(gpu) else { return Some(Refusal::NoGpu) };
         let node = &g.nodes[id];
         let ins: Vec<TensorSpec> = node.inputs.iter().map(|ep| g.nodes[ep.node].outputs[ep.index].clone()).collect();
         // Every input and output must fit a binding; together they must fit the budget.
@@ -188,7 +181,12 @@ impl Placer<'_> {
                 let shapes: Vec<Vec<usize>> = ins.iter().map(concrete).collect();
                 let specs: Vec<(DType, &[usize])> =
                     ins.iter().zip(&shapes).map(|(s, d)| (s.dtype, d.as_slice())).collect();
-                let has = specs.iter().all(|(d, _)| on_gpu_dtype(*d)) && op.gpu_supports(&specs);
+                let supports = || op.gpu_supports(&specs);
+                let has = specs.iter().all(|(d, _)| on_gpu_dtype(*d))
+                    && match gpu.lowering {
+                        Some(t) => crate::runtime::gpu::variant::lowering_for(t, supports),
+                        None => supports(),
+                    };
                 let dtypes: Vec<String> = ins.iter().map(|s| s.dtype.to_string()).collect();
                 (!has).then(|| {
                     Refusal::NoKernel(format!("{} with inputs of dtype [{}]", op.type_name(), dtypes.join(", ")))
@@ -205,33 +203,38 @@ impl Placer<'_> {
         &self,
         name: &str,
         device: &str,
-        request: Option<DeviceKind>,
+        request: Option<DeviceId>,
         refusal: Option<Refusal>,
-    ) -> Result<Option<DeviceKind>> {
-        if request == Some(DeviceKind::Cpu) {
-            return Ok(Some(DeviceKind::Cpu));
+    ) -> Result<Option<DeviceId>> {
+        if request == Some(DeviceId::CPU) {
+            return Ok(Some(DeviceId::CPU));
         }
         match refusal {
             None => Ok(request),
-            Some(_) if self.soft => Ok(Some(DeviceKind::Cpu)),
+            Some(_) if self.soft => Ok(Some(DeviceId::CPU)),
             Some(r @ Refusal::OverBudget(..)) => {
                 Err(Error::resource_exhausted(format!("OOM when placing {name} on the GPU: {}", r.describe())).at(name))
             }
-            Some(r) if request == Some(DeviceKind::Gpu) => Err(Error::invalid_argument(format!(
+            Some(r) if request.is_some_and(DeviceId::is_gpu) => Err(Error::invalid_argument(format!(
                 "Cannot assign a device for operation {name}: {{{{node {name}}}}} was explicitly assigned to {device} but {}. \
                  Make sure the device specification refers to a valid device.",
                 r.describe()
             ))
             .at(name)),
-            Some(_) => Ok(Some(DeviceKind::Cpu)),
+            Some(_) => Ok(Some(DeviceId::CPU)),
         }
     }
 }
 
+/// The GPU a request names, else `GPU:0`: the one whose refusal counts.
+fn gpu_of(request: Option<DeviceId>) -> usize {
+    request.and_then(DeviceId::gpu_index).unwrap_or(0)
+}
+
 /// Places the nodes of `order` (the plan's nodes, in topological order) and returns each one's
 /// device.
-pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Result<HashMap<NodeId, DeviceKind>> {
-    let mut device: HashMap<NodeId, DeviceKind> = HashMap::new();
+pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Result<HashMap<NodeId, DeviceId>> {
+    let mut device: HashMap<NodeId, DeviceId> = HashMap::new();
     // Variable groups first: their device holds for the session's lifetime.
     for &id in order {
         if let Some(var) = colocated_variable(g, id) {
@@ -246,7 +249,7 @@ pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Resu
         }
         let node = &g.nodes[id];
         let request = p.request_of(&node.name, &node.device)?;
-        let refusal = p.refusal(g, id);
+        let refusal = p.refusal(g, id, gpu_of(request));
         match p.decide(&node.name, &node.device, request, refusal)? {
             Some(d) => {
                 device.insert(id, d);
@@ -254,13 +257,14 @@ pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Resu
             None => free.push(id),
         }
     }
-    // Free nodes: the GPU can take them and nobody asked for a device.
+    // Free nodes: GPU:0 can take them and nobody asked for a device.
     let generator = |id: NodeId| g.nodes[id].inputs.is_empty() && !matches!(g.nodes[id].op, OpKind::NoOp);
     let compute: Vec<NodeId> = free.iter().copied().filter(|&id| !generator(id) && !is_view(&g.nodes[id].op)).collect();
-    match (p.policy, p.gpu) {
+    match (p.policy, p.gpus.first()) {
         (PlacementPolicy::CostModel { .. }, Some(gpu)) => {
-            // Fed placeholders arrive on the host; variables are where their group is.
-            let mut known = device.clone();
+            // Fed placeholders arrive on the host; variables are where their group is. The
+            // model knows two devices, the CPU and a GPU: any GPU counts as the GPU.
+            let mut known: HashMap<NodeId, DeviceKind> = device.iter().map(|(&id, d)| (id, d.kind)).collect();
             for (id, node) in g.nodes.iter().enumerate() {
                 match node.op {
                     OpKind::Placeholder(_) => {
@@ -268,19 +272,19 @@ pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Resu
                     }
                     OpKind::Variable(_) => {
                         if let Some(d) = p.pinned.get(&id) {
-                            known.insert(id, *d);
+                            known.insert(id, d.kind);
                         }
                     }
                     _ => {}
                 }
             }
             for (id, d) in cost::choose(g, &compute, &known, &gpu.model) {
-                device.insert(id, d);
+                device.insert(id, DeviceId { kind: d, index: 0 });
             }
         }
         _ => {
             for &id in &compute {
-                device.insert(id, DeviceKind::Gpu);
+                device.insert(id, DeviceId::gpu(0));
             }
         }
     }
@@ -295,7 +299,8 @@ pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Resu
             }
         }
     }
-    // Generators (and those views) go where their consumers are (the GPU if any consumer is there).
+    // Generators (and those views) go where their consumers are: the first GPU among them if
+    // any consumer is on a GPU, the CPU if all are there.
     let mut consumers: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for &id in order {
         for ep in &g.nodes[id].inputs {
@@ -307,54 +312,65 @@ pub(crate) fn place(g: &GraphData, order: &[NodeId], p: &mut Placer<'_>) -> Resu
             continue;
         }
         let users = consumers.get(&id).map(Vec::as_slice).unwrap_or(&[]);
-        let any_gpu = users.iter().any(|u| device.get(u) == Some(&DeviceKind::Gpu));
-        let d = if any_gpu || users.is_empty() { DeviceKind::Gpu } else { DeviceKind::Cpu };
+        let first_gpu = users.iter().filter_map(|u| device.get(u).copied()).filter(|d| d.is_gpu()).min();
+        let d = match first_gpu {
+            Some(d) => d,
+            None if users.is_empty() => DeviceId::gpu(0),
+            None => DeviceId::CPU,
+        };
         device.insert(id, d);
     }
     Ok(device)
 }
 
 /// The device of the group of variable `var`: pinned if placed before, else the intersection
-/// of its members' requests and of what the GPU can take.
-fn place_group(g: &GraphData, var: NodeId, p: &mut Placer<'_>) -> Result<DeviceKind> {
+/// of its members' requests and of what their GPU can take.
+fn place_group(g: &GraphData, var: NodeId, p: &mut Placer<'_>) -> Result<DeviceId> {
     if let Some(d) = p.pinned.get(&var) {
         return Ok(*d);
     }
     let members: Vec<NodeId> =
         std::iter::once(var).chain((0..g.nodes.len()).filter(|&id| colocated_variable(g, id) == Some(var))).collect();
-    let mut request: Option<(DeviceKind, NodeId)> = None;
+    let mut request: Option<(DeviceId, NodeId)> = None;
     for &m in &members {
         let node = &g.nodes[m];
         if let Some(r) = p.request_of(&node.name, &node.device)? {
             match request {
                 Some((prev, other)) if prev != r && !p.soft => {
+                    let what = if prev.kind == r.kind { "ids" } else { "types" };
                     return Err(Error::invalid_argument(format!(
                         "Cannot colocate nodes {{{{colocation_node {}}}}} and {{{{colocation_node {}}}}}: \
-                         Cannot merge devices with incompatible types: '{}' and '{}'",
+                         Cannot merge devices with incompatible {what}: '{}' and '{}'",
                         g.nodes[other].name, node.name, g.nodes[other].device, node.device
                     ))
                     .at(&node.name));
                 }
-                Some((prev, _)) if prev != r => request = Some((DeviceKind::Cpu, m)),
+                // Soft placement: GPUs of different ids merge into GPU:0 (TF drops the id),
+                // different kinds into the CPU.
+                Some((prev, _)) if prev != r && prev.kind == r.kind => request = Some((DeviceId::gpu(0), m)),
+                Some((prev, _)) if prev != r => request = Some((DeviceId::CPU, m)),
                 Some(_) => {}
                 None => request = Some((r, m)),
             }
         }
     }
-    let refusal = p.refusal(g, var);
+    let asked = request.map(|(r, _)| r);
+    let refusal = p.refusal(g, var, gpu_of(asked));
     let name = &g.nodes[var].name;
     let device = request.map(|(_, m)| g.nodes[m].device.as_str()).unwrap_or("");
-    let d = match (p.decide(name, device, request.map(|(r, _)| r), refusal)?, p.policy, p.gpu) {
+    let d = match (p.decide(name, device, asked, refusal)?, p.policy, p.gpus.first()) {
         (Some(d), _, _) => d,
         // Under the cost model, a free group lives where the graph's kernels run faster.
-        (None, PlacementPolicy::CostModel { .. }, Some(gpu)) => cost::resident_device(g, &gpu.model),
-        (None, _, _) => DeviceKind::Gpu,
+        (None, PlacementPolicy::CostModel { .. }, Some(gpu)) => {
+            DeviceId { kind: cost::resident_device(g, &gpu.model), index: 0 }
+        }
+        (None, _, _) => DeviceId::gpu(0),
     };
     p.pinned.insert(var, d);
     Ok(d)
 }
 
 /// TF's placement log line: `conv: (Conv2D): /job:localhost/replica:0/task:0/device:GPU:0`.
-pub(crate) fn log_line(name: &str, op_type: &str, device: DeviceKind) -> String {
+pub(crate) fn log_line(name: &str, op_type: &str, device: DeviceId) -> String {
     format!("{name}: ({op_type}): {}", device.full_name())
 }

@@ -79,8 +79,22 @@ pub struct GpuOptions {
     /// does not do: its buffers are separate wgpu allocations, not carved from one block. The
     /// session logs a warning and allocates as needed, within the budget either way.
     pub allow_growth: bool,
-    /// The adapter to use, by index or by a substring of its name (`WGFLOW_ADAPTER` also works).
+    /// The adapter to use, by index or by a substring of its name (`WGFLOW_ADAPTER` also works),
+    /// when `visible_device_list` is empty.
     pub adapter: Option<String>,
+    /// TF's `visible_device_list`: the adapters (indices into `wgflow::gpu::adapters()`, TF's
+    /// physical GPU ids) the session uses, comma-separated, in the order of their ordinals
+    /// (`"1,0"` makes adapter 1 `GPU:0`). Each is its own wgpu device, with its own buffer
+    /// pool and stream. Empty (the default): one adapter, the one `adapter` names, else the
+    /// best one: wgpu's list often holds a software renderer too, which TF's never does. An id
+    /// that is not an adapter, a duplicate or a malformed entry fails with TF's message.
+    pub visible_device_list: String,
+    /// TF's `GPUOptions.Experimental.virtual_devices`: several GPUs from one adapter. Empty
+    /// (the default): one GPU per visible adapter; otherwise one entry per visible adapter,
+    /// each listing the GPUs made from it. Each is its own wgpu device on that adapter, so
+    /// `vec![VirtualDevices::split(2)]` makes `GPU:0` and `GPU:1` of one adapter (how the tests
+    /// run two GPUs on lavapipe).
+    pub virtual_devices: Vec<VirtualDevices>,
     /// Lets float32 matmuls run on cooperative matrices with f16 inputs (tensor cores) where the
     /// adapter offers only those (NVIDIA's Vulkan drivers): off by default. The inputs are
     /// rounded to f16 (11 significant bits, largest finite value 65,504; a relative error of up to
@@ -99,9 +113,42 @@ impl Default for GpuOptions {
             adapter_memory_bytes: None,
             allow_growth: true,
             adapter: None,
+            visible_device_list: String::new(),
+            virtual_devices: Vec::new(),
             allow_f16_matmul: false,
         }
     }
+}
+
+/// The GPUs made from one visible adapter, after TF's `VirtualDevices`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VirtualDevices {
+    /// One entry per GPU: its memory budget in bytes, or `None` for the session's budget
+    /// (`GpuOptions::memory_limit_bytes`, else the fraction of `adapter_memory_bytes`). Empty:
+    /// one GPU, as without virtual devices.
+    pub memory_limit_bytes: Vec<Option<u64>>,
+}
+
+impl VirtualDevices {
+    /// `n` GPUs on one adapter, each with the session's budget.
+    pub fn split(n: usize) -> VirtualDevices {
+        VirtualDevices { memory_limit_bytes: vec![None; n] }
+    }
+}
+
+/// One device of a session, after TF's `DeviceAttributes` (what `Session.list_devices()`
+/// returns).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAttributes {
+    /// TF's full name, e.g. `/job:localhost/replica:0/task:0/device:GPU:1`.
+    pub name: String,
+    /// `CPU` or `GPU`.
+    pub device_type: String,
+    /// The device's memory budget in bytes, if it has one.
+    pub memory_limit_bytes: Option<u64>,
+    /// For a GPU, its adapter and which device of the adapter it is:
+    /// `#0 llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu) device 1`.
+    pub description: String,
 }
 
 /// How much a run records.
@@ -141,6 +188,15 @@ pub struct NodeStats {
     pub fused_nodes: Vec<String>,
 }
 
+/// Bytes one device moved in a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferBytes {
+    /// Copied from the host to the device.
+    pub uploaded: u64,
+    /// Read back from the device.
+    pub downloaded: u64,
+}
+
 /// What a run recorded, after TF's `RunMetadata`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunMetadata {
@@ -150,6 +206,12 @@ pub struct RunMetadata {
     pub bytes_uploaded: u64,
     /// Bytes this run read back from the GPU.
     pub bytes_downloaded: u64,
+    /// The same two figures per GPU, by full device name (GPUs that moved nothing are left
+    /// out). A copy from one GPU to another counts as a download from the one and an upload
+    /// to the other.
+    pub gpu_bytes: BTreeMap<String, TransferBytes>,
+    /// Bytes this run copied from one GPU to another (through the host: `MemcpyDtoD` steps).
+    pub bytes_between_gpus: u64,
     /// The run's partition: the nodes (and transfers) of its plan on each device, in order.
     pub partition: BTreeMap<String, Vec<String>>,
     /// Whether the GPU nodes' step stats are their kernels' times from GPU timestamp queries

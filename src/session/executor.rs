@@ -1,21 +1,23 @@
 //! The executor: the one step loop that runs a [`Plan`], in CPU and GPU sessions alike. It
 //! holds the run's value slots, feeds them, frees each value after its last reader, checks the
 //! deadline, records step stats and gathers the fetches; every device-specific action goes
-//! through the [`Device`] trait, implemented by the host (`device_cpu`) and by a GPU run
-//! (`device_gpu`). A step runs on the device placement gave it; the one exception is the
+//! through the [`Device`] trait, implemented by the host (`device_cpu`) and by each GPU's run
+//! (`gpu_run`). A step runs on the device placement gave it; the one exception is the
 //! run-time fallback: a GPU-placed op with no GPU kernel for its concrete input shapes runs on
-//! the host, counted in `SessionStats::cpu_fallbacks`.
+//! the host, counted in `SessionStats::cpu_fallbacks`. A copy between two GPUs reads the value
+//! back from the one (batched with the other copies from it: one submit) and uploads it to
+//! the other: wgpu has no copies between devices.
 
 use std::time::Instant;
 
 use super::config::{NodeStats, RunMetadata, RunOptions, TraceLevel};
 use super::device_cpu::{uninitialized, CpuDevice};
-use super::device_gpu::GpuRun;
+use super::gpu_run::{self, GpuRun};
 use super::plan::{Action, FetchFrom, Input, Plan, Step};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::ops::OpKind;
-use crate::placement::DeviceKind;
+use crate::placement::DeviceId;
 use crate::runtime::gpu::stream::GpuTensor;
 use crate::tensor::Tensor;
 
@@ -50,26 +52,27 @@ struct Executor<'r, 'a> {
     options: &'r RunOptions,
     start: Instant,
     cpu: CpuDevice<'a>,
-    gpu: Option<GpuRun<'a>>,
+    /// The run of each GPU, by ordinal; `None` for a GPU the plan does not use.
+    gpus: Vec<Option<GpuRun<'a>>>,
     slots: Vec<Option<Value>>,
     /// Bytes of the host values alive now, and their most in this run.
     live: u64,
     peak: u64,
 }
 
-/// Runs `plan` with `feeds` (one per plan feed slot) on the host and, when given, a GPU run,
-/// and returns the fetched values. On success and on error, the run gives back every buffer
-/// it took; variables and resident constants keep theirs.
+/// Runs `plan` with `feeds` (one per plan feed slot) on the host and the runs of the GPUs it
+/// uses (by ordinal), and returns the fetched values. On success and on error, the run gives
+/// back every buffer it took; variables and resident constants keep theirs.
 pub(crate) fn execute(
     plan: &Plan,
     feeds: Vec<Tensor>,
     cpu: CpuDevice<'_>,
-    gpu: Option<GpuRun<'_>>,
+    gpus: Vec<Option<GpuRun<'_>>>,
     options: &RunOptions,
     mut metadata: Option<&mut RunMetadata>,
 ) -> Result<Vec<Option<Tensor>>> {
-    let mut ex =
-        Executor { plan, options, start: Instant::now(), cpu, gpu, slots: vec![None; plan.slots], live: 0, peak: 0 };
+    let slots = vec![None; plan.slot_device.len()];
+    let mut ex = Executor { plan, options, start: Instant::now(), cpu, gpus, slots, live: 0, peak: 0 };
     for ((slot, _), t) in plan.feeds.iter().zip(feeds) {
         ex.live += t.byte_len() as u64;
         ex.slots[*slot] = Some(Value::Host(t));
@@ -77,13 +80,13 @@ pub(crate) fn execute(
     ex.peak = ex.live;
     if let Err(e) = ex.run_steps(metadata.as_deref_mut()) {
         drop(ex.slots);
-        if let Some(mut gpu) = ex.gpu {
+        for gpu in ex.gpus.iter_mut().flatten() {
             gpu.release_all();
         }
         return Err(e);
     }
     let fetched = ex.fetch_values();
-    let Executor { slots, gpu, peak, start, .. } = ex;
+    let Executor { slots, gpus, peak, start, .. } = ex;
     // What the run computed and nobody holds any more (fetched values are held).
     for v in slots.into_iter().flatten() {
         if let Value::Host(t) = v {
@@ -91,26 +94,30 @@ pub(crate) fn execute(
         }
     }
     if let Some(md) = metadata.as_deref_mut() {
-        md.peak_bytes.insert(DeviceKind::Cpu.full_name().to_string(), peak);
+        md.peak_bytes.insert(DeviceId::CPU.full_name().to_string(), peak);
     }
-    match (gpu, fetched) {
-        (Some(gpu), Ok(values)) => gpu.finish(plan, values, options, metadata, start),
+    match (gpus.iter().any(Option::is_some), fetched) {
+        (true, Ok(values)) => gpu_run::finish(gpus, plan, values, options, metadata, start),
         // The work recorded (assignments among it) still runs, as it does in a host run.
-        (Some(gpu), Err(e)) => gpu.finish(plan, Vec::new(), options, metadata, start).and(Err(e)),
-        (None, fetched) => fetched?
+        (true, Err(e)) => gpu_run::finish(gpus, plan, Vec::new(), options, metadata, start).and(Err(e)),
+        (false, fetched) => fetched?
             .into_iter()
             .map(|v| match v {
                 None => Ok(None),
-                Some(Value::Host(t)) => Ok(Some(t)),
-                Some(Value::Dev(_)) => Err(Error::internal("a device value in a run without a GPU")),
+                Some((_, Value::Host(t))) => Ok(Some(t)),
+                Some((_, Value::Dev(_))) => Err(Error::internal("a device value in a run without a GPU")),
             })
             .collect(),
     }
 }
 
 impl<'a> Executor<'_, 'a> {
-    fn gpu(&mut self) -> Result<&mut GpuRun<'a>> {
-        self.gpu.as_mut().ok_or_else(|| Error::internal("a GPU step in a run without a GPU"))
+    /// The run of GPU `i`.
+    fn gpu(&mut self, i: usize) -> Result<&mut GpuRun<'a>> {
+        self.gpus
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| Error::internal("a GPU step on a GPU the run has not"))
     }
 
     /// The step loop. Device-to-host transfers placed together are read back with one submit.
@@ -119,8 +126,8 @@ impl<'a> Executor<'_, 'a> {
         let mut i = 0;
         while i < plan.steps.len() {
             let t0 = Instant::now();
-            if let Some(gpu) = self.gpu.as_mut() {
-                gpu.begin_step(i, &plan.steps[i].name)?;
+            if let Some(g) = plan.steps[i].device.gpu_index() {
+                self.gpu(g)?.begin_step(i, &plan.steps[i].name)?;
             }
             check_deadline(self.options, self.start)?;
             let batch = readback_batch(plan, i);
@@ -156,7 +163,13 @@ impl<'a> Executor<'_, 'a> {
 
     /// A variable's value, on whichever device holds it.
     fn read_var(&self, id: NodeId) -> Option<Value> {
-        self.gpu.as_ref().and_then(|g| g.read_var(id)).or_else(|| self.cpu.read_var(id))
+        self.locate_var(id).map(|(_, v)| v)
+    }
+
+    /// A variable's value and the GPU that holds it (0 for the host).
+    fn locate_var(&self, id: NodeId) -> Option<(usize, Value)> {
+        let on_gpu = self.gpus.iter().flatten().enumerate().find_map(|(i, g)| g.read_var(id).map(|v| (i, v)));
+        on_gpu.or_else(|| self.cpu.read_var(id).map(|v| (0, v)))
     }
 
     /// The one input of a transfer, failing as TF does for an uninitialized variable.
@@ -171,16 +184,16 @@ impl<'a> Executor<'_, 'a> {
     fn step(&mut self, step: &Step) -> Result<Vec<Value>> {
         let op = match &step.action {
             Action::Node(op) => op,
-            Action::Transfer => {
+            Action::Transfer { from } => {
                 let v = self.transfer_input(step)?;
-                let moved = match step.device {
-                    DeviceKind::Gpu => self.gpu()?.upload(&v)?,
-                    DeviceKind::Cpu => {
-                        let t = self.host_copies(vec![Some(v)])?.pop().flatten();
+                let v = match from.gpu_index() {
+                    Some(g) => {
+                        let t = self.host_copies(vec![Some(v)], g)?.pop().flatten();
                         Value::Host(t.ok_or_else(|| Error::internal("a value was not read back"))?)
                     }
+                    None => v,
                 };
-                return Ok(vec![moved]);
+                return Ok(vec![self.arrive(v, *from, step.device)?]);
             }
         };
         let ins = self.inputs(step)?;
@@ -195,8 +208,9 @@ impl<'a> Executor<'_, 'a> {
             _ => {}
         }
         let plan = self.plan;
-        if step.device == DeviceKind::Gpu {
-            let gpu = self.gpu()?;
+        let gpu_index = step.device.gpu_index();
+        if let Some(g) = gpu_index {
+            let gpu = self.gpu(g)?;
             if let Some(outs) = gpu.run(plan, step, op, &ins)? {
                 return Ok(outs);
             }
@@ -206,33 +220,49 @@ impl<'a> Executor<'_, 'a> {
                 gpu.count_fallback();
             }
         }
-        // Device inputs of a host node (after a fallback) are read back first.
+        // Device inputs of a host node (after a fallback on its GPU) are read back first.
         let host = match ins.iter().flatten().any(|v| matches!(v, Value::Dev(_))) {
-            true => self.host_copies(ins)?.into_iter().map(|t| t.map(Value::Host)).collect(),
+            true => self.host_copies(ins, gpu_index.unwrap_or(0))?.into_iter().map(|t| t.map(Value::Host)).collect(),
             false => ins,
         };
         self.cpu.run_owned(plan, step, op, host)
     }
 
-    /// Host copies of `values` (one readback for all device values among them).
-    fn host_copies(&mut self, values: Vec<Option<Value>>) -> Result<Vec<Option<Tensor>>> {
+    /// Host copies of `values`, whose device values are on GPU `gpu` (one readback for all).
+    fn host_copies(&mut self, values: Vec<Option<Value>>, gpu: usize) -> Result<Vec<Option<Tensor>>> {
         let present: Vec<Value> = values.iter().flatten().cloned().collect();
         let mut host = match present.iter().any(|v| matches!(v, Value::Dev(_))) {
-            true => self.gpu()?.read_back(&present)?.into_iter(),
+            true => self.gpu(gpu)?.read_back(&present)?.into_iter(),
             false => self.cpu.read_back(&present)?.into_iter(),
         };
         Ok(values.iter().map(|v| v.as_ref().and_then(|_| host.next())).collect())
     }
 
-    /// Runs a batch of device-to-host transfer steps with one readback.
+    /// A value on the host (read back from `from` if that is a GPU) put on device `to`: kept
+    /// on the host, uploaded to a GPU, or uploaded to a GPU from another one.
+    fn arrive(&mut self, v: Value, from: DeviceId, to: DeviceId) -> Result<Value> {
+        match (to.gpu_index(), v) {
+            (None, v) => Ok(v),
+            (Some(g), Value::Host(t)) if from.is_gpu() => self.gpu(g)?.receive(&t),
+            (Some(g), v) => self.gpu(g)?.upload(&v),
+        }
+    }
+
+    /// Runs a batch of transfer steps out of one GPU (to the host or to other GPUs) with one
+    /// readback.
     fn readbacks(&mut self, batch: &[Step]) -> Result<()> {
+        let Some(Action::Transfer { from }) = batch.first().map(|s| &s.action) else {
+            return Err(Error::internal("a readback batch without a transfer"));
+        };
+        let from = *from;
         let values = batch
             .iter()
             .map(|step| self.transfer_input(step).map_err(|e| e.at(&step.name)))
             .collect::<Result<Vec<_>>>()?;
-        let host = self.gpu()?.read_back(&values)?;
+        let host = self.gpu(from.gpu_index().unwrap_or(0))?.read_back(&values)?;
         for (step, t) in batch.iter().zip(host) {
-            self.store(step, vec![Value::Host(t)]);
+            let v = self.arrive(Value::Host(t), from, step.device).map_err(|e| e.at(&step.name))?;
+            self.store(step, vec![v]);
         }
         Ok(())
     }
@@ -258,7 +288,10 @@ impl<'a> Executor<'_, 'a> {
     /// Frees slot `s` after its last reader.
     fn free(&mut self, s: usize) -> Result<()> {
         match self.slots[s].take() {
-            Some(v @ Value::Dev(_)) => self.gpu()?.release(v),
+            Some(v @ Value::Dev(_)) => {
+                let g = self.plan.slot_device[s].gpu_index().unwrap_or(0);
+                self.gpu(g)?.release(v)
+            }
             Some(Value::Host(t)) => {
                 self.live = self.live.saturating_sub(t.byte_len() as u64);
                 self.cpu.release(Value::Host(t));
@@ -268,24 +301,33 @@ impl<'a> Executor<'_, 'a> {
         Ok(())
     }
 
-    fn fetch_values(&self) -> Result<Vec<Option<Value>>> {
+    /// The fetched values, each with the GPU that holds it (0 for host values).
+    fn fetch_values(&self) -> Result<Vec<Option<(usize, Value)>>> {
         self.plan
             .fetches
             .iter()
             .map(|f| match f {
                 FetchFrom::Nothing => Ok(None),
                 FetchFrom::Slot(s) => {
-                    self.slots[*s].clone().map(Some).ok_or_else(|| Error::internal("fetched value was not computed"))
+                    let g = self.plan.slot_device[*s].gpu_index().unwrap_or(0);
+                    let v = self.slots[*s].clone().ok_or_else(|| Error::internal("fetched value was not computed"))?;
+                    Ok(Some((g, v)))
                 }
-                FetchFrom::Var(id, name) => self.read_var(*id).map(Some).ok_or_else(|| uninitialized(name)),
+                FetchFrom::Var(id, name) => self.locate_var(*id).map(Some).ok_or_else(|| uninitialized(name)),
             })
             .collect()
     }
 }
 
-/// The number of device-to-host transfers starting at step `i` (0 when step `i` is not one).
+/// The number of transfers out of one GPU starting at step `i` (0 when step `i` is not one):
+/// copies to the host or to other GPUs, read back together.
 fn readback_batch(plan: &Plan, i: usize) -> usize {
-    plan.steps[i..].iter().take_while(|s| matches!(s.action, Action::Transfer) && s.device == DeviceKind::Cpu).count()
+    let from_gpu = |s: &Step| match s.action {
+        Action::Transfer { from } if from.is_gpu() => Some(from),
+        _ => None,
+    };
+    let Some(first) = from_gpu(&plan.steps[i]) else { return 0 };
+    plan.steps[i..].iter().take_while(|s| from_gpu(s) == Some(first)).count()
 }
 
 /// `DeadlineExceeded` once a run has taken longer than its `RunOptions::timeout`.
@@ -327,43 +369,4 @@ pub(super) fn uninitialized_names(plan: &Plan, step: &Step, initialized: impl Fn
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::device_cpu::Variables;
-    use super::super::fuse::tests::grouped;
-    use super::super::lower::lower;
-    use super::super::prune::tests::sig;
-    use super::*;
-    use crate::graph::{Graph, Output};
-
-    fn run(
-        g: &Graph,
-        fetches: &[&Output],
-        vars: &mut Variables,
-        md: Option<&mut RunMetadata>,
-    ) -> Result<Vec<Option<Tensor>>> {
-        let s = sig(g, fetches, &[]);
-        let plan = lower(&g.read(), &s, &grouped(g, &s, false, true));
-        let options = RunOptions { trace_level: TraceLevel::FullTrace, ..RunOptions::default() };
-        execute(&plan, Vec::new(), CpuDevice::new(vars), None, &options, md)
-    }
-
-    #[test]
-    fn the_host_runs_a_plan_assigns_variables_and_records_every_step() {
-        let g = Graph::new();
-        let v = g.variable(1.0f32, "v").unwrap();
-        let y = g.named("y").mul(v.value(), 3.0f32).unwrap();
-        let up = g.named("up").assign_add(&v, 2.0f32).unwrap();
-        let mut vars = Variables::default();
-        let e = run(&g, &[&y], &mut vars, None).unwrap_err();
-        assert_eq!(e.message, "Attempting to use uninitialized value v");
-        run(&g, &[&v.initializer().output(0).unwrap()], &mut vars, None).unwrap();
-        let mut md = RunMetadata::default();
-        let out = run(&g, &[&y, &up], &mut vars, Some(&mut md)).unwrap();
-        // The read runs before the update, as in TF.
-        assert_eq!(out, vec![Some(Tensor::from(3.0f32)), Some(Tensor::from(3.0f32))]);
-        assert_eq!(run(&g, &[v.tensor()], &mut vars, None).unwrap(), vec![Some(Tensor::from(3.0f32))]);
-        let names: Vec<&str> = md.step_stats.iter().map(|r| r.name.as_str()).collect();
-        assert!(names.contains(&"y") && names.contains(&"up"), "{names:?}");
-        assert!(md.peak_bytes.contains_key(DeviceKind::Cpu.full_name()));
-    }
-}
+mod tests;

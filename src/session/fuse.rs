@@ -293,23 +293,23 @@ fn head_of(id: NodeId, g: &GraphData) -> Option<(Arc<dyn Op>, TensorSpec)> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::place::place;
+    use super::super::place::{place, tests::test_gpu};
     use super::super::prune::{prune, tests::sig, Signature};
     use super::*;
     use crate::graph::Graph;
-    use crate::placement::{CostModel, GpuTarget, PlacementPolicy, Placer};
+    use crate::placement::{GpuTarget, PlacementPolicy, Placer};
     use crate::tensor::Shape;
 
     /// The units of `sig` on `g`, placed with a GPU when `gpu`, fused when `remap`.
     pub(crate) fn grouped(g: &Graph, sig: &Signature, gpu: bool, remap: bool) -> Grouped {
-        let target = GpuTarget {
-            max_binding: 1 << 30,
-            budget: None,
-            model: CostModel::for_adapter(wgpu::DeviceType::DiscreteGpu),
-        };
+        grouped_on(g, sig, usize::from(gpu), remap)
+    }
+
+    /// The units of `sig` on `g`, placed with `gpus` GPUs, fused when `remap`.
+    pub(crate) fn grouped_on(g: &Graph, sig: &Signature, gpus: usize, remap: bool) -> Grouped {
+        let targets: Vec<GpuTarget> = (0..gpus).map(|_| test_gpu()).collect();
         let mut pinned = HashMap::new();
-        let mut placer =
-            Placer { gpu: gpu.then_some(&target), soft: true, policy: PlacementPolicy::default(), pinned: &mut pinned };
+        let mut placer = Placer { gpus: &targets, soft: true, policy: PlacementPolicy::default(), pinned: &mut pinned };
         let data = g.read();
         let placed = place(&data, prune(&data, sig).unwrap(), &mut placer).unwrap();
         fuse(&data, placed, &sig.fetches, remap)

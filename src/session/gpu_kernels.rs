@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 
 use super::config::RunMetadata;
-use super::device_gpu::{on_gpu, GpuRun};
+use super::device_gpu::on_gpu;
 use super::executor::Value;
+use super::gpu_run::GpuRun;
 use super::plan::Plan;
 use crate::error::{Error, Result};
 use crate::ops::{GpuLowering, Op, PassBuf};
-use crate::placement::DeviceKind;
+use crate::placement::DeviceId;
 use crate::runtime::gpu::stream::GpuTensor;
 use crate::tensor::DType;
 
@@ -24,7 +25,8 @@ impl GpuRun<'_> {
             })
             .collect();
         let spec_refs: Vec<(DType, &[usize])> = specs.iter().map(|(d, s)| (*d, s.as_slice())).collect();
-        let lowering = if spec_refs.iter().all(|(d, _)| on_gpu(*d)) { op.gpu(&spec_refs) } else { None };
+        let lowering =
+            if spec_refs.iter().all(|(d, _)| on_gpu(*d)) { self.lowering(|| op.gpu(&spec_refs)) } else { None };
         match lowering {
             Some(Ok(GpuLowering::View(shape))) => {
                 let mut t = self.on_device(&ins[0])?;
@@ -87,12 +89,13 @@ impl GpuRun<'_> {
     }
 }
 
-/// Gives the GPU nodes of this run's step stats their kernels' GPU times: the start of the
-/// first kernel and the sum of their durations, placed on the host timeline from the submit
-/// on. Returns whether any kernel was timed.
+/// Gives the nodes of GPU `device` in this run's step stats their kernels' GPU times: the
+/// start of the first kernel and the sum of their durations, placed on the host timeline from
+/// the submit on. Returns whether any kernel was timed.
 pub(super) fn apply_kernel_times(
     md: &mut RunMetadata,
     plan: &Plan,
+    device: DeviceId,
     times: &[crate::runtime::gpu::timer::KernelTime],
     submit_us: f64,
 ) -> bool {
@@ -102,7 +105,7 @@ pub(super) fn apply_kernel_times(
         let e = per_step.entry(t.label).or_insert((f64::INFINITY, 0.0));
         *e = (e.0.min(t.start_ns), e.1 + t.duration_ns);
     }
-    let gpu = DeviceKind::Gpu.full_name();
+    let gpu = device.full_name();
     for (label, (first, total)) in per_step {
         let Some(step) = plan.steps.get(label) else { continue };
         if let Some(record) = md.step_stats.iter_mut().rev().find(|r| r.name == step.name && r.device == gpu) {

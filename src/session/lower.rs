@@ -7,11 +7,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::fuse::{Grouped, Unit};
-use super::plan::{ref_of, Action, FetchFrom, Input, Plan, Step};
+use super::plan::{ref_of, transfer_name, Action, FetchFrom, Input, Plan, Step};
 use super::prune::{Signature, Target};
 use crate::graph::{Endpoint, GraphData};
 use crate::ops::OpKind;
-use crate::placement::DeviceKind;
+use crate::placement::DeviceId;
 
 /// The plan being built.
 struct Lowering<'a> {
@@ -19,9 +19,9 @@ struct Lowering<'a> {
     grouped: &'a Grouped,
     slot_of: HashMap<Endpoint, usize>,
     /// Where each slot's value lives.
-    slot_device: Vec<DeviceKind>,
+    slot_device: Vec<DeviceId>,
     /// The slot holding a copy of a slot on another device.
-    moved: HashMap<(usize, DeviceKind), usize>,
+    moved: HashMap<(usize, DeviceId), usize>,
     steps: Vec<Step>,
 }
 
@@ -38,7 +38,7 @@ pub(crate) fn lower(g: &GraphData, sig: &Signature, grouped: &Grouped) -> Plan {
     let mut feeds = Vec::new();
     for ep in &sig.feeds {
         feeds.push((l.slot_device.len(), g.nodes[ep.node].outputs[ep.index].clone()));
-        l.new_slot(*ep, DeviceKind::Cpu);
+        l.new_slot(*ep, DeviceId::CPU);
     }
     // Slots for every endpoint some unit or fetch reads.
     let mut read: BTreeSet<Endpoint> = grouped.units.iter().flat_map(|u| u.inputs.iter().copied()).collect();
@@ -64,22 +64,22 @@ pub(crate) fn lower(g: &GraphData, sig: &Signature, grouped: &Grouped) -> Plan {
     let nodes_on_cpu = l
         .steps
         .iter()
-        .filter(|s| s.device == DeviceKind::Cpu && matches!(s.action, Action::Node(_)))
+        .filter(|s| s.device == DeviceId::CPU && matches!(s.action, Action::Node(_)))
         .map(|s| 1 + s.fused.len() as u64)
         .sum();
-    let mut plan = Plan { steps: l.steps, slots: l.slot_device.len(), feeds, fetches, vars, nodes_on_cpu };
+    let mut plan = Plan { steps: l.steps, slot_device: l.slot_device, feeds, fetches, vars, nodes_on_cpu };
     plan.assign_frees();
     plan
 }
 
 impl Lowering<'_> {
-    fn new_slot(&mut self, ep: Endpoint, device: DeviceKind) -> usize {
+    fn new_slot(&mut self, ep: Endpoint, device: DeviceId) -> usize {
         let s = self.push_slot(device);
         self.slot_of.insert(ep, s);
         s
     }
 
-    fn push_slot(&mut self, device: DeviceKind) -> usize {
+    fn push_slot(&mut self, device: DeviceId) -> usize {
         self.slot_device.push(device);
         self.slot_device.len() - 1
     }
@@ -105,7 +105,7 @@ impl Lowering<'_> {
                     let target = k == 0 && matches!(unit.op, OpKind::Assign(_));
                     if reads_values && !target && home != device {
                         let t = self.push_slot(device);
-                        self.steps.push(transfer(g, *ep, device, Input::Var(var), t));
+                        self.steps.push(transfer(g, *ep, (home, device), Input::Var(var), t));
                         Input::Slot(t)
                     } else {
                         Input::Var(var)
@@ -133,13 +133,13 @@ impl Lowering<'_> {
 
     /// The slot holding slot `s` (the value of `ep`) on `device`, adding its transfer step
     /// the first time.
-    fn moved_slot(&mut self, ep: Endpoint, s: usize, device: DeviceKind) -> usize {
+    fn moved_slot(&mut self, ep: Endpoint, s: usize, device: DeviceId) -> usize {
         if let Some(&t) = self.moved.get(&(s, device)) {
             return t;
         }
         let t = self.push_slot(device);
         self.moved.insert((s, device), t);
-        self.steps.push(transfer(self.g, ep, device, Input::Slot(s), t));
+        self.steps.push(transfer(self.g, ep, (self.slot_device[s], device), Input::Slot(s), t));
         t
     }
 
@@ -157,18 +157,18 @@ impl Lowering<'_> {
     }
 }
 
-/// A step copying the value of `ep` (read as `from`) to `device`, into slot `to`. It is named
-/// after the tensor and the copy's direction, e.g. `conv/MemcpyDtoH` or `mul:1/MemcpyHtoD`.
-fn transfer(g: &GraphData, ep: Endpoint, device: DeviceKind, from: Input, to: usize) -> Step {
+/// A step copying the value of `ep` (read as `input`) between two devices, into slot `to`. It
+/// is named after the tensor and the copy's direction, e.g. `conv/MemcpyDtoH`,
+/// `mul:1/MemcpyHtoD` or, from one GPU to another, `conv/MemcpyDtoD`.
+fn transfer(g: &GraphData, ep: Endpoint, (from, device): (DeviceId, DeviceId), input: Input, to: usize) -> Step {
     let node = &g.nodes[ep.node].name;
     let tensor = if ep.index == 0 { node.clone() } else { format!("{node}:{}", ep.index) };
-    let direction = if device == DeviceKind::Gpu { "MemcpyHtoD" } else { "MemcpyDtoH" };
     Step {
         node: ep.node,
         device,
-        name: format!("{tensor}/{direction}"),
-        action: Action::Transfer,
-        inputs: vec![from],
+        name: format!("{tensor}/{}", transfer_name(from, device)),
+        action: Action::Transfer { from },
+        inputs: vec![input],
         outputs: vec![Some(to)],
         frees: Vec::new(),
         fused: Vec::new(),
@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(names.iter().filter(|n| **n == "a/MemcpyDtoH").count(), 1, "{names:?}");
         assert_eq!(names.iter().filter(|n| **n == "x/MemcpyHtoD").count(), 1, "{names:?}");
         let t = plan.steps.iter().find(|st| st.name == "a/MemcpyDtoH").unwrap();
-        assert_eq!((t.device, t.type_name()), (DeviceKind::Cpu, "MemcpyDtoH"));
+        assert_eq!((t.device, t.type_name()), (DeviceId::CPU, "MemcpyDtoH"));
     }
 
     #[test]
@@ -248,6 +248,6 @@ mod tests {
         let step_b = fused.steps.iter().find(|st| st.name == "b").unwrap();
         assert_eq!(step_b.fused, vec!["a".to_string()]);
         assert!(fused.steps.iter().all(|st| st.name != "a"));
-        assert!(fused.slots < plain.slots);
+        assert!(fused.slot_device.len() < plain.slot_device.len());
     }
 }

@@ -24,8 +24,9 @@
 //!   at the same time; a run that assigns takes it alone, so its reads and writes are atomic
 //!   with respect to every other run (`assign_add` from several threads loses no update,
 //!   and a run that reads variables sees all of another run's assignments or none). In a GPU
-//!   session every run takes it alone: a run records into one stream on the session's buffer
-//!   pool, so GPU runs of one session take turns (two sessions still run side by side).
+//!   session every run takes it alone: a run records into one stream per GPU on that GPU's
+//!   buffer pool, so GPU runs of one session take turns, whatever the number of its GPUs (two
+//!   sessions still run side by side).
 //! - the counters: atomics, read without waiting; [`Session::stats`] reads the GPU's figures
 //!   under the values' lock, so in a GPU session it waits for the run in progress.
 //!
@@ -43,10 +44,12 @@ mod calibrate;
 mod config;
 mod device_cpu;
 mod device_gpu;
+mod devices;
 mod executor;
 mod fetch;
 mod fuse;
 mod gpu_kernels;
+mod gpu_run;
 mod lower;
 mod place;
 mod plan;
@@ -57,7 +60,10 @@ mod state;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
-pub use config::{ConfigProto, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions, TraceLevel};
+pub use config::{
+    ConfigProto, DeviceAttributes, GpuOptions, GraphOptions, NodeStats, RunMetadata, RunOptions, TraceLevel,
+    TransferBytes, VirtualDevices,
+};
 pub use fetch::{FeedKey, Fetch};
 
 use crate::error::{Error, Result};
@@ -77,11 +83,14 @@ pub struct SessionStats {
     pub bytes_uploaded: u64,
     /// Bytes read back from the GPU, in all runs so far.
     pub bytes_downloaded: u64,
+    /// Bytes copied from one GPU to another, in all runs so far (each through the host, so
+    /// also counted in `bytes_downloaded` and `bytes_uploaded`).
+    pub bytes_between_gpus: u64,
     /// GPU pipelines this session compiled (cache misses).
     pub pipelines_compiled: u64,
-    /// GPU queue submits.
+    /// GPU queue submits (of all GPUs).
     pub submits: u64,
-    /// GPU memory this session holds now, in bytes.
+    /// GPU memory this session holds now, in bytes (on all GPUs).
     pub gpu_bytes_held: u64,
     /// Ops of a GPU session that ran on the CPU because they have no GPU kernel.
     pub cpu_fallbacks: u64,
@@ -124,8 +133,10 @@ pub struct Session {
     graph: Graph,
     config: ConfigProto,
     pool: Option<rayon::ThreadPool>,
-    /// What placement knows of the GPU; `None` in a CPU session.
-    gpu_target: Option<crate::placement::GpuTarget>,
+    /// What placement knows of each GPU, `GPU:0` first; none in a CPU session.
+    gpu_targets: Vec<crate::placement::GpuTarget>,
+    /// The session's devices, CPU first.
+    devices: Vec<DeviceAttributes>,
     /// `"GPU: <adapter>"` or `"CPU"`.
     device: String,
     /// This session's id: the owner of the host buffers its runs give back for reuse.
@@ -153,34 +164,43 @@ impl Session {
                     .map_err(|e| Error::internal(format!("thread pool: {e}")))?,
             ),
         };
-        let mut gpu_target = None;
-        let mut device = "CPU".to_string();
-        let backend = if config.devices("GPU") == Some(0) {
-            Backend::Cpu(Variables::default())
-        } else {
-            match crate::runtime::gpu::context::GpuContext::get(config.gpu_options.adapter.as_deref()) {
-                Ok(ctx) => {
-                    if !config.gpu_options.allow_growth {
-                        log::warn!("allow_growth = false: wgflow allocates GPU buffers as needed, within the budget");
-                    }
-                    let target = placement_target(&config, &ctx)?;
-                    device = format!("GPU: {}", ctx.info().name);
-                    let state = device_gpu::GpuState::new(ctx, target.budget, config.gpu_options.allow_f16_matmul);
-                    gpu_target = Some(target);
-                    Backend::Gpu(Box::new(state))
-                }
-                Err(e) if e.code == crate::error::Code::NotFound => {
-                    log::info!("no GPU adapter ({}): the session runs on the CPU", e.message);
-                    Backend::Cpu(Variables::default())
-                }
-                Err(e) => return Err(e),
+        let gpus = devices::open_gpus(&config)?;
+        if !gpus.is_empty() && !config.gpu_options.allow_growth {
+            log::warn!("allow_growth = false: wgflow allocates GPU buffers as needed, within the budget");
+        }
+        let mut attributes = vec![DeviceAttributes {
+            name: crate::placement::DeviceId::CPU.full_name().to_string(),
+            device_type: "CPU".to_string(),
+            memory_limit_bytes: None,
+            description: "the host".to_string(),
+        }];
+        attributes.extend(gpus.iter().enumerate().map(|(i, g)| DeviceAttributes {
+            name: crate::placement::DeviceId::gpu(i as u8).full_name().to_string(),
+            device_type: "GPU".to_string(),
+            memory_limit_bytes: g.target.budget,
+            description: format!("{} device {}", g.ctx.description(), g.ctx.ordinal()),
+        }));
+        let device = match gpus.is_empty() {
+            true => "CPU".to_string(),
+            false => {
+                let names: Vec<&str> = gpus.iter().map(|g| g.ctx.info().name.as_str()).collect();
+                format!("GPU: {}", names.join(", "))
+            }
+        };
+        let gpu_targets: Vec<_> = gpus.iter().map(|g| g.target.clone()).collect();
+        let backend = match gpus.is_empty() {
+            true => Backend::Cpu(Variables::default()),
+            false => {
+                let devices = gpus.into_iter().map(|g| (g.ctx, g.target.budget)).collect();
+                Backend::Gpu(Box::new(device_gpu::GpuState::new(devices, config.gpu_options.allow_f16_matmul)))
             }
         };
         Ok(Session {
             graph: graph.clone(),
             config,
             pool,
-            gpu_target,
+            gpu_targets,
+            devices: attributes,
             device,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             planner: Mutex::default(),
@@ -218,20 +238,33 @@ impl Session {
             s.submits = gs.submits;
             s.gpu_bytes_held = gs.bytes_held;
             s.cpu_fallbacks = g.cpu_fallbacks();
-            s.gpu_buffers_allocated = g.pool.buffers_allocated() as u64;
+            s.gpu_buffers_allocated = g.buffers_allocated() as u64;
+            s.bytes_between_gpus = g.bytes_between_gpus();
         }
         s
     }
 
-    /// A counter of the GPU bytes this session holds that stays readable after the session
-    /// is dropped (for tests of memory release); `None` for a CPU session. A test hook: only
-    /// with the `test-hooks` feature.
+    /// A counter of the GPU bytes this session holds on `GPU:0` that stays readable after
+    /// the session is dropped (for tests of memory release); `None` for a CPU session. A test
+    /// hook: only with the `test-hooks` feature.
     #[cfg(feature = "test-hooks")]
     pub fn gpu_memory_counter(&self) -> Option<crate::runtime::gpu::pool::HeldBytes> {
+        self.gpu_memory_counters().into_iter().next()
+    }
+
+    /// [`Session::gpu_memory_counter`] of every GPU, `GPU:0` first. A test hook.
+    #[cfg(feature = "test-hooks")]
+    pub fn gpu_memory_counters(&self) -> Vec<crate::runtime::gpu::pool::HeldBytes> {
         match state::read(&self.values).as_ref() {
-            Some(Backend::Gpu(g)) => Some(g.pool.held_counter()),
-            _ => None,
+            Some(Backend::Gpu(g)) => g.gpus.iter().map(|d| d.pool.held_counter()).collect(),
+            _ => Vec::new(),
         }
+    }
+
+    /// The session's devices, the CPU first, then `GPU:0`, `GPU:1`, … (TF's
+    /// `Session.list_devices()`).
+    pub fn list_devices(&self) -> Vec<DeviceAttributes> {
+        self.devices.clone()
     }
 
     /// The placement of every node of every plan built so far (a copy), one line per node in
@@ -241,15 +274,15 @@ impl Session {
         state::lock(&self.planner).log.clone()
     }
 
-    /// The cost model placement uses in this session (`None` without a GPU): from the adapter
-    /// type, or calibrated with `PlacementPolicy::CostModel { calibrate: true }`.
+    /// The cost model placement uses in this session (`None` without a GPU): from the type of
+    /// `GPU:0`'s adapter, or calibrated with `PlacementPolicy::CostModel { calibrate: true }`.
     pub fn cost_model(&self) -> Option<crate::placement::CostModel> {
-        self.gpu_target.as_ref().map(|t| t.model)
+        self.gpu_targets.first().map(|t| t.model)
     }
 
-    /// The GPU memory budget of this session in bytes, if it has one.
+    /// The GPU memory budget of this session in bytes (of `GPU:0`), if it has one.
     pub fn gpu_memory_budget(&self) -> Option<u64> {
-        self.gpu_target.as_ref().and_then(|t| t.budget)
+        self.gpu_targets.first().and_then(|t| t.budget)
     }
 
     /// Where this session runs: `"GPU: <adapter>"` or `"CPU"` (`"CPU"` once closed).
@@ -310,7 +343,7 @@ impl Session {
         let (sig, feed_values) = self.signature(fetches, feeds)?;
         let plan = self.plan(sig)?;
         let values = resolve::checked_feeds(&plan, feed_values)?;
-        if self.gpu_target.is_some() {
+        if !self.gpu_targets.is_empty() {
             self.counters.nodes_on_cpu.store(plan.nodes_on_cpu, Ordering::Relaxed);
         }
         self.execute(&plan, values, options, metadata)
@@ -329,30 +362,6 @@ impl Session {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
-}
-
-/// What placement needs to know of the session's GPU: its binding limit, the memory budget
-/// (an explicit byte limit, else a fraction of the adapter's memory where that is known: wgpu
-/// cannot query it, so the config states it) and the cost model.
-fn placement_target(
-    config: &ConfigProto,
-    ctx: &crate::runtime::gpu::context::GpuContext,
-) -> Result<crate::placement::GpuTarget> {
-    let options = &config.gpu_options;
-    if !(options.per_process_gpu_memory_fraction > 0.0 && options.per_process_gpu_memory_fraction <= 1.0) {
-        return Err(Error::invalid_argument(format!(
-            "per_process_gpu_memory_fraction must be in (0, 1], got {}",
-            options.per_process_gpu_memory_fraction
-        )));
-    }
-    let budget = options.memory_limit_bytes.or_else(|| {
-        options.adapter_memory_bytes.map(|total| (total as f64 * options.per_process_gpu_memory_fraction) as u64)
-    });
-    let model = match config.placement_policy {
-        crate::placement::PlacementPolicy::CostModel { calibrate: true } => calibrate::model(ctx)?,
-        _ => crate::placement::CostModel::for_adapter(ctx.info().device_type),
-    };
-    Ok(crate::placement::GpuTarget { max_binding: ctx.limits().max_storage_buffer_binding_size, budget, model })
 }
 
 impl Output {

@@ -7,25 +7,25 @@ use std::collections::HashMap;
 use super::prune::Pruned;
 use crate::error::Result;
 use crate::graph::{GraphData, NodeId};
-use crate::placement::{self, DeviceKind, Placer};
+use crate::placement::{self, DeviceId, Placer};
 
 /// The pruned order with a device per node, and the home device of every variable group
 /// placed so far (a variable's value lives there).
 #[derive(Debug)]
 pub(crate) struct Placed {
     pub(crate) pruned: Pruned,
-    devices: HashMap<NodeId, DeviceKind>,
-    homes: HashMap<NodeId, DeviceKind>,
+    devices: HashMap<NodeId, DeviceId>,
+    homes: HashMap<NodeId, DeviceId>,
 }
 
 impl Placed {
     /// The device of node `id`.
-    pub(crate) fn device(&self, id: NodeId) -> DeviceKind {
-        self.devices.get(&id).copied().unwrap_or(DeviceKind::Cpu)
+    pub(crate) fn device(&self, id: NodeId) -> DeviceId {
+        self.devices.get(&id).copied().unwrap_or(DeviceId::CPU)
     }
 
     /// Where variable `var` lives; `None` for one whose group was never placed.
-    pub(crate) fn home(&self, var: NodeId) -> Option<DeviceKind> {
+    pub(crate) fn home(&self, var: NodeId) -> Option<DeviceId> {
         self.homes.get(&var).copied()
     }
 
@@ -44,13 +44,13 @@ pub(crate) fn place(g: &GraphData, pruned: Pruned, placer: &mut Placer<'_>) -> R
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::prune::{prune, tests::sig};
     use super::*;
     use crate::graph::Graph;
     use crate::placement::{CostModel, GpuTarget, PlacementPolicy};
 
-    fn placer<'a>(gpu: Option<&'a GpuTarget>, pinned: &'a mut HashMap<NodeId, DeviceKind>) -> Placer<'a> {
+    fn placer<'a>(gpu: Option<&'a GpuTarget>, pinned: &'a mut HashMap<NodeId, DeviceId>) -> Placer<'a> {
         Placer { gpu, soft: true, policy: PlacementPolicy::default(), pinned }
     }
 
@@ -61,8 +61,8 @@ mod tests {
         let b = g.named("b").add(&a, 1.0f32).unwrap();
         let mut pinned = HashMap::new();
         let pruned = prune(&g.read(), &sig(&g, &[&b], &[])).unwrap();
-        let placed = place(&g.read(), pruned, &mut placer(None, &mut pinned)).unwrap();
-        assert_eq!(placed.device(b.ep.node), DeviceKind::Cpu);
+        let placed = place(&g.read(), pruned, &mut placer(&[], &mut pinned)).unwrap();
+        assert_eq!(placed.device(b.ep.node), DeviceId::CPU);
         let lines = placed.log_lines(&g.read());
         // `a`, the constant 1 and `b`, in run order: `b` last.
         assert_eq!(lines.len(), 3, "{lines:?}");
@@ -84,12 +84,58 @@ mod tests {
             max_binding: 1 << 30,
             budget: None,
             model: CostModel::for_adapter(wgpu::DeviceType::DiscreteGpu),
+            lowering: None,
         };
         let mut pinned = HashMap::new();
         let pruned = prune(&g.read(), &sig(&g, &[&c, v.value()], &[])).unwrap();
-        let placed = place(&g.read(), pruned, &mut placer(Some(&gpu), &mut pinned)).unwrap();
-        assert_eq!(placed.device(b.ep.node), DeviceKind::Gpu);
-        assert_eq!(placed.device(c.ep.node), DeviceKind::Cpu);
-        assert_eq!(placed.home(v.tensor().ep.node), Some(DeviceKind::Gpu));
+        let placed = place(&g.read(), pruned, &mut placer(std::slice::from_ref(&gpu), &mut pinned)).unwrap();
+        assert_eq!(placed.device(b.ep.node), DeviceId::gpu(0));
+        assert_eq!(placed.device(c.ep.node), DeviceId::CPU);
+        assert_eq!(placed.home(v.tensor().ep.node), Some(DeviceId::gpu(0)));
+    }
+
+    /// A target of a test GPU.
+    pub(crate) fn test_gpu() -> GpuTarget {
+        GpuTarget {
+            max_binding: 1 << 30,
+            budget: None,
+            model: CostModel::for_adapter(wgpu::DeviceType::DiscreteGpu),
+            lowering: None,
+        }
+    }
+
+    #[test]
+    fn requests_for_gpu_ordinals_colocation_and_generators_on_two_gpus() {
+        let g = Graph::new();
+        let (a, b) = {
+            let _d = g.device("/device:GPU:1");
+            (g.named("a").constant(1.0f32).unwrap(), g.named("b").constant(2.0f32).unwrap())
+        };
+        let k = g.named("k").constant(3.0f32).unwrap();
+        let s = {
+            let _d = g.device("/gpu:1");
+            g.named("s").add(&a, &k).unwrap()
+        };
+        let t = g.named("t").mul(&s, &b).unwrap();
+        let v = {
+            let _d = g.device("/device:GPU:1");
+            g.variable(1.0f32, "v").unwrap()
+        };
+        let gpus = [test_gpu(), test_gpu()];
+        let mut pinned = HashMap::new();
+        let pruned = prune(&g.read(), &sig(&g, &[&t, v.value()], &[])).unwrap();
+        let placed = place(&g.read(), pruned, &mut placer(&gpus, &mut pinned)).unwrap();
+        assert_eq!(placed.device(s.ep.node), DeviceId::gpu(1));
+        // A free node goes to GPU:0; a constant without a request goes to its consumer's GPU.
+        assert_eq!(placed.device(t.ep.node), DeviceId::gpu(0));
+        assert_eq!(placed.device(k.ep.node), DeviceId::gpu(1));
+        // The variable's group asked for GPU:1: its read is there too.
+        assert_eq!(placed.home(v.tensor().ep.node), Some(DeviceId::gpu(1)));
+        assert_eq!(placed.device(v.value().ep.node), DeviceId::gpu(1));
+        // With one GPU, GPU:1 does not exist: soft placement reads it as GPU:0.
+        let mut pinned = HashMap::new();
+        let pruned = prune(&g.read(), &sig(&g, &[&t], &[])).unwrap();
+        let placed = place(&g.read(), pruned, &mut placer(&gpus[..1], &mut pinned)).unwrap();
+        assert_eq!(placed.device(s.ep.node), DeviceId::gpu(0));
     }
 }

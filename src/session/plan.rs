@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::graph::{Endpoint, GraphData, NodeId};
 use crate::ops::OpKind;
-use crate::placement::DeviceKind;
+use crate::placement::DeviceId;
 use crate::tensor::TensorSpec;
 
 /// Where a step's input comes from.
@@ -23,8 +23,13 @@ pub(crate) enum Input {
 pub(crate) enum Action {
     /// Runs a graph node.
     Node(OpKind),
-    /// Copies its one input to the step's device (inserted by placement; TF's send/recv pair).
-    Transfer,
+    /// Copies its one input from device `from` to the step's device (inserted by placement;
+    /// TF's send/recv pair). Between two GPUs the value goes through the host: wgpu has no
+    /// copies between devices.
+    Transfer {
+        /// Where the value is.
+        from: DeviceId,
+    },
 }
 
 /// One node to execute, or one transfer between devices.
@@ -33,7 +38,7 @@ pub(crate) struct Step {
     /// The graph node (for a transfer, the node whose value moves).
     pub(crate) node: NodeId,
     /// Where the step runs (for a transfer, where the value goes).
-    pub(crate) device: DeviceKind,
+    pub(crate) device: DeviceId,
     pub(crate) name: String,
     pub(crate) action: Action,
     pub(crate) inputs: Vec<Input>,
@@ -48,11 +53,20 @@ pub(crate) struct Step {
 impl Step {
     /// The op type shown in logs and step stats; transfers show as TF's timeline shows them.
     pub(crate) fn type_name(&self) -> &'static str {
-        match (&self.action, self.device) {
-            (Action::Node(op), _) => op.type_name(),
-            (Action::Transfer, DeviceKind::Gpu) => "MemcpyHtoD",
-            (Action::Transfer, DeviceKind::Cpu) => "MemcpyDtoH",
+        match &self.action {
+            Action::Node(op) => op.type_name(),
+            Action::Transfer { from } => transfer_name(*from, self.device),
         }
+    }
+}
+
+/// TF's name of a copy from `from` to `to`: `MemcpyHtoD`, `MemcpyDtoH` or, between two
+/// GPUs, `MemcpyDtoD`.
+pub(crate) fn transfer_name(from: DeviceId, to: DeviceId) -> &'static str {
+    match (from.is_gpu(), to.is_gpu()) {
+        (false, _) => "MemcpyHtoD",
+        (true, false) => "MemcpyDtoH",
+        (true, true) => "MemcpyDtoD",
     }
 }
 
@@ -68,7 +82,8 @@ pub(crate) enum FetchFrom {
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) steps: Vec<Step>,
-    pub(crate) slots: usize,
+    /// The device of each value slot.
+    pub(crate) slot_device: Vec<DeviceId>,
     /// Slot and static spec of each feed, in the signature's feed order.
     pub(crate) feeds: Vec<(usize, TensorSpec)>,
     pub(crate) fetches: Vec<FetchFrom>,

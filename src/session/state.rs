@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::config::TransferBytes;
 use super::config::{RunMetadata, RunOptions};
 use super::device_cpu::{CpuDevice, Variables};
 use super::plan::Plan;
@@ -13,10 +14,10 @@ use super::prune::Signature;
 use super::{device_gpu, executor, fuse, lower, place, prune, Session};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
-use crate::placement::DeviceKind;
+use crate::placement::DeviceId;
 use crate::tensor::Tensor;
 
-/// Where a session's values live: variables, and on a GPU its buffer pool and resident
+/// Where a session's values live: variables, and on each GPU its buffer pool and resident
 /// constants.
 pub(super) enum Backend {
     Cpu(Variables),
@@ -29,7 +30,7 @@ pub(super) enum Backend {
 pub(super) struct Planner {
     pub(super) plans: HashMap<Signature, Arc<Plan>>,
     /// Devices of the variable groups placed so far: a variable never moves.
-    pub(super) pinned: HashMap<NodeId, DeviceKind>,
+    pub(super) pinned: HashMap<NodeId, DeviceId>,
     pub(super) log: Vec<String>,
 }
 
@@ -91,7 +92,7 @@ impl Session {
         let Planner { plans, pinned, log } = &mut *planner;
         let graph = self.graph.read();
         let mut placer = crate::placement::Placer {
-            gpu: self.gpu_target.as_ref(),
+            gpus: &self.gpu_targets,
             soft: self.config.allow_soft_placement,
             policy: self.config.placement_policy,
             pinned,
@@ -129,7 +130,7 @@ impl Session {
             }
         }
         let owner = self.id;
-        if self.gpu_target.is_none() && !plan.writes_variables() {
+        if self.gpu_targets.is_empty() && !plan.writes_variables() {
             let state = read(&self.values);
             let vars = match state.as_ref() {
                 Some(Backend::Cpu(vars)) => vars,
@@ -138,25 +139,35 @@ impl Session {
             };
             return self.in_pool(move || {
                 let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
-                executor::execute(plan, values, CpuDevice::shared(vars), None, options, metadata)
+                executor::execute(plan, values, CpuDevice::shared(vars), Vec::new(), options, metadata)
             });
         }
         let mut state = write(&self.values);
         let state = state.as_mut().ok_or_else(closed)?;
         let before = transfers(state);
+        let between = between_gpus(state);
         let md = metadata.as_deref_mut();
         let out = self.in_pool(|| {
             // The host buffers this run gives back for reuse are this session's.
             let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
             match &mut *state {
-                Backend::Cpu(vars) => executor::execute(plan, values, CpuDevice::new(vars), None, options, md),
+                Backend::Cpu(vars) => executor::execute(plan, values, CpuDevice::new(vars), Vec::new(), options, md),
                 Backend::Gpu(gpu) => gpu.execute(plan, values, options, md),
             }
         });
         if let Some(md) = metadata {
             let after = transfers(state);
-            md.bytes_uploaded += after.0 - before.0;
-            md.bytes_downloaded += after.1 - before.1;
+            for ((name, b), (_, a)) in before.into_iter().zip(after) {
+                let (up, down) = (a.uploaded - b.uploaded, a.downloaded - b.downloaded);
+                md.bytes_uploaded += up;
+                md.bytes_downloaded += down;
+                if up + down > 0 {
+                    let e = md.gpu_bytes.entry(name.to_string()).or_default();
+                    e.uploaded += up;
+                    e.downloaded += down;
+                }
+            }
+            md.bytes_between_gpus += between_gpus(state) - between;
         }
         out
     }
@@ -170,13 +181,25 @@ impl Session {
     }
 }
 
-/// Bytes uploaded to and downloaded from the GPU so far.
-fn transfers(state: &Backend) -> (u64, u64) {
+/// Bytes uploaded to and downloaded from each GPU so far.
+fn transfers(state: &Backend) -> Vec<(&'static str, TransferBytes)> {
     match state {
-        Backend::Gpu(g) => {
-            let s = g.stats();
-            (s.bytes_uploaded, s.bytes_downloaded)
-        }
-        Backend::Cpu(_) => (0, 0),
+        Backend::Gpu(g) => g
+            .gpus
+            .iter()
+            .map(|d| {
+                let s = d.pool.stats();
+                (d.id.full_name(), TransferBytes { uploaded: s.bytes_uploaded, downloaded: s.bytes_downloaded })
+            })
+            .collect(),
+        Backend::Cpu(_) => Vec::new(),
+    }
+}
+
+/// Bytes copied between GPUs so far.
+fn between_gpus(state: &Backend) -> u64 {
+    match state {
+        Backend::Gpu(g) => g.bytes_between_gpus(),
+        Backend::Cpu(_) => 0,
     }
 }

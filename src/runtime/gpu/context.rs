@@ -1,4 +1,6 @@
-//! The process-wide GPU: one adapter, device and queue, opened once and shared by every session.
+//! A GPU device: an adapter's device and queue with its pipeline cache, health and memory
+//! counters, opened once per process and shared by every session that uses it (the registry of
+//! open devices is `registry`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -6,6 +8,11 @@ use std::time::Duration;
 
 use super::lock;
 use super::pipeline::PipelineCache;
+#[cfg(feature = "test-hooks")]
+pub use super::registry::adapter_name;
+pub use super::registry::available_adapters;
+pub(crate) use super::registry::{adapter_count, current};
+use super::registry::{describe, experimental, wanted_features};
 use crate::error::{Code, Error, Result};
 
 /// Names the adapter to use: an index into the adapter list, or a part of its name.
@@ -19,12 +26,15 @@ pub const KERNEL_ENV: &str = "WGFLOW_KERNEL";
 pub const TIMEOUT_ENV: &str = "WGFLOW_GPU_TIMEOUT_MS";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The adapter and device every session shares, with its pipeline cache.
+/// A device of an adapter, shared by every session that uses it, with its pipeline cache.
 pub struct GpuContext {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: PipelineCache,
     index: usize,
+    /// Which device of its adapter this is (0 for the first; a session with several GPUs on
+    /// one adapter opens more).
+    ordinal: usize,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     health: Arc<Health>,
@@ -44,176 +54,15 @@ struct Health {
     uncaptured: Mutex<Option<String>>,
 }
 
-/// The process's one context, and the last `NotFound` from opening one (so that a machine
-/// without a GPU does not enumerate adapters for every session).
-struct Slot {
-    ready: Option<Arc<GpuContext>>,
-    failed: Option<(Option<String>, Error)>,
-}
-
-static SLOT: Mutex<Slot> = Mutex::new(Slot { ready: None, failed: None });
-
-/// The name of the adapter this process uses (or would use), if there is one.
-#[cfg(feature = "test-hooks")]
-pub fn adapter_name() -> Option<String> {
-    GpuContext::get(None).ok().map(|c| c.info().name.clone())
-}
-
-/// One line per adapter of the pinned backend: `#0 llvmpipe (...) (Vulkan, Cpu)`.
-pub fn available_adapters() -> Vec<String> {
-    let (_, adapters, _) = enumerate();
-    adapters.iter().enumerate().map(|(i, a)| describe(i, &a.get_info())).collect()
-}
-
-fn describe(index: usize, info: &wgpu::AdapterInfo) -> String {
-    format!("#{index} {} ({:?}, {:?})", info.name, info.backend, info.device_type)
-}
-
-/// The backend wgflow pins, so the same GPU is not listed twice (lavapipe appears on both Vulkan
-/// and GL on Linux).
-fn pinned_backends() -> wgpu::Backends {
-    if cfg!(any(target_os = "macos", target_os = "ios")) {
-        wgpu::Backends::METAL
-    } else if cfg!(windows) {
-        wgpu::Backends::DX12
-    } else {
-        wgpu::Backends::VULKAN
-    }
-}
-
-fn instance_for(backends: wgpu::Backends) -> (wgpu::Instance, wgpu::Backends) {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = backends;
-    if std::env::var_os("WGPU_BACKEND").is_some() {
-        desc = desc.with_env();
-    }
-    let backends = desc.backends;
-    (wgpu::Instance::new(desc), backends)
-}
-
-/// The compute-capable adapters: of the pinned backend (or `WGPU_BACKEND`), else of GL on Linux.
-fn enumerate() -> (wgpu::Instance, Vec<wgpu::Adapter>, wgpu::Backends) {
-    let compute =
-        |a: &wgpu::Adapter| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
-    let (instance, backends) = instance_for(pinned_backends());
-    let adapters: Vec<_> =
-        pollster::block_on(instance.enumerate_adapters(backends)).into_iter().filter(compute).collect();
-    if adapters.is_empty() && cfg!(target_os = "linux") && std::env::var_os("WGPU_BACKEND").is_none() {
-        let (instance, backends) = instance_for(wgpu::Backends::GL);
-        let gl: Vec<_> =
-            pollster::block_on(instance.enumerate_adapters(backends)).into_iter().filter(compute).collect();
-        return (instance, gl, backends);
-    }
-    (instance, adapters, backends)
-}
-
-/// Whether `choice` (an index or a case-insensitive part of the name) names adapter `index`.
-fn matches(choice: &str, index: usize, info: &wgpu::AdapterInfo) -> bool {
-    match choice.trim().parse::<usize>() {
-        Ok(i) => i == index,
-        Err(_) => info.name.to_lowercase().contains(&choice.trim().to_lowercase()),
-    }
-}
-
-/// The preferred adapter when none is named: discrete, integrated, virtual, then CPU.
-fn rank(t: wgpu::DeviceType) -> u8 {
-    match t {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Cpu => 3,
-        wgpu::DeviceType::Other => 4,
-    }
-}
-
-/// The process's open context, if one is open (no adapter is opened here).
-pub(crate) fn current() -> Option<Arc<GpuContext>> {
-    lock(&SLOT).ready.clone()
-}
-
-/// The features wgflow asks of an adapter that has them.
-fn wanted_features() -> wgpu::Features {
-    wgpu::Features::SUBGROUP
-        | wgpu::Features::TIMESTAMP_QUERY
-        | wgpu::Features::SHADER_F16
-        | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
-}
-
-/// Consent to wgpu's experimental features when the adapter offers cooperative matrices (the
-/// only one wgflow asks for), else none.
-#[allow(unsafe_code)]
-fn experimental(offered: wgpu::Features) -> wgpu::ExperimentalFeatures {
-    if offered.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
-        // SAFETY: wgpu marks its experimental features as possibly buggy. wgflow uses one,
-        // cooperative matrices, only in the coop matmul kernel, whose shader naga validates;
-        // `WGFLOW_KERNEL=regblock` avoids it.
-        unsafe { wgpu::ExperimentalFeatures::enabled() }
-    } else {
-        wgpu::ExperimentalFeatures::disabled()
-    }
-}
-
 impl GpuContext {
-    /// The process's shared context, opened on first use. `adapter_choice` (else the
-    /// `WGFLOW_ADAPTER` variable) names the adapter by index or by part of its name; once a
-    /// context is open, naming a different adapter is a `FailedPrecondition`. A context whose
-    /// device was lost is replaced by a fresh one. No adapter at all is `NotFound`.
-    pub fn get(adapter_choice: Option<&str>) -> Result<Arc<GpuContext>> {
-        let choice = adapter_choice
-            .map(str::to_string)
-            .or_else(|| std::env::var(ADAPTER_ENV).ok())
-            .filter(|c| !c.trim().is_empty());
-        let mut slot = lock(&SLOT);
-        if let Some(ctx) = &slot.ready {
-            if ctx.ensure_alive().is_ok() {
-                if let Some(c) = &choice {
-                    if !matches(c, ctx.index, &ctx.info) {
-                        return Err(Error::failed_precondition(format!(
-                            "this process already uses GPU adapter {}; adapter {c:?} cannot be opened as well",
-                            describe(ctx.index, &ctx.info)
-                        )));
-                    }
-                }
-                return Ok(ctx.clone());
-            }
-            slot.ready = None;
-        }
-        if let Some((c, e)) = &slot.failed {
-            if *c == choice {
-                return Err(e.clone());
-            }
-        }
-        match Self::open(choice.as_deref()) {
-            Ok(ctx) => {
-                slot.failed = None;
-                slot.ready = Some(ctx.clone());
-                Ok(ctx)
-            }
-            Err(e) => {
-                // Remember only the lack of an adapter; other failures may pass.
-                if e.code == Code::NotFound {
-                    slot.failed = Some((choice, e.clone()));
-                }
-                Err(e)
-            }
-        }
-    }
-
-    fn open(choice: Option<&str>) -> Result<Arc<GpuContext>> {
-        let (instance, adapters, backends) = enumerate();
-        if adapters.is_empty() {
-            return Err(Error::not_found(format!("no GPU adapter with compute shaders found (backends {backends:?})")));
-        }
-        let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
-        let index = match choice {
-            Some(c) => infos.iter().enumerate().position(|(i, info)| matches(c, i, info)).ok_or_else(|| {
-                let list: Vec<_> = infos.iter().enumerate().map(|(i, info)| describe(i, info)).collect();
-                Error::invalid_argument(format!("no GPU adapter matches {c:?}; available: {}", list.join(", ")))
-            })?,
-            None => (0..infos.len()).min_by_key(|&i| rank(infos[i].device_type)).unwrap_or(0),
-        };
-        let adapter = &adapters[index];
-        let info = infos[index].clone();
+    /// Opens device `ordinal` of `adapter` (adapter `index` of `instance`'s list).
+    pub(super) fn open_device(
+        instance: wgpu::Instance,
+        adapter: &wgpu::Adapter,
+        index: usize,
+        ordinal: usize,
+    ) -> Result<Arc<GpuContext>> {
+        let info = adapter.get_info();
         let (adapter_features, coop) = (adapter.features(), adapter.cooperative_matrix_properties());
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgflow"),
@@ -244,13 +93,14 @@ impl GpuContext {
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        log::info!("wgflow GPU: {} limits: {:?}", describe(index, &info), device.limits());
+        log::info!("wgflow GPU: {} device {ordinal} limits: {:?}", describe(index, &info), device.limits());
         Ok(Arc::new(GpuContext {
             limits: device.limits(),
             device,
             queue,
             pipelines: PipelineCache::default(),
             index,
+            ordinal,
             info,
             health,
             adapter_features,
@@ -268,6 +118,10 @@ impl GpuContext {
     /// The adapter's position in the list of [`available_adapters`].
     pub fn index(&self) -> usize {
         self.index
+    }
+    /// Which device of its adapter this is: 0, or more where a session opened several.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
     }
     /// `#0 name (Backend, DeviceType)`.
     pub fn description(&self) -> String {
@@ -337,12 +191,6 @@ impl GpuContext {
 /// demand (only with the `test-hooks` feature).
 #[cfg(feature = "test-hooks")]
 impl GpuContext {
-    /// A context of its own, outside the process cache (slow: a new device). For tests that
-    /// must not disturb the shared device, such as destroying it.
-    pub fn open_private(adapter_choice: Option<&str>) -> Result<Arc<GpuContext>> {
-        Self::open(adapter_choice)
-    }
-
     /// Pipelines compiled by this context so far, across all sessions.
     pub fn pipelines_compiled(&self) -> u64 {
         self.pipelines.compiled()

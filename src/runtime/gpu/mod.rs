@@ -8,6 +8,7 @@ mod describe;
 pub(crate) mod flags;
 pub(crate) mod pipeline;
 pub(crate) mod pool;
+mod registry;
 pub(crate) mod shader_files;
 pub(crate) mod shaders;
 pub(crate) mod stream;

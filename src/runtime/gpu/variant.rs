@@ -1,4 +1,9 @@
-//! Which matmul / conv2d kernel variant runs on the process's adapter, and its tile sizes.
+//! Which matmul / conv2d kernel variant runs on an adapter, and its tile sizes.
+//!
+//! Kernels are lowered for the device they run on: a GPU run sets its device's [`Target`]
+//! around its lowerings ([`lowering_for`]), so that a session with GPUs on different adapters
+//! lowers each kernel for its own adapter. Without one set (tests, reports), the process's
+//! default device is used.
 //!
 //! - `sg8`: the subgroup kernels (shaders/matmul_sg.wgsl, conv2d_sg.wgsl), written for
 //!   subgroups of exactly 8 lanes (lavapipe on 256-bit SIMD); the default there.
@@ -135,17 +140,42 @@ impl Kernels {
 }
 
 thread_local! {
-    /// Whether the session running on this thread allows f16 cooperative matrices
-    /// (`GpuOptions::allow_f16_matmul`), set around its kernels' lowering.
-    static ALLOW_F16: Cell<bool> = const { Cell::new(false) };
+    /// The device the kernels lowered on this thread now are for, when a GPU run set it.
+    static TARGET: Cell<Option<Target>> = const { Cell::new(None) };
 }
 
-/// Runs `f` with `GpuOptions::allow_f16_matmul` set to `allow` for the lowerings it makes.
-pub(crate) fn with_f16_matmul<T>(allow: bool, f: impl FnOnce() -> T) -> T {
-    let before = ALLOW_F16.with(|c| c.replace(allow));
+/// What lowering needs to know of the device a kernel runs on, taken once per run and device:
+/// its matmul / conv2d kernels, whether it is a CPU-type driver (see [`grid_threads`]) and
+/// whether its reductions may use subgroups (see [`subgroup_reductions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    kernels: Kernels,
+    cpu_driver: bool,
+    sg_reductions: bool,
+}
+
+impl Target {
+    /// The target of `ctx`, with `allow_f16` the session's `GpuOptions::allow_f16_matmul`.
+    pub(crate) fn of(ctx: &GpuContext, allow_f16: bool) -> Target {
+        Target {
+            kernels: choose(ctx, forced(), allow_f16),
+            cpu_driver: ctx.info().device_type == wgpu::DeviceType::Cpu,
+            sg_reductions: sg_reductions_on(ctx),
+        }
+    }
+}
+
+/// Runs `f` with the kernels it lowers lowered for `target` (a cell write and a restore: no
+/// lock, no allocation).
+pub(crate) fn lowering_for<T>(target: Target, f: impl FnOnce() -> T) -> T {
+    let before = TARGET.with(|c| c.replace(Some(target)));
     let out = f();
-    ALLOW_F16.with(|c| c.set(before));
+    TARGET.with(|c| c.set(before));
     out
+}
+
+fn target() -> Option<Target> {
+    TARGET.with(Cell::get)
 }
 
 /// The variant `WGFLOW_KERNEL` forces, if any (read once per process).
@@ -160,13 +190,17 @@ fn forced() -> Option<KernelVariant> {
     })
 }
 
-/// The kernels of `ctx` for this thread's session.
+/// The kernels of `ctx` (without `GpuOptions::allow_f16_matmul`), for reports.
 pub(crate) fn kernels_for(ctx: &GpuContext) -> Kernels {
-    choose(ctx, forced(), ALLOW_F16.with(Cell::get))
+    choose(ctx, forced(), false)
 }
 
-/// The kernels of the process's open context (`tiled` while none is open).
+/// The kernels of the device being lowered for, else of the process's open context (`tiled`
+/// while none is open).
 pub(crate) fn kernels() -> Kernels {
+    if let Some(t) = target() {
+        return t.kernels;
+    }
     match current() {
         Some(ctx) => kernels_for(&ctx),
         None => Kernels {
@@ -261,9 +295,14 @@ pub(crate) fn grid_threads() -> usize {
     if let Some(n) = std::env::var(GRID_THREADS_ENV).ok().and_then(|v| v.trim().parse::<usize>().ok()) {
         return n.max(1);
     }
-    match current() {
-        Some(c) if c.info().device_type == wgpu::DeviceType::Cpu => usize::MAX,
-        _ => 1 << 18,
+    let cpu_driver = match target() {
+        Some(t) => t.cpu_driver,
+        None => current().is_some_and(|c| c.info().device_type == wgpu::DeviceType::Cpu),
+    };
+    if cpu_driver {
+        usize::MAX
+    } else {
+        1 << 18
     }
 }
 
@@ -272,11 +311,17 @@ pub(crate) fn grid_threads() -> usize {
 /// keeps every kernel off subgroup operations).
 pub(crate) fn subgroup_reductions() -> bool {
     forced() != Some(KernelVariant::Tiled)
-        && current().is_some_and(|c| {
-            c.device_features().contains(wgpu::Features::SUBGROUP)
-                && c.info().subgroup_min_size >= 4
-                && c.info().subgroup_max_size <= 64
-        })
+        && match target() {
+            Some(t) => t.sg_reductions,
+            None => current().is_some_and(|c| sg_reductions_on(&c)),
+        }
+}
+
+/// Whether `ctx` has subgroups of 4 to 64 lanes.
+fn sg_reductions_on(c: &GpuContext) -> bool {
+    c.device_features().contains(wgpu::Features::SUBGROUP)
+        && c.info().subgroup_min_size >= 4
+        && c.info().subgroup_max_size <= 64
 }
 
 /// The variant matmul and conv2d use on the process's open GPU context (`Tiled` while none is

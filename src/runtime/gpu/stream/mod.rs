@@ -20,6 +20,7 @@ use crate::tensor::{DType, Tensor};
 #[cfg(feature = "test-hooks")]
 pub use dispatch::workgroup_grid;
 use readback::Readback;
+pub use readback::Submitted;
 pub use tensor::GpuTensor;
 use tensor::{gpu_bytes, host_bytes};
 
@@ -183,6 +184,22 @@ impl<'p> Stream<'p> {
     /// [`Stream::finish`], waiting at most `timeout` for the GPU.
     pub fn finish_within(mut self, timeout: Duration) -> Result<Vec<Tensor>> {
         self.flush(timeout)
+    }
+
+    /// Submits the recorded work without waiting for it (so that other devices' work can be
+    /// submitted before anyone waits); [`Stream::finish_submitted`] then waits and reads back.
+    pub fn submit(&mut self) -> Result<Option<Submitted>> {
+        self.submit_pending()
+    }
+
+    /// Waits at most `timeout` for the work of [`Stream::submit`] (`None`: nothing was
+    /// recorded) and reads back every fetched tensor, as [`Stream::finish_within`] does.
+    /// The stream's buffers go back to the pool as it drops.
+    pub fn finish_submitted(mut self, submitted: Option<Submitted>, timeout: Duration) -> Result<Vec<Tensor>> {
+        match submitted {
+            Some(s) => self.read_submitted(s, timeout),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Submits the work recorded so far, reads back what was fetched, and goes on with a new

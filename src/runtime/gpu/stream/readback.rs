@@ -22,12 +22,31 @@ pub(super) struct Readback {
 /// A pending map of a readback's buffer (none for an empty tensor).
 type Slot = Option<compat::MapSlot>;
 
+/// Work submitted and not yet waited for: its readbacks' pending maps, its error flags' and its
+/// kernel times'.
+pub struct Submitted {
+    index: wgpu::SubmissionIndex,
+    slots: Vec<Slot>,
+    flag_reads: FlagReads,
+    flag_slots: Vec<compat::MapSlot>,
+    times: Option<crate::runtime::gpu::timer::Pending>,
+}
+
 impl Stream<'_> {
     /// Submits the recorded work (nothing when nothing was recorded), waits for it, checks
     /// the error flags and reads back every fetched tensor, in fetch order.
     pub(super) fn submit_and_read(&mut self, timeout: Duration) -> Result<Vec<Tensor>> {
+        match self.submit_pending()? {
+            Some(submitted) => self.read_submitted(submitted, timeout),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Submits the recorded work and asks for the maps of its readbacks, without waiting;
+    /// `None` when nothing was recorded.
+    pub(super) fn submit_pending(&mut self) -> Result<Option<Submitted>> {
         if !std::mem::take(&mut self.recorded) {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let ctx = self.ctx.clone();
         self.encoder();
@@ -41,6 +60,14 @@ impl Stream<'_> {
         let slots: Vec<Slot> =
             self.readbacks.iter().map(|r| (r.bytes > 0).then(|| compat::request_read(&r.staging, r.bytes))).collect();
         let flag_slots: Vec<_> = flag_reads.buffers().map(|(b, n)| compat::request_read(b, n)).collect();
+        Ok(Some(Submitted { index, slots, flag_reads, flag_slots, times }))
+    }
+
+    /// Waits (at most `timeout`) for `submitted`, checks its error flags and reads back every
+    /// fetched tensor, in fetch order.
+    pub(super) fn read_submitted(&mut self, submitted: Submitted, timeout: Duration) -> Result<Vec<Tensor>> {
+        let Submitted { index, slots, flag_reads, flag_slots, times } = submitted;
+        let ctx = self.ctx.clone();
         if let Err(e) = compat::wait_for(&ctx.device, index, timeout).and_then(|()| ctx.ensure_alive()) {
             // The GPU may still use these buffers: keep them out of the pool until it is dropped.
             self.after.clear();
