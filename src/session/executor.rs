@@ -168,7 +168,7 @@ impl<'a> Executor<'_, 'a> {
 
     /// A variable's value and the GPU that holds it (0 for the host).
     fn locate_var(&self, id: NodeId) -> Option<(usize, Value)> {
-        let on_gpu = self.gpus.iter().flatten().enumerate().find_map(|(i, g)| g.read_var(id).map(|v| (i, v)));
+        let on_gpu = self.gpus.iter().enumerate().find_map(|(i, g)| g.as_ref()?.read_var(id).map(|v| (i, v)));
         on_gpu.or_else(|| self.cpu.read_var(id).map(|v| (0, v)))
     }
 
