@@ -138,3 +138,12 @@ fn golden_elementwise_mixed() {
         run_suite(Device::Mixed);
     }
 }
+
+/// The same cases in a session with two GPUs, nodes alternating between `/device:GPU:0` and
+/// `/device:GPU:1` (each edge between them a copy through the host).
+#[test]
+fn golden_elementwise_two_gpus() {
+    if common::gpu_ready() {
+        run_suite(Device::TwoGpus);
+    }
+}

@@ -13,6 +13,9 @@ pub enum Device {
     Gpu,
     /// A GPU session where every other node is placed on the CPU by a device function.
     Mixed,
+    /// A session with two GPUs (two wgpu devices of one adapter, `GpuOptions::virtual_devices`)
+    /// where nodes alternate between `/device:GPU:0` and `/device:GPU:1`.
+    TwoGpus,
 }
 
 impl Device {
@@ -21,6 +24,7 @@ impl Device {
             Device::Cpu => "cpu",
             Device::Gpu => "gpu",
             Device::Mixed => "mixed",
+            Device::TwoGpus => "two-gpus",
         }
     }
     /// The session config that runs everything on this device.
@@ -28,39 +32,52 @@ impl Device {
         match self {
             Device::Cpu => ConfigProto::cpu_only(),
             Device::Gpu | Device::Mixed => ConfigProto::default(),
+            Device::TwoGpus => {
+                let mut c = ConfigProto::default();
+                c.gpu_options.virtual_devices = vec![wgflow::VirtualDevices::split(2)];
+                c
+            }
         }
     }
-    /// The placement scope a graph is built under on this device: for `Mixed`, every other
-    /// node is put on `/cpu:0` (TF's device function), the rest go to the GPU.
+    /// The placement scope a graph is built under on this device (TF's device function): for
+    /// `Mixed`, every other node is put on `/cpu:0`, the rest go to the GPU; for `TwoGpus`,
+    /// nodes alternate between `/device:GPU:0` and `/device:GPU:1`.
     pub fn scope(self, g: &wgflow::Graph) -> Option<wgflow::ScopeGuard> {
-        (self == Device::Mixed).then(|| {
-            let n = std::sync::atomic::AtomicUsize::new(0);
-            g.device_fn(move |_, _| {
-                let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i % 2 == 1 {
-                    "/cpu:0".to_string()
-                } else {
-                    String::new()
-                }
-            })
-        })
+        let (even, odd) = match self {
+            Device::Mixed => ("", "/cpu:0"),
+            Device::TwoGpus => ("/device:GPU:0", "/device:GPU:1"),
+            Device::Cpu | Device::Gpu => return None,
+        };
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        Some(g.device_fn(move |_, _| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i % 2 == 1 { odd } else { even }.to_string()
+        }))
     }
     /// A failure if a session meant for this device ran anything elsewhere.
     pub fn check_ran_here(self, sess: &wgflow::Session) -> Result<(), String> {
         let s = sess.stats();
         match self {
-            Device::Gpu | Device::Mixed if !sess.device().starts_with("GPU") => {
+            Device::Gpu | Device::Mixed | Device::TwoGpus if !sess.device().starts_with("GPU") => {
                 Err(format!("session runs on {}", sess.device()))
             }
-            Device::Gpu | Device::Mixed if s.cpu_fallbacks > 0 => {
+            Device::Gpu | Device::Mixed | Device::TwoGpus if s.cpu_fallbacks > 0 => {
                 Err(format!("{} ops fell back to the CPU", s.cpu_fallbacks))
             }
             // A node whose GPU lowering refuses its static shapes is placed on the CPU up
             // front, which no fallback counter sees: the placement log does.
-            Device::Gpu => match sess.placement_log().iter().find(|l| l.ends_with("device:CPU:0")) {
-                Some(line) => Err(format!("a node was placed on the CPU: {line}")),
-                None => Ok(()),
-            },
+            Device::Gpu | Device::TwoGpus => {
+                let log = sess.placement_log();
+                if let Some(line) = log.iter().find(|l| l.ends_with("device:CPU:0")) {
+                    return Err(format!("a node was placed on the CPU: {line}"));
+                }
+                // With two GPUs, both ran something (a graph of a single node aside).
+                let on_gpu1 = log.iter().any(|l| l.ends_with("device:GPU:1"));
+                if self == Device::TwoGpus && log.len() > 1 && !on_gpu1 {
+                    return Err(format!("nothing was placed on GPU:1: {log:?}"));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
