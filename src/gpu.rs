@@ -1,10 +1,15 @@
 //! The GPU adapters wgflow can run on, after TF's `tf.config.list_physical_devices("GPU")`.
 //!
-//! A process uses one adapter, shared by all its sessions: the one that
+//! A session's `GPU:0` is, by default, the process's adapter: the one that
 //! [`GpuOptions::adapter`](crate::GpuOptions::adapter) or the [`ADAPTER_ENV`] variable names
 //! (by index into [`adapters`] or by part of its name), else the best kind there is
-//! (discrete, then integrated, then virtual, then software). [`Adapter::open`] opens that one
-//! outside a session, to describe it or to measure its copy bandwidth.
+//! (discrete, then integrated, then virtual, then software); its device is shared by all the
+//! sessions that use it. A session with several GPUs names more adapters with
+//! [`GpuOptions::visible_device_list`](crate::GpuOptions::visible_device_list) (indices into
+//! [`adapters`], TF's physical GPU ids) or makes several GPUs of one adapter with
+//! [`GpuOptions::virtual_devices`](crate::GpuOptions::virtual_devices); each is a wgpu device
+//! of its own, opened once per process. [`Adapter::open`] opens the process's adapter outside
+//! a session, to describe it or to measure its copy bandwidth.
 //!
 //! ```no_run
 //! # fn main() -> wgflow::Result<()> {
@@ -100,10 +105,11 @@ impl Adapter {
         self.ctx.report()
     }
 
-    /// Bytes of device memory that the buffer pools of all live sessions on this adapter hold
-    /// now (variables, constants, intermediates kept for reuse). A dropped or closed session's
-    /// buffers are freed, so with no session alive this is 0; each session's own share is
-    /// [`SessionStats::gpu_bytes_held`](crate::SessionStats::gpu_bytes_held).
+    /// Bytes of device memory that the buffer pools of all live sessions on this adapter's
+    /// shared device hold now (variables, constants, intermediates kept for reuse; further
+    /// devices a session opens on the adapter for `GPU:1` and up count apart). A dropped or
+    /// closed session's buffers are freed, so with no session alive this is 0; each session's
+    /// own share is [`SessionStats::gpu_bytes_held`](crate::SessionStats::gpu_bytes_held).
     pub fn bytes_held(&self) -> u64 {
         self.ctx.bytes_held()
     }

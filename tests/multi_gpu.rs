@@ -129,6 +129,11 @@ fn parallel_branches_on_two_gpus_meet_on_one_and_the_host_reads_both() {
     assert_eq!(copies.iter().filter(|(n, _)| n.starts_with("m1/")).count(), 2, "{copies:?}");
     assert_eq!(md.bytes_between_gpus, 32);
     assert_eq!(s.stats().cpu_fallbacks, 0);
+    // Each GPU's kernels are timed on that GPU (lavapipe has timestamp queries).
+    assert!(md.gpu_kernel_timestamps);
+    for (node, device) in [("m0", GPU0), ("m1", GPU1), ("r1", GPU1), ("sum", GPU0)] {
+        assert!(md.step_stats.iter().any(|r| r.name == node && r.device == device), "{node} on {device}");
+    }
 }
 
 #[test]
@@ -215,4 +220,34 @@ fn closing_a_two_gpu_session_frees_both_gpus() {
 fn device_ids_name_tf_devices() {
     assert_eq!(DeviceId::gpu(1).full_name(), GPU1);
     assert_eq!(DeviceId::CPU.full_name(), CPU);
+}
+
+/// The README's example ("Several GPUs in one session"), as it stands there.
+#[test]
+fn the_readme_example_runs() -> wgflow::Result<()> {
+    if !common::gpu_ready() {
+        return Ok(());
+    }
+    use wgflow::{ConfigProto, DType, Graph, Session, Shape, Tensor, VirtualDevices};
+
+    let g = Graph::new();
+    let x = g.placeholder(DType::F32, Shape::known(&[4]))?;
+    let a = {
+        let _d = g.device("/device:GPU:0");
+        g.named("a").mul(&x, 2.0f32)?
+    };
+    let b = {
+        let _d = g.device("/device:GPU:1");
+        g.named("b").add(&a, 1.0f32)?
+    };
+
+    let mut config = ConfigProto::default();
+    // Two wgpu devices of one adapter; with two adapters, `visible_device_list = "0,1".into()`.
+    config.gpu_options.virtual_devices = vec![VirtualDevices::split(2)];
+    let sess = Session::new(&g, config)?;
+    let y = sess.eval_feed(&b, &[(&x, Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]))])?;
+    assert_eq!(y, Tensor::from(vec![3.0f32, 5.0, 7.0, 9.0]));
+    assert_eq!(sess.stats().bytes_between_gpus, 16); // `a`: GPU:0 → host → GPU:1
+    assert_eq!(sess.list_devices().len(), 3); // CPU:0, GPU:0, GPU:1 (TF's `list_devices()`)
+    Ok(())
 }

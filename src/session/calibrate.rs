@@ -21,7 +21,8 @@ pub(super) fn model(ctx: &GpuContext) -> Result<CostModel> {
     }
     let base = CostModel::for_adapter(ctx.info().device_type);
     let mut gpu_config = ConfigProto { placement_policy: crate::placement::PlacementPolicy::Tf, ..Default::default() };
-    gpu_config.gpu_options.adapter = Some(ctx.index().to_string());
+    // The adapter's first device, whether or not it is the process's default adapter.
+    gpu_config.gpu_options.visible_device_list = ctx.index().to_string();
     let cpu = measure(&ConfigProto::cpu_only())?;
     let gpu = measure(&gpu_config)?;
     let model = CostModel {

@@ -225,6 +225,25 @@ mod tests {
     }
 
     #[test]
+    fn a_value_crossing_gpus_gets_a_device_to_device_copy_from_its_gpu() {
+        let g = Graph::new();
+        let x = g.named("x").placeholder(DType::F32, Shape::known(&[2])).unwrap();
+        let a = g.named("a").mul(&x, 2.0f32).unwrap();
+        let b = {
+            let _gpu1 = g.device("/gpu:1");
+            g.named("b").neg(&a).unwrap()
+        };
+        let s = sig(&g, &[&b], &[&x]);
+        let plan = lower(&g.read(), &s, &super::super::fuse::tests::grouped_on(&g, &s, 2, false));
+        let t = plan.steps.iter().find(|st| st.name == "a/MemcpyDtoD").expect("a copy between the GPUs");
+        assert_eq!((t.device, t.type_name()), (DeviceId::gpu(1), "MemcpyDtoD"));
+        assert!(matches!(t.action, Action::Transfer { from } if from == DeviceId::gpu(0)));
+        let Input::Slot(src) = t.inputs[0] else { panic!("a copy reads a slot") };
+        assert_eq!(plan.slot_device[src], DeviceId::gpu(0));
+        assert_eq!(plan.slot_device[t.outputs[0].unwrap()], DeviceId::gpu(1));
+    }
+
+    #[test]
     fn a_variable_and_its_read_alias_the_variable() {
         let g = Graph::new();
         let v = g.variable(1.0f32, "v").unwrap();

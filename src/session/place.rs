@@ -50,8 +50,8 @@ pub(crate) mod tests {
     use crate::graph::Graph;
     use crate::placement::{CostModel, GpuTarget, PlacementPolicy};
 
-    fn placer<'a>(gpu: Option<&'a GpuTarget>, pinned: &'a mut HashMap<NodeId, DeviceId>) -> Placer<'a> {
-        Placer { gpu, soft: true, policy: PlacementPolicy::default(), pinned }
+    fn placer<'a>(gpus: &'a [GpuTarget], pinned: &'a mut HashMap<NodeId, DeviceId>) -> Placer<'a> {
+        Placer { gpus, soft: true, policy: PlacementPolicy::default(), pinned }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The GPU runtime on wgpu: one shared device ([`context`]), pipelines cached by their WGSL
-//! ([`pipeline`]), per-session buffer pools ([`pool`]), and the stream that records a run's work
-//! into one encoder and submits it once ([`stream`]). The WGSL sources are in [`shaders`].
+//! The GPU runtime on wgpu: devices shared by every session that uses them ([`context`], opened
+//! once per adapter and ordinal by `registry`), pipelines cached by their WGSL per device
+//! ([`pipeline`]), buffer pools per session and device ([`pool`]), and the stream that records
+//! a run's work on one device into one encoder and submits it once ([`stream`]). The WGSL
+//! sources are in [`shaders`].
 
 mod compat;
 pub(crate) mod context;
