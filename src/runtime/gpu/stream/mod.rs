@@ -176,12 +176,15 @@ impl<'p> Stream<'p> {
 
     /// Submits the recorded work (one submit; none when nothing was recorded), waits for it with the context's
     /// timeout (`Unavailable` past it or on device loss), and reads back every fetched tensor.
+    /// (Sessions submit every GPU's stream before waiting for any: [`Stream::submit`].)
+    #[cfg(feature = "test-hooks")]
     pub fn finish(self) -> Result<Vec<Tensor>> {
         let timeout = self.ctx.poll_timeout();
         self.finish_within(timeout)
     }
 
     /// [`Stream::finish`], waiting at most `timeout` for the GPU.
+    #[cfg(feature = "test-hooks")]
     pub fn finish_within(mut self, timeout: Duration) -> Result<Vec<Tensor>> {
         self.flush(timeout)
     }
@@ -193,7 +196,7 @@ impl<'p> Stream<'p> {
     }
 
     /// Waits at most `timeout` for the work of [`Stream::submit`] (`None`: nothing was
-    /// recorded) and reads back every fetched tensor, as [`Stream::finish_within`] does.
+    /// recorded) and reads back every fetched tensor, as [`Stream::flush`] does.
     /// The stream's buffers go back to the pool as it drops.
     pub fn finish_submitted(mut self, submitted: Option<Submitted>, timeout: Duration) -> Result<Vec<Tensor>> {
         match submitted {
