@@ -137,7 +137,7 @@ pub struct Session {
     gpu_targets: Vec<crate::placement::GpuTarget>,
     /// The session's devices, CPU first.
     devices: Vec<DeviceAttributes>,
-    /// `"GPU: <adapter>"` or `"CPU"`.
+    /// `"GPU: <adapter>, …"` or `"CPU"`.
     device: String,
     /// This session's id: the owner of the host buffers its runs give back for reuse.
     id: crate::runtime::cpu::recycle::Owner,
@@ -285,7 +285,9 @@ impl Session {
         self.gpu_targets.first().and_then(|t| t.budget)
     }
 
-    /// Where this session runs: `"GPU: <adapter>"` or `"CPU"` (`"CPU"` once closed).
+    /// Where this session runs: `"GPU: <adapter>"` (with several GPUs, their adapters in
+    /// ordinal order: `"GPU: <adapter>, <adapter>"`; [`Session::list_devices`] says more) or
+    /// `"CPU"` (`"CPU"` once closed).
     pub fn device(&self) -> String {
         match self.is_closed() {
             true => "CPU".to_string(),
