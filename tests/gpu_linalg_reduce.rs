@@ -4,26 +4,8 @@
 
 mod common;
 
-use common::Device;
+use common::{rand, Device};
 use wgflow::{DType, Graph, Output, Session, Shape, Tensor};
-
-/// Deterministic pseudo-random values in [-1, 1).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-fn rand(g: &Graph, shape: &[usize], seed: u32) -> Output {
-    let t = Tensor::from_f32(shape, values(shape.iter().product(), seed)).expect("tensor");
-    g.constant(t).expect("constant")
-}
 
 /// Evaluates `ys` on both devices and compares (relative 1e-4, absolute 1e-4).
 fn same_on_both(g: &Graph, ys: &[Output]) {

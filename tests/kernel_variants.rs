@@ -6,28 +6,12 @@
 
 mod common;
 
-use common::Device;
+use common::{rand, Device};
 use wgflow::gpu::KernelVariant;
-use wgflow::{Graph, Output, Padding, Session, Tensor};
+use wgflow::{Graph, Output, Padding, Session};
 
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-fn rand(g: &Graph, shape: &[usize], seed: u32) -> Output {
-    g.constant(Tensor::from_f32(shape, values(shape.iter().product(), seed)).expect("tensor")).expect("constant")
-}
-
-/// Evaluates `ys` on both devices; each element within `1e-4 * (1 + |cpu| + sum)` where the
-/// tolerance grows with `k` (float32 sums in another order).
+/// Evaluates `ys` on both devices; each element within `4e-5 * sqrt(k) * (1 + |cpu|)` for a
+/// sum over `k` products (float32 sums in another order).
 fn same_on_both(g: &Graph, ys: &[(Output, usize)]) {
     let cpu = Session::new(g, Device::Cpu.config()).expect("cpu session");
     let gpu = Session::new(g, Device::Gpu.config()).expect("gpu session");

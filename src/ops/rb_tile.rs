@@ -17,6 +17,12 @@ pub(crate) enum Along {
     Other,
 }
 
+/// The directions matmul's operands load in: along k unless stored transposed (A: `ta`), or
+/// along k when stored transposed (B: `tb`, stored n x k).
+pub(crate) fn matmul_along(ta: bool, tb: bool) -> (Along, Along) {
+    (if ta { Along::Other } else { Along::K }, if tb { Along::K } else { Along::Other })
+}
+
 /// The register-blocked kernel for `tile`, the op's `header` (gemm_rb.wgsl's HEADER) and the
 /// directions its `load_a` and `load_b` read in.
 pub(crate) fn gemm_rb_wgsl(tile: RbTile, a: Along, b: Along, header: &str) -> String {

@@ -255,3 +255,22 @@ pub fn dtype_of(v: &Value) -> DType {
 pub fn pool_bytes_held_of(s: &wgflow::Session) -> wgflow::testing::HeldBytes {
     s.gpu_memory_counter().expect("a GPU session")
 }
+
+/// Deterministic pseudo-random values in [-1, 1) (xorshift from `seed`).
+pub fn random_values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+/// A constant of `shape` holding [`random_values`].
+pub fn rand(g: &wgflow::Graph, shape: &[usize], seed: u32) -> wgflow::Output {
+    let t = Tensor::from_f32(shape, random_values(shape.iter().product(), seed)).expect("tensor");
+    g.constant(t).expect("constant")
+}

@@ -8,7 +8,7 @@ use crate::ops::coop_tile::{self, gemm_coop_wgsl};
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::kernel::code_of;
-use crate::ops::rb_tile::Along;
+use crate::ops::rb_tile::matmul_along;
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::variant::{CoopShape, Kernels};
 
@@ -16,9 +16,7 @@ use crate::runtime::gpu::variant::{CoopShape, Kernels};
 /// `shape`).
 pub fn matmul_coop_wgsl(shape: CoopShape, ta: bool, tb: bool, output: &str) -> Option<String> {
     let header = code_of(wgsl::MATMUL_RB).replace("OUTPUT", output);
-    let a = if ta { Along::Other } else { Along::K };
-    let b = if tb { Along::K } else { Along::Other };
-    gemm_coop_wgsl(shape, (a, b), &header)
+    gemm_coop_wgsl(shape, matmul_along(ta, tb), &header)
 }
 
 /// The lowering: `None` when the adapter has no usable configuration (the caller then takes the

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
 use crate::ops::kernel::code_of;
-use crate::ops::rb_tile::{gemm_rb_wgsl, k_per_dispatch, Along};
+use crate::ops::rb_tile::{gemm_rb_wgsl, k_per_dispatch, matmul_along};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::variant::{Kernels, RbTile};
 
@@ -14,8 +14,7 @@ use crate::runtime::gpu::variant::{Kernels, RbTile};
 /// (the template's `OUTPUT`).
 pub fn matmul_rb_wgsl(tile: RbTile, ta: bool, tb: bool, output: &str) -> String {
     let header = code_of(wgsl::MATMUL_RB).replace("OUTPUT", output);
-    let a = if ta { Along::Other } else { Along::K };
-    let b = if tb { Along::K } else { Along::Other };
+    let (a, b) = matmul_along(ta, tb);
     gemm_rb_wgsl(tile, a, b, &header)
 }
 
