@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::kernel::with_prelude;
 use super::rb_tile::{k_per_dispatch, staging, Along};
 use super::wgsl;
-use crate::runtime::gpu::variant::{CoopShape, Kernels, RbTile};
+use crate::runtime::gpu::variant::{CoopShape, Kernels};
 
 /// The block of the kernel for `shape`: (rows and columns of C per workgroup, k per slice,
 /// threads), or `None` when the threads' loads do not divide a slice.
@@ -32,8 +32,8 @@ pub(crate) fn usable(kernels: &Kernels) -> Option<(CoopShape, (usize, usize, usi
 }
 
 /// The k one dispatch covers: one loop trip per slice, as the register-blocked kernel's.
-pub(crate) fn k_split((bm, bk, _): (usize, usize, usize)) -> usize {
-    k_per_dispatch(RbTile { bm, bn: bm, bk, tm: 4, tn: 4 })
+pub(crate) fn k_split((_, bk, _): (usize, usize, usize)) -> usize {
+    k_per_dispatch(bk)
 }
 
 /// The kernel for `shape` with the op's `header` (see gemm_coop.wgsl) whose `load_a` and

@@ -142,9 +142,9 @@ pub(crate) fn staging(
     (loads, stores)
 }
 
-/// The k slices one dispatch of the register-blocked kernel covers: its k loop makes one trip
-/// per slice (the slice's multiply-adds are unrolled).
-pub(crate) fn k_per_dispatch(tile: RbTile) -> usize {
+/// The k one dispatch of a GEMM core (register-blocked or cooperative) covers with slices of
+/// `bk`: its k loop makes one trip per slice (the slice's multiply-adds are unrolled).
+pub(crate) fn k_per_dispatch(bk: usize) -> usize {
     use super::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-    (MAX_LOOP_TRIPS - OVERHEAD_TRIPS) * tile.bk
+    (MAX_LOOP_TRIPS - OVERHEAD_TRIPS) * bk
 }

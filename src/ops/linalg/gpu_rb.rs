@@ -42,6 +42,6 @@ pub(super) fn lowering(
     let wgsl = cached_wgsl(key, || Ok(matmul_rb_wgsl(tile, ta, tb, &output.code())))?;
     let groups = batches * m.div_ceil(bm) * n.div_ceil(bn);
     let leaves = epilogue.map_or(0, Epilogue::leaf_count);
-    let split = (k_per_dispatch(tile), tile.threads() as u32);
+    let split = (k_per_dispatch(tile.bk), tile.threads() as u32);
     k_split(wgsl, uniforms, groups * tile.threads(), (k, split.0), out, leaves, split.1)
 }

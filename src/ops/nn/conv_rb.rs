@@ -106,5 +106,13 @@ pub(super) fn lowering(kernels: &Kernels, g: &ConvGeom, epilogue: Option<&Epilog
     let key = format!("nn conv2d rb f32 {bm}x{bn}x{bk} {tm}x{tn} vec4 {vec4_in} {}", output.key());
     let wgsl = cached_wgsl(key, || Ok(conv2d_rb_wgsl(tile, vec4_in, &output.code())))?;
     let workgroups = groups * pixels.div_ceil(bm) * cout_g.div_ceil(bn);
-    k_split(wgsl, uniforms, workgroups * tile.threads(), (k, k_per_dispatch(tile)), out, leaves, tile.threads() as u32)
+    k_split(
+        wgsl,
+        uniforms,
+        workgroups * tile.threads(),
+        (k, k_per_dispatch(tile.bk)),
+        out,
+        leaves,
+        tile.threads() as u32,
+    )
 }

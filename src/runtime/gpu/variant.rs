@@ -284,7 +284,7 @@ fn warn_once(asked: KernelVariant, used: KernelVariant) -> KernelVariant {
 }
 
 /// Sets the most threads of the grid-stride elementwise kernels (see [`grid_threads`]), to test
-/// or tune them; read at each lowering.
+/// or tune them; read once per process.
 pub const GRID_THREADS_ENV: &str = "WGFLOW_GRID_THREADS";
 
 /// The most threads a grid-stride vec4 elementwise kernel runs. On a GPU, 2^18: enough to fill
@@ -292,8 +292,13 @@ pub const GRID_THREADS_ENV: &str = "WGFLOW_GRID_THREADS";
 /// gives each thread several vec4s. On a CPU driver (lavapipe), one thread per vec4: there the
 /// loop ran add of 16M floats in 102 ms against 31 ms. `WGFLOW_GRID_THREADS` overrides both.
 pub(crate) fn grid_threads() -> usize {
-    if let Some(n) = std::env::var(GRID_THREADS_ENV).ok().and_then(|v| v.trim().parse::<usize>().ok()) {
-        return n.max(1);
+    // Lowering runs for every GPU op of every run: the variable is read once, not each time.
+    static FORCED: OnceLock<Option<usize>> = OnceLock::new();
+    let forced = FORCED.get_or_init(|| {
+        std::env::var(GRID_THREADS_ENV).ok().and_then(|v| v.trim().parse::<usize>().ok()).map(|n| n.max(1))
+    });
+    if let Some(n) = *forced {
+        return n;
     }
     let cpu_driver = match target() {
         Some(t) => t.cpu_driver,
