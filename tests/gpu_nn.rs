@@ -1,7 +1,9 @@
 //! The GPU NN kernels against the CPU ones, bit for bit, on cases the goldens leave out:
 //! grouped convolutions with 4k channels per group, odd channel counts, dilations with SAME
 //! padding, an empty batch, depthwise max pooling, NaN in max pooling, SAME average pooling,
-//! and a rank-3 `BiasAdd`. Values are multiples of 1/4, so every summation order is exact.
+//! both pool kernels (four channels per load or one) and a rank-3 `BiasAdd`. Values are
+//! multiples of 1/4, so every summation order is exact. Softmax, whose sums the GPU adds in
+//! another order, is compared within a tolerance, on every kernel it has.
 
 mod common;
 
@@ -18,6 +20,11 @@ fn tensor(shape: &[usize], seed: usize) -> Tensor {
 
 /// Runs `build` on both devices and compares the GPU result with the CPU's exactly.
 fn same_on_both(what: &str, inputs: &[Tensor], build: impl Fn(&Graph, &[Output]) -> wgflow::Result<Output>) {
+    close_on_both(what, inputs, Tol::Exact, build);
+}
+
+/// Runs `build` on both devices and compares the GPU result with the CPU's within `tol`.
+fn close_on_both(what: &str, inputs: &[Tensor], tol: Tol, build: impl Fn(&Graph, &[Output]) -> wgflow::Result<Output>) {
     let run = |device: Device| -> Tensor {
         let g = Graph::new();
         let xs: Vec<Output> = inputs.iter().map(|t| g.constant(t.clone()).expect("constant")).collect();
@@ -28,7 +35,7 @@ fn same_on_both(what: &str, inputs: &[Tensor], build: impl Fn(&Graph, &[Output])
         out
     };
     let (cpu, gpu) = (run(Device::Cpu), run(Device::Gpu));
-    common::compare(&gpu, &cpu, Tol::Exact).unwrap_or_else(|e| panic!("{what}: gpu vs cpu: {e}"));
+    common::compare(&gpu, &cpu, tol).unwrap_or_else(|e| panic!("{what}: gpu vs cpu: {e}"));
     println!("{what}: gpu == cpu, shape {:?}", gpu.shape());
 }
 
@@ -97,5 +104,76 @@ fn conv2d_subgroup_kernel_shapes() {
     for (x, f, s, p, d) in cases {
         let what = format!("conv2d {x:?} * {f:?} strides {s:?} {p:?} dilations {d:?}");
         same_on_both(&what, &[tensor(x, 1), tensor(f, 2)], |g, i| g.conv2d(&i[0], &i[1], s, *p, d));
+    }
+}
+
+/// Whether this process built a kernel whose key starts with `prefix`.
+fn built(prefix: &str) -> bool {
+    wgflow::testing::kernels_built().iter().any(|k| k.starts_with(prefix))
+}
+
+/// The pool kernel reads four channels per load where the channel count is a multiple of 4 and
+/// one otherwise; NaN wins per lane. 64x64x16 outputs are 16384 loads: more than a 4096-thread
+/// grid (test.sh's regblock pass), so each thread there loops over several outputs.
+#[test]
+fn pool_kernels_per_channel_count() {
+    if !common::gpu_ready() {
+        return;
+    }
+    for shape in [[2, 9, 7, 3], [2, 9, 7, 8], [1, 64, 64, 16]] {
+        let mut x = tensor(&shape, 7);
+        if let Tensor::F32(a) = &mut x {
+            a[[0, 2, 3, 1]] = f32::NAN;
+            a[[shape[0] - 1, 0, 0, 2]] = f32::NEG_INFINITY;
+        }
+        for p in [Padding::Same, Padding::Valid] {
+            let (k, s) = ([3usize, 2], [2usize, 1]);
+            let what = format!("max_pool {shape:?} k {k:?} s {s:?} {p:?}");
+            same_on_both(&what, std::slice::from_ref(&x), |g, i| g.max_pool(&i[0], &k, &s, p));
+            let what = format!("avg_pool {shape:?} k {k:?} s {s:?} {p:?}");
+            same_on_both(&what, &[tensor(&shape, 8)], |g, i| g.avg_pool(&i[0], &k, &s, p));
+        }
+    }
+    assert!(built("nn pool vec4 true"), "no vec4 pool kernel ran: {:?}", wgflow::testing::kernels_built());
+    assert!(built("nn pool vec4 false"), "no scalar pool kernel ran");
+}
+
+/// Softmax rows of every kernel: a workgroup per row along the last axis (vec4 loads for
+/// lengths that are multiples of 4, scalar ones else, up to 200,000 elements), a thread per row
+/// (short rows, other axes), passes past the loop budget; rows with a NaN, with -inf, with +inf.
+#[test]
+fn softmax_kernels_match_cpu() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let cases: &[(&[usize], i64)] = &[
+        (&[3, 1000], -1),
+        (&[5, 1003], -1),
+        (&[4100, 40], -1),
+        (&[3, 100], -1),
+        (&[2, 31], -1),
+        (&[2, 30001], -1),
+        (&[1, 200_000], -1),
+        (&[1, 300_001], -1),
+        (&[7, 100, 3], 1),
+    ];
+    for (shape, axis) in cases {
+        let n: usize = shape.iter().product();
+        let mut values = common::random_values(n, 11);
+        let row = shape[shape.len() - 1];
+        if shape[0] > 1 && *axis == -1 {
+            values[row + 5] = f32::NAN;
+            values[row..2 * row].iter_mut().skip(7).step_by(3).for_each(|v| *v = f32::NEG_INFINITY);
+            if shape[0] > 2 {
+                values[2 * row + 1] = f32::INFINITY;
+            }
+        }
+        let x = Tensor::from_f32(shape, values).expect("f32 tensor");
+        let what = format!("softmax {shape:?} axis {axis}");
+        let tol = Tol::Close { rtol: 1e-4, atol: 1e-9 };
+        close_on_both(&what, &[x], tol, |g, i| g.softmax(&i[0], *axis));
+    }
+    for key in ["softmax rows f32 vec4 true", "softmax rows f32 vec4 false", "softmax f32", "softmax norm f32"] {
+        assert!(built(key), "the {key} kernel did not run: {:?}", wgflow::testing::kernels_built());
     }
 }

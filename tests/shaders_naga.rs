@@ -34,6 +34,7 @@ const TEMPLATES: &[&str] = &[
     "reduce_tree.wgsl",
     "softmax.wgsl",
     "softmax_norm.wgsl",
+    "softmax_rows.wgsl",
     "concat.wgsl",
     "error_flag.wgsl",
     "xent_rows.wgsl",

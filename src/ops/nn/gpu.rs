@@ -3,10 +3,10 @@
 
 use super::Padding;
 use crate::error::Result;
-use crate::ops::gpu_passes::{reduce_passes, serial, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
-use crate::ops::kernel::{f32_kernel, kernel, template_wgsl, with_prelude, word, WG};
+use crate::ops::gpu_passes::{reduce_passes, Axes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use crate::ops::kernel::{f32_kernel, template_wgsl, word, WG};
 use crate::ops::reduce::ReduceKind;
-use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
+use crate::ops::{wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::cpu::pool::{pool_geometry, PoolShape};
 use crate::tensor::DType;
 
@@ -36,25 +36,55 @@ pub(super) fn pool(
     Some(pool_lowering(xs, max, ksize, strides, padding))
 }
 
+/// The lanes of the pool kernel (shaders/pool.wgsl): one channel per load, or four.
+const POOL_SCALAR: &str = "alias V = f32;\nalias U = u32;";
+const POOL_VEC4: &str = "alias V = vec4<f32>;\nalias U = vec4<u32>;";
+/// Its outputs: a grid-stride loop, or one output per thread.
+const POOL_GRID: &str = "for (var i = t; i < params.total; i = i + params.count)";
+const POOL_ONE: &str = "let i = t;";
+
+/// The pool kernel (shaders/pool.wgsl): `vec4` reads four channels per load, `grid` loops
+/// over the outputs.
+pub(crate) fn pool_kernel_wgsl(vec4: bool, grid: bool) -> Result<&'static str> {
+    let lanes = if vec4 { POOL_VEC4 } else { POOL_SCALAR };
+    let outputs = if grid { POOL_GRID } else { POOL_ONE };
+    let key = format!("pool vec4 {vec4} grid {grid}");
+    pool_wgsl(&key, wgsl::POOL, &[("LANES", lanes), ("GRID_LOOP", outputs)])
+}
+
 /// The checks of [`pool_geometry`] (shared with the CPU kernel), then the kernel.
 fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding: Padding) -> Result<GpuLowering> {
     let PoolShape { out_h, out_w, pad: [pad_h, pad_w], depth_window } = pool_geometry(xs, max, k, s, padding)?;
     let out_c = depth_window.map_or(xs[3], |kd| xs[3] / kd);
     word(xs.iter().product())?;
     let out = vec![xs[0], out_h, out_w, out_c];
-    let invocations = out.iter().product();
+    let invocations: usize = out.iter().product();
+    // pool.wgsl walks a window in one thread: 1 + win_c + 1 trips per cell, 2 per row.
+    let cells = k[1] * k[2] * k[3];
+    let trips = k[1] * (2 + k[2] * (k[3] + 2));
+    if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
+        // Four channels per load where the window takes one channel; a grid of at most
+        // `grid_threads` threads where the budget allows (one trip more per output).
+        let lanes = if depth_window.is_none() && xs[3].is_multiple_of(4) { 4 } else { 1 };
+        let total = invocations / lanes;
+        let cap = crate::runtime::gpu::variant::grid_threads();
+        let grid = cap != usize::MAX;
+        let per_thread = (MAX_LOOP_TRIPS - OVERHEAD_TRIPS) / (trips + 1);
+        let threads = if grid { total.min(cap.max(total.div_ceil(per_thread))) } else { total };
+        let geometry = [xs[1], xs[2], xs[3] / lanes, k[1], k[2], k[3], s[1], s[2], pad_h, pad_w, out_h, out_w];
+        let uniforms = geometry
+            .into_iter()
+            .chain([out_c / lanes, usize::from(max), total])
+            .map(word)
+            .collect::<Result<Vec<u32>>>()?;
+        return f32_kernel(pool_kernel_wgsl(lanes == 4, grid)?, uniforms, threads, out);
+    }
+    // A huge window: slices of its cells, then a max or a sum over the slices.
     let uniforms =
         [xs[1], xs[2], xs[3], k[1], k[2], k[3], s[1], s[2], pad_h, pad_w, out_h, out_w, out_c, usize::from(max)]
             .into_iter()
             .map(word)
             .collect::<Result<Vec<u32>>>()?;
-    // pool.wgsl walks a window in one thread: 1 + win_c + 1 trips per cell, 2 per row.
-    let cells = k[1] * k[2] * k[3];
-    let trips = k[1] * (2 + k[2] * (k[3] + 2));
-    if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
-        return f32_kernel(pool_wgsl("pool", wgsl::POOL, &[])?, uniforms, invocations, out);
-    }
-    // A huge window: slices of its cells, then a max or a sum over the slices.
     let slice = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
     let slices = cells.div_ceil(slice);
     let count = word(slices.saturating_mul(invocations))?;
@@ -90,27 +120,6 @@ fn bias_add_lowering(xs: &[usize], bs: &[usize]) -> Result<GpuLowering> {
     f32_kernel(template_wgsl("bias_add", wgsl::BIAS_ADD, &[])?, vec![channels], xs.iter().product(), xs.to_vec())
 }
 
-/// The float32 softmax kernel.
-pub fn softmax_wgsl() -> String {
-    with_prelude(wgsl::SOFTMAX)
-}
-
-/// Softmax of float32 `dims` along `axis` (checked by the CPU code): one thread per row for
-/// short rows (three walks of the row), else in passes.
-pub(crate) fn softmax(dims: &[usize], axis: usize) -> Result<GpuLowering> {
-    let n = dims[axis];
-    let inner: usize = dims[axis + 1..].iter().product();
-    let outer: usize = dims[..axis].iter().product();
-    word(dims.iter().product())?;
-    let rows = if n == 0 { 0 } else { outer * inner };
-    // (Three walks of the row: 3n trips, as a serial reduction of n over one axis counts.)
-    if n > 0 && !serial(n, 1, rows) {
-        return crate::ops::gpu_passes::softmax_passes(dims, (outer, n, inner));
-    }
-    let wgsl = cached_wgsl("softmax f32".into(), || Ok(softmax_wgsl()))?;
-    Ok(kernel(wgsl, vec![word(n)?, word(inner.max(1))?, 0], rows, DType::F32, dims.to_vec()))
-}
-
 /// Every instantiation of the forward NN templates, named, for the naga validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let plain = |vec4: bool| crate::ops::fused::wgsl::plain_output(3, if vec4 { "vec4<f32>" } else { "f32" });
@@ -123,8 +132,8 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         ("conv2d_sg.wgsl 8x2 vec4".to_string(), conv2d_sg_wgsl(8, 2, true, &plain(true))),
         ("conv2d_sg.wgsl 2x1 scalar".to_string(), conv2d_sg_wgsl(2, 1, false, &plain(true))),
         ("conv2d_sg.wgsl 8x2 scalar".to_string(), conv2d_sg_wgsl(8, 2, false, &plain(true))),
-        ("softmax.wgsl".to_string(), softmax_wgsl()),
-        ("pool.wgsl".to_string(), pool_wgsl("pool", wgsl::POOL, &[])?.to_string()),
+        ("pool.wgsl scalar, one per thread".into(), pool_kernel_wgsl(false, false)?.to_string()),
+        ("pool.wgsl vec4, grid".into(), pool_kernel_wgsl(true, true)?.to_string()),
         ("pool_sliced.wgsl".to_string(), pool_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.to_string()),
         ("conv2d.wgsl with an epilogue".into(), conv2d_wgsl(&scalar)),
         ("conv2d_sg.wgsl 8x2 with an epilogue".into(), conv2d_sg_wgsl(8, 2, true, &vec4)),
@@ -135,5 +144,6 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
         ("depthwise.wgsl scalar, epilogue".into(), super::depthwise_gpu::depthwise_wgsl(false, &vec4)),
     ];
     list.extend(coop);
+    list.extend(super::softmax_gpu::instantiations());
     Ok(list)
 }

@@ -11,6 +11,7 @@ mod depthwise_gpu;
 pub(crate) mod gpu;
 mod grad;
 mod softmax;
+mod softmax_gpu;
 
 pub(crate) use gpu::instantiations;
 pub(crate) use softmax::Softmax;

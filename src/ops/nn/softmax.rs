@@ -79,7 +79,7 @@ impl Op for Softmax {
         if dims.is_empty() {
             return Some(Err(Error::invalid_argument("logits must have >= 1 dimension, got []")));
         }
-        Some(self.axis_for(dims.len()).and_then(|axis| super::gpu::softmax(dims, axis)))
+        Some(self.axis_for(dims.len()).and_then(|axis| super::softmax_gpu::softmax(dims, axis)))
     }
     fn gpu_supports(&self, inputs: &[(DType, &[usize])]) -> bool {
         inputs[0].0 == DType::F32

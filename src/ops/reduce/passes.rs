@@ -101,10 +101,22 @@ const SUBGROUP_BUILTINS: &str = "    @builtin(subgroup_size) sg_size: u32,
     @builtin(subgroup_id) sg_id: u32,
     @builtin(subgroup_invocation_id) lane: u32,";
 
+/// How a workgroup of `WG_SIZE` threads combines its threads' `acc` into thread 0's with
+/// `REDUCE_COMBINE` (an expression of `acc` and `v`), reading `part` (64 values in workgroup
+/// memory) and `lid`: the tree, or (`subgroups`) the shuffles; and the entry point's builtins
+/// that the combine reads. Also used by softmax's row kernel (shaders/softmax_rows.wgsl).
+pub(crate) fn workgroup_combine(subgroups: bool) -> (&'static str, &'static str) {
+    if subgroups {
+        (SUBGROUP_COMBINE, SUBGROUP_BUILTINS)
+    } else {
+        (TREE_COMBINE, "")
+    }
+}
+
 /// A tree pass kernel: `exp_aux` loads `exp(x - aux[output])` (aux bound second) instead of `x`;
 /// `subgroups` combines the workgroup's values with subgroup shuffles instead of the tree.
 pub(crate) fn tree_wgsl(fold: &Fold, exp_aux: bool, subgroups: bool) -> Result<String> {
-    let (combine, builtins) = if subgroups { (SUBGROUP_COMBINE, SUBGROUP_BUILTINS) } else { (TREE_COMBINE, "") };
+    let (combine, builtins) = workgroup_combine(subgroups);
     let (aux, load, out) = match exp_aux {
         true => ("@group(0) @binding(2) var<storage, read> aux: array<T>;", "exp_tf(x[off] - aux[o])", "3"),
         false => ("", "x[off]", "2"),

@@ -50,6 +50,7 @@ shader_files! {
     REDUCE_TREE => "reduce_tree.wgsl",
     SOFTMAX => "softmax.wgsl",
     SOFTMAX_NORM => "softmax_norm.wgsl",
+    SOFTMAX_ROWS => "softmax_rows.wgsl",
     SEGMENT_SUM => "segment_sum.wgsl",
     STRIDED_GATHER => "strided_gather.wgsl",
     TILE => "tile.wgsl",
