@@ -47,12 +47,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let s = i / params.outputs;
     let o = i % params.outputs;
-    let c = o % params.chan;
-    let ow = (o / params.chan) % params.out_w;
-    let oh = (o / (params.chan * params.out_w)) % params.out_h;
-    let n = o / (params.chan * params.out_w * params.out_h);
-    let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
-    let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+    let at = nhwc(o, params.out_h, params.out_w, params.chan);
+    let n = at.x;
+    let c = at.w;
+    let rows = span(at.y, params.stride_h, params.pad_h, params.win_h, params.in_h);
+    let cols = span(at.z, params.stride_w, params.pad_w, params.win_w, params.in_w);
     let width = cols.y - cols.x;
     let cells = (rows.y - rows.x) * width;
     let lo = min(s * params.slice, cells);

@@ -59,12 +59,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     GRID_LOOP {
-        let c = i % params.out_c;
-        let ow = (i / params.out_c) % params.out_w;
-        let oh = (i / (params.out_c * params.out_w)) % params.out_h;
-        let n = i / (params.out_c * params.out_w * params.out_h);
-        let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
-        let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+        let at = nhwc(i, params.out_h, params.out_w, params.out_c);
+        let n = at.x;
+        let c = at.w;
+        let rows = span(at.y, params.stride_h, params.pad_h, params.win_h, params.in_h);
+        let cols = span(at.z, params.stride_w, params.pad_w, params.win_w, params.in_w);
         let is_max = params.is_max != 0u;
         var acc = V(select(0.0, -inf_f32(), is_max));
         for (var ih = rows.x; ih < rows.y; ih = ih + 1u) {

@@ -47,10 +47,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= params.count) {
         return;
     }
-    let c = i % params.chan;
-    let iw = (i / params.chan) % params.in_w;
-    let ih = (i / (params.chan * params.in_w)) % params.in_h;
-    let n = i / (params.chan * params.in_w * params.in_h);
+    let at = nhwc(i, params.in_h, params.in_w, params.chan);
+    let n = at.x;
+    let ih = at.y;
+    let iw = at.z;
+    let c = at.w;
     let ohs = covering(ih, params.stride_h, params.pad_h, params.win_h, params.out_h);
     let ows = covering(iw, params.stride_w, params.pad_w, params.win_w, params.out_w);
     var acc = 0.0;

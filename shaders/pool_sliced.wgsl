@@ -42,17 +42,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (t >= params.count) {
         return;
     }
-    let per_image = params.out_c * params.out_w * params.out_h;
     let slices = (params.win_h * params.win_w * params.win_c + params.slice - 1u) / params.slice;
     let total = params.count / slices;
     let i = t % total;
     let s = t / total;
-    let c = i % params.out_c;
-    let ow = (i / params.out_c) % params.out_w;
-    let oh = (i / (params.out_c * params.out_w)) % params.out_h;
-    let n = i / per_image;
-    let rows = span(oh, params.stride_h, params.pad_h, params.win_h, params.in_h);
-    let cols = span(ow, params.stride_w, params.pad_w, params.win_w, params.in_w);
+    let at = nhwc(i, params.out_h, params.out_w, params.out_c);
+    let n = at.x;
+    let c = at.w;
+    let rows = span(at.y, params.stride_h, params.pad_h, params.win_h, params.in_h);
+    let cols = span(at.z, params.stride_w, params.pad_w, params.win_w, params.in_w);
     // The window's cells in this slice, as offsets from the window's first row and column.
     let cells = (rows.y - rows.x) * (cols.y - cols.x) * params.win_c;
     let first = s * params.slice;
