@@ -170,6 +170,35 @@ fn a_variable_pinned_to_gpu1_stays_resident_there() {
     }
 }
 
+/// A constant placed on GPU:0 and read on GPU:1 and the CPU is evaluated on each (resident on
+/// each GPU after the first run): no run copies it between devices.
+#[test]
+fn a_constant_read_on_every_device_is_not_copied_between_them() {
+    if !common::gpu_ready() {
+        return;
+    }
+    const N: usize = 1024;
+    let g = Graph::new();
+    let values: Vec<f32> = (0..N).map(|i| i as f32 - 500.0).collect();
+    let c = on(&g, "/device:GPU:0", || g.named("c").constant(values.clone()).unwrap());
+    let a = on(&g, "/device:GPU:0", || g.named("a").neg(&c).unwrap());
+    let b = on(&g, "/device:GPU:1", || g.named("b").abs(&c).unwrap());
+    let d = on(&g, "/cpu:0", || g.named("d").square(&c).unwrap());
+    let s = Session::new(&g, two_gpus()).unwrap();
+    for run in 0..2 {
+        let (out, md) = traced(&s, &[&a, &b, &d], &[]);
+        assert_eq!(out[0], Tensor::from(values.iter().map(|v| -v).collect::<Vec<f32>>()));
+        assert_eq!(out[1], Tensor::from(values.iter().map(|v| v.abs()).collect::<Vec<f32>>()));
+        assert_eq!(out[2], Tensor::from(values.iter().map(|v| v * v).collect::<Vec<f32>>()));
+        assert!(!md.step_stats.iter().any(|r| r.op.starts_with("Memcpy") && r.name.starts_with("c/")), "{md:?}");
+        assert!(md.partition[GPU1].contains(&"c".to_string()), "{:?}", md.partition);
+        assert_eq!(md.bytes_between_gpus, 0);
+        // The first run uploads the constant to each GPU; after it, nothing goes up.
+        let up = if run == 0 { 4 * N as u64 } else { 0 };
+        assert_eq!((md.gpu_bytes[GPU0].uploaded, md.gpu_bytes[GPU1].uploaded), (up, up), "run {run}");
+    }
+}
+
 #[test]
 fn runs_from_several_threads_share_a_two_gpu_session() {
     if !common::gpu_ready() {

@@ -64,7 +64,10 @@ pub(crate) fn lower(g: &GraphData, sig: &Signature, grouped: &Grouped) -> Plan {
     let nodes_on_cpu = l
         .steps
         .iter()
+        // (A constant placed on a GPU and also evaluated on the CPU for a CPU reader counts
+        // where it was placed.)
         .filter(|s| s.device == DeviceId::CPU && matches!(s.action, Action::Node(_)))
+        .filter(|s| grouped.placed.device(s.node) == DeviceId::CPU)
         .map(|s| 1 + s.fused.len() as u64)
         .sum();
     let mut plan = Plan { steps: l.steps, slot_device: l.slot_device, feeds, fetches, vars, nodes_on_cpu };
@@ -132,14 +135,29 @@ impl Lowering<'_> {
     }
 
     /// The slot holding slot `s` (the value of `ep`) on `device`, adding its transfer step
-    /// the first time.
+    /// the first time. A constant (not fed) is not copied: it is evaluated on `device` too,
+    /// where it stays resident, so that no run moves it again.
     fn moved_slot(&mut self, ep: Endpoint, s: usize, device: DeviceId) -> usize {
         if let Some(&t) = self.moved.get(&(s, device)) {
             return t;
         }
         let t = self.push_slot(device);
         self.moved.insert((s, device), t);
-        self.steps.push(transfer(self.g, ep, (self.slot_device[s], device), Input::Slot(s), t));
+        let node = &self.g.nodes[ep.node];
+        let step = match &node.op {
+            OpKind::Const(_) if !self.grouped.placed.pruned.fed.contains(&ep) => Step {
+                node: ep.node,
+                device,
+                name: node.name.clone(),
+                action: Action::Node(node.op.clone()),
+                inputs: Vec::new(),
+                outputs: vec![Some(t)],
+                frees: Vec::new(),
+                fused: Vec::new(),
+            },
+            _ => transfer(self.g, ep, (self.slot_device[s], device), Input::Slot(s), t),
+        };
+        self.steps.push(step);
         t
     }
 
@@ -241,6 +259,31 @@ mod tests {
         let Input::Slot(src) = t.inputs[0] else { panic!("a copy reads a slot") };
         assert_eq!(plan.slot_device[src], DeviceId::gpu(0));
         assert_eq!(plan.slot_device[t.outputs[0].unwrap()], DeviceId::gpu(1));
+    }
+
+    #[test]
+    fn a_constant_read_on_other_devices_is_evaluated_there_unless_fed() {
+        let g = Graph::new();
+        let c = g.named("c").constant(vec![1.0f32, 2.0]).unwrap();
+        let a = g.named("a").neg(&c).unwrap();
+        let b = {
+            let _gpu1 = g.device("/gpu:1");
+            g.named("b").exp(&c).unwrap()
+        };
+        let d = {
+            let _cpu = g.device("/cpu:0");
+            g.named("d").abs(&c).unwrap()
+        };
+        let s = sig(&g, &[&a, &b, &d], &[]);
+        let plan = lower(&g.read(), &s, &super::super::fuse::tests::grouped_on(&g, &s, 2, false));
+        let consts: Vec<DeviceId> = plan.steps.iter().filter(|st| st.name == "c").map(|st| st.device).collect();
+        assert_eq!(consts, [DeviceId::gpu(0), DeviceId::gpu(1), DeviceId::CPU], "{:?}", plan.steps);
+        assert!(plan.steps.iter().all(|st| matches!(st.action, Action::Node(_))), "no transfer: {:?}", plan.steps);
+        assert_eq!(plan.nodes_on_cpu, 1, "`d`; `c` counts on its GPU");
+        // Fed, the constant's value comes from the feed, and moves.
+        let s = sig(&g, &[&b], &[&c]);
+        let plan = lower(&g.read(), &s, &super::super::fuse::tests::grouped_on(&g, &s, 2, false));
+        assert!(plan.steps.iter().any(|st| st.name == "c/MemcpyHtoD"), "{:?}", plan.steps);
     }
 
     #[test]
