@@ -1,13 +1,13 @@
 // TEMPLATE: a binary elementwise op on two inputs of the output's shape, four elements per
 // thread through vec4 loads and stores. Instantiated by `binary_vec4_wgsl`
 // (src/runtime/gpu/shaders.rs), which prepends prelude.wgsl and replaces IN_TYPE, OUT_TYPE,
-// WORKGROUP_SIZE and OP_EXPR (an expression of scalars `a` and `b`, applied per lane so the
-// results equal the scalar kernel's).
+// WORKGROUP_SIZE, the walk's line and OP_EXPR (an expression of scalars `a` and `b`, applied
+// per lane so the results equal the scalar kernel's).
 //
-// Grid-stride: `count` threads run, thread t handling vec4s t, t + count, ... below `n4` (the
-// tensor's vec4s), so a large tensor takes a bounded grid and each thread several vec4s (the
-// lowering keeps the trips within the loop budget). The loop, or (on CPU drivers,
-// where the loop ran slower: `variant::grid_threads`) one vec4 per thread, `count` = `n4`.
+// The walk over the vec4s (`vec4_loop`) is a grid-stride loop (`count` threads run, thread t
+// handling vec4s t, t + count, ... below `n4`, the tensor's vec4s, so a large tensor takes a
+// bounded grid; the lowering keeps the trips within the loop budget) or, on CPU drivers,
+// where the loop ran slower (`variant::grid_threads`), one vec4 per thread, `count` = `n4`.
 
 alias InT = IN_TYPE;
 alias OutT = OUT_TYPE;

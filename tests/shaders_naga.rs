@@ -117,11 +117,11 @@ fn every_wgsl_file_and_template_validates() {
         validate(&format!("unary.wgsl with {expr:?}"), &unary_wgsl(expr));
     }
     for (expr, dtype) in [("pow_tf(a, b)", DType::F32), ("a + b", DType::F32), ("max(a, b)", DType::I32)] {
-        let src = binary_vec4_wgsl(expr, dtype).expect("a GPU type");
+        let src = binary_vec4_wgsl(expr, dtype, true).expect("a GPU type");
         validate(&format!("elementwise_vec4.wgsl with {expr:?} on {dtype}"), &src);
     }
     for (expr, dtype) in [("exp_tf(a)", DType::F32), ("tanh_tf(a)", DType::F32), ("-a", DType::I32)] {
-        let src = unary_vec4_wgsl(expr, dtype).expect("a GPU type");
+        let src = unary_vec4_wgsl(expr, dtype, false).expect("a GPU type");
         validate(&format!("unary_vec4.wgsl with {expr:?} on {dtype}"), &src);
     }
     let int_add = binary_wgsl_typed("a + b", DType::I32, DType::I32).expect("int32 is a GPU type");

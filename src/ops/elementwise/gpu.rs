@@ -58,8 +58,7 @@ impl Binary {
             let dt = a.0;
             let grid = grid_loop();
             let wgsl = cached_wgsl(format!("binary vec4 {k:?} {dt} grid {grid}"), || {
-                gpu_shaders::binary_vec4_wgsl(expr, dt)
-                    .map(|w| if grid { w } else { gpu_shaders::one_vec4_per_thread(&w) })
+                gpu_shaders::binary_vec4_wgsl(expr, dt, grid)
             })?;
             return vec4_kernel(wgsl, a.0, out);
         }
@@ -91,13 +90,7 @@ impl Unary {
             };
             let grid = grid_loop();
             let wgsl = cached_wgsl(format!("unary vec4 {k:?} {dtype} grid {grid}"), || {
-                gpu_shaders::unary_vec4_wgsl(expr, dtype).map(|w| {
-                    if grid {
-                        w
-                    } else {
-                        gpu_shaders::one_vec4_per_thread(&w)
-                    }
-                })
+                gpu_shaders::unary_vec4_wgsl(expr, dtype, grid)
             });
             return Some(wgsl.and_then(|w| vec4_kernel(w, dtype, shape.to_vec())));
         }
@@ -119,18 +112,17 @@ pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
     let mut all = super::cast_gpu::instantiations();
     for k in BinaryKind::ALL {
         all.push((format!("elementwise.wgsl {}", k.tf_name()), gpu_shaders::binary_wgsl(k.wgsl())));
-        all.push((
-            format!("elementwise_vec4.wgsl {}", k.tf_name()),
-            gpu_shaders::binary_vec4_wgsl(k.wgsl(), DType::F32)?,
-        ));
+        for grid in [true, false] {
+            let wgsl = gpu_shaders::binary_vec4_wgsl(k.wgsl(), DType::F32, grid)?;
+            all.push((format!("elementwise_vec4.wgsl {} grid {grid}", k.tf_name()), wgsl));
+        }
     }
     for k in UnaryKind::ALL {
         all.push((format!("unary.wgsl {}", k.tf_name()), gpu_shaders::unary_wgsl(k.wgsl())));
-        all.push((format!("unary_vec4.wgsl {}", k.tf_name()), gpu_shaders::unary_vec4_wgsl(k.wgsl(), DType::F32)?));
+        for grid in [true, false] {
+            let wgsl = gpu_shaders::unary_vec4_wgsl(k.wgsl(), DType::F32, grid)?;
+            all.push((format!("unary_vec4.wgsl {} grid {grid}", k.tf_name()), wgsl));
+        }
     }
-    let add = gpu_shaders::binary_vec4_wgsl("a + b", DType::F32)?;
-    all.push(("elementwise_vec4.wgsl one vec4 per thread".into(), gpu_shaders::one_vec4_per_thread(&add)));
-    let neg = gpu_shaders::unary_vec4_wgsl("-a", DType::F32)?;
-    all.push(("unary_vec4.wgsl one vec4 per thread".into(), gpu_shaders::one_vec4_per_thread(&neg)));
     Ok(all)
 }

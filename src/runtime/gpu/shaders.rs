@@ -57,28 +57,29 @@ pub fn unary_wgsl_typed(expr: &str, input: DType, output: DType) -> Result<Strin
 }
 
 /// A binary kernel for two inputs of the output's shape, four elements per thread (vec4
-/// loads); dispatch `len / 4` invocations. Bindings as [`binary_wgsl`], no uniforms.
-pub fn binary_vec4_wgsl(expr: &str, dtype: DType) -> Result<String> {
+/// loads). Bindings as [`binary_wgsl`]; the second uniform word is `n4`, the tensor's vec4s.
+/// With `grid`, thread t handles vec4s t, t + count, ... (dispatch up to `n4` invocations);
+/// without, one vec4 per thread (dispatch `n4`).
+pub fn binary_vec4_wgsl(expr: &str, dtype: DType, grid: bool) -> Result<String> {
     let t = wgsl_scalar(dtype)?;
-    Ok(instantiate(BINARY_VEC4_TEMPLATE, expr, t, t).replace("GRID_LOOP", GRID_LOOP))
+    Ok(instantiate(BINARY_VEC4_TEMPLATE, expr, t, t).replace("GRID_LOOP", vec4_loop(grid)))
 }
 
-/// The vec4 kernels' grid-stride loop over the vec4s (shaders/elementwise_vec4.wgsl).
-const GRID_LOOP: &str = "for (var j = i; j < params.n4; j = j + params.count)";
-/// ... or one vec4 per thread.
-const ONE_VEC4: &str = "let j = i;\n    if (j < params.n4)";
-
-/// A vec4 kernel from [`binary_vec4_wgsl`] or [`unary_vec4_wgsl`] with one vec4 per thread
-/// instead of the grid-stride loop (dispatch `len / 4` invocations).
-pub(crate) fn one_vec4_per_thread(wgsl: &str) -> String {
-    wgsl.replace(GRID_LOOP, ONE_VEC4)
+/// A unary kernel, four elements per thread (vec4 loads), over `n4` vec4s as
+/// [`binary_vec4_wgsl`].
+pub fn unary_vec4_wgsl(expr: &str, dtype: DType, grid: bool) -> Result<String> {
+    let t = wgsl_scalar(dtype)?;
+    Ok(instantiate(UNARY_VEC4_TEMPLATE, expr, t, t).replace("GRID_LOOP", vec4_loop(grid)))
 }
 
-/// A unary kernel, four elements per thread (vec4 loads), grid-stride over `n4` vec4s (the
-/// second uniform word).
-pub fn unary_vec4_wgsl(expr: &str, dtype: DType) -> Result<String> {
-    let t = wgsl_scalar(dtype)?;
-    Ok(instantiate(UNARY_VEC4_TEMPLATE, expr, t, t).replace("GRID_LOOP", GRID_LOOP))
+/// The vec4 kernels' walk over the vec4s (shaders/elementwise_vec4.wgsl): a grid-stride loop,
+/// or one vec4 per thread.
+fn vec4_loop(grid: bool) -> &'static str {
+    if grid {
+        "for (var j = i; j < params.n4; j = j + params.count)"
+    } else {
+        "let j = i;\n    if (j < params.n4)"
+    }
 }
 
 /// numpy's broadcast of two shapes, or `InvalidArgument` in TF's words.
