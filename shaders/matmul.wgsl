@@ -17,31 +17,15 @@
 // the last dispatch), else it stores through `store_out` (the epilogue, applied once). The
 // staging and the 4x4 block are unrolled: the k loop makes 17 trips per slice of TK.
 //
-// Batch dimensions broadcast like the elementwise template: batch_dims holds the output's batch
-// dimensions right-aligned in 8 slots, a_strides / b_strides each operand's batch strides in
-// matrices (0 where it broadcasts).
+// MATMUL_PARAMS is the uniforms and batch walk the matmul templates share (matmul_batch.wgsl):
+// batch dimensions broadcast like the elementwise template.
 
 const WG_SIZE: u32 = 64u;
 const TILE: u32 = 32u;
 const TK: u32 = 16u;
-const MAX_RANK: u32 = 8u;
 
-struct Params {
-    count: u32,
-    m: u32,
-    n: u32,
-    k: u32,
-    // bit 0: A is stored transposed (k x m); bit 1: B is stored transposed (n x k).
-    trans: u32,
-    rank: u32,
-    k_lo: u32,
-    k_hi: u32,
-    batch_dims: array<vec4<u32>, 2>,
-    a_strides: array<vec4<u32>, 2>,
-    b_strides: array<vec4<u32>, 2>,
-}
+MATMUL_PARAMS
 
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> in_a: array<f32>;
 @group(0) @binding(2) var<storage, read> in_b: array<f32>;
 OUTPUT
@@ -88,21 +72,10 @@ fn main(
     let tile_m = (group / tiles_n) % tiles_m;
     let batch = group / (tiles_n * tiles_m);
 
-    // Matrix offsets of this batch in A and B (innermost batch dimension first).
-    var rem = batch;
-    var ma = 0u;
-    var mb = 0u;
-    var d = MAX_RANK;
-    while (d > MAX_RANK - params.rank) {
-        d = d - 1u;
-        let dim = params.batch_dims[d / 4u][d % 4u];
-        let coord = rem % dim;
-        rem = rem / dim;
-        ma = ma + coord * params.a_strides[d / 4u][d % 4u];
-        mb = mb + coord * params.b_strides[d / 4u][d % 4u];
-    }
-    let base_a = ma * params.m * params.k;
-    let base_b = mb * params.k * params.n;
+    // Matrix offsets of this batch in A and B.
+    let mats = operand_matrices(batch);
+    let base_a = mats.x * params.m * params.k;
+    let base_b = mats.y * params.k * params.n;
 
     let tx = lid % 8u;
     let ty = lid / 8u;

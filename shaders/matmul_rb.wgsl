@@ -1,30 +1,16 @@
 // TEMPLATE: the matmul part of the register-blocked GEMM (gemm_rb.wgsl, which names what it
 // supplies): batched float32 C[b] = op(A[b]) * op(B[b]), operands bound as vec4s. Instantiated by
 // `matmul_rb_wgsl` (src/ops/linalg/gpu_rb.rs) as gemm_rb.wgsl's HEADER, with OUTPUT the output
-// binding and `store_out(index, vec4 value)`.
+// binding and `store_out(index, vec4 value)` and MATMUL_PARAMS the uniforms and batch walk of
+// matmul_batch.wgsl.
 //
 // The stored layouts read as vec4s along their contiguous dimension: A (m x k) with k, or A
 // stored transposed (k x m) with m; B (k x n) with n, or B stored transposed (n x k) with k. That
 // dimension is a multiple of 4, so a vec4 is wholly inside or outside. Batch dimensions broadcast
 // and long k is split over dispatches as in matmul.wgsl (`trans` bits 2 and 3).
 
-const MAX_RANK: u32 = 8u;
+MATMUL_PARAMS
 
-struct Params {
-    count: u32,
-    m: u32,
-    n: u32,
-    k: u32,
-    trans: u32,
-    rank: u32,
-    k_lo: u32,
-    k_hi: u32,
-    batch_dims: array<vec4<u32>, 2>,
-    a_strides: array<vec4<u32>, 2>,
-    b_strides: array<vec4<u32>, 2>,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> in_a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> in_b: array<vec4<f32>>;
 OUTPUT
@@ -35,20 +21,9 @@ var<private> base_b: u32;
 var<private> base_c: u32;
 
 fn setup(batch: u32) {
-    var rem = batch;
-    var ma = 0u;
-    var mb = 0u;
-    var d = MAX_RANK;
-    while (d > MAX_RANK - params.rank) {
-        d = d - 1u;
-        let dim = params.batch_dims[d / 4u][d % 4u];
-        let coord = rem % dim;
-        rem = rem / dim;
-        ma = ma + coord * params.a_strides[d / 4u][d % 4u];
-        mb = mb + coord * params.b_strides[d / 4u][d % 4u];
-    }
-    base_a = ma * params.m * params.k;
-    base_b = mb * params.k * params.n;
+    let mats = operand_matrices(batch);
+    base_a = mats.x * params.m * params.k;
+    base_b = mats.y * params.k * params.n;
     base_c = batch * params.m * params.n;
 }
 

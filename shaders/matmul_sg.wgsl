@@ -14,27 +14,14 @@
 // vec4 variables (no private arrays). Loads out of range are clamped (always in bounds) and the
 // stores skipped, so every lane stays active for the broadcasts.
 //
-// Batch dimensions broadcast as in matmul.wgsl, and long k is split over dispatches as there
-// (k_lo, k_hi multiples of 4; `trans` bits 2 and 3): 5 loop trips per vec4 of k.
+// Batch dimensions broadcast as in matmul.wgsl (MATMUL_PARAMS: matmul_batch.wgsl), and long k
+// is split over dispatches as there (k_lo, k_hi multiples of 4; `trans` bits 2 and 3): 5 loop
+// trips per vec4 of k.
 
 const WG_SIZE: u32 = 64u;
-const MAX_RANK: u32 = 8u;
 
-struct Params {
-    count: u32,
-    m: u32,
-    n: u32,
-    k: u32,
-    trans: u32,
-    rank: u32,
-    k_lo: u32,
-    k_hi: u32,
-    batch_dims: array<vec4<u32>, 2>,
-    a_strides: array<vec4<u32>, 2>,
-    b_strides: array<vec4<u32>, 2>,
-}
+MATMUL_PARAMS
 
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> in_a: array<A_ELEM>;
 @group(0) @binding(2) var<storage, read> in_b: array<vec4<f32>>;
 OUTPUT
@@ -58,21 +45,10 @@ fn main(
     let tile_m = (group / tiles_n) % tiles_m;
     let batch = group / (tiles_n * tiles_m);
 
-    var rem = batch;
-    var ma = 0u;
-    var mb = 0u;
-    var d = MAX_RANK;
-    while (d > MAX_RANK - params.rank) {
-        d = d - 1u;
-        let dim = params.batch_dims[d / 4u][d % 4u];
-        let coord = rem % dim;
-        rem = rem / dim;
-        ma = ma + coord * params.a_strides[d / 4u][d % 4u];
-        mb = mb + coord * params.b_strides[d / 4u][d % 4u];
-    }
+    let mats = operand_matrices(batch);
     // Matrix offsets in floats (whole vec4s: k and n are multiples of 4).
-    let mat_a = ma * params.m * params.k;
-    let mat_b = mb * params.k * params.n;
+    let mat_a = mats.x * params.m * params.k;
+    let mat_b = mats.y * params.k * params.n;
     let base_c = batch * params.m * n4;
     let row0 = tile_m * 64u * ROWS + sg * 8u * ROWS + lane;
     let col0 = tile_n * 8u * VCOLS;

@@ -94,7 +94,13 @@ fn gpu_matmul(
 /// The float32 batched matmul kernel, its results stored by `output` (the template's `OUTPUT`:
 /// see `fused::wgsl::output_code`).
 pub fn matmul_wgsl(output: &str) -> String {
-    with_prelude(&code_of(wgsl::MATMUL).replace("OUTPUT", output))
+    with_prelude(&matmul_code(wgsl::MATMUL).replace("OUTPUT", output))
+}
+
+/// A matmul template without its comments, with the uniforms and batch walk the matmul
+/// templates share (shaders/matmul_batch.wgsl) in place of its `MATMUL_PARAMS` line.
+pub(crate) fn matmul_code(template: &str) -> String {
+    code_of(template).replace("MATMUL_PARAMS", &code_of(wgsl::MATMUL_BATCH))
 }
 
 /// The subgroup matmul kernel (see shaders/matmul_sg.wgsl) with `rows` rows and `vcols` vec4
@@ -153,7 +159,7 @@ pub fn matmul_sg_wgsl(rows: usize, vcols: usize, ta: bool, tb: bool, output: &st
     let stores =
         tile.stores(&TileStore { first: "row0", rows_end: "params.m", width: "n4", base: "base_c + ", store: "emit" });
     let parts = [("A_ELEM", if ta { "f32" } else { "vec4<f32>" })];
-    tile.instantiate(wgsl::MATMUL_SG, &parts, [&decls, &body, &stores], output)
+    tile.instantiate(&matmul_code(wgsl::MATMUL_SG), &parts, [&decls, &body, &stores], output)
 }
 
 /// `MatMul` / `BatchMatMulV2` on shapes the CPU checks accepted: `m x k` times `k x n` per

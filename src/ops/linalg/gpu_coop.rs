@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::ops::coop_tile::{self, gemm_coop_wgsl};
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
-use crate::ops::kernel::code_of;
 use crate::ops::rb_tile::matmul_along;
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::variant::{CoopShape, Kernels};
@@ -15,7 +14,7 @@ use crate::runtime::gpu::variant::{CoopShape, Kernels};
 /// The cooperative matrix matmul, its results stored by `output` (`None`: no block for
 /// `shape`).
 pub fn matmul_coop_wgsl(shape: CoopShape, ta: bool, tb: bool, output: &str) -> Option<String> {
-    let header = code_of(wgsl::MATMUL_RB).replace("OUTPUT", output);
+    let header = super::gpu::matmul_code(wgsl::MATMUL_RB).replace("OUTPUT", output);
     gemm_coop_wgsl(shape, matmul_along(ta, tb), &header)
 }
 

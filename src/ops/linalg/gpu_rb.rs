@@ -5,7 +5,6 @@ use super::gpu::k_split;
 use crate::error::Result;
 use crate::ops::fused::wgsl::output_code;
 use crate::ops::fused::Epilogue;
-use crate::ops::kernel::code_of;
 use crate::ops::rb_tile::{gemm_rb_wgsl, k_per_dispatch, matmul_along};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::variant::{Kernels, RbTile};
@@ -13,7 +12,7 @@ use crate::runtime::gpu::variant::{Kernels, RbTile};
 /// The register-blocked kernel for `tile` and the transposes, its results stored by `output`
 /// (the template's `OUTPUT`).
 pub fn matmul_rb_wgsl(tile: RbTile, ta: bool, tb: bool, output: &str) -> String {
-    let header = code_of(wgsl::MATMUL_RB).replace("OUTPUT", output);
+    let header = super::gpu::matmul_code(wgsl::MATMUL_RB).replace("OUTPUT", output);
     let (a, b) = matmul_along(ta, tb);
     gemm_rb_wgsl(tile, a, b, &header)
 }

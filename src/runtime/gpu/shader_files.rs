@@ -35,6 +35,7 @@ shader_files! {
     GEMM_COOP => "gemm_coop.wgsl",
     GEMM_RB => "gemm_rb.wgsl",
     MATMUL => "matmul.wgsl",
+    MATMUL_BATCH => "matmul_batch.wgsl",
     MATMUL_RB => "matmul_rb.wgsl",
     MATMUL_SG => "matmul_sg.wgsl",
     MAX_POOL_ARGMAX => "max_pool_argmax.wgsl",
