@@ -1,7 +1,8 @@
 //! One session shared by several threads (`&Session` in scoped threads, `Arc<Session>`), on
 //! the CPU and on the GPU: independent runs get their own results, concurrent assignments
 //! lose no update, a run sees another run's assignments all or not at all, a plan is built
-//! once, and closing from another thread stops the runs cleanly.
+//! once, and closing from another thread stops the runs cleanly; in a GPU session, runs on the
+//! host alone share the values' lock with each other and stay whole beside GPU runs.
 
 mod common;
 
@@ -163,6 +164,62 @@ fn a_run_sees_another_runs_assignments_all_or_none(device: Device) {
         }
     });
     assert_eq!(sess.eval(&a).expect("a"), Tensor::filled(DType::F32, &[512], 40.0));
+}
+
+/// In a GPU session, runs on the host alone that assign nothing share the values' lock: here
+/// the variables live on the CPU, readers fetch them (host-only runs) while a writer steps them
+/// and other runs compute on the GPU from them; every read is still all or none.
+#[test]
+fn a_gpu_session_runs_host_plans_side_by_side_and_whole() {
+    if !common::gpu_ready() {
+        return;
+    }
+    let g = Graph::new();
+    let (a, b, step) = {
+        let _cpu = g.device("/cpu:0");
+        let a = g.variable(Tensor::filled(DType::F32, &[512], 0.0), "a").expect("variable");
+        let b = g.variable(Tensor::filled(DType::F32, &[512], 0.0), "b").expect("variable");
+        let up_a = g.assign_add(&a, Tensor::filled(DType::F32, &[512], 1.0)).expect("assign_add");
+        let up_b = g.assign_add(&b, &a).expect("assign_add");
+        let step = g.group(&[&up_a.op(), &up_b.op()]).expect("group");
+        (a, b, step)
+    };
+    let on_gpu = {
+        let _gpu = g.device("/gpu:0");
+        g.reduce_sum(g.sub(&a, &b).expect("sub"), None, false).expect("sum")
+    };
+    let sess = Session::new(&g, ConfigProto::default()).expect("session");
+    sess.run(&[g.global_variables_initializer().expect("init")]).expect("initializes");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..40 {
+                sess.run(&[&step]).expect("steps");
+            }
+        });
+        for t in 0..THREADS - 1 {
+            let (sess, a, b, on_gpu) = (&sess, &a, &b, &on_gpu);
+            s.spawn(move || {
+                for i in 0..40 {
+                    let out = sess.run(&[a.value(), b.value()]).expect("reads");
+                    let a = out[0].clone().expect("a").to_f32_vec().expect("f32");
+                    let b = out[1].clone().expect("b").to_f32_vec().expect("f32");
+                    let k = a[0];
+                    assert!(a.iter().all(|&x| x == k), "a torn: {a:?}");
+                    let whole = [k * (k + 1.0) / 2.0, k * (k - 1.0) / 2.0];
+                    assert!(b.iter().all(|&x| whole.contains(&x) && x == b[0]), "k = {k}, b = {}", b[0]);
+                    if (i + t) % 4 == 0 {
+                        let d = sess.eval(on_gpu).expect("computes on the GPU").to_f32_vec().expect("f32");
+                        let k = d[0] / 512.0;
+                        assert!(k.fract() == 0.0, "a - b summed on the GPU: {}", d[0]);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(sess.eval(a.value()).expect("a"), Tensor::filled(DType::F32, &[512], 40.0));
+    // b took a's value from before or after a's update in each step, as the step's order says.
+    let b = sess.eval(b.value()).expect("b");
+    assert!([780.0, 820.0].iter().any(|&v| b == Tensor::filled(DType::F32, &[512], v)), "{b:?}");
 }
 
 /// Threads that race to run one new signature build its plan once.

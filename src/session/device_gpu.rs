@@ -116,6 +116,17 @@ impl GpuState {
         }) || plan.fetches.iter().any(|f| matches!(f, FetchFrom::Var(id, _) if vars.contains_key(id)))
     }
 
+    /// The host's variables, for a run that uses no GPU ([`GpuState::host_only`]) under the
+    /// shared lock.
+    pub(crate) fn host_vars(&self) -> &Variables {
+        &self.host_vars
+    }
+
+    /// Whether `plan` uses none of the GPUs (see `uses`): it runs on the host alone.
+    pub(crate) fn host_only(&self, plan: &Plan) -> bool {
+        (0..self.gpus.len()).all(|i| !self.uses(plan, i))
+    }
+
     /// Runs `plan` with the executor on the host and the GPUs it uses.
     pub(crate) fn execute(
         &mut self,

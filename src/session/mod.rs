@@ -19,14 +19,14 @@
 //!   taken for reading inside), then lets it go before it executes.
 //! - the values (a read-write lock): the variables, and in a GPU session the buffer pool and
 //!   the resident constants; `None` once the session is closed. A run holds it while its
-//!   plan executes, from the first step to the last readback. In a CPU session a plan that
-//!   assigns no variable takes it shared, so such runs (inference, reading variables) go on
-//!   at the same time; a run that assigns takes it alone, so its reads and writes are atomic
-//!   with respect to every other run (`assign_add` from several threads loses no update,
-//!   and a run that reads variables sees all of another run's assignments or none). In a GPU
-//!   session every run takes it alone: a run records into one stream per GPU on that GPU's
-//!   buffer pool, so GPU runs of one session take turns, whatever the number of its GPUs (two
-//!   sessions still run side by side).
+//!   plan executes, from the first step to the last readback. A plan on the host alone that
+//!   assigns no variable takes it shared (in a GPU session too, when the plan uses no GPU),
+//!   so such runs (inference, reading variables) go on at the same time; a run that assigns
+//!   takes it alone, so its reads and writes are atomic with respect to every other run
+//!   (`assign_add` from several threads loses no update, and a run that reads variables sees
+//!   all of another run's assignments or none). A run that uses a GPU takes it alone: it
+//!   records into one stream per GPU on that GPU's buffer pool, so GPU runs of one session
+//!   take turns, whatever the number of its GPUs (two sessions still run side by side).
 //! - the counters: atomics, read without waiting; [`Session::stats`] reads the GPU's figures
 //!   under the values' lock, so in a GPU session it waits for the run in progress.
 //!

@@ -113,9 +113,10 @@ impl Session {
     }
 
     /// Runs `plan` on the session's devices (in its thread pool, if it has one) and adds the
-    /// run's partition and transfer figures to `metadata`. A CPU session's run that assigns
-    /// no variable shares the values' lock with others like it; every other run holds it
-    /// alone, from its first step to its last readback.
+    /// run's partition and transfer figures to `metadata`. A run on the host alone that
+    /// assigns no variable (in a CPU session, or in a GPU session with a plan that uses no
+    /// GPU) shares the values' lock with others like it; every other run holds it alone, from
+    /// its first step to its last readback.
     pub(super) fn execute(
         &self,
         plan: &Plan,
@@ -130,17 +131,20 @@ impl Session {
             }
         }
         let owner = self.id;
-        if self.gpu_targets.is_empty() && !plan.writes_variables() {
+        if !plan.writes_variables() {
             let state = read(&self.values);
             let vars = match state.as_ref() {
-                Some(Backend::Cpu(vars)) => vars,
-                Some(Backend::Gpu(_)) => return Err(Error::internal("a GPU backend in a CPU session")),
+                Some(Backend::Cpu(vars)) => Some(vars),
+                Some(Backend::Gpu(gpu)) if gpu.host_only(plan) => Some(gpu.host_vars()),
+                Some(Backend::Gpu(_)) => None,
                 None => return Err(closed()),
             };
-            return self.in_pool(move || {
-                let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
-                executor::execute(plan, values, CpuDevice::shared(vars), Vec::new(), options, metadata)
-            });
+            if let Some(vars) = vars {
+                return self.in_pool(move || {
+                    let _owner = crate::runtime::cpu::recycle::OwnerScope::enter(owner);
+                    executor::execute(plan, values, CpuDevice::shared(vars), Vec::new(), options, metadata)
+                });
+            }
         }
         let mut state = write(&self.values);
         let state = state.as_mut().ok_or_else(closed)?;
