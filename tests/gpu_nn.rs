@@ -140,7 +140,8 @@ fn pool_kernels_per_channel_count() {
 
 /// Softmax rows of every kernel: a workgroup per row along the last axis (vec4 loads for
 /// lengths that are multiples of 4, scalar ones else, up to 200,000 elements), a thread per row
-/// (short rows, other axes), passes past the loop budget; rows with a NaN, with -inf, with +inf.
+/// (short rows, other axes), passes past the loop budget; rows with a NaN, with -inf, with +inf;
+/// empty batches and rows.
 #[test]
 fn softmax_kernels_match_cpu() {
     if !common::gpu_ready() {
@@ -156,12 +157,14 @@ fn softmax_kernels_match_cpu() {
         (&[1, 200_000], -1),
         (&[1, 300_001], -1),
         (&[7, 100, 3], 1),
+        (&[0, 1000], -1),
+        (&[2, 0], -1),
     ];
     for (shape, axis) in cases {
         let n: usize = shape.iter().product();
         let mut values = common::random_values(n, 11);
         let row = shape[shape.len() - 1];
-        if shape[0] > 1 && *axis == -1 {
+        if shape[0] > 1 && *axis == -1 && row > 7 {
             values[row + 5] = f32::NAN;
             values[row..2 * row].iter_mut().skip(7).step_by(3).for_each(|v| *v = f32::NEG_INFINITY);
             if shape[0] > 2 {
