@@ -52,55 +52,50 @@ pub(crate) fn pool_kernel_wgsl(vec4: bool, grid: bool) -> Result<&'static str> {
     pool_wgsl(&key, wgsl::POOL, &[("LANES", lanes), ("GRID_LOOP", outputs)])
 }
 
-/// The checks of [`pool_geometry`] (shared with the CPU kernel), then the kernel.
+/// The checks of [`pool_geometry`] (shared with the CPU kernel), then the kernel: one pass
+/// where a thread can walk a whole window within the loop budget, else slices of the windows.
 fn pool_lowering(xs: &[usize], max: bool, k: [usize; 4], s: [usize; 4], padding: Padding) -> Result<GpuLowering> {
     let PoolShape { out_h, out_w, pad: [pad_h, pad_w], depth_window } = pool_geometry(xs, max, k, s, padding)?;
     let out_c = depth_window.map_or(xs[3], |kd| xs[3] / kd);
     word(xs.iter().product())?;
     let out = vec![xs[0], out_h, out_w, out_c];
-    let invocations: usize = out.iter().product();
+    // The uniforms both pool templates start with, channel counts in units of `lanes`.
+    let geometry = |lanes: usize, last: usize| -> Result<Vec<u32>> {
+        [xs[1], xs[2], xs[3] / lanes, k[1], k[2], k[3], s[1], s[2], pad_h, pad_w, out_h, out_w, out_c / lanes]
+            .into_iter()
+            .chain([usize::from(max), last])
+            .map(word)
+            .collect()
+    };
     // pool.wgsl walks a window in one thread: 1 + win_c + 1 trips per cell, 2 per row.
-    let cells = k[1] * k[2] * k[3];
     let trips = k[1] * (2 + k[2] * (k[3] + 2));
     if trips + OVERHEAD_TRIPS <= MAX_LOOP_TRIPS {
         // Four channels per load where the window takes one channel; a grid of at most
         // `grid_threads` threads where the budget allows (one trip more per output).
         let lanes = if depth_window.is_none() && xs[3].is_multiple_of(4) { 4 } else { 1 };
-        let total = invocations / lanes;
+        let total = out.iter().product::<usize>() / lanes;
         let cap = crate::runtime::gpu::variant::grid_threads();
         let grid = cap != usize::MAX;
         let per_thread = (MAX_LOOP_TRIPS - OVERHEAD_TRIPS) / (trips + 1);
         let threads = if grid { total.min(cap.max(total.div_ceil(per_thread))) } else { total };
-        let geometry = [xs[1], xs[2], xs[3] / lanes, k[1], k[2], k[3], s[1], s[2], pad_h, pad_w, out_h, out_w];
-        let uniforms = geometry
-            .into_iter()
-            .chain([out_c / lanes, usize::from(max), total])
-            .map(word)
-            .collect::<Result<Vec<u32>>>()?;
-        return f32_kernel(pool_kernel_wgsl(lanes == 4, grid)?, uniforms, threads, out);
+        return f32_kernel(pool_kernel_wgsl(lanes == 4, grid)?, geometry(lanes, total)?, threads, out);
     }
     // A huge window: slices of its cells, then a max or a sum over the slices.
-    let uniforms =
-        [xs[1], xs[2], xs[3], k[1], k[2], k[3], s[1], s[2], pad_h, pad_w, out_h, out_w, out_c, usize::from(max)]
-            .into_iter()
-            .map(word)
-            .collect::<Result<Vec<u32>>>()?;
     let slice = MAX_LOOP_TRIPS - OVERHEAD_TRIPS;
-    let slices = cells.div_ceil(slice);
-    let count = word(slices.saturating_mul(invocations))?;
-    let mut uniforms = uniforms;
-    uniforms.push(word(slice)?);
+    let slices = (k[1] * k[2] * k[3]).div_ceil(slice);
+    let outputs: usize = out.iter().product();
+    let count = word(slices.saturating_mul(outputs))?;
     let mut p = Passes::new(DType::F32, out);
-    let partials = p.temp(DType::F32, vec![slices, invocations]);
+    let partials = p.temp(DType::F32, vec![slices, outputs]);
     p.passes.push(Pass {
         wgsl: pool_wgsl("pool_sliced", wgsl::POOL_SLICED, &[])?.into(),
-        uniforms,
+        uniforms: geometry(1, slice)?,
         invocations: u64::from(count),
         workgroup_size: WG,
         inputs: vec![PassBuf::Input(0)],
         output: partials,
     });
-    let axes = Axes { kept: (vec![invocations], vec![1]), red: (vec![slices], vec![invocations]) };
+    let axes = Axes { kept: (vec![outputs], vec![1]), red: (vec![slices], vec![outputs]) };
     let kind = if max { ReduceKind::Max } else { ReduceKind::Sum };
     reduce_passes(&mut p, (kind, DType::F32), &axes, partials, PassBuf::Out)?;
     Ok(p.lowering())
