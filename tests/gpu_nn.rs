@@ -180,3 +180,48 @@ fn softmax_kernels_match_cpu() {
         assert!(built(key), "the {key} kernel did not run: {:?}", wgflow::testing::kernels_built());
     }
 }
+
+/// The cross-entropy losses (dense and sparse labels, loss and backprop) on every kernel: a
+/// thread per row (10 and 300 classes; on GPUs a workgroup takes 300), a workgroup per row
+/// (1,500 and 5,001 classes: past one thread's loop budget; NaN and -inf logits), passes past
+/// the workgroup's (70,000 classes).
+#[test]
+fn cross_entropy_kernels_match_cpu() {
+    if !common::gpu_ready() {
+        return;
+    }
+    for (batch, classes) in [(5usize, 10usize), (3, 300), (4, 1500), (3, 5001), (2, 70_000)] {
+        let mut logits = common::random_values(batch * classes, 21);
+        logits.iter_mut().for_each(|v| *v *= 6.0);
+        if batch > 2 && classes > 100 {
+            logits[classes + 17] = f32::NAN;
+            logits[2 * classes + 3] = f32::NEG_INFINITY;
+        }
+        let weights: Vec<f32> = common::random_values(batch * classes, 22).iter().map(|v| v.abs()).collect();
+        let dense: Vec<f32> = weights
+            .chunks(classes)
+            .flat_map(|row| {
+                let total: f32 = row.iter().sum();
+                row.iter().map(move |w| w / total).collect::<Vec<_>>()
+            })
+            .collect();
+        let sparse: Vec<i32> = (0..batch).map(|r| ((r * 7919 + 3) % classes) as i32).collect();
+        let inputs = [
+            Tensor::from_f32(&[batch, classes], logits).expect("logits"),
+            Tensor::from_f32(&[batch, classes], dense).expect("dense labels"),
+            Tensor::from_i32(&[batch], sparse).expect("sparse labels"),
+        ];
+        let tol = Tol::Close { rtol: 1e-4, atol: 1e-6 };
+        let what = format!("dense cross-entropy {batch}x{classes}");
+        close_on_both(&what, &inputs, tol, |g, i| g.softmax_cross_entropy_with_logits(&i[1], &i[0]));
+        let what = format!("dense cross-entropy backprop {batch}x{classes}");
+        close_on_both(&what, &inputs, tol, |g, i| g.softmax_cross_entropy_with_logits_grad(&i[1], &i[0]));
+        let what = format!("sparse cross-entropy {batch}x{classes}");
+        close_on_both(&what, &inputs, tol, |g, i| g.sparse_softmax_cross_entropy_with_logits(&i[2], &i[0]));
+        let what = format!("sparse cross-entropy backprop {batch}x{classes}");
+        close_on_both(&what, &inputs, tol, |g, i| g.sparse_softmax_cross_entropy_with_logits_grad(&i[2], &i[0]));
+    }
+    for key in ["nn xent_wg", "nn xent dense", "nn xent_rows"] {
+        assert!(built(key), "the {key} kernel did not run: {:?}", wgflow::testing::kernels_built());
+    }
+}

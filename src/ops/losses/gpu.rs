@@ -1,11 +1,11 @@
 //! GPU lowerings of the cross-entropy losses (float32): one thread per row for short rows
-//! (shaders/xent.wgsl), workgroup trees then one pass per element for long ones
-//! (xent_rows.wgsl). Each template serves dense and sparse labels through its placeholders;
+//! (shaders/xent.wgsl), a workgroup per row for longer ones (xent_wg.wgsl), and workgroup
+//! trees then one pass per element for rows past that kernel's loop budget (xent_rows.wgsl). Each template serves dense and sparse labels through its placeholders;
 //! the sparse kernels check their labels through the error flag.
 
 use super::Xent;
 use crate::error::Result;
-use crate::ops::gpu_passes::{tree_passes, Axes, Fold};
+use crate::ops::gpu_passes::{tree_passes, workgroup_combine, Axes, Fold};
 use crate::ops::kernel::{template_wgsl, word};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::flags::error_flag_wgsl;
@@ -118,9 +118,34 @@ const ROWS_SPARSE: [(&str, &str); 4] = [
     ),
 ];
 
+/// The workgroup-per-row kernel's code for dense labels (shaders/xent_wg.wgsl); its LOSS sums
+/// the terms with the workgroup combine COMBINE_SUM.
+const WG_DENSE_LOSS: &str = "let lse = log_tf(sum);
+    acc = 0.0;
+    for (var j = lid; j < params.classes; j = j + WG_SIZE) {
+        acc = acc + labels[base + j] * (lse - (logits[base + j] - m));
+    }
+COMBINE_SUM
+    if (lid == 0u) {
+        out[row] = acc;
+    }";
+/// ... and for sparse labels: thread 0 checks the label and writes the loss.
+const WG_SPARSE_CHECK: &str = "let label = labels[row];
+    let valid = label >= 0 && u32(label) < params.classes;
+    if (!valid && lid == 0u) {
+        raise_label_error(label, params.classes);
+    }";
+const WG_SPARSE_LOSS: &str = "if (lid == 0u) {
+        if (valid) {
+            out[row] = log_tf(sum) - (logits[base + u32(label)] - m);
+        } else {
+            out[row] = nan_f32();
+        }
+    }";
+
 /// `template` (a loss kernel named `name`) with the dense or the sparse labels' `parts`: the
-/// sparse one (`flag` given) gets the error flag its label check raises, at binding `flag`
-/// (after its output).
+/// sparse one (`flag` given: its output's binding) gets the error flag its label check raises,
+/// bound after its output.
 fn with_labels(name: &str, template: &str, parts: &[(&str, &str)], flag: Option<u32>) -> Result<&'static str> {
     let Some(binding) = flag else {
         return template_wgsl(&format!("{name} dense"), template, parts);
@@ -130,7 +155,7 @@ fn with_labels(name: &str, template: &str, parts: &[(&str, &str)], flag: Option<
 }
 
 /// The one-thread-per-row cross-entropy kernel for dense or `sparse` labels (the sparse one's
-/// error flag at binding 3).
+/// error flag after its output, at binding 4).
 pub(crate) fn xent_wgsl(sparse: bool) -> Result<&'static str> {
     match sparse {
         false => with_labels("xent", wgsl::XENT, &DENSE, None),
@@ -139,7 +164,7 @@ pub(crate) fn xent_wgsl(sparse: bool) -> Result<&'static str> {
 }
 
 /// The cross-entropy's last pass over long rows for dense or `sparse` labels (the sparse one's
-/// error flag at binding 5).
+/// error flag after its output, at binding 6).
 pub(crate) fn xent_rows_wgsl(sparse: bool) -> Result<&'static str> {
     match sparse {
         false => with_labels("xent_rows", wgsl::XENT_ROWS, &ROWS_DENSE, None),
@@ -147,12 +172,42 @@ pub(crate) fn xent_rows_wgsl(sparse: bool) -> Result<&'static str> {
     }
 }
 
+/// The workgroup-per-row cross-entropy kernel for dense or `sparse` labels (the sparse one's
+/// error flag after its output, at binding 4), its combines with `subgroups` or the tree.
+pub(crate) fn xent_wg_wgsl(sparse: bool, subgroups: bool) -> Result<&'static str> {
+    let (combine, builtins) = workgroup_combine(subgroups);
+    let max = combine.replace("REDUCE_COMBINE", "select(acc, v, v > acc)");
+    let sum = combine.replace("REDUCE_COMBINE", "acc + v");
+    let dense_loss = WG_DENSE_LOSS.replace("COMBINE_SUM", &sum);
+    let (check, backprop, loss) = match sparse {
+        false => ("", DENSE[2].1, dense_loss.as_str()),
+        true => (WG_SPARSE_CHECK, SPARSE[2].1, WG_SPARSE_LOSS),
+    };
+    let parts = [
+        ("LABEL_ELEM", if sparse { "i32" } else { "f32" }),
+        ("ROW_MAX", max.as_str()),
+        ("ROW_SUM", sum.as_str()),
+        ("BUILTINS", builtins),
+        ("LABEL_CHECK", check),
+        ("BACKPROP", backprop),
+        ("LOSS", loss),
+    ];
+    let name = format!("xent_wg subgroups {subgroups}");
+    with_labels(&name, wgsl::XENT_WG, &parts, sparse.then_some(3))
+}
+
 /// Every instantiation of the loss templates, named, for the naga validation test.
 pub(crate) fn instantiations() -> Result<Vec<(String, String)>> {
-    Ok(vec![
+    let mut all = vec![
         ("xent.wgsl dense".into(), xent_wgsl(false)?.to_string()),
         ("xent.wgsl sparse with its error flag".into(), xent_wgsl(true)?.to_string()),
         ("xent_rows.wgsl dense".into(), xent_rows_wgsl(false)?.to_string()),
         ("xent_rows.wgsl sparse with its error flag".into(), xent_rows_wgsl(true)?.to_string()),
-    ])
+    ];
+    for sparse in [false, true] {
+        for sg in [false, true] {
+            all.push((format!("xent_wg.wgsl sparse {sparse} subgroups {sg}"), xent_wg_wgsl(sparse, sg)?.to_string()));
+        }
+    }
+    Ok(all)
 }

@@ -4,7 +4,9 @@
 //! (`gpu_passes::softmax_passes`).
 
 use crate::error::Result;
-use crate::ops::gpu_passes::{serial, softmax_passes, workgroup_combine, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use crate::ops::gpu_passes::{
+    serial, softmax_passes, workgroup_combine, COMBINE_TRIPS, MAX_LOOP_TRIPS, OVERHEAD_TRIPS,
+};
 use crate::ops::kernel::{kernel, with_prelude, word};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::variant::subgroup_reductions;
@@ -12,9 +14,6 @@ use crate::tensor::DType;
 
 /// The row kernel's workgroup size (shaders/softmax_rows.wgsl).
 const ROW_WG: usize = 64;
-/// The most loop trips of one of the row kernel's combines: 6 tree steps, or up to 6 shuffles
-/// and 16 subgroups' values (see `workgroup_combine`).
-const COMBINE_TRIPS: usize = 24;
 
 /// The row kernel's loads: scalar, or four elements at a time.
 const ROW_SCALAR: &str = "alias V = f32;

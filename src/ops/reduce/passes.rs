@@ -101,6 +101,10 @@ const SUBGROUP_BUILTINS: &str = "    @builtin(subgroup_size) sg_size: u32,
     @builtin(subgroup_id) sg_id: u32,
     @builtin(subgroup_invocation_id) lane: u32,";
 
+/// The most loop trips of one [`workgroup_combine`]: 6 tree steps, or up to 6 shuffles and
+/// 16 subgroups' values.
+pub(crate) const COMBINE_TRIPS: usize = 24;
+
 /// How a workgroup of `WG_SIZE` threads combines its threads' `acc` into thread 0's with
 /// `REDUCE_COMBINE` (an expression of `acc` and `v`), reading `part` (64 values in workgroup
 /// memory) and `lid`: the tree, or (`subgroups`) the shuffles; and the entry point's builtins

@@ -59,6 +59,7 @@ shader_files! {
     UNARY_VEC4 => "unary_vec4.wgsl",
     XENT => "xent.wgsl",
     XENT_ROWS => "xent_rows.wgsl",
+    XENT_WG => "xent_wg.wgsl",
 }
 
 #[cfg(test)]

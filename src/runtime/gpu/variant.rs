@@ -283,6 +283,15 @@ fn warn_once(asked: KernelVariant, used: KernelVariant) -> KernelVariant {
     used
 }
 
+/// Whether the kernels being lowered are for a CPU-type driver (lavapipe), where a thread
+/// that walks more work often beats more threads that share it.
+pub(crate) fn cpu_driver() -> bool {
+    match target() {
+        Some(t) => t.cpu_driver,
+        None => current().is_some_and(|c| c.info().device_type == wgpu::DeviceType::Cpu),
+    }
+}
+
 /// Sets the most threads of the grid-stride elementwise kernels (see [`grid_threads`]), to test
 /// or tune them; read once per process.
 pub const GRID_THREADS_ENV: &str = "WGFLOW_GRID_THREADS";
@@ -300,11 +309,7 @@ pub(crate) fn grid_threads() -> usize {
     if let Some(n) = *forced {
         return n;
     }
-    let cpu_driver = match target() {
-        Some(t) => t.cpu_driver,
-        None => current().is_some_and(|c| c.info().device_type == wgpu::DeviceType::Cpu),
-    };
-    if cpu_driver {
+    if cpu_driver() {
         usize::MAX
     } else {
         1 << 18
