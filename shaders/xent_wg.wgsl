@@ -5,8 +5,9 @@
 // which says what each writes. Instantiated by `xent_wg_wgsl` (src/ops/losses/gpu.rs), which
 // replaces LABEL_ELEM, LABEL_CHECK (the label check, raising the error flag from thread 0),
 // BACKPROP and LOSS with the dense or sparse code, ROW_MAX and ROW_SUM with the workgroup
-// combines of `reduce::passes::workgroup_combine` (a tree in workgroup memory, or subgroup
-// shuffles) and BUILTINS with the builtins they read, then prepends prelude.wgsl.
+// combines of `reduce::passes::row_combines` (a tree in workgroup memory, or subgroup
+// shuffles), BUILTINS with the builtins they read and ROW_HELPERS with row_combine.wgsl (their
+// workgroup memory and `broadcast`), then prepends prelude.wgsl.
 //
 // Workgroup g handles row g (of count / WG_SIZE rows): its threads walk the row WG_SIZE
 // classes apart (neighbouring threads read neighbouring classes) for the max (NaN skipped,
@@ -30,18 +31,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> labels: array<LABEL_ELEM>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-var<workgroup> part: array<f32, 64>;
-
-// Thread 0's `acc` (the result of a combine) for every thread of the workgroup.
-fn broadcast(acc: f32, lid: u32) -> f32 {
-    if (lid == 0u) {
-        part[0] = acc;
-    }
-    workgroupBarrier();
-    let v = part[0];
-    workgroupBarrier();
-    return v;
-}
+ROW_HELPERS
 
 @compute @workgroup_size(WG_SIZE)
 fn main(

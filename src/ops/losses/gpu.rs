@@ -5,7 +5,7 @@
 
 use super::Xent;
 use crate::error::Result;
-use crate::ops::gpu_passes::{tree_passes, workgroup_combine, Axes, Fold};
+use crate::ops::gpu_passes::{row_combines, tree_passes, Axes, Fold};
 use crate::ops::kernel::{template_wgsl, word};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::flags::error_flag_wgsl;
@@ -175,19 +175,18 @@ pub(crate) fn xent_rows_wgsl(sparse: bool) -> Result<&'static str> {
 /// The workgroup-per-row cross-entropy kernel for dense or `sparse` labels (the sparse one's
 /// error flag after its output, at binding 4), its combines with `subgroups` or the tree.
 pub(crate) fn xent_wg_wgsl(sparse: bool, subgroups: bool) -> Result<&'static str> {
-    let (combine, builtins) = workgroup_combine(subgroups);
-    let max = combine.replace("REDUCE_COMBINE", "select(acc, v, v > acc)");
-    let sum = combine.replace("REDUCE_COMBINE", "acc + v");
-    let dense_loss = WG_DENSE_LOSS.replace("COMBINE_SUM", &sum);
+    let row = row_combines(subgroups);
+    let dense_loss = WG_DENSE_LOSS.replace("COMBINE_SUM", &row.sum);
     let (check, backprop, loss) = match sparse {
         false => ("", DENSE[2].1, dense_loss.as_str()),
         true => (WG_SPARSE_CHECK, SPARSE[2].1, WG_SPARSE_LOSS),
     };
     let parts = [
         ("LABEL_ELEM", if sparse { "i32" } else { "f32" }),
-        ("ROW_MAX", max.as_str()),
-        ("ROW_SUM", sum.as_str()),
-        ("BUILTINS", builtins),
+        ("ROW_MAX", row.max.as_str()),
+        ("ROW_SUM", row.sum.as_str()),
+        ("BUILTINS", row.builtins),
+        ("ROW_HELPERS", row.helpers.as_str()),
         ("LABEL_CHECK", check),
         ("BACKPROP", backprop),
         ("LOSS", loss),

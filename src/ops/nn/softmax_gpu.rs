@@ -4,9 +4,7 @@
 //! (`gpu_passes::softmax_passes`).
 
 use crate::error::Result;
-use crate::ops::gpu_passes::{
-    serial, softmax_passes, workgroup_combine, COMBINE_TRIPS, MAX_LOOP_TRIPS, OVERHEAD_TRIPS,
-};
+use crate::ops::gpu_passes::{row_combines, serial, softmax_passes, COMBINE_TRIPS, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::kernel::{kernel, with_prelude, word};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::variant::subgroup_reductions;
@@ -47,12 +45,13 @@ pub fn softmax_wgsl() -> String {
 
 /// The workgroup-per-row softmax kernel: `vec4` loads, `subgroups` combines.
 pub(crate) fn softmax_rows_wgsl(vec4: bool, subgroups: bool) -> String {
-    let (combine, builtins) = workgroup_combine(subgroups);
+    let row = row_combines(subgroups);
     let code = crate::ops::kernel::code_of(wgsl::SOFTMAX_ROWS)
         .replace("LANES", if vec4 { ROW_VEC4 } else { ROW_SCALAR })
-        .replace("ROW_MAX", &combine.replace("REDUCE_COMBINE", "select(acc, v, v > acc)"))
-        .replace("ROW_SUM", &combine.replace("REDUCE_COMBINE", "acc + v"))
-        .replace("BUILTINS", builtins);
+        .replace("ROW_MAX", &row.max)
+        .replace("ROW_SUM", &row.sum)
+        .replace("BUILTINS", row.builtins)
+        .replace("ROW_HELPERS", &row.helpers);
     with_prelude(&code)
 }
 

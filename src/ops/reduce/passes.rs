@@ -108,12 +108,34 @@ pub(crate) const COMBINE_TRIPS: usize = 24;
 /// How a workgroup of `WG_SIZE` threads combines its threads' `acc` into thread 0's with
 /// `REDUCE_COMBINE` (an expression of `acc` and `v`), reading `part` (64 values in workgroup
 /// memory) and `lid`: the tree, or (`subgroups`) the shuffles; and the entry point's builtins
-/// that the combine reads. Also used by softmax's row kernel (shaders/softmax_rows.wgsl).
-pub(crate) fn workgroup_combine(subgroups: bool) -> (&'static str, &'static str) {
+/// that the combine reads.
+fn workgroup_combine(subgroups: bool) -> (&'static str, &'static str) {
     if subgroups {
         (SUBGROUP_COMBINE, SUBGROUP_BUILTINS)
     } else {
         (TREE_COMBINE, "")
+    }
+}
+
+/// The parts of a workgroup-per-row kernel (shaders/softmax_rows.wgsl, xent_wg.wgsl): the
+/// combines of a row's max (NaN skipped, [`Fold::SOFTMAX_MAX`]) and of a sum, the builtins they
+/// read, and the helpers they share (shaders/row_combine.wgsl: their workgroup memory and
+/// `broadcast`).
+pub(crate) struct RowCombines {
+    pub(crate) max: String,
+    pub(crate) sum: String,
+    pub(crate) builtins: &'static str,
+    pub(crate) helpers: String,
+}
+
+/// [`RowCombines`] with the subgroup shuffles (`subgroups`) or the tree.
+pub(crate) fn row_combines(subgroups: bool) -> RowCombines {
+    let (combine, builtins) = workgroup_combine(subgroups);
+    RowCombines {
+        max: combine.replace("REDUCE_COMBINE", Fold::SOFTMAX_MAX.combine),
+        sum: combine.replace("REDUCE_COMBINE", Fold::SUM_F32.combine),
+        builtins,
+        helpers: code_of(wgsl::ROW_COMBINE),
     }
 }
 

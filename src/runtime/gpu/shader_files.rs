@@ -49,6 +49,7 @@ shader_files! {
     PRELUDE => "prelude.wgsl",
     REDUCE => "reduce.wgsl",
     REDUCE_TREE => "reduce_tree.wgsl",
+    ROW_COMBINE => "row_combine.wgsl",
     SOFTMAX => "softmax.wgsl",
     SOFTMAX_NORM => "softmax_norm.wgsl",
     SOFTMAX_ROWS => "softmax_rows.wgsl",
