@@ -5,8 +5,9 @@
 
 use super::Xent;
 use crate::error::Result;
-use crate::ops::gpu_passes::{row_combines, tree_passes, Axes, Fold};
+use crate::ops::gpu_passes::{tree_passes, Axes, Fold};
 use crate::ops::kernel::{template_wgsl, word};
+use crate::ops::reduce::combine::row_combines;
 use crate::ops::{cached_wgsl, wgsl, GpuLowering, Pass, PassBuf, Passes};
 use crate::runtime::gpu::flags::error_flag_wgsl;
 use crate::tensor::DType;

@@ -20,9 +20,10 @@ mod grad;
 
 pub(crate) use gpu::instantiations;
 
-use super::gpu_passes::{COMBINE_TRIPS, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use super::gpu_passes::{MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use super::kernel::{f32_kernel, word};
 use super::nn::{bad_dtype, bad_dtype_run, with_rank};
+use super::reduce::combine::COMBINE_TRIPS;
 use super::{compute, same_dtype, shape_err, GpuLowering, InferResult, Op};
 use crate::error::{invalid, Result};
 use crate::graph::{Graph, Operand, Output};

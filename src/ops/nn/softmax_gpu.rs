@@ -4,8 +4,9 @@
 //! (`gpu_passes::softmax_passes`).
 
 use crate::error::Result;
-use crate::ops::gpu_passes::{row_combines, serial, softmax_passes, COMBINE_TRIPS, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
+use crate::ops::gpu_passes::{serial, softmax_passes, MAX_LOOP_TRIPS, OVERHEAD_TRIPS};
 use crate::ops::kernel::{kernel, with_prelude, word};
+use crate::ops::reduce::combine::{row_combines, COMBINE_TRIPS};
 use crate::ops::{cached_wgsl, wgsl, GpuLowering};
 use crate::runtime::gpu::variant::subgroup_reductions;
 use crate::tensor::DType;

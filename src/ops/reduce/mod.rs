@@ -3,6 +3,7 @@
 //! WGSL lowering (one kernel, or tree passes from `gpu_passes`), `grad.rs` the gradients.
 
 mod argmax;
+pub(crate) mod combine;
 mod cpu;
 mod gpu;
 mod grad;
